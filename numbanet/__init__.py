@@ -1,0 +1,41 @@
+"""numbanet: fully-connected neural networks trained by backpropagation,
+with every hot step a flat Numba kernel.
+
+>>> import numpy as np, numbanet
+>>> X = np.array([[0, 0], [0, 1], [1, 0], [1, 1]], dtype=float)
+>>> Y = np.array([[0], [1], [1], [0]], dtype=float)
+>>> net = numbanet.Network([2, 8, 1], activations="sigmoid", loss="mse", seed=0)
+>>> history = net.fit(X, Y, epochs=5000, batch_size=4, optimizer=numbanet.SGD(lr=2.0), progress=False)
+>>> bool(np.all((net.predict(X) > 0.5) == Y))
+True
+"""
+
+from numbanet.callbacks import Callback, EarlyStopping, History
+from numbanet.exceptions import ModelFileError, TrainingDivergedError
+from numbanet.gradcheck import GradcheckResult, gradcheck
+from numbanet.network import Network
+from numbanet.optimizers import SGD, Adam, AdamW, Optimizer, RMSprop
+from numbanet.schedules import ConstantLR, CosineLR, ExponentialLR, ReduceLROnPlateau, StepLR
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Network",
+    "SGD",
+    "Adam",
+    "AdamW",
+    "RMSprop",
+    "Optimizer",
+    "gradcheck",
+    "GradcheckResult",
+    "History",
+    "Callback",
+    "EarlyStopping",
+    "ConstantLR",
+    "StepLR",
+    "ExponentialLR",
+    "CosineLR",
+    "ReduceLROnPlateau",
+    "TrainingDivergedError",
+    "ModelFileError",
+]

@@ -1,0 +1,127 @@
+"""Input checks shared by :class:`~numbanet.Network` and the estimators.
+
+Every check raises :class:`ValueError` with the numbers involved, before any
+parameter is touched, so a refused call changes nothing.
+"""
+
+import numbers
+
+import numpy as np
+
+
+def as_matrix(X, name, dtype, *, n_cols=None, allow_1d=False, what="columns"):
+    """Validate ``X`` and return it as a C-contiguous, writeable 2-D array of ``dtype``.
+
+    Lists, integer, boolean, Fortran-ordered, strided and read-only arrays are
+    accepted; they are copied once when they are not already C-contiguous,
+    writeable and of ``dtype``.  The input is never modified.
+
+    Parameters
+    ----------
+    X : array-like
+        The input.
+    name : str
+        Its name in error messages (``"X"``, ``"Y"``).
+    dtype : numpy dtype
+        float32 or float64.
+    n_cols : int, optional
+        The required number of columns.
+    allow_1d : bool
+        Accept a 1-D array as one column (for targets of single-output nets).
+    what : str
+        What a column is called in messages (``"features"``, ``"outputs"``).
+
+    Raises
+    ------
+    ValueError
+        For ``None``, strings, complex or non-numeric values, arrays of 0 or 3+
+        dimensions, empty arrays, a wrong number of columns, NaN or infinity
+        (also values that overflow ``dtype``).
+    """
+    if X is None:
+        raise ValueError(f"{name} is None; expected an array of shape (n_samples, n_{what})")
+    if isinstance(X, (str, bytes)):
+        raise ValueError(f"{name} is a string; expected a numeric array of shape (n_samples, n_{what})")
+    arr = np.asarray(X)
+    kind = arr.dtype.kind
+    if kind in "USaV":
+        raise ValueError(f"{name} contains strings or non-numeric data (dtype {arr.dtype}); numbanet needs numbers")
+    if kind == "c":
+        raise ValueError(f"{name} contains complex numbers (dtype {arr.dtype}); numbanet needs real numbers")
+    if kind == "O":
+        try:
+            arr = arr.astype(np.float64)
+        except (TypeError, ValueError):
+            raise ValueError(f"{name} contains non-numeric values (dtype object); numbanet needs numbers") from None
+    if kind in "mM":
+        raise ValueError(f"{name} contains dates or time deltas (dtype {arr.dtype}); numbanet needs numbers")
+    if arr.ndim == 1 and allow_1d:
+        arr = arr.reshape(-1, 1)
+    if arr.ndim != 2:
+        hint = " (reshape a single sample with X.reshape(1, -1), a single feature with X.reshape(-1, 1))" if arr.ndim == 1 else ""
+        raise ValueError(
+            f"{name} must be 2-D, of shape (n_samples, n_{what}); got a {arr.ndim}-D array of shape {arr.shape}{hint}"
+        )
+    if arr.shape[0] == 0:
+        raise ValueError(f"{name} is empty: it has 0 samples (shape {arr.shape})")
+    if arr.shape[1] == 0:
+        raise ValueError(f"{name} has 0 {what} (shape {arr.shape})")
+    if n_cols is not None and arr.shape[1] != n_cols:
+        raise ValueError(f"{name} has {arr.shape[1]} {what}, but the network expects {n_cols}")
+    out = np.ascontiguousarray(arr, dtype=dtype)
+    if not out.flags.writeable:
+        # Numba compiles a separate specialisation for read-only arrays; one copy avoids it.
+        out = out.copy()
+    if not np.isfinite(out).all():
+        bad = np.argwhere(~np.isfinite(out))[0]
+        original = arr[bad[0], bad[1]]
+        reason = "NaN or infinity" if not np.isfinite(np.asarray(original, dtype=np.float64)) else f"a value too large for {np.dtype(dtype).name}"
+        raise ValueError(
+            f"{name} contains {reason} (first at row {bad[0]}, column {bad[1]}: {original!r}); "
+            "remove or impute such values before training"
+        )
+    return out
+
+
+def check_rows(X, Y, xname="X", yname="Y"):
+    """Refuse X and Y with different numbers of rows."""
+    if X.shape[0] != Y.shape[0]:
+        raise ValueError(f"{xname} has {X.shape[0]} samples but {yname} has {Y.shape[0]}; they must match")
+
+
+def sample_weights(sample_weight, n):
+    """Validate ``sample_weight`` and return it as a float64 vector (ones if None)."""
+    if sample_weight is None:
+        return np.ones(n, dtype=np.float64)
+    w = as_matrix(sample_weight, "sample_weight", np.float64, allow_1d=True, what="weights")
+    if w.shape[1] != 1:
+        raise ValueError(f"sample_weight must be 1-D of length n_samples; got shape {np.shape(sample_weight)}")
+    w = np.ascontiguousarray(w[:, 0])
+    if w.shape[0] != n:
+        raise ValueError(f"sample_weight has {w.shape[0]} entries but there are {n} samples")
+    if (w < 0).any():
+        raise ValueError(f"sample_weight must be non-negative; found {w.min():g}")
+    if w.sum() <= 0:
+        raise ValueError("sample_weight sums to 0; at least one sample must have a positive weight")
+    return w
+
+
+def positive_int(value, name):
+    """Return ``value`` as an int, refusing non-integers and values below 1."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise ValueError(f"{name} must be a positive integer; got {value!r}")
+    if value < 1:
+        raise ValueError(f"{name} must be a positive integer; got {value}")
+    return int(value)
+
+
+def non_negative_float(value, name, *, upper=None, upper_open=False):
+    """Return ``value`` as a float, refusing negative, non-finite and too large values."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise ValueError(f"{name} must be a real number; got {value!r}")
+    v = float(value)
+    if not np.isfinite(v) or v < 0:
+        raise ValueError(f"{name} must be a finite number >= 0; got {value}")
+    if upper is not None and (v > upper or (upper_open and v == upper)):
+        raise ValueError(f"{name} must be {'<' if upper_open else '<='} {upper}; got {value}")
+    return v

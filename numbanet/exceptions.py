@@ -1,0 +1,37 @@
+"""Exceptions raised by numbanet.
+
+Bad input raises plain :class:`ValueError` (or a subclass), as NumPy and
+scikit-learn do, so ``except ValueError`` catches every refused call.
+"""
+
+
+class TrainingDivergedError(ArithmeticError):
+    """The training loss became NaN or infinite.
+
+    Raised by :meth:`numbanet.Network.fit`; the network's weights and the
+    optimizer state have been restored to the start of the epoch in which it
+    happened (the last state known to be finite).
+
+    Attributes
+    ----------
+    epoch : int
+        1-based epoch (counting every epoch the network has trained) in which
+        the loss or the parameters stopped being finite.
+    batch : int
+        1-based mini-batch within that epoch.
+    """
+
+    def __init__(self, epoch, batch, lr):
+        self.epoch = epoch
+        self.batch = batch
+        self.lr = lr
+        super().__init__(
+            f"training diverged: the loss or the parameters became NaN or infinite in epoch {epoch}, "
+            f"batch {batch} (learning rate {lr:g}). The weights were restored to the start of that epoch. "
+            "Try a lower learning rate, gradient clipping (clip_norm=...), or inputs scaled to unit "
+            "variance (e.g. sklearn.preprocessing.StandardScaler)."
+        )
+
+
+class ModelFileError(ValueError):
+    """A saved model file is missing, damaged, foreign or of an unknown version."""

@@ -1,0 +1,204 @@
+"""Finite-difference verification of a network's gradients (public).
+
+:func:`gradcheck` perturbs every parameter by ``±eps``, evaluates
+``net.loss`` at both points, and compares the central difference with
+``net.gradients``.  It calls exactly those two methods, so a subclass that
+overrides them is checked as it behaves.  Work is in float64: a float32
+network is checked through a float64 copy of itself.
+
+ReLU kinks: a central difference across a point where some ReLU (or leaky
+ReLU) pre-activation changes sign measures an average of two slopes, not the
+derivative.  For every parameter the check runs the forward pass at both
+perturbed points and, when any ReLU-like unit's sign pattern differs between
+them, marks the entry as straddling a kink and leaves it out of the
+comparison.  Such entries are counted and named in the report, never silently
+compared.
+"""
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+_KINKED = ("relu", "leaky_relu")
+
+
+@dataclass
+class Entry:
+    """One compared (or skipped) parameter."""
+
+    layer: int  # 1-based weighted layer
+    param: str  # "W" or "b"
+    index: tuple
+    analytic: float
+    numeric: float
+    abs_error: float
+    rel_error: float
+    kink: bool = False
+
+
+@dataclass
+class GradcheckResult:
+    """Outcome of :func:`gradcheck`.
+
+    Attributes
+    ----------
+    passed : bool
+        Every compared entry satisfies ``|a - n| <= atol + rtol * max(|a|, |n|)``.
+    max_rel_error, mean_rel_error : float
+        Over compared entries, of ``|a - n| / max(|a|, |n|)`` (0 where both
+        are below ``atol``).
+    max_abs_error : float
+    n_checked : int
+        Entries compared.
+    n_kink : int
+        Entries left out because their finite difference straddles a ReLU kink.
+    failures : list of Entry
+        Compared entries outside the tolerance.
+    worst : list of Entry
+        The entries with the largest relative errors.
+    report : str
+        A readable summary naming the worst entries.
+    """
+
+    passed: bool
+    max_rel_error: float
+    mean_rel_error: float
+    max_abs_error: float
+    n_checked: int
+    n_kink: int
+    eps: float
+    rtol: float
+    atol: float
+    failures: list = field(default_factory=list)
+    worst: list = field(default_factory=list)
+    kinks: list = field(default_factory=list)
+    report: str = ""
+
+    def __str__(self):
+        return self.report
+
+    def __repr__(self):
+        return (
+            f"GradcheckResult(passed={self.passed}, max_rel_error={self.max_rel_error:.3g}, "
+            f"n_checked={self.n_checked}, n_kink={self.n_kink})"
+        )
+
+
+def _relu_signs(net, X):
+    Z, _ = net.forward(X)
+    return [z > 0 for z, act in zip(Z, net.activations) if act in _KINKED]
+
+
+def gradcheck(net, X, Y, sample_weight=None, eps=1e-6, rtol=1e-5, atol=1e-8, max_entries=None, seed=0, n_worst=5):
+    """Compare ``net.gradients`` with central differences of ``net.loss``.
+
+    Parameters
+    ----------
+    net : Network
+        Left unchanged (parameters are restored exactly after each probe).
+    X : array-like of shape (n_samples, n_features)
+    Y : array-like of shape (n_samples, n_outputs)
+    sample_weight : array-like of shape (n_samples,), optional
+        Passed to both ``loss`` and ``gradients``.
+    eps : float, default 1e-6
+        Perturbation of each parameter.
+    rtol, atol : float
+        An entry passes when ``|analytic - numeric| <= atol + rtol * max(|analytic|, |numeric|)``.
+    max_entries : int, optional
+        Check a random subset of this many parameters (seeded by ``seed``)
+        instead of all of them, for large networks.
+    n_worst : int, default 5
+        How many of the worst entries the report lists.
+
+    Returns
+    -------
+    GradcheckResult
+    """
+    if not eps > 0:
+        raise ValueError(f"eps must be > 0; got {eps}")
+    work = net if net.dtype == np.float64 else net.astype(np.float64)
+    kw = {} if sample_weight is None else {"sample_weight": sample_weight}
+    dW, db = work.gradients(X, Y, **kw)
+    kinked = any(act in _KINKED for act in work.activations)
+
+    targets = []
+    for l, (W, b) in enumerate(zip(work.weights, work.biases)):
+        targets += [(l, "W", idx) for idx in np.ndindex(W.shape)]
+        targets += [(l, "b", idx) for idx in np.ndindex(b.shape)]
+    if max_entries is not None and max_entries < len(targets):
+        pick = np.random.default_rng(seed).choice(len(targets), size=int(max_entries), replace=False)
+        targets = [targets[i] for i in sorted(pick)]
+
+    entries = []
+    for l, name, idx in targets:
+        arr = work.weights[l] if name == "W" else work.biases[l]
+        analytic = float((dW if name == "W" else db)[l][idx])
+        original = arr[idx]
+        try:
+            arr[idx] = original + eps
+            plus = work.loss(X, Y, **kw)
+            signs_plus = _relu_signs(work, X) if kinked else None
+            arr[idx] = original - eps
+            minus = work.loss(X, Y, **kw)
+            signs_minus = _relu_signs(work, X) if kinked else None
+        finally:
+            arr[idx] = original
+        numeric = (plus - minus) / (2 * eps)
+        kink = kinked and any(not np.array_equal(p, m) for p, m in zip(signs_plus, signs_minus))
+        err = abs(analytic - numeric)
+        scale = max(abs(analytic), abs(numeric))
+        rel = err / scale if scale > atol else 0.0
+        entries.append(Entry(l + 1, name, tuple(int(i) for i in idx), analytic, numeric, err, rel, kink))
+
+    compared = [e for e in entries if not e.kink]
+    kinks = [e for e in entries if e.kink]
+    failures = [e for e in compared if not e.abs_error <= atol + rtol * max(abs(e.analytic), abs(e.numeric))]
+    rels = np.array([e.rel_error for e in compared]) if compared else np.zeros(1)
+    worst = sorted(compared, key=lambda e: (e.rel_error, e.abs_error), reverse=True)[:n_worst]
+    result = GradcheckResult(
+        passed=not failures,
+        max_rel_error=float(rels.max()),
+        mean_rel_error=float(rels.mean()),
+        max_abs_error=max((e.abs_error for e in compared), default=0.0),
+        n_checked=len(compared),
+        n_kink=len(kinks),
+        eps=eps,
+        rtol=rtol,
+        atol=atol,
+        failures=failures,
+        worst=worst,
+        kinks=kinks,
+    )
+    result.report = _report(result, net, len(targets))
+    return result
+
+
+def _fmt(e):
+    idx = ",".join(map(str, e.index))
+    return f"  {e.layer:>5}  {e.param:>5}  {'(' + idx + ')':<10} {e.analytic:>+15.8e} {e.numeric:>+15.8e} {e.rel_error:>10.2e}"
+
+
+def _report(r, net, n_targets):
+    verdict = "PASSED" if r.passed else f"FAILED ({len(r.failures)} entries outside tolerance)"
+    lines = [
+        f"gradcheck {verdict}: {type(net).__name__} {list(net.sizes)}, loss {net.loss_name!r}, "
+        f"checked in float64 with eps={r.eps:g}, rtol={r.rtol:g}, atol={r.atol:g}",
+        f"compared {r.n_checked} of {n_targets} entries; max relative error {r.max_rel_error:.3e}, "
+        f"mean {r.mean_rel_error:.3e}, max absolute error {r.max_abs_error:.3e}",
+    ]
+    if r.n_kink:
+        lines.append(
+            f"{r.n_kink} entries were not compared: their finite difference straddles a ReLU kink "
+            f"(a pre-activation changes sign within ±eps), e.g. "
+            + ", ".join(f"layer {e.layer} {e.param}{e.index}" for e in r.kinks[:3])
+        )
+    header = f"  {'layer':>5}  {'param':>5}  {'index':<10} {'analytic':>15} {'numeric':>15} {'rel.error':>10}"
+    if r.failures:
+        lines.append("entries outside tolerance (worst first):")
+        lines.append(header)
+        lines += [_fmt(e) for e in sorted(r.failures, key=lambda e: e.rel_error, reverse=True)[: len(r.worst) or 5]]
+    elif r.worst:
+        lines.append("worst entries:")
+        lines.append(header)
+        lines += [_fmt(e) for e in r.worst]
+    return "\n".join(lines)

@@ -1,0 +1,114 @@
+r"""Dense-layer kernels: forward step, hidden delta, parameter gradients.
+
+In batch form (one sample per row), DESIGN.md section 1 reads
+
+.. math::
+
+    Z^l = A^{l-1} (W^l)^T + b^l, \qquad A^l = \sigma_l(Z^l)
+
+    \Delta^l = (\Delta^{l+1} W^{l+1}) \odot \sigma_l'(Z^l)
+
+    \partial C / \partial W^l = (\Delta^l)^T A^{l-1}, \qquad
+    \partial C / \partial b^l = \textstyle\sum_{\text{rows}} \Delta^l
+
+where the rows of :math:`\Delta` already carry the batch weights
+:math:`w_i` (``1/n`` for the mean; see :mod:`numbanet.kernels.losses`), so the
+sums above *are* the batch means :math:`(1/n)(\Delta^l)^T A^{l-1}` of the
+textbook.
+
+Matrix products go to BLAS through ``np.dot(a, b, out)`` (SciPy provides the
+bindings); everything else is fused into single passes over the output.
+"""
+
+import numpy as np
+
+from numbanet._jit import jit
+from numbanet.kernels.activations import backprop, bias_activate
+
+
+@jit
+def linear(A_prev, W, b, out):
+    r"""Pre-activations :math:`Z = A W^T + b`.
+
+    Parameters
+    ----------
+    A_prev : array of shape (n_samples, n_in), float32 or float64, C-contiguous
+        Activations of the previous layer.
+    W : array of shape (n_out, n_in), same dtype
+        Weights, outputs by inputs.
+    b : array of shape (n_out,), same dtype
+        Bias.
+    out : array of shape (n_samples, n_out), same dtype, C-contiguous
+        Filled with Z.
+    """
+    np.dot(A_prev, W.T, out)
+    n, m = out.shape
+    for i in range(n):
+        for j in range(m):
+            out[i, j] += b[j]
+
+
+@jit
+def forward(A_prev, W, b, act, out):
+    r"""One layer forward: :math:`A = \sigma(A_{prev} W^T + b)`.
+
+    The product is one BLAS call; bias and activation are fused into one pass.
+
+    Parameters
+    ----------
+    A_prev : array of shape (n_samples, n_in)
+    W : array of shape (n_out, n_in)
+    b : array of shape (n_out,)
+    act : int
+        Activation code.
+    out : array of shape (n_samples, n_out)
+        Filled with the layer's activations.
+    """
+    np.dot(A_prev, W.T, out)
+    bias_activate(out, b, act)
+
+
+@jit
+def hidden_delta(delta_next, W_next, A, act, out):
+    r"""Hidden delta :math:`\Delta^l = (\Delta^{l+1} W^{l+1}) \odot \sigma_l'(Z^l)`.
+
+    Parameters
+    ----------
+    delta_next : array of shape (n_samples, n_next)
+        :math:`\Delta^{l+1}`.
+    W_next : array of shape (n_next, n_l)
+        :math:`W^{l+1}`.
+    A : array of shape (n_samples, n_l)
+        :math:`A^l = \sigma_l(Z^l)`, from which σ' is computed.
+    act : int
+        Activation code of layer l (element-wise; softmax is output-only).
+    out : array of shape (n_samples, n_l)
+        Filled with :math:`\Delta^l`.
+    """
+    np.dot(delta_next, W_next, out)
+    backprop(out, A, act, out)
+
+
+@jit
+def layer_gradients(delta, A_prev, dW, db):
+    r"""Parameter gradients of one layer from its delta.
+
+    :math:`dW = \Delta^T A_{prev}` (one BLAS call) and :math:`db = \sum_{rows} \Delta`.
+    The rows of ``delta`` carry the batch weights, so these are batch means.
+
+    Parameters
+    ----------
+    delta : array of shape (n_samples, n_out)
+    A_prev : array of shape (n_samples, n_in)
+    dW : array of shape (n_out, n_in)
+        Filled with the weight gradient.
+    db : array of shape (n_out,)
+        Filled with the bias gradient.
+    """
+    np.dot(delta.T, A_prev, dW)
+    n, m = delta.shape
+    for j in range(m):
+        db[j] = 0.0
+    for i in range(n):
+        for j in range(m):
+            db[j] += delta[i, j]

@@ -1,0 +1,451 @@
+r"""Whole-network kernels: forward over a data set, batch cost, gradients, and
+the jitted training loop.
+
+A network is described to these kernels by plain arrays, never by objects:
+
+``theta`` : array of shape (n_params,)
+    Every parameter, layer after layer: ``W^1`` (row-major, shape
+    ``(n_1, n_0)``), ``b^1``, ``W^2``, ``b^2``, ...
+``sizes`` : int64 array of shape (L + 1,)
+    Layer widths, input first.
+``w_off``, ``b_off`` : int64 arrays of shape (L,)
+    Where each ``W`` and ``b`` starts in ``theta``.
+``acts`` : int64 array of shape (L,)
+    Activation code of each weighted layer.
+
+Work buffers live in one flat array ``ws`` laid out by :func:`workspace_size`
+for a given batch capacity; the mini-batch loop allocates nothing.
+
+The loop over every mini-batch of an epoch -- and over many epochs when Python
+needs no say between them -- runs in :func:`train_epochs`, one jitted call.
+"""
+
+import numpy as np
+
+from numbanet._jit import jit
+from numbanet.kernels.activations import derivative_scalar
+from numbanet.kernels.dense import forward, hidden_delta, layer_gradients
+from numbanet.kernels.losses import batch_cost, output_delta
+from numbanet.kernels.updates import clip_by_global_norm, update
+
+OK = 0
+DIVERGED = 1
+
+
+@jit
+def matrix(flat, off, rows, cols):
+    """View ``flat[off : off + rows * cols]`` as a C-ordered ``(rows, cols)`` matrix."""
+    return flat[off : off + rows * cols].reshape((rows, cols))
+
+
+@jit
+def workspace_layout(sizes, cap, dropout):
+    """Offsets of the work buffers for batches of at most ``cap`` rows.
+
+    Returns
+    -------
+    a_off : int64 array of shape (L + 1,)
+        Start of ``A^l`` (``A^0`` is the gathered input batch).
+    y_off, w_off, d0_off, d1_off, m_off, total : int
+        Starts of the target batch, the row weights, the two delta buffers
+        (used alternately going backwards), the dropout masks, and the total
+        length.
+    """
+    L = sizes.size - 1
+    a_off = np.empty(L + 1, np.int64)
+    pos = 0
+    widest = 0
+    hidden = 0
+    for l in range(L + 1):
+        a_off[l] = pos
+        pos += cap * sizes[l]
+        if sizes[l] > widest:
+            widest = sizes[l]
+        if 0 < l < L:
+            hidden += sizes[l]
+    y_off = pos
+    pos += cap * sizes[L]
+    rw_off = pos
+    pos += cap
+    d0_off = pos
+    pos += cap * widest
+    d1_off = pos
+    pos += cap * widest
+    m_off = pos
+    if dropout > 0.0:
+        pos += cap * hidden
+    return a_off, y_off, rw_off, d0_off, d1_off, m_off, pos
+
+
+@jit
+def workspace_size(sizes, cap, dropout):
+    """Length of the flat work buffer for batches of at most ``cap`` rows."""
+    return workspace_layout(sizes, cap, dropout)[6]
+
+
+@jit
+def forward_batch(theta, sizes, w_off, b_off, acts, ws, a_off, m, dropout, m_off):
+    """Forward pass of ``m`` rows whose input is already in ``A^0``.
+
+    With ``dropout > 0`` (training only) each hidden activation is zeroed with
+    probability ``dropout`` and the survivors scaled by ``1 / (1 - dropout)``
+    (inverted dropout); the scale factors (0 or ``1/(1-p)``) are kept in the
+    mask buffer for the backward pass.
+    """
+    L = sizes.size - 1
+    mpos = m_off
+    for l in range(L):
+        n_in = sizes[l]
+        n_out = sizes[l + 1]
+        A_prev = matrix(ws, a_off[l], m, n_in)
+        W = matrix(theta, w_off[l], n_out, n_in)
+        b = theta[b_off[l] : b_off[l] + n_out]
+        A = matrix(ws, a_off[l + 1], m, n_out)
+        forward(A_prev, W, b, acts[l], A)
+        if dropout > 0.0 and l < L - 1:
+            M = matrix(ws, mpos, m, n_out)
+            scale = 1.0 / (1.0 - dropout)
+            for i in range(m):
+                for j in range(n_out):
+                    if np.random.random() < dropout:
+                        M[i, j] = 0.0
+                        A[i, j] = 0.0
+                    else:
+                        M[i, j] = scale
+                        A[i, j] *= scale
+            mpos += m * n_out
+
+
+@jit
+def backward_batch(
+    theta, grad, sizes, w_off, b_off, acts, loss, ws, a_off, y_off, rw_off, d0_off, d1_off, m, dropout, m_off
+):
+    """Backward pass of ``m`` rows after :func:`forward_batch`; fills ``grad``.
+
+    The output delta carries the row weights, so ``grad`` is the weighted
+    mean gradient of the batch cost.
+    """
+    L = sizes.size - 1
+    Y = matrix(ws, y_off, m, sizes[L])
+    rw = ws[rw_off : rw_off + m]
+    delta = matrix(ws, d0_off, m, sizes[L])
+    output_delta(matrix(ws, a_off[L], m, sizes[L]), Y, loss, acts[L - 1], rw, delta)
+    # Start of the last hidden layer's mask: masks are laid out layer 1..L-1.
+    mpos = m_off
+    if dropout > 0.0:
+        for l in range(1, L):
+            mpos += m * sizes[l]
+    use_d1 = True
+    for l in range(L - 1, -1, -1):
+        n_in = sizes[l]
+        n_out = sizes[l + 1]
+        A_prev = matrix(ws, a_off[l], m, n_in)
+        dW = matrix(grad, w_off[l], n_out, n_in)
+        db = grad[b_off[l] : b_off[l] + n_out]
+        layer_gradients(delta, A_prev, dW, db)
+        if l == 0:
+            break
+        W = matrix(theta, w_off[l], n_out, n_in)
+        nxt = matrix(ws, d1_off if use_d1 else d0_off, m, n_in)
+        if dropout > 0.0:
+            mpos -= m * n_in
+            M = matrix(ws, mpos, m, n_in)
+            np.dot(delta, W, nxt)
+            keep = 1.0 - dropout
+            code = acts[l - 1]
+            for i in range(m):
+                for j in range(n_in):
+                    s = M[i, j]
+                    if s == 0.0:
+                        nxt[i, j] = 0.0
+                    else:
+                        # A holds s * σ(z); σ'(z) is a function of σ(z) = A * keep.
+                        nxt[i, j] *= s * derivative_scalar(A_prev[i, j] * keep, code)
+        else:
+            hidden_delta(delta, W, A_prev, acts[l - 1], nxt)
+        delta = nxt
+        use_d1 = not use_d1
+
+
+@jit
+def add_l2_gradient(theta, grad, sizes, w_off, l2):
+    """``grad += l2 * W`` for every weight (not the biases)."""
+    L = sizes.size - 1
+    for l in range(L):
+        start = w_off[l]
+        for k in range(start, start + sizes[l + 1] * sizes[l]):
+            grad[k] += l2 * theta[k]
+
+
+@jit
+def l2_penalty(theta, sizes, w_off, l2):
+    r"""The L2 term :math:`\tfrac{\lambda}{2} \sum_l \|W^l\|_F^2` (biases excluded)."""
+    if l2 == 0.0:
+        return 0.0
+    L = sizes.size - 1
+    s = 0.0
+    for l in range(L):
+        start = w_off[l]
+        for k in range(start, start + sizes[l + 1] * sizes[l]):
+            t = float(theta[k])
+            s += t * t
+    return 0.5 * l2 * s
+
+
+@jit
+def _gather(X, Y, sw, idx, start, m, ws, a_off, y_off, rw_off):
+    """Copy rows ``idx[start:start+m]`` of X and Y into the batch buffers and
+    set the row weights to ``sw_i / sum(sw)``.  Returns ``sum(sw)``."""
+    n_in = X.shape[1]
+    n_out = Y.shape[1]
+    A0 = matrix(ws, a_off[0], m, n_in)
+    Yb = matrix(ws, y_off, m, n_out)
+    total = 0.0
+    for i in range(m):
+        r = idx[start + i]
+        for j in range(n_in):
+            A0[i, j] = X[r, j]
+        for j in range(n_out):
+            Yb[i, j] = Y[r, j]
+        total += sw[r]
+    inv = 1.0 / total if total > 0 else 0.0
+    for i in range(m):
+        ws[rw_off + i] = sw[idx[start + i]] * inv
+    return total
+
+
+@jit
+def predict(theta, sizes, w_off, b_off, acts, X, ws, cap, out):
+    """Output activations for every row of ``X``, in chunks of ``cap`` rows.
+
+    Parameters
+    ----------
+    X : array of shape (n_samples, n_features)
+    ws : work buffer of length ``workspace_size(sizes, cap, 0.0)``
+    out : array of shape (n_samples, n_outputs)
+        Filled with the network's outputs.
+    """
+    a_off, y_off, rw_off, d0_off, d1_off, m_off, total = workspace_layout(sizes, cap, 0.0)
+    n = X.shape[0]
+    L = sizes.size - 1
+    for start in range(0, n, cap):
+        m = min(cap, n - start)
+        A0 = matrix(ws, a_off[0], m, sizes[0])
+        for i in range(m):
+            for j in range(sizes[0]):
+                A0[i, j] = X[start + i, j]
+        forward_batch(theta, sizes, w_off, b_off, acts, ws, a_off, m, 0.0, m_off)
+        AL = matrix(ws, a_off[L], m, sizes[L])
+        for i in range(m):
+            for j in range(sizes[L]):
+                out[start + i, j] = AL[i, j]
+
+
+@jit
+def cost_and_gradient(theta, sizes, w_off, b_off, acts, loss, l2, X, Y, sw, ws, cap, grad, want_grad):
+    r"""Weighted mean cost of the whole data set and, optionally, its exact gradient.
+
+    :math:`C = \sum_i s_i c_i / \sum_i s_i + \tfrac{\lambda}{2}\sum_l \|W^l\|^2`,
+    processed in chunks of ``cap`` rows; the gradient of ``C`` is accumulated
+    into ``grad`` (length n_params) when ``want_grad``.  Dropout is off.
+
+    Returns
+    -------
+    float
+        The cost.
+    """
+    a_off, y_off, rw_off, d0_off, d1_off, m_off, total = workspace_layout(sizes, cap, 0.0)
+    n = X.shape[0]
+    L = sizes.size - 1
+    n_params = theta.size
+    swsum = 0.0
+    for i in range(n):
+        swsum += sw[i]
+    inv = 1.0 / swsum if swsum > 0 else 0.0
+    cost = 0.0
+    if want_grad:
+        for k in range(n_params):
+            grad[k] = 0.0
+        part = np.empty_like(grad)
+    else:
+        part = grad
+    for start in range(0, n, cap):
+        m = min(cap, n - start)
+        A0 = matrix(ws, a_off[0], m, sizes[0])
+        Yb = matrix(ws, y_off, m, sizes[L])
+        for i in range(m):
+            for j in range(sizes[0]):
+                A0[i, j] = X[start + i, j]
+            for j in range(sizes[L]):
+                Yb[i, j] = Y[start + i, j]
+            ws[rw_off + i] = sw[start + i] * inv
+        forward_batch(theta, sizes, w_off, b_off, acts, ws, a_off, m, 0.0, m_off)
+        cost += batch_cost(matrix(ws, a_off[L], m, sizes[L]), Yb, loss, ws[rw_off : rw_off + m])
+        if want_grad:
+            backward_batch(
+                theta, part, sizes, w_off, b_off, acts, loss, ws, a_off, y_off, rw_off, d0_off, d1_off, m, 0.0, m_off
+            )
+            for k in range(n_params):
+                grad[k] += part[k]
+    if l2 != 0.0:
+        cost += l2_penalty(theta, sizes, w_off, l2)
+        if want_grad:
+            add_l2_gradient(theta, grad, sizes, w_off, l2)
+    return cost
+
+
+@jit
+def _all_finite(v):
+    for k in range(v.size):
+        if not np.isfinite(v[k]):
+            return False
+    return True
+
+
+@jit
+def train_epochs(
+    theta,
+    grad,
+    state,
+    opt_code,
+    hyper,
+    t,
+    lrs,
+    sizes,
+    w_off,
+    b_off,
+    acts,
+    loss,
+    l2,
+    dropout,
+    clip,
+    X,
+    Y,
+    sw,
+    order,
+    shuffle,
+    batch_size,
+    seed,
+    ws,
+    backup,
+    epoch_losses,
+    info,
+):
+    """Run ``lrs.size`` epochs of mini-batch training in one call.
+
+    Each epoch optionally shuffles ``order`` (in place, from Numba's generator
+    seeded with ``seed`` at the start of the call), then for every mini-batch
+    (the last one may be smaller): gather the rows, forward, weighted mean
+    cost, backward, add the L2 gradient, clip by global norm (``clip > 0``),
+    and one optimizer step.
+
+    Parameters
+    ----------
+    theta, grad : arrays of shape (n_params,)
+        Parameters (updated in place) and gradient buffer.
+    state : array of shape (2, n_params)
+        Optimizer state, updated in place.
+    opt_code : int
+        Optimizer code (:mod:`numbanet.kernels.updates`).
+    hyper : float64 array of shape (N_HYPER,)
+        Optimizer hyper-parameters.
+    t : int
+        Number of optimizer steps taken before this call.
+    lrs : float64 array of shape (n_epochs,)
+        Learning rate of each epoch of this call.
+    sizes, w_off, b_off, acts : int64 arrays
+        The network's layout.
+    loss : int
+        Loss code.
+    l2, dropout, clip : float
+        L2 coefficient, dropout probability on hidden layers, clipping norm
+        (0 disables).
+    X : array of shape (n_samples, n_features)
+    Y : array of shape (n_samples, n_outputs)
+    sw : float64 array of shape (n_samples,)
+        Sample weights (ones for unweighted training).
+    order : int64 array of shape (n_samples,)
+        Row order, shuffled in place each epoch when ``shuffle``.
+    shuffle : bool
+    batch_size : int
+    seed : int
+        Seed for shuffling and dropout masks in this call.
+    ws : array
+        Work buffer of length ``workspace_size(sizes, batch_size, dropout)``.
+    backup : array of shape (3 * n_params,)
+        Start-of-epoch copy of ``theta`` and ``state`` for divergence recovery.
+    epoch_losses : float64 array of shape (n_epochs,)
+        Filled with each epoch's training cost: the weighted mean, over the
+        samples, of the cost of each sample's batch measured before that
+        batch's update (plus the L2 term).
+    info : int64 array of shape (3,)
+        On return ``[status, epoch, batch]``: ``status`` is ``OK`` or
+        ``DIVERGED``; on divergence, the 0-based epoch (within this call) and
+        batch where the cost or the parameters stopped being finite.
+        ``theta`` and ``state`` are then restored to the start of that epoch.
+
+    Returns
+    -------
+    int
+        The number of optimizer steps taken in total (``t`` plus this call's;
+        after divergence, the count at the start of the restored epoch).
+    """
+    np.random.seed(seed)
+    a_off, y_off, rw_off, d0_off, d1_off, m_off, total = workspace_layout(sizes, batch_size, dropout)
+    n = X.shape[0]
+    L = sizes.size - 1
+    P = theta.size
+    swtotal = 0.0
+    for i in range(n):
+        swtotal += sw[i]
+    info[0] = OK
+    info[1] = 0
+    info[2] = 0
+    for e in range(lrs.size):
+        lr = lrs[e]
+        t_start = t
+        for k in range(P):
+            backup[k] = theta[k]
+            backup[P + k] = state[0, k]
+            backup[2 * P + k] = state[1, k]
+        if shuffle:
+            np.random.shuffle(order)
+        acc = 0.0
+        batch = 0
+        for start in range(0, n, batch_size):
+            m = min(batch_size, n - start)
+            wsum = _gather(X, Y, sw, order, start, m, ws, a_off, y_off, rw_off)
+            forward_batch(theta, sizes, w_off, b_off, acts, ws, a_off, m, dropout, m_off)
+            c = batch_cost(matrix(ws, a_off[L], m, sizes[L]), matrix(ws, y_off, m, sizes[L]), loss, ws[rw_off : rw_off + m])
+            if l2 != 0.0:
+                c += l2_penalty(theta, sizes, w_off, l2)
+            if not np.isfinite(c):
+                info[0] = DIVERGED
+                info[1] = e
+                info[2] = batch
+                break
+            acc += wsum * c
+            if wsum > 0:
+                backward_batch(
+                    theta, grad, sizes, w_off, b_off, acts, loss, ws, a_off, y_off, rw_off, d0_off, d1_off, m,
+                    dropout, m_off,
+                )
+                if l2 != 0.0:
+                    add_l2_gradient(theta, grad, sizes, w_off, l2)
+                if clip > 0.0:
+                    clip_by_global_norm(grad, clip)
+                t += 1
+                update(opt_code, theta, grad, state, hyper, lr, t)
+            batch += 1
+        if info[0] == OK and not _all_finite(theta):
+            info[0] = DIVERGED
+            info[1] = e
+            info[2] = batch - 1
+        if info[0] != OK:
+            for k in range(P):
+                theta[k] = backup[k]
+                state[0, k] = backup[P + k]
+                state[1, k] = backup[2 * P + k]
+            return t_start
+        epoch_losses[e] = acc / swtotal if swtotal > 0 else 0.0
+    return t

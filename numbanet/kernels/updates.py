@@ -1,0 +1,170 @@
+r"""In-place parameter updates on the flat parameter vector.
+
+All parameters of a network live in one contiguous vector ``theta`` (the
+weights and biases are views into it), so one call updates every parameter.
+The formulas are PyTorch's (``torch.optim``), for ``g`` the gradient:
+
+SGD (momentum μ, dampening 0, weight decay λ):
+    :math:`g \leftarrow g + \lambda\theta;\ b \leftarrow \mu b + g;\
+    \theta \leftarrow \theta - \eta\,(g + \mu b \text{ if Nesterov else } b)`
+    (with μ = 0: :math:`\theta \leftarrow \theta - \eta g`).
+Adam:
+    :math:`g \leftarrow g + \lambda\theta;\ m \leftarrow \beta_1 m + (1-\beta_1) g;\
+    v \leftarrow \beta_2 v + (1-\beta_2) g^2;\
+    \theta \leftarrow \theta - \eta\,\hat m / (\sqrt{\hat v} + \epsilon)`
+    with :math:`\hat m = m/(1-\beta_1^t)`, :math:`\hat v = v/(1-\beta_2^t)`.
+AdamW:
+    Adam with decoupled decay :math:`\theta \leftarrow \theta(1 - \eta\lambda)` first.
+RMSprop (α, ε, momentum μ):
+    :math:`g \leftarrow g + \lambda\theta;\ v \leftarrow \alpha v + (1-\alpha) g^2;\
+    \theta \leftarrow \theta - \eta\, g / (\sqrt v + \epsilon)`
+    (with μ > 0: :math:`b \leftarrow \mu b + g/(\sqrt v + \epsilon);\ \theta \leftarrow \theta - \eta b`).
+
+Hyper-parameters travel in one float64 vector ``hyper`` indexed by the
+``H_*`` constants; optimizer state in a ``(2, n_params)`` array.
+"""
+
+import numpy as np
+
+from numbanet._jit import jit
+
+SGD = 0
+ADAM = 1
+ADAMW = 2
+RMSPROP = 3
+
+H_LR = 0
+H_MOMENTUM = 1
+H_NESTEROV = 2
+H_WEIGHT_DECAY = 3
+H_BETA1 = 4
+H_BETA2 = 5
+H_EPS = 6
+H_ALPHA = 7
+N_HYPER = 8
+
+
+@jit
+def sgd_step(theta, grad, lr):
+    r"""Plain gradient descent, :math:`\theta \leftarrow \theta - \eta\, g`, in place.
+
+    Parameters
+    ----------
+    theta : array of shape (n_params,), float32 or float64
+        Parameters, updated in place.
+    grad : array of shape (n_params,), same dtype
+        Gradient of the batch cost.
+    lr : float
+        Learning rate η.
+    """
+    for k in range(theta.size):
+        theta[k] -= lr * grad[k]
+
+
+@jit
+def update(code, theta, grad, state, hyper, lr, t):
+    """Apply one optimizer step to ``theta`` in place.
+
+    Parameters
+    ----------
+    code : int
+        ``SGD``, ``ADAM``, ``ADAMW`` or ``RMSPROP``.
+    theta : array of shape (n_params,)
+        Parameters, updated in place.
+    grad : array of shape (n_params,)
+        Gradient; not modified.
+    state : array of shape (2, n_params), same dtype as ``theta``
+        Optimizer state (momentum buffer / first moment, second moment),
+        updated in place; zeros before the first step.
+    hyper : array of shape (N_HYPER,), float64
+        Hyper-parameters indexed by the ``H_*`` constants.
+    lr : float
+        Learning rate for this step (schedules change it between epochs).
+    t : int
+        1-based number of this step (Adam's bias correction).
+    """
+    mu = hyper[H_MOMENTUM]
+    wd = hyper[H_WEIGHT_DECAY]
+    n = theta.size
+    if code == SGD:
+        if mu == 0.0:
+            if wd == 0.0:
+                for k in range(n):
+                    theta[k] -= lr * grad[k]
+            else:
+                for k in range(n):
+                    theta[k] -= lr * (grad[k] + wd * theta[k])
+        else:
+            nesterov = hyper[H_NESTEROV] != 0.0
+            buf = state[0]
+            for k in range(n):
+                g = grad[k] + wd * theta[k]
+                b = mu * buf[k] + g
+                buf[k] = b
+                if nesterov:
+                    theta[k] -= lr * (g + mu * b)
+                else:
+                    theta[k] -= lr * b
+    elif code == ADAM or code == ADAMW:
+        beta1 = hyper[H_BETA1]
+        beta2 = hyper[H_BETA2]
+        eps = hyper[H_EPS]
+        bc1 = 1.0 - beta1**t
+        bc2 = 1.0 - beta2**t
+        step = lr / bc1
+        sbc2 = np.sqrt(bc2)
+        m = state[0]
+        v = state[1]
+        decay = 1.0 - lr * wd
+        for k in range(n):
+            g = grad[k]
+            if code == ADAM:
+                g += wd * theta[k]
+            else:
+                theta[k] *= decay
+            mk = beta1 * m[k] + (1.0 - beta1) * g
+            vk = beta2 * v[k] + (1.0 - beta2) * g * g
+            m[k] = mk
+            v[k] = vk
+            theta[k] -= step * mk / (np.sqrt(vk) / sbc2 + eps)
+    elif code == RMSPROP:
+        alpha = hyper[H_ALPHA]
+        eps = hyper[H_EPS]
+        v = state[0]
+        buf = state[1]
+        for k in range(n):
+            g = grad[k] + wd * theta[k]
+            vk = alpha * v[k] + (1.0 - alpha) * g * g
+            v[k] = vk
+            if mu == 0.0:
+                theta[k] -= lr * g / (np.sqrt(vk) + eps)
+            else:
+                b = mu * buf[k] + g / (np.sqrt(vk) + eps)
+                buf[k] = b
+                theta[k] -= lr * b
+    else:
+        raise ValueError("unknown optimizer code")
+
+
+@jit
+def clip_by_global_norm(grad, max_norm):
+    r"""Scale ``grad`` in place so that :math:`\|g\|_2 \le` ``max_norm``.
+
+    As ``torch.nn.utils.clip_grad_norm_``: when the norm exceeds ``max_norm``
+    the gradient is multiplied by ``max_norm / (norm + 1e-6)``.
+
+    Returns
+    -------
+    float
+        The norm before clipping.
+    """
+    s = 0.0
+    for k in range(grad.size):
+        g = float(grad[k])
+        s += g * g
+    norm = np.sqrt(s)
+    if norm > max_norm:
+        scale = max_norm / (norm + 1e-6)
+        for k in range(grad.size):
+            grad[k] *= scale
+    return norm

@@ -1,0 +1,570 @@
+"""The :class:`Network`: parameters, input validation, and the epoch loop.
+
+This is the thin Python layer.  It checks every input once, keeps all
+parameters in one flat vector (``net.params``) of which ``net.weights[l]`` and
+``net.biases[l]`` are live views, and hands whole epochs -- or many epochs --
+to the jitted loop :func:`numbanet.kernels.training.train_epochs`.  Python
+sees an epoch only when something needs it: validation, a progress bar,
+callbacks, early stopping or a plateau schedule.
+
+Non-goals: convolutions, recurrent layers, GPUs, automatic differentiation of
+arbitrary code.  numbanet does fully-connected networks, exactly.
+"""
+
+import numbers
+
+import numpy as np
+
+from numbanet import _validation as V
+from numbanet.callbacks import EarlyStopping, History, Progress, accuracy, as_callbacks, default_progress
+from numbanet.exceptions import TrainingDivergedError
+from numbanet.kernels import activations as _act
+from numbanet.kernels import dense as _dense
+from numbanet.kernels import losses as _loss
+from numbanet.kernels import training as _train
+from numbanet.optimizers import SGD, Optimizer
+from numbanet.schedules import as_schedule
+
+#: Rows processed at once by predict / loss / gradients (bounds their memory).
+CHUNK = 4096
+
+_FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+def _layout(sizes):
+    """Offsets of every W and b in the flat parameter vector."""
+    w_off, b_off = [], []
+    pos = 0
+    for n_in, n_out in zip(sizes[:-1], sizes[1:]):
+        w_off.append(pos)
+        pos += n_out * n_in
+        b_off.append(pos)
+        pos += n_out
+    return np.array(w_off, dtype=np.int64), np.array(b_off, dtype=np.int64), pos
+
+
+class Network:
+    """A fully-connected network trained by backpropagation.
+
+    Parameters
+    ----------
+    sizes : sequence of int
+        Layer widths, input first: ``[n_features, hidden..., n_outputs]``; at
+        least two entries.
+    activations : str or sequence of str, default "sigmoid"
+        One name for every weighted layer, or one per weighted layer
+        (``len(sizes) - 1`` names).  Names: ``"sigmoid"``, ``"tanh"``,
+        ``"relu"``, ``"leaky_relu"`` (slope 0.01), ``"identity"``, and
+        ``"softmax"`` (output layer only, at least 2 outputs).
+    loss : {"mse", "cross_entropy", "binary_cross_entropy"}, default "mse"
+        Per-sample cost (DESIGN.md section 1).  ``cross_entropy`` needs a
+        softmax output and ``binary_cross_entropy`` a sigmoid output; ``mse``
+        works with any output activation.
+    dtype : {numpy.float64, numpy.float32}, default float64
+        Precision of parameters and computation.
+    seed : int or None
+        Seeds initialisation, shuffling and dropout: the same seed and data on
+        the same machine give identical weights.
+    l2 : float, default 0
+        L2 penalty λ: the cost is ``mean per-sample cost + λ/2 · Σ_l ‖W^l‖²``
+        (weights only, not biases).  It is part of :meth:`loss` and
+        :meth:`gradients`, so gradient checks cover it.
+    dropout : float in [0, 1), default 0
+        Inverted-dropout probability on hidden layers, used only by
+        :meth:`fit` / :meth:`partial_fit`; :meth:`predict`, :meth:`loss` and
+        :meth:`gradients` are deterministic.
+
+    Attributes
+    ----------
+    params : ndarray of shape (n_params,)
+        Every parameter in one vector: ``W^1`` (row-major), ``b^1``, ``W^2``, ...
+    weights : list of ndarray
+        ``weights[l]`` has shape ``(sizes[l+1], sizes[l])`` (outputs by inputs)
+        and is a view into ``params``: writing into it changes the network.
+    biases : list of ndarray
+        ``biases[l]`` has shape ``(sizes[l+1],)``, also views.
+    optimizer : Optimizer or None
+        The optimizer of the last ``fit``; ``fit`` without ``optimizer=``
+        continues with it.
+    epochs_trained : int
+        Epochs trained so far (schedules count from it).
+
+    Notes
+    -----
+    Initialisation (biases are zero):
+
+    * sigmoid, tanh, identity, softmax layers: Glorot/Xavier uniform,
+      ``U(-r, r)`` with ``r = sqrt(6 / (n_in + n_out))``;
+    * relu and leaky_relu layers: He normal, ``N(0, 2 / n_in)``.
+    """
+
+    def __init__(self, sizes, activations="sigmoid", loss="mse", dtype=np.float64, seed=None, l2=0.0, dropout=0.0):
+        sizes = self._check_sizes(sizes)
+        L = len(sizes) - 1
+        if isinstance(activations, str):
+            activations = [activations] * L
+        else:
+            try:
+                activations = list(activations)
+            except TypeError:
+                raise ValueError(f"activations must be a name or a list of names; got {activations!r}") from None
+        if len(activations) != L:
+            raise ValueError(
+                f"activations has {len(activations)} names but the network has {L} weighted layers "
+                f"(sizes {sizes}); give one name or {L}"
+            )
+        for i, name in enumerate(activations):
+            if name not in _act.CODES:
+                raise ValueError(f"unknown activation {name!r} for layer {i + 1}; choose from {sorted(_act.CODES)}")
+            if name == "softmax" and i != L - 1:
+                raise ValueError(f"softmax is only allowed on the output layer, not on hidden layer {i + 1}")
+        if activations[-1] == "softmax" and sizes[-1] < 2:
+            raise ValueError(f"a softmax output needs at least 2 units; the output layer has {sizes[-1]}")
+        if loss not in _loss.CODES:
+            raise ValueError(f"unknown loss {loss!r}; choose from {sorted(_loss.CODES)}")
+        if loss == "cross_entropy" and activations[-1] != "softmax":
+            raise ValueError(f"loss 'cross_entropy' needs a softmax output layer; the output activation is {activations[-1]!r}")
+        if loss == "binary_cross_entropy" and activations[-1] != "sigmoid":
+            raise ValueError(
+                f"loss 'binary_cross_entropy' needs a sigmoid output layer; the output activation is {activations[-1]!r}"
+            )
+        try:
+            dt = np.dtype(dtype)
+        except TypeError:
+            raise ValueError(f"dtype must be float32 or float64; got {dtype!r}") from None
+        if dt not in _FLOAT_DTYPES:
+            raise ValueError(f"dtype must be float32 or float64; got {dt}")
+        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, numbers.Integral)):
+            raise ValueError(f"seed must be an integer or None; got {seed!r}")
+        self.sizes = tuple(sizes)
+        self.activations = tuple(activations)
+        self.loss_name = loss
+        self.dtype = dt
+        self.seed = seed
+        self.l2 = V.non_negative_float(l2, "l2")
+        self.dropout = V.non_negative_float(dropout, "dropout", upper=1.0, upper_open=True)
+        self.optimizer = None
+        self.epochs_trained = 0
+        self._rng = np.random.default_rng(seed)
+        self._setup(np.empty(_layout(self.sizes)[2], dtype=dt))
+        self._initialise()
+
+    # ------------------------------------------------------------------ set-up
+
+    @staticmethod
+    def _check_sizes(sizes):
+        if isinstance(sizes, (str, bytes)):
+            raise ValueError(f"sizes must be a list of layer widths; got {sizes!r}")
+        try:
+            sizes = list(sizes)
+        except TypeError:
+            raise ValueError(f"sizes must be a list of layer widths; got {sizes!r}") from None
+        if len(sizes) < 2:
+            raise ValueError(f"sizes needs at least 2 entries (input and output widths); got {sizes}")
+        for i, s in enumerate(sizes):
+            if isinstance(s, bool) or not isinstance(s, numbers.Integral) or s < 1:
+                raise ValueError(f"layer widths must be positive integers; sizes[{i}] is {s!r}")
+        return [int(s) for s in sizes]
+
+    def _setup(self, params):
+        """Attach the flat parameter vector and build the per-layer views."""
+        w_off, b_off, n = _layout(self.sizes)
+        self._w_off, self._b_off = w_off, b_off
+        self._sizes_arr = np.array(self.sizes, dtype=np.int64)
+        self._acts_arr = np.array([_act.CODES[a] for a in self.activations], dtype=np.int64)
+        self._loss_code = _loss.CODES[self.loss_name]
+        self.params = params
+        self.weights = [
+            params[w : w + o * i].reshape(o, i) for w, i, o in zip(w_off, self.sizes[:-1], self.sizes[1:])
+        ]
+        self.biases = [params[b : b + o] for b, o in zip(b_off, self.sizes[1:])]
+        self._workspaces = {}
+
+    def _initialise(self):
+        for W, b, act in zip(self.weights, self.biases, self.activations):
+            n_out, n_in = W.shape
+            if act in ("relu", "leaky_relu"):
+                W[...] = self._rng.normal(0.0, np.sqrt(2.0 / n_in), size=W.shape)
+            else:
+                r = np.sqrt(6.0 / (n_in + n_out))
+                W[...] = self._rng.uniform(-r, r, size=W.shape)
+            b[...] = 0.0
+
+    def _workspace(self, cap, dropout):
+        key = (cap, dropout > 0)
+        ws = self._workspaces.get(key)
+        if ws is None:
+            ws = np.empty(_train.workspace_size(self._sizes_arr, cap, dropout), dtype=self.dtype)
+            self._workspaces[key] = ws
+        return ws
+
+    # ------------------------------------------------------------ properties
+
+    @property
+    def n_params(self):
+        """Number of parameters (weights and biases)."""
+        return self.params.size
+
+    @property
+    def n_layers(self):
+        """Number of weighted layers, L - 1 in the textbook's numbering."""
+        return len(self.sizes) - 1
+
+    def __repr__(self):
+        acts = self.activations[0] if len(set(self.activations)) == 1 else list(self.activations)
+        return (
+            f"Network({list(self.sizes)}, activations={acts!r}, loss={self.loss_name!r}, "
+            f"dtype={self.dtype.name}, seed={self.seed!r})"
+        )
+
+    # ------------------------------------------------------ pickling / copies
+
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        for key in ("weights", "biases", "_workspaces", "_w_off", "_b_off", "_sizes_arr", "_acts_arr"):
+            state.pop(key, None)
+        return state
+
+    def __setstate__(self, state):
+        params = state.pop("params")
+        self.__dict__.update(state)
+        self._setup(np.ascontiguousarray(params))
+
+    def copy(self):
+        """An independent deep copy (parameters, optimizer state, random state)."""
+        import copy
+
+        return copy.deepcopy(self)
+
+    def astype(self, dtype):
+        """A copy of this network (same class) with parameters cast to ``dtype``."""
+        net = self.copy()
+        net.dtype = np.dtype(dtype)
+        if net.dtype not in _FLOAT_DTYPES:
+            raise ValueError(f"dtype must be float32 or float64; got {net.dtype}")
+        net._setup(self.params.astype(net.dtype))
+        net.optimizer = None
+        return net
+
+    # --------------------------------------------------------------- checks
+
+    def _X(self, X, name="X"):
+        return V.as_matrix(X, name, self.dtype, n_cols=self.sizes[0], what="features")
+
+    def _Y(self, Y, name="Y"):
+        Y = V.as_matrix(Y, name, self.dtype, n_cols=self.sizes[-1], allow_1d=self.sizes[-1] == 1, what="outputs")
+        if self.loss_name in ("cross_entropy", "binary_cross_entropy"):
+            lo, hi = Y.min(), Y.max()
+            if lo < 0 or hi > 1:
+                raise ValueError(
+                    f"{name} must lie in [0, 1] for loss {self.loss_name!r} (one-hot labels or probabilities); "
+                    f"found values from {lo:g} to {hi:g}"
+                )
+        return Y
+
+    def _XY(self, X, Y, sample_weight=None):
+        X = self._X(X)
+        Y = self._Y(Y)
+        V.check_rows(X, Y)
+        sw = V.sample_weights(sample_weight, X.shape[0])
+        return X, Y, sw
+
+    # ----------------------------------------------------- evaluation methods
+
+    def forward(self, X):
+        """Every layer's pre-activations and activations, for teaching and checks.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        Z : list of ndarray
+            ``Z[l]`` of shape (n_samples, sizes[l+1]): pre-activations of weighted layer l.
+        A : list of ndarray
+            ``A[0]`` is X (as the network's dtype); ``A[l+1] = σ(Z[l])``.
+        """
+        A = [self._X(X)]
+        Z = []
+        for W, b, code in zip(self.weights, self.biases, self._acts_arr):
+            z = np.empty((A[-1].shape[0], W.shape[0]), dtype=self.dtype)
+            _dense.linear(A[-1], W, b, z)
+            a = np.empty_like(z)
+            _act.activate(z, code, a)
+            Z.append(z)
+            A.append(a)
+        return Z, A
+
+    def predict(self, X):
+        """Output activations.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        ndarray of shape (n_samples, n_outputs), the network's dtype
+        """
+        X = self._X(X)
+        cap = min(CHUNK, X.shape[0])
+        out = np.empty((X.shape[0], self.sizes[-1]), dtype=self.dtype)
+        _train.predict(self.params, self._sizes_arr, self._w_off, self._b_off, self._acts_arr, X,
+                       self._workspace(cap, 0.0), cap, out)
+        return out
+
+    def _cost(self, X, Y, sw, grad):
+        cap = min(CHUNK, X.shape[0])
+        return _train.cost_and_gradient(
+            self.params, self._sizes_arr, self._w_off, self._b_off, self._acts_arr, self._loss_code, self.l2,
+            X, Y, sw, self._workspace(cap, 0.0), cap,
+            grad if grad is not None else np.empty(0, dtype=self.dtype), grad is not None,
+        )
+
+    def loss(self, X, Y, sample_weight=None):
+        """Mean per-sample cost (weighted mean with ``sample_weight``), plus the L2 term.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        Y : array-like of shape (n_samples, n_outputs)
+            (1-D accepted for a single output).
+        sample_weight : array-like of shape (n_samples,), optional
+            Non-negative weights; the cost is ``Σ s_i c_i / Σ s_i``.
+
+        Returns
+        -------
+        float
+        """
+        X, Y, sw = self._XY(X, Y, sample_weight)
+        return float(self._cost(X, Y, sw, None))
+
+    def gradients(self, X, Y, sample_weight=None):
+        """Exact gradient of :meth:`loss` with respect to every weight and bias.
+
+        Parameters are those of :meth:`loss`.
+
+        Returns
+        -------
+        dW : list of ndarray
+            ``dW[l]`` shaped like ``weights[l]``.
+        db : list of ndarray
+            ``db[l]`` shaped like ``biases[l]``.
+        """
+        X, Y, sw = self._XY(X, Y, sample_weight)
+        grad = np.empty_like(self.params)
+        self._cost(X, Y, sw, grad)
+        return self._unflatten(grad)
+
+    def _unflatten(self, flat):
+        dW = [flat[w : w + W.size].reshape(W.shape) for w, W in zip(self._w_off, self.weights)]
+        db = [flat[b : b + bb.size] for b, bb in zip(self._b_off, self.biases)]
+        return dW, db
+
+    def accuracy(self, X, Y):
+        """Fraction of correct predictions, for classification losses.
+
+        ``cross_entropy``: arg-max of the output equals arg-max of ``Y``.
+        ``binary_cross_entropy``: ``output > 0.5`` equals ``Y > 0.5``, over all outputs.
+        """
+        if self.loss_name == "mse":
+            raise ValueError("accuracy is defined for classification losses; this network uses 'mse'")
+        X = self._X(X)
+        Y = self._Y(Y)
+        V.check_rows(X, Y)
+        return accuracy(self.loss_name, self.predict(X), Y)
+
+    # -------------------------------------------------------------- training
+
+    def fit(
+        self,
+        X,
+        Y,
+        epochs=1,
+        batch_size=32,
+        optimizer=None,
+        shuffle=True,
+        validation_data=None,
+        validation_split=0.0,
+        progress=None,
+        sample_weight=None,
+        callbacks=None,
+        early_stopping=None,
+        lr_schedule=None,
+        clip_norm=None,
+    ):
+        """Train by mini-batch gradient descent (or another optimizer).
+
+        Each epoch visits every sample once, in mini-batches of ``batch_size``
+        (the last batch may be smaller and is used too), reshuffled each epoch
+        when ``shuffle``.  The gradient of a batch is the mean of its
+        per-sample gradients.  Calling ``fit`` again continues from the
+        current weights and optimizer state.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        Y : array-like of shape (n_samples, n_outputs)
+        epochs : int, default 1
+        batch_size : int, default 32
+            Capped at the number of training samples.
+        optimizer : Optimizer, optional
+            Default: the optimizer of the previous ``fit``, else ``SGD(lr=0.1)``.
+        shuffle : bool, default True
+        validation_data : tuple (X_val, Y_val), optional
+            Evaluated after every epoch: ``history.val_loss`` (and
+            ``val_accuracy`` for classification losses).
+        validation_split : float in [0, 1), default 0
+            Hold out this fraction of the samples (a seeded random choice) as
+            validation data instead.
+        progress : bool or None
+            Show a bar over epochs with the latest losses; None shows it in
+            terminals and notebooks and stays silent otherwise.
+        sample_weight : array-like of shape (n_samples,), optional
+            Non-negative weights; each batch minimises ``Σ s_i c_i / Σ s_i``.
+        callbacks : callable or list, optional
+            ``f(net, history)`` or :class:`numbanet.Callback` objects, called
+            after each epoch; returning True stops training.
+        early_stopping : int or EarlyStopping, optional
+            Patience in epochs (monitoring the validation loss when there is
+            validation data), or a configured :class:`EarlyStopping`.  The
+            best weights are restored at the end.
+        lr_schedule : Schedule or callable, optional
+            Learning rate per epoch (see :mod:`numbanet.schedules`).
+        clip_norm : float, optional
+            Clip each batch gradient to this global L2 norm.
+
+        Returns
+        -------
+        History
+
+        Raises
+        ------
+        ValueError
+            For invalid input; nothing is changed.
+        TrainingDivergedError
+            When the loss becomes NaN or infinite; the weights and optimizer
+            state are restored to the start of that epoch.
+        """
+        epochs = V.positive_int(epochs, "epochs")
+        batch_size = V.positive_int(batch_size, "batch_size")
+        X, Y, sw = self._XY(X, Y, sample_weight)
+        split = V.non_negative_float(validation_split, "validation_split", upper=1.0, upper_open=True)
+        if split > 0 and validation_data is not None:
+            raise ValueError("give either validation_data or validation_split, not both")
+        if split > 0:
+            n_val = int(round(split * X.shape[0]))
+            if n_val < 1 or n_val >= X.shape[0]:
+                raise ValueError(
+                    f"validation_split={validation_split} of {X.shape[0]} samples leaves "
+                    f"{n_val} for validation and {X.shape[0] - n_val} for training; both need at least 1"
+                )
+            perm = self._rng.permutation(X.shape[0])
+            val, tr = perm[:n_val], np.sort(perm[n_val:])
+            Xv, Yv = X[val], Y[val]
+            X, Y, sw = np.ascontiguousarray(X[tr]), np.ascontiguousarray(Y[tr]), np.ascontiguousarray(sw[tr])
+            if sw.sum() <= 0:
+                raise ValueError("after validation_split every training sample has weight 0")
+        elif validation_data is not None:
+            try:
+                Xv, Yv = validation_data
+            except (TypeError, ValueError):
+                raise ValueError("validation_data must be a pair (X_val, Y_val)") from None
+            Xv = self._X(Xv, "validation X")
+            Yv = self._Y(Yv, "validation Y")
+            V.check_rows(Xv, Yv, "validation X", "validation Y")
+        else:
+            Xv = Yv = None
+        if optimizer is None:
+            optimizer = self.optimizer if self.optimizer is not None else SGD(lr=0.1)
+        if not isinstance(optimizer, Optimizer):
+            raise ValueError(f"optimizer must be a numbanet optimizer (SGD, Adam, ...); got {optimizer!r}")
+        schedule = as_schedule(lr_schedule)
+        clip = 0.0 if clip_norm is None else V.non_negative_float(clip_norm, "clip_norm")
+        cbs = as_callbacks(callbacks)
+        if early_stopping is not None and early_stopping is not False:
+            if isinstance(early_stopping, EarlyStopping):
+                cbs.append(early_stopping)
+            else:
+                cbs.append(EarlyStopping(patience=V.positive_int(early_stopping, "early_stopping")))
+        if progress is None:
+            progress = default_progress()
+        state = optimizer.bind(self.n_params, self.dtype)  # validates the optimizer
+        self.optimizer = optimizer
+
+        n = X.shape[0]
+        batch_size = min(batch_size, n)
+        dropout = self.dropout
+        ws = self._workspace(batch_size, dropout)
+        grad = np.empty_like(self.params)
+        backup = np.empty(3 * self.n_params, dtype=self.dtype)
+        order = np.arange(n, dtype=np.int64)
+        hyper = optimizer._hyper()
+        info = np.zeros(3, dtype=np.int64)
+        history = History()
+        per_epoch = bool(cbs) or progress or Xv is not None or schedule.needs_loss
+        chunk = 1 if per_epoch else epochs
+        bar = Progress(epochs, progress)
+        for cb in cbs:
+            cb.on_train_begin(self)
+        try:
+            done = 0
+            while done < epochs:
+                k = min(chunk, epochs - done)
+                first = self.epochs_trained
+                lrs = np.array([schedule(first + e, optimizer.lr) for e in range(k)], dtype=np.float64)
+                if not np.all(np.isfinite(lrs)) or np.any(lrs < 0):
+                    raise ValueError(f"the learning-rate schedule gave an invalid rate {lrs[~(np.isfinite(lrs) & (lrs >= 0))][0]}")
+                losses = np.empty(k, dtype=np.float64)
+                seed = int(self._rng.integers(2**31 - 1))
+                optimizer.t = _train.train_epochs(
+                    self.params, grad, state, optimizer._code, hyper, optimizer.t, lrs,
+                    self._sizes_arr, self._w_off, self._b_off, self._acts_arr, self._loss_code,
+                    self.l2, dropout, clip, X, Y, sw, order, bool(shuffle), batch_size, seed,
+                    ws, backup, losses, info,
+                )
+                if info[0] != _train.OK:
+                    ran = int(info[1])
+                    self._record(history, first, losses[:ran], lrs[:ran])
+                    self.epochs_trained += ran
+                    raise TrainingDivergedError(self.epochs_trained + 1, int(info[2]) + 1, float(lrs[ran]))
+                self._record(history, first, losses, lrs)
+                self.epochs_trained += k
+                done += k
+                if per_epoch:
+                    if Xv is not None:
+                        history.val_loss.append(float(self._cost(Xv, Yv, np.ones(Xv.shape[0]), None)))
+                        acc = accuracy(self.loss_name, self.predict(Xv), Yv)
+                        if acc is not None:
+                            history.val_accuracy.append(acc)
+                    if schedule.needs_loss:
+                        schedule.observe(history.val_loss[-1] if history.val_loss else history.loss[-1], optimizer.lr)
+                    bar.update(history)
+                    stop = False
+                    for cb in cbs:
+                        stop = bool(cb.on_epoch_end(self, history)) or stop
+                    if stop:
+                        history.stopped_early = done < epochs
+                        break
+        finally:
+            bar.close()
+        for cb in cbs:
+            cb.on_train_end(self, history)
+        return history
+
+    @staticmethod
+    def _record(history, first, losses, lrs):
+        history.epoch.extend(range(first, first + len(losses)))
+        history.loss.extend(float(v) for v in losses)
+        history.lr.extend(float(v) for v in lrs)
+
+    def partial_fit(self, X, Y, optimizer=None, sample_weight=None):
+        """One optimizer step on the whole of ``(X, Y)`` as a single mini-batch.
+
+        Parameters are those of :meth:`fit`.  Returns the batch loss measured
+        before the step.
+        """
+        history = self.fit(X, Y, epochs=1, batch_size=max(1, np.shape(X)[0] if np.ndim(X) else 1),
+                           optimizer=optimizer, shuffle=False, progress=False, sample_weight=sample_weight)
+        return history.loss[-1]

@@ -1,0 +1,220 @@
+r"""The textbook algorithm, written literally: the oracle and the teaching copy.
+
+Column vectors, one sample at a time, plain NumPy, no cleverness.  Every
+function here reads like the derivation in DESIGN.md section 1:
+
+.. math::
+
+    z^l = W^l a^{l-1} + b^l, \qquad a^l = \sigma_l(z^l), \qquad a^1 = x
+
+    \delta^L = \partial c / \partial a^L \odot \sigma_L'(z^L)
+
+    \delta^l = (W^{l+1})^T \delta^{l+1} \odot \sigma_l'(z^l)
+
+    \partial c / \partial W^l = \delta^l (a^{l-1})^T, \qquad
+    \partial c / \partial b^l = \delta^l
+
+and the batch gradient is the mean of the per-sample gradients.  It is slow on
+purpose; the fast kernels are tested against it.
+
+Here ``weights[i]`` and ``biases[i]`` belong to the i-th weighted layer (the
+textbook's layer ``i + 2``); biases are column vectors of shape ``(n, 1)``.
+"""
+
+import numpy as np
+
+LEAKY_SLOPE = 0.01
+
+
+# --- activations, each next to its derivative --------------------------------
+
+
+def sigmoid(z):
+    """σ(z) = 1 / (1 + e^{-z}), written so that exp never overflows."""
+    e = np.exp(-np.abs(z))
+    return np.where(z >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
+
+
+def sigmoid_prime(z):
+    """σ'(z) = σ(z)(1 − σ(z))."""
+    s = sigmoid(z)
+    return s * (1 - s)
+
+
+def tanh(z):
+    return np.tanh(z)
+
+
+def tanh_prime(z):
+    """tanh'(z) = 1 − tanh²(z)."""
+    return 1 - np.tanh(z) ** 2
+
+
+def relu(z):
+    return np.where(z > 0, z, 0.0)
+
+
+def relu_prime(z):
+    """1 for z > 0, else 0 (0 at the kink, as PyTorch)."""
+    return np.where(z > 0, 1.0, 0.0)
+
+
+def leaky_relu(z):
+    return np.where(z > 0, z, LEAKY_SLOPE * z)
+
+
+def leaky_relu_prime(z):
+    return np.where(z > 0, 1.0, LEAKY_SLOPE)
+
+
+def identity(z):
+    return z.copy()
+
+
+def identity_prime(z):
+    return np.ones_like(z)
+
+
+def softmax(z):
+    """Softmax of a column vector, subtracting the maximum first."""
+    e = np.exp(z - z.max())
+    return e / e.sum()
+
+
+def softmax_jacobian(z):
+    """∂a_i/∂z_j = a_i (δ_ij − a_j)."""
+    a = softmax(z)
+    return np.diagflat(a) - a @ a.T
+
+
+ACTIVATIONS = {
+    "sigmoid": (sigmoid, sigmoid_prime),
+    "tanh": (tanh, tanh_prime),
+    "relu": (relu, relu_prime),
+    "leaky_relu": (leaky_relu, leaky_relu_prime),
+    "identity": (identity, identity_prime),
+    "softmax": (softmax, None),
+}
+
+
+# --- costs of one sample, and their gradient with respect to a^L ------------
+
+
+def cost(loss, a, y):
+    """Cost c of one sample (column vectors ``a`` and ``y``)."""
+    if loss == "mse":
+        return 0.5 * float(np.sum((a - y) ** 2))
+    if loss == "cross_entropy":
+        return -float(np.sum(y * np.log(a)))
+    if loss == "binary_cross_entropy":
+        return -float(np.sum(y * np.log(a) + (1 - y) * np.log(1 - a)))
+    raise ValueError(f"unknown loss {loss!r}")
+
+
+def cost_derivative(loss, a, y):
+    """∂c/∂a^L for one sample."""
+    if loss == "mse":
+        return a - y
+    if loss == "cross_entropy":
+        return -y / a
+    if loss == "binary_cross_entropy":
+        return -y / a + (1 - y) / (1 - a)
+    raise ValueError(f"unknown loss {loss!r}")
+
+
+# --- the algorithm ------------------------------------------------------------
+
+
+def feedforward(weights, biases, activations, x):
+    """Forward pass of one sample.
+
+    Returns the lists ``zs`` (one per weighted layer) and ``as_`` (``as_[0]``
+    is ``x``), column vectors.
+    """
+    a = x
+    zs, as_ = [], [x]
+    for W, b, name in zip(weights, biases, activations):
+        z = W @ a + b
+        a = ACTIVATIONS[name][0](z)
+        zs.append(z)
+        as_.append(a)
+    return zs, as_
+
+
+def backprop(weights, biases, activations, loss, x, y):
+    """Gradient of the cost of one sample (x, y column vectors).
+
+    Returns ``nabla_w``, ``nabla_b`` shaped like ``weights`` and ``biases``.
+    """
+    zs, as_ = feedforward(weights, biases, activations, x)
+    # Output delta: δ^L = ∂c/∂a^L ⊙ σ'(z^L); for softmax the Jacobian replaces ⊙.
+    grad_a = cost_derivative(loss, as_[-1], y)
+    if activations[-1] == "softmax":
+        delta = softmax_jacobian(zs[-1]).T @ grad_a
+    else:
+        delta = grad_a * ACTIVATIONS[activations[-1]][1](zs[-1])
+    nabla_w = [None] * len(weights)
+    nabla_b = [None] * len(weights)
+    nabla_w[-1] = delta @ as_[-2].T
+    nabla_b[-1] = delta
+    # Backward recursion: δ^l = (W^{l+1})ᵀ δ^{l+1} ⊙ σ'(z^l).
+    for l in range(len(weights) - 2, -1, -1):
+        delta = (weights[l + 1].T @ delta) * ACTIVATIONS[activations[l]][1](zs[l])
+        nabla_w[l] = delta @ as_[l].T
+        nabla_b[l] = delta
+    return nabla_w, nabla_b
+
+
+def total_cost(weights, biases, activations, loss, X, Y):
+    """Mean per-sample cost over rows of X, Y (2-D, one sample per row)."""
+    costs = []
+    for x, y in zip(X, Y):
+        a = feedforward(weights, biases, activations, x.reshape(-1, 1))[1][-1]
+        costs.append(cost(loss, a, y.reshape(-1, 1)))
+    return sum(costs) / len(costs)
+
+
+def batch_gradients(weights, biases, activations, loss, X, Y):
+    """Mean of the per-sample gradients over the rows of X, Y.
+
+    Returns ``nabla_w``, ``nabla_b``; biases' gradients are column vectors.
+    """
+    nabla_w = [np.zeros_like(W) for W in weights]
+    nabla_b = [np.zeros_like(b) for b in biases]
+    for x, y in zip(X, Y):
+        dnw, dnb = backprop(weights, biases, activations, loss, x.reshape(-1, 1), y.reshape(-1, 1))
+        nabla_w = [nw + d for nw, d in zip(nabla_w, dnw)]
+        nabla_b = [nb + d for nb, d in zip(nabla_b, dnb)]
+    n = len(X)
+    return [nw / n for nw in nabla_w], [nb / n for nb in nabla_b]
+
+
+def update_mini_batch(weights, biases, activations, loss, X, Y, lr):
+    """One step of gradient descent on one mini-batch; returns new weights and biases."""
+    nabla_w, nabla_b = batch_gradients(weights, biases, activations, loss, X, Y)
+    weights = [W - lr * nw for W, nw in zip(weights, nabla_w)]
+    biases = [b - lr * nb for b, nb in zip(biases, nabla_b)]
+    return weights, biases
+
+
+def sgd_epoch(weights, biases, activations, loss, X, Y, batch_size, lr):
+    """One epoch of mini-batch gradient descent over X, Y in their given order.
+
+    The last batch may be smaller; it is used too.
+    """
+    for start in range(0, len(X), batch_size):
+        weights, biases = update_mini_batch(
+            weights, biases, activations, loss, X[start : start + batch_size], Y[start : start + batch_size], lr
+        )
+    return weights, biases
+
+
+def from_network(net):
+    """Copies of a :class:`numbanet.Network`'s parameters in this module's form.
+
+    Returns ``weights``, ``biases`` (column vectors) and ``activations``, in
+    float64.
+    """
+    weights = [np.array(W, dtype=np.float64) for W in net.weights]
+    biases = [np.array(b, dtype=np.float64).reshape(-1, 1) for b in net.biases]
+    return weights, biases, list(net.activations)
