@@ -190,11 +190,11 @@ class Network:
                 W[...] = self._rng.uniform(-r, r, size=W.shape)
             b[...] = 0.0
 
-    def _workspace(self, cap, dropout):
-        key = (cap, dropout > 0)
+    def _workspace(self, cap):
+        key = cap
         ws = self._workspaces.get(key)
         if ws is None:
-            ws = np.empty(_train.workspace_size(self._sizes_arr, cap, dropout), dtype=self.dtype)
+            ws = np.empty(_train.workspace_size(self._sizes_arr, cap), dtype=self.dtype)
             self._workspaces[key] = ws
         return ws
 
@@ -311,14 +311,14 @@ class Network:
         cap = min(CHUNK, X.shape[0])
         out = np.empty((X.shape[0], self.sizes[-1]), dtype=self.dtype)
         _train.predict(self.params, self._sizes_arr, self._w_off, self._b_off, self._acts_arr, X,
-                       self._workspace(cap, 0.0), cap, out)
+                       self._workspace(cap), cap, out)
         return out
 
     def _cost(self, X, Y, sw, grad):
         cap = min(CHUNK, X.shape[0])
         return _train.cost_and_gradient(
             self.params, self._sizes_arr, self._w_off, self._b_off, self._acts_arr, self._loss_code, self.l2,
-            X, Y, sw, self._workspace(cap, 0.0), cap,
+            X, Y, sw, self._workspace(cap), cap,
             grad if grad is not None else np.empty(0, dtype=self.dtype), grad is not None,
         )
 
@@ -496,7 +496,7 @@ class Network:
         n = X.shape[0]
         batch_size = min(batch_size, n)
         dropout = self.dropout
-        ws = self._workspace(batch_size, dropout)
+        ws = self._workspace(batch_size)
         grad = np.empty_like(self.params)
         backup = np.empty(3 * self.n_params, dtype=self.dtype)
         order = np.arange(n, dtype=np.int64)

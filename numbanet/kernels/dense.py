@@ -17,13 +17,70 @@ sums above *are* the batch means :math:`(1/n)(\Delta^l)^T A^{l-1}` of the
 textbook.
 
 Matrix products go to BLAS through ``np.dot(a, b, out)`` (SciPy provides the
-bindings); everything else is fused into single passes over the output.
+bindings) -- except tiny ones (at most ``SMALL`` multiply-adds), where the
+fixed cost of a BLAS call (argument checks, dispatch, threading decisions)
+exceeds the arithmetic, and a plain loop in the kernel is several times
+faster.  Everything else is fused into single passes over the output.
 """
 
 import numpy as np
 
 from numbanet._jit import jit
 from numbanet.kernels.activations import backprop, bias_activate
+
+#: Products of at most this many multiply-adds are done by loops, not BLAS.
+SMALL = 4096
+
+
+@jit
+def matmul_nt(A, B, out):
+    """``out = A @ B.T`` for A (n, k), B (m, k); BLAS unless tiny."""
+    n, k = A.shape
+    m = B.shape[0]
+    if n * k * m > SMALL:
+        np.dot(A, B.T, out)
+        return
+    for i in range(n):
+        for j in range(m):
+            s = 0.0
+            for p in range(k):
+                s += A[i, p] * B[j, p]
+            out[i, j] = s
+
+
+@jit
+def matmul_nn(A, B, out):
+    """``out = A @ B`` for A (n, k), B (k, m); BLAS unless tiny."""
+    n, k = A.shape
+    m = B.shape[1]
+    if n * k * m > SMALL:
+        np.dot(A, B, out)
+        return
+    for i in range(n):
+        for j in range(m):
+            out[i, j] = 0.0
+        for p in range(k):
+            a = A[i, p]
+            for j in range(m):
+                out[i, j] += a * B[p, j]
+
+
+@jit
+def matmul_tn(A, B, out):
+    """``out = A.T @ B`` for A (n, k), B (n, m); BLAS unless tiny."""
+    n, k = A.shape
+    m = B.shape[1]
+    if n * k * m > SMALL:
+        np.dot(A.T, B, out)
+        return
+    for p in range(k):
+        for j in range(m):
+            out[p, j] = 0.0
+    for i in range(n):
+        for p in range(k):
+            a = A[i, p]
+            for j in range(m):
+                out[p, j] += a * B[i, j]
 
 
 @jit
@@ -41,7 +98,7 @@ def linear(A_prev, W, b, out):
     out : array of shape (n_samples, n_out), same dtype, C-contiguous
         Filled with Z.
     """
-    np.dot(A_prev, W.T, out)
+    matmul_nt(A_prev, W, out)
     n, m = out.shape
     for i in range(n):
         for j in range(m):
@@ -64,7 +121,7 @@ def forward(A_prev, W, b, act, out):
     out : array of shape (n_samples, n_out)
         Filled with the layer's activations.
     """
-    np.dot(A_prev, W.T, out)
+    matmul_nt(A_prev, W, out)
     bias_activate(out, b, act)
 
 
@@ -85,7 +142,7 @@ def hidden_delta(delta_next, W_next, A, act, out):
     out : array of shape (n_samples, n_l)
         Filled with :math:`\Delta^l`.
     """
-    np.dot(delta_next, W_next, out)
+    matmul_nn(delta_next, W_next, out)
     backprop(out, A, act, out)
 
 
@@ -105,7 +162,7 @@ def layer_gradients(delta, A_prev, dW, db):
     db : array of shape (n_out,)
         Filled with the bias gradient.
     """
-    np.dot(delta.T, A_prev, dW)
+    matmul_tn(delta, A_prev, dW)
     n, m = delta.shape
     for j in range(m):
         db[j] = 0.0

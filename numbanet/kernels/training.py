@@ -24,7 +24,7 @@ import numpy as np
 
 from numbanet._jit import jit
 from numbanet.kernels.activations import derivative_scalar
-from numbanet.kernels.dense import forward, hidden_delta, layer_gradients
+from numbanet.kernels.dense import forward, hidden_delta, layer_gradients, matmul_nn
 from numbanet.kernels.losses import batch_cost, output_delta
 from numbanet.kernels.updates import clip_by_global_norm, update
 
@@ -39,72 +39,109 @@ def matrix(flat, off, rows, cols):
 
 
 @jit
-def workspace_layout(sizes, cap, dropout):
-    """Offsets of the work buffers for batches of at most ``cap`` rows.
+def workspace_size(sizes, cap):
+    """Length of the flat work buffer for batches of at most ``cap`` rows.
 
-    Returns
-    -------
-    a_off : int64 array of shape (L + 1,)
-        Start of ``A^l`` (``A^0`` is the gathered input batch).
-    y_off, w_off, d0_off, d1_off, m_off, total : int
-        Starts of the target batch, the row weights, the two delta buffers
-        (used alternately going backwards), the dropout masks, and the total
-        length.
+    It holds, for ``cap`` rows: every layer's activations ``A^0 .. A^L``
+    (``A^0`` is the gathered input batch), the target batch, the row weights,
+    two delta buffers as wide as the widest layer (used alternately going
+    backwards) and the dropout masks of the hidden layers.
     """
     L = sizes.size - 1
-    a_off = np.empty(L + 1, np.int64)
-    pos = 0
     widest = 0
-    hidden = 0
+    total = 0
     for l in range(L + 1):
-        a_off[l] = pos
-        pos += cap * sizes[l]
+        total += cap * sizes[l]
         if sizes[l] > widest:
             widest = sizes[l]
         if 0 < l < L:
-            hidden += sizes[l]
-    y_off = pos
+            total += cap * sizes[l]  # dropout mask
+    return total + cap * sizes[L] + cap + 2 * cap * widest
+
+
+@jit
+def param_views(theta, sizes, w_off, b_off):
+    """Lists of ``W^l`` (shape ``(sizes[l+1], sizes[l])``) and ``b^l`` views into ``theta``."""
+    L = sizes.size - 1
+    Ws = [matrix(theta, w_off[0], sizes[1], sizes[0])]
+    bs = [theta[b_off[0] : b_off[0] + sizes[1]]]
+    for l in range(1, L):
+        Ws.append(matrix(theta, w_off[l], sizes[l + 1], sizes[l]))
+        bs.append(theta[b_off[l] : b_off[l] + sizes[l + 1]])
+    return Ws, bs
+
+
+@jit
+def work_views(ws, sizes, cap):
+    """Views into the work buffer laid out as :func:`workspace_size` describes.
+
+    Returns
+    -------
+    As : list of L + 1 matrices (cap, sizes[l])
+        Activations; ``As[0]`` receives the input batch.
+    Ds : list of L matrices (cap, sizes[l+1])
+        Deltas; consecutive layers alternate between two buffers.
+    Ms : list of L matrices
+        Dropout masks of hidden layers ``Ms[l]`` for l < L - 1 (the entry for
+        the output layer is unused).
+    Yb : matrix (cap, sizes[L])
+        Target batch.
+    rw : vector (cap,)
+        Row weights.
+
+    Slicing rows (``As[l][:m]``) gives the views of a smaller batch, still
+    C-contiguous; building views costs a reshape, so it happens once per call.
+    """
+    L = sizes.size - 1
+    widest = 0
+    for l in range(L + 1):
+        if sizes[l] > widest:
+            widest = sizes[l]
+    pos = 0
+    As = [matrix(ws, pos, cap, sizes[0])]
+    pos += cap * sizes[0]
+    for l in range(1, L + 1):
+        As.append(matrix(ws, pos, cap, sizes[l]))
+        pos += cap * sizes[l]
+    Ms = [matrix(ws, pos, cap, sizes[1])]
+    pos += cap * sizes[1] if L > 1 else 0
+    for l in range(1, L):
+        if l < L - 1:
+            Ms.append(matrix(ws, pos, cap, sizes[l + 1]))
+            pos += cap * sizes[l + 1]
+        else:
+            Ms.append(Ms[0])
+    Yb = matrix(ws, pos, cap, sizes[L])
     pos += cap * sizes[L]
-    rw_off = pos
+    rw = ws[pos : pos + cap]
     pos += cap
-    d0_off = pos
-    pos += cap * widest
-    d1_off = pos
-    pos += cap * widest
-    m_off = pos
-    if dropout > 0.0:
-        pos += cap * hidden
-    return a_off, y_off, rw_off, d0_off, d1_off, m_off, pos
+    d0 = pos
+    d1 = pos + cap * widest
+    Ds = [matrix(ws, d0, cap, sizes[1])]
+    for l in range(1, L):
+        Ds.append(matrix(ws, d0 if (L - 1 - l) % 2 == 0 else d1, cap, sizes[l + 1]))
+    if (L - 1) % 2 != 0:
+        Ds[0] = matrix(ws, d1, cap, sizes[1])
+    return As, Ds, Ms, Yb, rw
 
 
 @jit
-def workspace_size(sizes, cap, dropout):
-    """Length of the flat work buffer for batches of at most ``cap`` rows."""
-    return workspace_layout(sizes, cap, dropout)[6]
-
-
-@jit
-def forward_batch(theta, sizes, w_off, b_off, acts, ws, a_off, m, dropout, m_off):
-    """Forward pass of ``m`` rows whose input is already in ``A^0``.
+def forward_batch(Ws, bs, acts, As, m, dropout, Ms):
+    """Forward pass of the first ``m`` rows, whose input is already in ``As[0]``.
 
     With ``dropout > 0`` (training only) each hidden activation is zeroed with
     probability ``dropout`` and the survivors scaled by ``1 / (1 - dropout)``
-    (inverted dropout); the scale factors (0 or ``1/(1-p)``) are kept in the
-    mask buffer for the backward pass.
+    (inverted dropout); the factors (0 or ``1/(1-p)``) are kept in ``Ms`` for
+    the backward pass.
     """
-    L = sizes.size - 1
-    mpos = m_off
+    L = len(Ws)
     for l in range(L):
-        n_in = sizes[l]
-        n_out = sizes[l + 1]
-        A_prev = matrix(ws, a_off[l], m, n_in)
-        W = matrix(theta, w_off[l], n_out, n_in)
-        b = theta[b_off[l] : b_off[l] + n_out]
-        A = matrix(ws, a_off[l + 1], m, n_out)
-        forward(A_prev, W, b, acts[l], A)
+        A = As[l + 1][:m]
+        forward(As[l][:m], Ws[l], bs[l], acts[l], A)
         if dropout > 0.0 and l < L - 1:
-            M = matrix(ws, mpos, m, n_out)
+            M = Ms[l][:m]
             scale = 1.0 / (1.0 - dropout)
+            n_out = A.shape[1]
             for i in range(m):
                 for j in range(n_out):
                     if np.random.random() < dropout:
@@ -113,46 +150,30 @@ def forward_batch(theta, sizes, w_off, b_off, acts, ws, a_off, m, dropout, m_off
                     else:
                         M[i, j] = scale
                         A[i, j] *= scale
-            mpos += m * n_out
 
 
 @jit
-def backward_batch(
-    theta, grad, sizes, w_off, b_off, acts, loss, ws, a_off, y_off, rw_off, d0_off, d1_off, m, dropout, m_off
-):
-    """Backward pass of ``m`` rows after :func:`forward_batch`; fills ``grad``.
+def backward_batch(Ws, dWs, dbs, acts, loss, As, Ds, Yb, rw, m, dropout, Ms):
+    """Backward pass of ``m`` rows after :func:`forward_batch`; fills ``dWs``, ``dbs``.
 
-    The output delta carries the row weights, so ``grad`` is the weighted
-    mean gradient of the batch cost.
+    The output delta carries the row weights ``rw``, so the gradients are the
+    weighted mean over the batch.
     """
-    L = sizes.size - 1
-    Y = matrix(ws, y_off, m, sizes[L])
-    rw = ws[rw_off : rw_off + m]
-    delta = matrix(ws, d0_off, m, sizes[L])
-    output_delta(matrix(ws, a_off[L], m, sizes[L]), Y, loss, acts[L - 1], rw, delta)
-    # Start of the last hidden layer's mask: masks are laid out layer 1..L-1.
-    mpos = m_off
-    if dropout > 0.0:
-        for l in range(1, L):
-            mpos += m * sizes[l]
-    use_d1 = True
+    L = len(Ws)
+    delta = Ds[L - 1][:m]
+    output_delta(As[L][:m], Yb[:m], loss, acts[L - 1], rw[:m], delta)
     for l in range(L - 1, -1, -1):
-        n_in = sizes[l]
-        n_out = sizes[l + 1]
-        A_prev = matrix(ws, a_off[l], m, n_in)
-        dW = matrix(grad, w_off[l], n_out, n_in)
-        db = grad[b_off[l] : b_off[l] + n_out]
-        layer_gradients(delta, A_prev, dW, db)
+        A_prev = As[l][:m]
+        layer_gradients(delta, A_prev, dWs[l], dbs[l])
         if l == 0:
             break
-        W = matrix(theta, w_off[l], n_out, n_in)
-        nxt = matrix(ws, d1_off if use_d1 else d0_off, m, n_in)
+        nxt = Ds[l - 1][:m]
         if dropout > 0.0:
-            mpos -= m * n_in
-            M = matrix(ws, mpos, m, n_in)
-            np.dot(delta, W, nxt)
+            M = Ms[l - 1][:m]
+            matmul_nn(delta, Ws[l], nxt)
             keep = 1.0 - dropout
             code = acts[l - 1]
+            n_in = nxt.shape[1]
             for i in range(m):
                 for j in range(n_in):
                     s = M[i, j]
@@ -162,9 +183,8 @@ def backward_batch(
                         # A holds s * σ(z); σ'(z) is a function of σ(z) = A * keep.
                         nxt[i, j] *= s * derivative_scalar(A_prev[i, j] * keep, code)
         else:
-            hidden_delta(delta, W, A_prev, acts[l - 1], nxt)
+            hidden_delta(delta, Ws[l], A_prev, acts[l - 1], nxt)
         delta = nxt
-        use_d1 = not use_d1
 
 
 @jit
@@ -193,13 +213,11 @@ def l2_penalty(theta, sizes, w_off, l2):
 
 
 @jit
-def _gather(X, Y, sw, idx, start, m, ws, a_off, y_off, rw_off):
+def _gather(X, Y, sw, idx, start, m, A0, Yb, rw):
     """Copy rows ``idx[start:start+m]`` of X and Y into the batch buffers and
     set the row weights to ``sw_i / sum(sw)``.  Returns ``sum(sw)``."""
     n_in = X.shape[1]
     n_out = Y.shape[1]
-    A0 = matrix(ws, a_off[0], m, n_in)
-    Yb = matrix(ws, y_off, m, n_out)
     total = 0.0
     for i in range(m):
         r = idx[start + i]
@@ -210,7 +228,7 @@ def _gather(X, Y, sw, idx, start, m, ws, a_off, y_off, rw_off):
         total += sw[r]
     inv = 1.0 / total if total > 0 else 0.0
     for i in range(m):
-        ws[rw_off + i] = sw[idx[start + i]] * inv
+        rw[i] = sw[idx[start + i]] * inv
     return total
 
 
@@ -221,24 +239,19 @@ def predict(theta, sizes, w_off, b_off, acts, X, ws, cap, out):
     Parameters
     ----------
     X : array of shape (n_samples, n_features)
-    ws : work buffer of length ``workspace_size(sizes, cap, 0.0)``
+    ws : work buffer of length ``workspace_size(sizes, cap)``
     out : array of shape (n_samples, n_outputs)
         Filled with the network's outputs.
     """
-    a_off, y_off, rw_off, d0_off, d1_off, m_off, total = workspace_layout(sizes, cap, 0.0)
+    Ws, bs = param_views(theta, sizes, w_off, b_off)
+    As, Ds, Ms, Yb, rw = work_views(ws, sizes, cap)
     n = X.shape[0]
     L = sizes.size - 1
     for start in range(0, n, cap):
         m = min(cap, n - start)
-        A0 = matrix(ws, a_off[0], m, sizes[0])
-        for i in range(m):
-            for j in range(sizes[0]):
-                A0[i, j] = X[start + i, j]
-        forward_batch(theta, sizes, w_off, b_off, acts, ws, a_off, m, 0.0, m_off)
-        AL = matrix(ws, a_off[L], m, sizes[L])
-        for i in range(m):
-            for j in range(sizes[L]):
-                out[start + i, j] = AL[i, j]
+        As[0][:m] = X[start : start + m]
+        forward_batch(Ws, bs, acts, As, m, 0.0, Ms)
+        out[start : start + m] = As[L][:m]
 
 
 @jit
@@ -254,7 +267,8 @@ def cost_and_gradient(theta, sizes, w_off, b_off, acts, loss, l2, X, Y, sw, ws, 
     float
         The cost.
     """
-    a_off, y_off, rw_off, d0_off, d1_off, m_off, total = workspace_layout(sizes, cap, 0.0)
+    Ws, bs = param_views(theta, sizes, w_off, b_off)
+    As, Ds, Ms, Yb, rw = work_views(ws, sizes, cap)
     n = X.shape[0]
     L = sizes.size - 1
     n_params = theta.size
@@ -263,28 +277,21 @@ def cost_and_gradient(theta, sizes, w_off, b_off, acts, loss, l2, X, Y, sw, ws, 
         swsum += sw[i]
     inv = 1.0 / swsum if swsum > 0 else 0.0
     cost = 0.0
+    part = np.empty(n_params if want_grad else 0, dtype=theta.dtype)
     if want_grad:
         for k in range(n_params):
             grad[k] = 0.0
-        part = np.empty_like(grad)
-    else:
-        part = grad
+        dWs, dbs = param_views(part, sizes, w_off, b_off)
     for start in range(0, n, cap):
         m = min(cap, n - start)
-        A0 = matrix(ws, a_off[0], m, sizes[0])
-        Yb = matrix(ws, y_off, m, sizes[L])
+        As[0][:m] = X[start : start + m]
+        Yb[:m] = Y[start : start + m]
         for i in range(m):
-            for j in range(sizes[0]):
-                A0[i, j] = X[start + i, j]
-            for j in range(sizes[L]):
-                Yb[i, j] = Y[start + i, j]
-            ws[rw_off + i] = sw[start + i] * inv
-        forward_batch(theta, sizes, w_off, b_off, acts, ws, a_off, m, 0.0, m_off)
-        cost += batch_cost(matrix(ws, a_off[L], m, sizes[L]), Yb, loss, ws[rw_off : rw_off + m])
+            rw[i] = sw[start + i] * inv
+        forward_batch(Ws, bs, acts, As, m, 0.0, Ms)
+        cost += batch_cost(As[L][:m], Yb[:m], loss, rw[:m])
         if want_grad:
-            backward_batch(
-                theta, part, sizes, w_off, b_off, acts, loss, ws, a_off, y_off, rw_off, d0_off, d1_off, m, 0.0, m_off
-            )
+            backward_batch(Ws, dWs, dbs, acts, loss, As, Ds, Yb, rw, m, 0.0, Ms)
             for k in range(n_params):
                 grad[k] += part[k]
     if l2 != 0.0:
@@ -371,7 +378,7 @@ def train_epochs(
     seed : int
         Seed for shuffling and dropout masks in this call.
     ws : array
-        Work buffer of length ``workspace_size(sizes, batch_size, dropout)``.
+        Work buffer of length ``workspace_size(sizes, batch_size)``.
     backup : array of shape (3 * n_params,)
         Start-of-epoch copy of ``theta`` and ``state`` for divergence recovery.
     epoch_losses : float64 array of shape (n_epochs,)
@@ -391,7 +398,9 @@ def train_epochs(
         after divergence, the count at the start of the restored epoch).
     """
     np.random.seed(seed)
-    a_off, y_off, rw_off, d0_off, d1_off, m_off, total = workspace_layout(sizes, batch_size, dropout)
+    Ws, bs = param_views(theta, sizes, w_off, b_off)
+    dWs, dbs = param_views(grad, sizes, w_off, b_off)
+    As, Ds, Ms, Yb, rw = work_views(ws, sizes, batch_size)
     n = X.shape[0]
     L = sizes.size - 1
     P = theta.size
@@ -414,9 +423,9 @@ def train_epochs(
         batch = 0
         for start in range(0, n, batch_size):
             m = min(batch_size, n - start)
-            wsum = _gather(X, Y, sw, order, start, m, ws, a_off, y_off, rw_off)
-            forward_batch(theta, sizes, w_off, b_off, acts, ws, a_off, m, dropout, m_off)
-            c = batch_cost(matrix(ws, a_off[L], m, sizes[L]), matrix(ws, y_off, m, sizes[L]), loss, ws[rw_off : rw_off + m])
+            wsum = _gather(X, Y, sw, order, start, m, As[0], Yb, rw)
+            forward_batch(Ws, bs, acts, As, m, dropout, Ms)
+            c = batch_cost(As[L][:m], Yb[:m], loss, rw[:m])
             if l2 != 0.0:
                 c += l2_penalty(theta, sizes, w_off, l2)
             if not np.isfinite(c):
@@ -426,10 +435,7 @@ def train_epochs(
                 break
             acc += wsum * c
             if wsum > 0:
-                backward_batch(
-                    theta, grad, sizes, w_off, b_off, acts, loss, ws, a_off, y_off, rw_off, d0_off, d1_off, m,
-                    dropout, m_off,
-                )
+                backward_batch(Ws, dWs, dbs, acts, loss, As, Ds, Yb, rw, m, dropout, Ms)
                 if l2 != 0.0:
                     add_l2_gradient(theta, grad, sizes, w_off, l2)
                 if clip > 0.0:
