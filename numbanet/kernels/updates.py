@@ -62,6 +62,62 @@ def sgd_step(theta, grad, lr):
 
 
 @jit
+def sgd_momentum_step(theta, grad, buf, lr, mu, nesterov, wd):
+    """SGD with weight decay and (Nesterov) momentum; ``buf`` is the momentum buffer."""
+    for k in range(theta.size):
+        g = grad[k] + wd * theta[k]
+        b = mu * buf[k] + g
+        buf[k] = b
+        if nesterov:
+            theta[k] -= lr * (g + mu * b)
+        else:
+            theta[k] -= lr * b
+
+
+@jit
+def sgd_decay_step(theta, grad, lr, wd):
+    """Plain SGD with coupled weight decay, ``θ <- θ - η (g + λ θ)``."""
+    for k in range(theta.size):
+        theta[k] -= lr * (grad[k] + wd * theta[k])
+
+
+@jit
+def adam_step(theta, grad, m, v, lr, beta1, beta2, eps, wd, decoupled, t):
+    """Adam (``decoupled=False``) or AdamW (``decoupled=True``); ``m``, ``v`` are the moments."""
+    bc1 = 1.0 - beta1**t
+    bc2 = 1.0 - beta2**t
+    step = lr / bc1
+    sbc2 = np.sqrt(bc2)
+    decay = 1.0 - lr * wd
+    for k in range(theta.size):
+        g = grad[k]
+        if decoupled:
+            theta[k] *= decay
+        else:
+            g += wd * theta[k]
+        mk = beta1 * m[k] + (1.0 - beta1) * g
+        vk = beta2 * v[k] + (1.0 - beta2) * g * g
+        m[k] = mk
+        v[k] = vk
+        theta[k] -= step * mk / (np.sqrt(vk) / sbc2 + eps)
+
+
+@jit
+def rmsprop_step(theta, grad, v, buf, lr, alpha, eps, mu, wd):
+    """RMSprop (not centred); ``v`` is the squared-gradient average, ``buf`` the momentum buffer."""
+    for k in range(theta.size):
+        g = grad[k] + wd * theta[k]
+        vk = alpha * v[k] + (1.0 - alpha) * g * g
+        v[k] = vk
+        if mu == 0.0:
+            theta[k] -= lr * g / (np.sqrt(vk) + eps)
+        else:
+            b = mu * buf[k] + g / (np.sqrt(vk) + eps)
+            buf[k] = b
+            theta[k] -= lr * b
+
+
+@jit
 def update(code, theta, grad, state, hyper, lr, t):
     """Apply one optimizer step to ``theta`` in place.
 
@@ -85,63 +141,18 @@ def update(code, theta, grad, state, hyper, lr, t):
     """
     mu = hyper[H_MOMENTUM]
     wd = hyper[H_WEIGHT_DECAY]
-    n = theta.size
     if code == SGD:
-        if mu == 0.0:
-            if wd == 0.0:
-                for k in range(n):
-                    theta[k] -= lr * grad[k]
-            else:
-                for k in range(n):
-                    theta[k] -= lr * (grad[k] + wd * theta[k])
+        if mu != 0.0:
+            sgd_momentum_step(theta, grad, state[0], lr, mu, hyper[H_NESTEROV] != 0.0, wd)
+        elif wd != 0.0:
+            sgd_decay_step(theta, grad, lr, wd)
         else:
-            nesterov = hyper[H_NESTEROV] != 0.0
-            buf = state[0]
-            for k in range(n):
-                g = grad[k] + wd * theta[k]
-                b = mu * buf[k] + g
-                buf[k] = b
-                if nesterov:
-                    theta[k] -= lr * (g + mu * b)
-                else:
-                    theta[k] -= lr * b
+            sgd_step(theta, grad, lr)
     elif code == ADAM or code == ADAMW:
-        beta1 = hyper[H_BETA1]
-        beta2 = hyper[H_BETA2]
-        eps = hyper[H_EPS]
-        bc1 = 1.0 - beta1**t
-        bc2 = 1.0 - beta2**t
-        step = lr / bc1
-        sbc2 = np.sqrt(bc2)
-        m = state[0]
-        v = state[1]
-        decay = 1.0 - lr * wd
-        for k in range(n):
-            g = grad[k]
-            if code == ADAM:
-                g += wd * theta[k]
-            else:
-                theta[k] *= decay
-            mk = beta1 * m[k] + (1.0 - beta1) * g
-            vk = beta2 * v[k] + (1.0 - beta2) * g * g
-            m[k] = mk
-            v[k] = vk
-            theta[k] -= step * mk / (np.sqrt(vk) / sbc2 + eps)
+        adam_step(theta, grad, state[0], state[1], lr, hyper[H_BETA1], hyper[H_BETA2], hyper[H_EPS], wd,
+                  code == ADAMW, t)
     elif code == RMSPROP:
-        alpha = hyper[H_ALPHA]
-        eps = hyper[H_EPS]
-        v = state[0]
-        buf = state[1]
-        for k in range(n):
-            g = grad[k] + wd * theta[k]
-            vk = alpha * v[k] + (1.0 - alpha) * g * g
-            v[k] = vk
-            if mu == 0.0:
-                theta[k] -= lr * g / (np.sqrt(vk) + eps)
-            else:
-                b = mu * buf[k] + g / (np.sqrt(vk) + eps)
-                buf[k] = b
-                theta[k] -= lr * b
+        rmsprop_step(theta, grad, state[0], state[1], lr, hyper[H_ALPHA], hyper[H_EPS], mu, wd)
     else:
         raise ValueError("unknown optimizer code")
 
