@@ -105,7 +105,8 @@ class EarlyStopping(Callback):
     Parameters
     ----------
     patience : int, default 10
-        Epochs without improvement tolerated.
+        Training stops after this many consecutive epochs without improvement
+        (as Keras' ``EarlyStopping``; 0 stops at the first such epoch).
     min_delta : float, default 0
         Smallest decrease that counts as an improvement.
     monitor : {"auto", "val_loss", "loss"}
@@ -150,7 +151,7 @@ class EarlyStopping(Callback):
                 self._best_params = net.params.copy()
             return False
         self._bad += 1
-        return self._bad > self.patience
+        return self._bad >= self.patience
 
     def on_train_end(self, net, history):
         if self.restore_best and self._best_params is not None:

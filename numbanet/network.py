@@ -148,6 +148,8 @@ class Network:
         self._rng = np.random.default_rng(seed)
         self._setup(np.empty(_layout(self.sizes)[2], dtype=dt))
         self._initialise()
+        # State of the in-kernel generator for shuffling and dropout (numbanet.kernels.rng).
+        self._rng_state = np.array([self._rng.integers(2**63)], dtype=np.uint64)
 
     # ------------------------------------------------------------------ set-up
 
@@ -226,9 +228,15 @@ class Network:
         return state
 
     def __setstate__(self, state):
-        params = state.pop("params")
+        params = np.ascontiguousarray(state.pop("params"))
+        if not params.flags.writeable:  # e.g. joblib unpickling from a read-only memory map
+            params = params.copy()
+        opt = state.get("optimizer")
+        if opt is not None and getattr(opt, "state", None) is not None and not opt.state.flags.writeable:
+            opt.state = opt.state.copy()
         self.__dict__.update(state)
-        self._setup(np.ascontiguousarray(params))
+        self._rng_state = np.array(self._rng_state, dtype=np.uint64)  # writeable, even from a memory map
+        self._setup(params)
 
     def copy(self):
         """An independent deep copy (parameters, optimizer state, random state)."""
@@ -517,11 +525,10 @@ class Network:
                 if not np.all(np.isfinite(lrs)) or np.any(lrs < 0):
                     raise ValueError(f"the learning-rate schedule gave an invalid rate {lrs[~(np.isfinite(lrs) & (lrs >= 0))][0]}")
                 losses = np.empty(k, dtype=np.float64)
-                seed = int(self._rng.integers(2**31 - 1))
                 optimizer.t = _train.train_epochs(
                     self.params, grad, state, optimizer._code, hyper, optimizer.t, lrs,
                     self._sizes_arr, self._w_off, self._b_off, self._acts_arr, self._loss_code,
-                    self.l2, dropout, clip, X, Y, sw, order, bool(shuffle), batch_size, seed,
+                    self.l2, dropout, clip, X, Y, sw, order, bool(shuffle), batch_size, self._rng_state,
                     ws, backup, losses, info,
                 )
                 if info[0] != _train.OK:

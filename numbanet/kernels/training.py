@@ -26,6 +26,8 @@ from numbanet._jit import jit
 from numbanet.kernels.activations import derivative_scalar
 from numbanet.kernels.dense import forward, hidden_delta, layer_gradients, matmul_nn
 from numbanet.kernels.losses import batch_cost, output_delta
+from numbanet.kernels.rng import shuffle as rng_shuffle
+from numbanet.kernels.rng import uniform
 from numbanet.kernels.updates import clip_by_global_norm, update
 
 OK = 0
@@ -126,13 +128,14 @@ def work_views(ws, sizes, cap):
 
 
 @jit
-def forward_batch(Ws, bs, acts, As, m, dropout, Ms):
+def forward_batch(Ws, bs, acts, As, m, dropout, Ms, rng):
     """Forward pass of the first ``m`` rows, whose input is already in ``As[0]``.
 
     With ``dropout > 0`` (training only) each hidden activation is zeroed with
     probability ``dropout`` and the survivors scaled by ``1 / (1 - dropout)``
     (inverted dropout); the factors (0 or ``1/(1-p)``) are kept in ``Ms`` for
-    the backward pass.
+    the backward pass.  One uniform is drawn from ``rng`` (see
+    :mod:`numbanet.kernels.rng`) per hidden unit, layer by layer, row by row.
     """
     L = len(Ws)
     for l in range(L):
@@ -144,7 +147,7 @@ def forward_batch(Ws, bs, acts, As, m, dropout, Ms):
             n_out = A.shape[1]
             for i in range(m):
                 for j in range(n_out):
-                    if np.random.random() < dropout:
+                    if uniform(rng) < dropout:
                         M[i, j] = 0.0
                         A[i, j] = 0.0
                     else:
@@ -250,7 +253,7 @@ def predict(theta, sizes, w_off, b_off, acts, X, ws, cap, out):
     for start in range(0, n, cap):
         m = min(cap, n - start)
         As[0][:m] = X[start : start + m]
-        forward_batch(Ws, bs, acts, As, m, 0.0, Ms)
+        forward_batch(Ws, bs, acts, As, m, 0.0, Ms, np.zeros(1, np.uint64))
         out[start : start + m] = As[L][:m]
 
 
@@ -288,7 +291,7 @@ def cost_and_gradient(theta, sizes, w_off, b_off, acts, loss, l2, X, Y, sw, ws, 
         Yb[:m] = Y[start : start + m]
         for i in range(m):
             rw[i] = sw[start + i] * inv
-        forward_batch(Ws, bs, acts, As, m, 0.0, Ms)
+        forward_batch(Ws, bs, acts, As, m, 0.0, Ms, np.zeros(1, np.uint64))
         cost += batch_cost(As[L][:m], Yb[:m], loss, rw[:m])
         if want_grad:
             backward_batch(Ws, dWs, dbs, acts, loss, As, Ds, Yb, rw, m, 0.0, Ms)
@@ -332,7 +335,7 @@ def train_epochs(
     order,
     shuffle,
     batch_size,
-    seed,
+    rng,
     ws,
     backup,
     epoch_losses,
@@ -341,7 +344,7 @@ def train_epochs(
     """Run ``lrs.size`` epochs of mini-batch training in one call.
 
     Each epoch optionally shuffles ``order`` (in place, from Numba's generator
-    seeded with ``seed`` at the start of the call), then for every mini-batch
+    drawn from ``rng``), then for every mini-batch
     (the last one may be smaller): gather the rows, forward, weighted mean
     cost, backward, add the L2 gradient, clip by global norm (``clip > 0``),
     and one optimizer step.
@@ -375,8 +378,10 @@ def train_epochs(
         Row order, shuffled in place each epoch when ``shuffle``.
     shuffle : bool
     batch_size : int
-    seed : int
-        Seed for shuffling and dropout masks in this call.
+    rng : uint64 array of shape (1,)
+        State of the generator for shuffling and dropout masks
+        (:mod:`numbanet.kernels.rng`), advanced in place, so that a run split
+        into several calls draws the same numbers as one call.
     ws : array
         Work buffer of length ``workspace_size(sizes, batch_size)``.
     backup : array of shape (3 * n_params,)
@@ -397,7 +402,6 @@ def train_epochs(
         The number of optimizer steps taken in total (``t`` plus this call's;
         after divergence, the count at the start of the restored epoch).
     """
-    np.random.seed(seed)
     Ws, bs = param_views(theta, sizes, w_off, b_off)
     dWs, dbs = param_views(grad, sizes, w_off, b_off)
     As, Ds, Ms, Yb, rw = work_views(ws, sizes, batch_size)
@@ -418,13 +422,13 @@ def train_epochs(
             backup[P + k] = state[0, k]
             backup[2 * P + k] = state[1, k]
         if shuffle:
-            np.random.shuffle(order)
+            rng_shuffle(order, rng)
         acc = 0.0
         batch = 0
         for start in range(0, n, batch_size):
             m = min(batch_size, n - start)
             wsum = _gather(X, Y, sw, order, start, m, As[0], Yb, rw)
-            forward_batch(Ws, bs, acts, As, m, dropout, Ms)
+            forward_batch(Ws, bs, acts, As, m, dropout, Ms, rng)
             c = batch_cost(As[L][:m], Yb[:m], loss, rw[:m])
             if l2 != 0.0:
                 c += l2_penalty(theta, sizes, w_off, l2)
