@@ -13,6 +13,7 @@ True
 from numbanet.callbacks import Callback, EarlyStopping, History
 from numbanet.exceptions import ModelFileError, TrainingDivergedError
 from numbanet.gradcheck import GradcheckResult, gradcheck
+from numbanet.io import load, save
 from numbanet.network import Network
 from numbanet.optimizers import SGD, Adam, AdamW, Optimizer, RMSprop
 from numbanet.schedules import ConstantLR, CosineLR, ExponentialLR, ReduceLROnPlateau, StepLR
@@ -38,4 +39,25 @@ __all__ = [
     "ReduceLROnPlateau",
     "TrainingDivergedError",
     "ModelFileError",
+    "save",
+    "load",
+    "MLPClassifier",
+    "MLPRegressor",
 ]
+
+_LAZY = {"MLPClassifier": "numbanet.estimators", "MLPRegressor": "numbanet.estimators"}
+
+
+def __getattr__(name):
+    # The estimators import scikit-learn, which takes longer than all of numbanet: load them on first use.
+    if name in _LAZY:
+        import importlib
+
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'numbanet' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_LAZY))

@@ -68,7 +68,8 @@ def as_matrix(X, name, dtype, *, n_cols=None, allow_1d=False, what="columns"):
         raise ValueError(f"{name} has 0 {what} (shape {arr.shape})")
     if n_cols is not None and arr.shape[1] != n_cols:
         raise ValueError(f"{name} has {arr.shape[1]} {what}, but the network expects {n_cols}")
-    out = np.ascontiguousarray(arr, dtype=dtype)
+    with np.errstate(over="ignore"):  # a value too large for dtype becomes inf, refused just below
+        out = np.ascontiguousarray(arr, dtype=dtype)
     if not out.flags.writeable:
         # Numba compiles a separate specialisation for read-only arrays; one copy avoids it.
         out = out.copy()
@@ -102,7 +103,9 @@ def sample_weights(sample_weight, n):
     if (w < 0).any():
         raise ValueError(f"sample_weight must be non-negative; found {w.min():g}")
     if w.sum() <= 0:
-        raise ValueError("sample_weight sums to 0; at least one sample must have a positive weight")
+        raise ValueError(
+            "sample_weight sums to 0 (every weight is zero); at least one sample must have a positive weight"
+        )
     return w
 
 

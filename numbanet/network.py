@@ -459,6 +459,20 @@ class Network:
         batch_size = V.positive_int(batch_size, "batch_size")
         X, Y, sw = self._XY(X, Y, sample_weight)
         split = V.non_negative_float(validation_split, "validation_split", upper=1.0, upper_open=True)
+        if optimizer is None:
+            optimizer = self.optimizer if self.optimizer is not None else SGD(lr=0.1)
+        if not isinstance(optimizer, Optimizer):
+            raise ValueError(f"optimizer must be a numbanet optimizer (SGD, Adam, ...); got {optimizer!r}")
+        schedule = as_schedule(lr_schedule)
+        clip = 0.0 if clip_norm is None else V.non_negative_float(clip_norm, "clip_norm")
+        optimizer._validate()
+        cbs = as_callbacks(callbacks)
+        if early_stopping is not None and early_stopping is not False:
+            if isinstance(early_stopping, EarlyStopping):
+                cbs.append(early_stopping)
+            else:
+                cbs.append(EarlyStopping(patience=V.positive_int(early_stopping, "early_stopping")))
+        # Everything is checked before anything (the generator included) changes.
         if split > 0 and validation_data is not None:
             raise ValueError("give either validation_data or validation_split, not both")
         if split > 0:
@@ -484,18 +498,6 @@ class Network:
             V.check_rows(Xv, Yv, "validation X", "validation Y")
         else:
             Xv = Yv = None
-        if optimizer is None:
-            optimizer = self.optimizer if self.optimizer is not None else SGD(lr=0.1)
-        if not isinstance(optimizer, Optimizer):
-            raise ValueError(f"optimizer must be a numbanet optimizer (SGD, Adam, ...); got {optimizer!r}")
-        schedule = as_schedule(lr_schedule)
-        clip = 0.0 if clip_norm is None else V.non_negative_float(clip_norm, "clip_norm")
-        cbs = as_callbacks(callbacks)
-        if early_stopping is not None and early_stopping is not False:
-            if isinstance(early_stopping, EarlyStopping):
-                cbs.append(early_stopping)
-            else:
-                cbs.append(EarlyStopping(patience=V.positive_int(early_stopping, "early_stopping")))
         if progress is None:
             progress = default_progress()
         state = optimizer.bind(self.n_params, self.dtype)  # validates the optimizer

@@ -86,7 +86,8 @@ def targets(draw, loss, n_samples, n_outputs, dtype=np.float64):
     if draw(st.booleans()):
         labels = draw(hnp.arrays(np.int64, n_samples, elements=st.integers(0, n_outputs - 1)))
         return np.eye(n_outputs, dtype=dtype)[labels]
-    raw = draw(hnp.arrays(dtype, (n_samples, n_outputs), elements=st.floats(0.01, 1, width=64 if dtype == np.float64 else 32)))
+    # Drawn in float64 (0.01 is not a float32) and cast after normalising.
+    raw = draw(hnp.arrays(np.float64, (n_samples, n_outputs), elements=st.floats(0.01, 1)))
     return (raw / raw.sum(axis=1, keepdims=True)).astype(dtype)
 
 

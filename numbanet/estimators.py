@@ -1,0 +1,781 @@
+"""scikit-learn compatible estimators: :class:`MLPClassifier` and :class:`MLPRegressor`.
+
+They wrap a :class:`numbanet.Network` (the fitted network is ``net_``) behind
+scikit-learn's parameter names, so they drop into ``Pipeline``,
+``GridSearchCV``, ``cross_val_score`` and ``clone`` where
+``sklearn.neural_network.MLPClassifier`` / ``MLPRegressor`` would go.  The
+epoch loop is :meth:`numbanet.Network.fit`; scikit-learn's convergence rule
+(``tol`` / ``n_iter_no_change``, or a validation score with
+``early_stopping``) runs as a per-epoch callback.
+
+scikit-learn is optional for numbanet and needed only here.  It is imported
+when this module is first used (``import numbanet`` does not import it:
+importing scikit-learn costs more than all of numbanet).  Without it (or with
+a version older than 1.6) this module still imports, and constructing an
+estimator raises :class:`ImportError` saying how to install it.
+
+Differences from scikit-learn's MLP, on purpose:
+
+* solvers are ``"sgd"`` and ``"adam"`` (no ``"lbfgs"``), with a constant
+  learning rate; the update formulas are PyTorch's (see
+  :mod:`numbanet.optimizers`), which equal scikit-learn's for SGD with
+  (Nesterov) momentum and differ from its Adam only in where ``epsilon`` sits;
+* initialisation is numbanet's (He normal for ReLU layers, Glorot uniform
+  otherwise), seeded from ``random_state``;
+* ``loss_curve_`` holds numbanet's per-sample cost, so for a regressor with
+  k > 1 outputs it is k times scikit-learn's (which also averages over
+  outputs; the gradients are the same);
+* ``activation`` also accepts numbanet's names (``"sigmoid"``,
+  ``"leaky_relu"``), and ``activations`` sets each hidden layer separately;
+* a classifier needs at least two classes in ``fit``;
+* sparse input is refused (densify it, or use scikit-learn's MLP).
+
+Non-goals: ``lbfgs``, learning-rate schedules other than constant,
+``class_weight``.
+"""
+
+import numbers
+import warnings
+
+import numpy as np
+
+from numbanet import _validation as V
+from numbanet.callbacks import Callback
+from numbanet.network import Network
+from numbanet.optimizers import SGD, Adam
+
+try:
+    from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.metrics import r2_score
+    from sklearn.model_selection import train_test_split
+    from sklearn.utils import check_random_state
+    from sklearn.utils.multiclass import check_classification_targets, type_of_target, unique_labels
+    from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data  # validate_data: >= 1.6
+except ImportError as exc:  # pragma: no cover - exercised in a subprocess by the tests
+    _SKLEARN_MISSING = exc
+
+    class BaseEstimator:  # noqa: D101 - stand-in so that this module imports without scikit-learn
+        pass
+
+    class ClassifierMixin:  # noqa: D101
+        pass
+
+    class RegressorMixin:  # noqa: D101
+        pass
+
+else:
+    _SKLEARN_MISSING = None
+
+
+def _require_sklearn(name):
+    if _SKLEARN_MISSING is not None:
+        raise ImportError(
+            f"numbanet.{name} needs scikit-learn >= 1.6 ({_SKLEARN_MISSING}). "
+            "Install it with `pip install 'numbanet[sklearn]'` or `pip install scikit-learn`; "
+            "numbanet.Network works without it."
+        )
+
+
+#: Activation names accepted for hidden layers: numbanet's, plus scikit-learn's "logistic".
+_HIDDEN_ACTIVATIONS = {
+    "relu": "relu",
+    "tanh": "tanh",
+    "logistic": "sigmoid",
+    "sigmoid": "sigmoid",
+    "identity": "identity",
+    "leaky_relu": "leaky_relu",
+}
+
+#: numbanet's output activation -> scikit-learn's name for out_activation_.
+_SKLEARN_OUT_NAME = {"sigmoid": "logistic", "softmax": "softmax", "identity": "identity"}
+
+
+def _is_int(value):
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+class _Monitor(Callback):
+    """scikit-learn's convergence rule, evaluated after every epoch of ``Network.fit``.
+
+    Without early stopping: an epoch counts as "no improvement" when its
+    training loss is above ``best_loss - tol``.  With early stopping: when the
+    validation score is below ``best_score + tol``; the parameters of the best
+    validation score are kept.  Training stops once more than
+    ``n_iter_no_change`` consecutive epochs did not improve.
+    """
+
+    def __init__(self, est, n_train, state, validation):
+        self.est = est
+        self.n_train = n_train
+        self.state = state  # dict holding loss_curve, best_loss, ... (updated in place)
+        self.validation = validation  # (Xv, Yv, swv) or None
+        self.count = 0
+        self.converged = False
+        self.best_params = None
+
+    def on_epoch_end(self, net, history):
+        est, s = self.est, self.state
+        loss = history.loss[-1]
+        s["loss_curve"].append(loss)
+        s["n_iter"] += 1
+        s["t"] += self.n_train
+        if est.verbose:
+            print(f"Iteration {s['n_iter']}, loss = {loss:.8f}")
+        tol = float(est.tol)
+        if self.validation is not None:
+            score = est._net_score(net, *self.validation)
+            s["validation_scores"].append(score)
+            if est.verbose:
+                print(f"Validation score: {score:f}")
+            if score < s["best_validation_score"] + tol:
+                self.count += 1
+            else:
+                self.count = 0
+            if score > s["best_validation_score"]:
+                s["best_validation_score"] = score
+                self.best_params = net.params.copy()
+        else:
+            if loss > s["best_loss"] - tol:
+                self.count += 1
+            else:
+                self.count = 0
+            if loss < s["best_loss"]:
+                s["best_loss"] = loss
+        if self.count > est.n_iter_no_change:
+            self.converged = True
+            if est.verbose:
+                what = "Validation score" if self.validation is not None else "Training loss"
+                print(f"{what} did not improve more than tol={tol:f} for {est.n_iter_no_change} consecutive epochs. "
+                      "Stopping.")
+            return True
+        return False
+
+
+class _BaseMLP(BaseEstimator):
+    """Shared parameters, validation and the training routine of the two estimators."""
+
+    _out_task = None  # set by subclasses
+
+    def __init__(
+        self,
+        hidden_layer_sizes=(100,),
+        activation="relu",
+        *,
+        solver="adam",
+        alpha=0.0001,
+        batch_size="auto",
+        learning_rate_init=0.001,
+        max_iter=200,
+        shuffle=True,
+        random_state=None,
+        tol=1e-4,
+        verbose=False,
+        warm_start=False,
+        momentum=0.9,
+        nesterovs_momentum=True,
+        early_stopping=False,
+        validation_fraction=0.1,
+        beta_1=0.9,
+        beta_2=0.999,
+        epsilon=1e-8,
+        n_iter_no_change=10,
+        activations=None,
+        loss=None,
+        dtype=None,
+    ):
+        _require_sklearn(type(self).__name__)
+        self.hidden_layer_sizes = hidden_layer_sizes
+        self.activation = activation
+        self.solver = solver
+        self.alpha = alpha
+        self.batch_size = batch_size
+        self.learning_rate_init = learning_rate_init
+        self.max_iter = max_iter
+        self.shuffle = shuffle
+        self.random_state = random_state
+        self.tol = tol
+        self.verbose = verbose
+        self.warm_start = warm_start
+        self.momentum = momentum
+        self.nesterovs_momentum = nesterovs_momentum
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.beta_1 = beta_1
+        self.beta_2 = beta_2
+        self.epsilon = epsilon
+        self.n_iter_no_change = n_iter_no_change
+        self.activations = activations
+        self.loss = loss
+        self.dtype = dtype
+
+    # ------------------------------------------------------------ parameters
+
+    def _hidden(self):
+        """Validated hidden layer widths and their numbanet activation names."""
+        sizes = self.hidden_layer_sizes
+        if _is_int(sizes):
+            sizes = [sizes]
+        elif isinstance(sizes, (str, bytes)) or not hasattr(sizes, "__iter__"):
+            raise ValueError(f"hidden_layer_sizes must be an int or a sequence of ints; got {sizes!r}")
+        sizes = list(sizes)
+        for i, s in enumerate(sizes):
+            if not _is_int(s) or s < 1:
+                raise ValueError(f"hidden_layer_sizes must be positive integers; entry {i} is {s!r}")
+        if self.activations is None:
+            names = [self.activation] * len(sizes)
+            what = "activation"
+        else:
+            if isinstance(self.activations, str) or not hasattr(self.activations, "__iter__"):
+                raise ValueError(f"activations must be a list of names, one per hidden layer; got {self.activations!r}")
+            names = list(self.activations)
+            what = "activations"
+            if len(names) != len(sizes):
+                raise ValueError(
+                    f"activations has {len(names)} names but hidden_layer_sizes has {len(sizes)} layers; "
+                    "give one name per hidden layer"
+                )
+        acts = []
+        for name in names:
+            if not isinstance(name, str) or name not in _HIDDEN_ACTIVATIONS:
+                raise ValueError(
+                    f"unknown {what} {name!r} for a hidden layer; choose from {sorted(_HIDDEN_ACTIVATIONS)}"
+                )
+            acts.append(_HIDDEN_ACTIVATIONS[name])
+        return [int(s) for s in sizes], acts
+
+    def _settings(self):
+        """Validate the hyper-parameters that do not depend on the data."""
+        hidden, acts = self._hidden()
+        if self.solver not in ("sgd", "adam"):
+            extra = "; numbanet has no 'lbfgs' (use solver='adam' or 'sgd')" if self.solver == "lbfgs" else ""
+            raise ValueError(f"solver must be 'sgd' or 'adam'; got {self.solver!r}{extra}")
+        V.non_negative_float(self.alpha, "alpha")
+        if not (isinstance(self.batch_size, str) and self.batch_size == "auto"):
+            if not _is_int(self.batch_size) or self.batch_size < 1:
+                raise ValueError(f"batch_size must be 'auto' or a positive integer; got {self.batch_size!r}")
+        if V.non_negative_float(self.learning_rate_init, "learning_rate_init") <= 0:
+            raise ValueError(f"learning_rate_init must be > 0; got {self.learning_rate_init}")
+        V.positive_int(self.max_iter, "max_iter")
+        V.non_negative_float(self.tol, "tol")
+        V.positive_int(self.n_iter_no_change, "n_iter_no_change")
+        if self.early_stopping:
+            fraction = V.non_negative_float(self.validation_fraction, "validation_fraction", upper=1.0, upper_open=True)
+            if fraction <= 0:
+                raise ValueError(f"validation_fraction must be in (0, 1) with early_stopping; got {fraction}")
+        if self.solver == "sgd":
+            V.non_negative_float(self.momentum, "momentum", upper=1.0, upper_open=True)
+        else:
+            V.non_negative_float(self.beta_1, "beta_1", upper=1.0, upper_open=True)
+            V.non_negative_float(self.beta_2, "beta_2", upper=1.0, upper_open=True)
+            if V.non_negative_float(self.epsilon, "epsilon") <= 0:
+                raise ValueError(f"epsilon must be > 0; got {self.epsilon}")
+        if self.dtype is not None:
+            try:
+                dt = np.dtype(self.dtype)
+            except TypeError:
+                dt = None
+            if dt not in (np.dtype(np.float32), np.dtype(np.float64)):
+                raise ValueError(f"dtype must be None, float32 or float64; got {self.dtype!r}")
+        return hidden, acts
+
+    def _make_optimizer(self):
+        if self.solver == "sgd":
+            momentum = float(self.momentum)
+            return SGD(lr=float(self.learning_rate_init), momentum=momentum,
+                       nesterov=bool(self.nesterovs_momentum) and momentum > 0)
+        return Adam(lr=float(self.learning_rate_init), betas=(float(self.beta_1), float(self.beta_2)),
+                    eps=float(self.epsilon))
+
+    # -------------------------------------------------------------- training
+
+    def fit(self, X, y, sample_weight=None):
+        """Train on ``(X, y)`` for at most ``max_iter`` epochs.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        y : array-like of shape (n_samples,) or (n_samples, n_outputs)
+            Class labels (classifier; a 2-D 0/1 indicator matrix for
+            multilabel) or real targets (regressor).
+        sample_weight : array-like of shape (n_samples,), optional
+            Non-negative weights; each mini-batch minimises the weighted mean cost.
+
+        Returns
+        -------
+        self
+
+        Raises
+        ------
+        ValueError
+            For invalid input or hyper-parameters; the estimator is left as it was.
+        """
+        return self._fit(X, y, sample_weight, incremental=False)
+
+    def _fit(self, X, y, sample_weight, incremental, classes=None):
+        saved = dict(self.__dict__)
+        net = saved.get("net_")
+        saved_l2 = None if net is None else net.l2
+        try:
+            return self._fit_inner(X, y, sample_weight, incremental, classes)
+        except BaseException:
+            # A refused call changes nothing: put back every attribute (and the net's l2).
+            self.__dict__.clear()
+            self.__dict__.update(saved)
+            if net is not None:
+                net.l2 = saved_l2
+            raise
+
+    def _fit_inner(self, X, y, sample_weight, incremental, classes):
+        hidden, acts = self._settings()
+        if incremental and self.early_stopping:
+            raise ValueError("partial_fit does not support early_stopping=True")
+        fitted = hasattr(self, "net_")
+        first = not fitted or not (self.warm_start or incremental)
+        X, y = validate_data(
+            self, X, y, reset=first, dtype=(np.float64, np.float32), multi_output=True,
+            y_numeric=self._out_task == "regression",
+        )
+        Y, encoded = self._encode_targets(y, first, incremental, classes)
+        n = X.shape[0]
+        sw = None if sample_weight is None else V.sample_weights(sample_weight, n)
+        out_act, loss = self._output_layer(encoded)
+        rs = check_random_state(self.random_state)
+
+        if first:
+            dtype = np.dtype(self.dtype) if self.dtype is not None else X.dtype
+            seed = int(rs.randint(np.iinfo(np.int32).max))
+            net = Network([X.shape[1], *hidden, Y.shape[1]], activations=[*acts, out_act], loss=loss,
+                          dtype=dtype, seed=seed)
+            state = {"loss_curve": [], "t": 0,
+                     "best_loss": None if self.early_stopping else np.inf,
+                     "validation_scores": [] if self.early_stopping else None,
+                     "best_validation_score": -np.inf if self.early_stopping else None}
+        else:
+            net = self.net_
+            wanted = (X.shape[1], *hidden, Y.shape[1])
+            if net.sizes != wanted or net.activations != (*acts, out_act) or net.loss_name != loss:
+                raise ValueError(
+                    f"{'partial_fit' if incremental else 'warm_start'} continues the fitted network "
+                    f"{list(net.sizes)} {list(net.activations)} {net.loss_name!r}, but the parameters now ask for "
+                    f"{list(wanted)} {[*acts, out_act]} {loss!r}; refit with warm_start=False"
+                )
+            state = {"loss_curve": list(self.loss_curve_), "t": self.t_, "best_loss": self.best_loss_,
+                     "validation_scores": None if self.validation_scores_ is None else list(self.validation_scores_),
+                     "best_validation_score": self.best_validation_score_}
+            if self.early_stopping and state["validation_scores"] is None:
+                state.update(validation_scores=[], best_validation_score=-np.inf, best_loss=None)
+            elif not self.early_stopping and state["best_loss"] is None:
+                state.update(best_loss=np.inf, validation_scores=None, best_validation_score=None)
+
+        validation = None
+        Xt, Yt, swt = X, Y, sw
+        if self.early_stopping:
+            stratify = encoded["labels"] if encoded.get("labels") is not None else None
+            idx = np.arange(n)
+            try:
+                tr, va = train_test_split(idx, test_size=self.validation_fraction, random_state=rs, stratify=stratify)
+            except ValueError as e:
+                raise ValueError(f"early_stopping could not hold out validation_fraction={self.validation_fraction} "
+                                 f"of {n} samples: {e}") from None
+            if va.size < 2:
+                raise ValueError(
+                    f"early_stopping needs at least 2 validation samples, but validation_fraction="
+                    f"{self.validation_fraction} of {n} samples gives {va.size}; increase validation_fraction "
+                    "or use more data"
+                )
+            tr.sort()
+            va.sort()
+            Xt, Yt = X[tr], Y[tr]
+            swt = None if sw is None else sw[tr]
+            validation = (X[va], Y[va], None if sw is None else sw[va])
+
+        n_train = Xt.shape[0]
+        if isinstance(self.batch_size, str):
+            batch_size = min(200, n_train)
+        else:
+            batch_size = min(int(self.batch_size), n_train)
+        # scikit-learn adds alpha / (2 * sum of the batch's sample weights) * ||W||^2 to each
+        # batch's mean loss; numbanet's l2 is lambda / 2 * ||W||^2, so lambda = alpha / (batch
+        # weight sum), with the batch weight sum estimated as batch_size * mean weight.
+        mean_w = 1.0 if swt is None else float(np.mean(swt))
+        l2 = float(self.alpha) / (batch_size * mean_w) if mean_w > 0 else float(self.alpha) / batch_size
+
+        if incremental and fitted and getattr(self, "_optimizer", None) is not None:
+            optimizer = self._optimizer
+            if optimizer.state is not None and not optimizer.state.flags.writeable:
+                optimizer.state = optimizer.state.copy()  # e.g. unpickled from a read-only memory map
+        else:
+            optimizer = self._make_optimizer()
+
+        state["n_iter"] = 0
+        monitor = _Monitor(self, n_train, state, validation)
+        net.l2 = l2
+        epochs = 1 if incremental else int(self.max_iter)
+        net.fit(Xt, Yt, epochs=epochs, batch_size=batch_size, optimizer=optimizer, shuffle=bool(self.shuffle),
+                progress=False, sample_weight=swt, callbacks=[monitor])
+        if validation is not None and monitor.best_params is not None:
+            net.params[...] = monitor.best_params
+        if not incremental and not monitor.converged and state["n_iter"] == self.max_iter:
+            warnings.warn(
+                f"{type(self).__name__}: maximum iterations ({self.max_iter}) reached and the optimization "
+                "hasn't converged yet.",
+                ConvergenceWarning,
+                stacklevel=4,  # the caller of fit
+            )
+
+        self.net_ = net
+        self._optimizer = optimizer
+        self.n_outputs_ = Y.shape[1]
+        self.out_activation_ = _SKLEARN_OUT_NAME[out_act]
+        self.loss_curve_ = state["loss_curve"]
+        self.loss_ = state["loss_curve"][-1]
+        self.best_loss_ = state["best_loss"]
+        self.validation_scores_ = state["validation_scores"]
+        self.best_validation_score_ = state["best_validation_score"]
+        self.n_iter_ = state["n_iter"]
+        self.t_ = state["t"]
+        self._store_encoding(encoded)
+        return self
+
+    # ------------------------------------------------------------ prediction
+
+    def _raw(self, X):
+        """Validated ``X`` through the fitted network: array of shape (n_samples, n_outputs_)."""
+        check_is_fitted(self, "net_")
+        X = validate_data(self, X, reset=False, dtype=(np.float64, np.float32))
+        return self.net_.predict(X)
+
+    # ---------------------------------------------------- fitted attributes
+
+    @property
+    def coefs_(self):
+        """Weight matrices in scikit-learn's orientation, ``(n_in, n_out)`` (views of ``net_.weights``, transposed)."""
+        if "net_" not in self.__dict__:
+            raise AttributeError("coefs_ exists after fit")
+        return [W.T for W in self.net_.weights]
+
+    @property
+    def intercepts_(self):
+        """Bias vectors (views of ``net_.biases``)."""
+        if "net_" not in self.__dict__:
+            raise AttributeError("intercepts_ exists after fit")
+        return list(self.net_.biases)
+
+    @property
+    def n_layers_(self):
+        """Number of layers, input and output included (scikit-learn's count)."""
+        if "net_" not in self.__dict__:
+            raise AttributeError("n_layers_ exists after fit")
+        return len(self.net_.sizes)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.sparse = False
+        tags.input_tags.allow_nan = False
+        tags.non_deterministic = False
+        return tags
+
+
+class MLPClassifier(ClassifierMixin, _BaseMLP):
+    """Multilayer perceptron classifier on a :class:`numbanet.Network`, scikit-learn compatible.
+
+    Binary targets train one sigmoid output with ``binary_cross_entropy``;
+    more than two classes a softmax output with ``cross_entropy``; a 2-D 0/1
+    indicator ``y`` (multilabel) one sigmoid output per label with
+    ``binary_cross_entropy``.  Labels may be of any type (ints, strings, ...).
+
+    Parameters
+    ----------
+    hidden_layer_sizes : int or tuple of int, default (100,)
+        Widths of the hidden layers.
+    activation : {"relu", "tanh", "logistic", "identity", "sigmoid", "leaky_relu"}, default "relu"
+        Activation of every hidden layer ("logistic" is "sigmoid").
+    solver : {"adam", "sgd"}, default "adam"
+    alpha : float, default 1e-4
+        L2 penalty strength, with scikit-learn's meaning: each mini-batch adds
+        ``alpha / (2 * sum of its sample weights) * sum_l ||W^l||^2`` to its
+        mean loss.  The network gets ``l2 = alpha / (batch_size * mean weight)``
+        (numbanet's ``l2`` is λ in ``λ/2 · Σ‖W‖²``), which is scikit-learn's
+        penalty exactly for unweighted data and for full batches.
+    batch_size : int or "auto", default "auto"
+        ``"auto"`` is ``min(200, n_samples)``; larger values are capped at ``n_samples``.
+    learning_rate_init : float, default 1e-3
+        The (constant) learning rate.
+    max_iter : int, default 200
+        Maximum number of epochs; a :class:`sklearn.exceptions.ConvergenceWarning`
+        is issued when it is reached without convergence.
+    shuffle : bool, default True
+        Reshuffle the samples every epoch.
+    random_state : int, RandomState or None
+        Seeds initialisation, shuffling and the early-stopping split.
+    tol : float, default 1e-4
+        Convergence: training stops when the training loss (or, with
+        ``early_stopping``, the validation score) has not improved by at least
+        ``tol`` for more than ``n_iter_no_change`` consecutive epochs.
+    verbose : bool, default False
+        Print the loss of every epoch.
+    warm_start : bool, default False
+        ``fit`` continues from the fitted weights (with a fresh optimizer).
+    momentum : float in [0, 1), default 0.9
+        SGD momentum.
+    nesterovs_momentum : bool, default True
+        Nesterov momentum for SGD (when ``momentum > 0``).
+    early_stopping : bool, default False
+        Hold out ``validation_fraction`` of the data (stratified) and stop on
+        its accuracy; the weights of the best epoch are kept.
+    validation_fraction : float, default 0.1
+    beta_1, beta_2, epsilon : float
+        Adam's hyper-parameters.
+    n_iter_no_change : int, default 10
+    activations : list of str, optional
+        One activation per hidden layer, overriding ``activation``.
+    loss : {None, "log_loss", "cross_entropy", "binary_cross_entropy", "mse"}, default None
+        None or "log_loss": the natural loss of the task (above).  "mse"
+        trains the same outputs with squared error.
+    dtype : {None, "float32", "float64"}, default None
+        Precision of the network; None follows ``X`` (float32 stays float32,
+        everything else becomes float64).
+
+    Attributes
+    ----------
+    classes_ : ndarray of shape (n_classes,)
+        Class labels (for multilabel: ``arange(n_labels)``).
+    net_ : numbanet.Network
+        The trained network.
+    n_features_in_ : int
+    feature_names_in_ : ndarray of str
+        Only when ``X`` had string column names (a DataFrame).
+    n_outputs_ : int
+        Output units: 1 for binary, n_classes for multiclass, n_labels for multilabel.
+    out_activation_ : {"logistic", "softmax"}
+        scikit-learn's name of the output activation.
+    loss_curve_ : list of float
+        Training loss of every epoch (numbanet's cost, including the L2 term).
+    loss_ : float
+        The last entry of ``loss_curve_``.
+    best_loss_ : float or None
+        Lowest training loss (None with ``early_stopping``).
+    validation_scores_ : list of float or None
+        Validation accuracy of every epoch (with ``early_stopping``).
+    best_validation_score_ : float or None
+    n_iter_ : int
+        Epochs run by the last ``fit`` (1 after ``partial_fit``).
+    t_ : int
+        Training samples seen, summed over epochs.
+    coefs_, intercepts_ : list of ndarray
+        Weights as ``(n_in, n_out)`` and biases: views of ``net_``'s parameters.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_iris
+    >>> from numbanet import MLPClassifier
+    >>> X, y = load_iris(return_X_y=True)
+    >>> clf = MLPClassifier(hidden_layer_sizes=(16,), learning_rate_init=0.01, max_iter=1000,
+    ...                     random_state=0).fit(X / 8, y)
+    >>> bool(clf.score(X / 8, y) > 0.9)
+    True
+    """
+
+    _out_task = "classification"
+
+    def _encode_targets(self, y, first, incremental, classes):
+        """Check class labels and encode them as the network's target matrix."""
+        if y.ndim == 2 and y.shape[1] == 1:
+            y = column_or_1d(y, warn=True)
+        check_classification_targets(y)
+        kind = type_of_target(y)
+        multilabel = kind == "multilabel-indicator"
+        if y.ndim == 2 and not multilabel:
+            raise ValueError(
+                f"{type(self).__name__} supports 1-D class labels and 2-D 0/1 multilabel indicators; "
+                f"got a 2-D target of type {kind!r}"
+            )
+        name = type(self).__name__
+        if first and incremental and classes is None and not multilabel:
+            raise ValueError("classes must be passed on the first call to partial_fit "
+                             "(all labels that can occur, e.g. np.unique(y_all))")
+        if first:
+            if multilabel:
+                cls = np.arange(y.shape[1])
+            else:
+                cls = unique_labels(classes) if incremental else unique_labels(y)
+                if cls.size < 2:
+                    raise ValueError(
+                        f"{name} needs samples of at least 2 classes; got 1 class ({cls[0]!r})"
+                        if cls.size == 1 else f"{name} needs at least 2 classes; got none"
+                    )
+        else:
+            cls = self.classes_
+            was_multilabel = self.out_activation_ == "logistic" and self.n_outputs_ > 1
+            if multilabel != was_multilabel:
+                raise ValueError(
+                    f"{name} was fitted on {'multilabel' if was_multilabel else 'single-label'} targets; "
+                    f"this y is {'multilabel' if multilabel else 'single-label'}"
+                )
+            if multilabel:
+                if y.shape[1] != cls.size:
+                    raise ValueError(f"y has {y.shape[1]} labels, but {name} was fitted with {cls.size}")
+            else:
+                if classes is not None and not np.array_equal(unique_labels(classes), cls):
+                    raise ValueError(f"classes={classes!r} is not the same as on the first call: {cls!r}")
+                labels = unique_labels(y)
+                if not incremental and set(labels) != set(cls):
+                    raise ValueError(
+                        "warm_start can only be used where `y` has the same classes as in the previous call to "
+                        f"fit. Previously got {cls}, `y` has {labels}"
+                    )
+                if np.setdiff1d(labels, cls).size:
+                    raise ValueError(f"y has classes {np.setdiff1d(labels, cls)} not in classes_ {cls}")
+        if multilabel:
+            Y = np.asarray(y, dtype=np.float64)
+            labels = None
+        else:
+            pos = np.searchsorted(cls, y)
+            pos = np.clip(pos, 0, cls.size - 1)
+            if not np.all(cls[pos] == y):
+                raise ValueError(f"y has labels not in classes {cls}")
+            if cls.size == 2:
+                Y = pos.reshape(-1, 1).astype(np.float64)
+            else:
+                Y = np.zeros((y.shape[0], cls.size))
+                Y[np.arange(y.shape[0]), pos] = 1.0
+            labels = pos
+        return Y, {"classes": cls, "multilabel": multilabel, "labels": labels}
+
+    def _output_layer(self, encoded):
+        n_classes = encoded["classes"].size
+        binary = encoded["multilabel"] or n_classes == 2
+        natural = "binary_cross_entropy" if binary else "cross_entropy"
+        out = "sigmoid" if binary else "softmax"
+        loss = self.loss
+        if loss is None or loss == "log_loss":
+            loss = natural
+        elif loss not in ("mse", "cross_entropy", "binary_cross_entropy"):
+            raise ValueError(f"unknown loss {loss!r}; choose from None, 'log_loss', 'cross_entropy', "
+                             "'binary_cross_entropy', 'mse'")
+        elif loss != "mse" and loss != natural:
+            task = "multilabel" if encoded["multilabel"] else f"{n_classes}-class"
+            raise ValueError(f"loss {loss!r} does not fit a {task} target, which trains with {natural!r}")
+        return out, loss
+
+    def _store_encoding(self, encoded):
+        self.classes_ = encoded["classes"]
+
+    def _net_score(self, net, X, Y, sw):
+        """Accuracy (exact match of every output) of ``net`` on encoded targets ``Y``."""
+        P = net.predict(X)
+        if P.shape[1] > 1 and net.activations[-1] == "softmax":
+            correct = P.argmax(axis=1) == Y.argmax(axis=1)
+        else:
+            correct = np.all((P > 0.5) == (Y > 0.5), axis=1)
+        return float(np.average(correct, weights=sw))
+
+    def partial_fit(self, X, y, classes=None, sample_weight=None):
+        """One epoch of mini-batches over ``(X, y)``, continuing from the current weights and optimizer.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        y : array-like of shape (n_samples,) or (n_samples, n_labels)
+        classes : array-like of shape (n_classes,), optional
+            Every class that can occur; required on the first call (unless
+            ``y`` is a multilabel indicator), when ``y`` need not contain them all.
+        sample_weight : array-like of shape (n_samples,), optional
+
+        Returns
+        -------
+        self
+        """
+        return self._fit(X, y, sample_weight, incremental=True, classes=classes)
+
+    def predict(self, X):
+        """Predicted labels: array of shape (n_samples,), or (n_samples, n_labels) of 0/1 for multilabel."""
+        P = self._raw(X)
+        if self.n_outputs_ == 1:
+            return self.classes_[(P[:, 0] > 0.5).astype(np.intp)]
+        if self.out_activation_ == "softmax":
+            return self.classes_[P.argmax(axis=1)]
+        return (P > 0.5).astype(int)
+
+    def predict_proba(self, X):
+        """Class probabilities, array of shape (n_samples, n_classes) (n_labels for multilabel)."""
+        P = self._raw(X)
+        if self.n_outputs_ == 1:
+            return np.hstack([1.0 - P, P])
+        return P
+
+    def predict_log_proba(self, X):
+        """Logarithm of :meth:`predict_proba`."""
+        with np.errstate(divide="ignore"):
+            return np.log(self.predict_proba(X))
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.classifier_tags.multi_label = True
+        return tags
+
+
+class MLPRegressor(RegressorMixin, _BaseMLP):
+    """Multilayer perceptron regressor on a :class:`numbanet.Network`, scikit-learn compatible.
+
+    Identity output units and the squared error (``mse``: ½‖a − y‖² per
+    sample).  ``y`` may be 1-D (``predict`` returns 1-D) or 2-D for several
+    outputs.  Parameters and attributes are those of :class:`MLPClassifier`
+    without the class handling; ``loss`` is None, ``"squared_error"`` or
+    ``"mse"``, ``out_activation_`` is ``"identity"``, and
+    ``validation_scores_`` holds R² scores.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from numbanet import MLPRegressor
+    >>> X = np.linspace(-1, 1, 200).reshape(-1, 1)
+    >>> reg = MLPRegressor(hidden_layer_sizes=(32,), activation="tanh", learning_rate_init=0.01,
+    ...                    batch_size=20, max_iter=1000, random_state=0).fit(X, X[:, 0] ** 2)
+    >>> bool(reg.score(X, X[:, 0] ** 2) > 0.9)
+    True
+    """
+
+    _out_task = "regression"
+
+    def _encode_targets(self, y, first, incremental, classes):
+        if y.dtype.kind not in "biuf":
+            raise ValueError(f"{type(self).__name__} needs numeric targets; y has dtype {y.dtype}")
+        if y.ndim == 2 and y.shape[1] == 1:
+            y = column_or_1d(y, warn=True)
+        Y = y.reshape(-1, 1) if y.ndim == 1 else y
+        if not first and Y.shape[1] != self.n_outputs_:
+            raise ValueError(f"y has {Y.shape[1]} outputs, but {type(self).__name__} was fitted with {self.n_outputs_}")
+        return Y, {"labels": None}
+
+    def _output_layer(self, encoded):
+        if self.loss not in (None, "squared_error", "mse"):
+            raise ValueError(f"unknown loss {self.loss!r}; choose from None, 'squared_error', 'mse'")
+        return "identity", "mse"
+
+    def _store_encoding(self, encoded):
+        pass
+
+    def _net_score(self, net, X, Y, sw):
+        P = net.predict(X)
+        return float(r2_score(Y, P, sample_weight=sw))
+
+    def partial_fit(self, X, y, sample_weight=None):
+        """One epoch of mini-batches over ``(X, y)``, continuing from the current weights and optimizer.
+
+        Returns
+        -------
+        self
+        """
+        return self._fit(X, y, sample_weight, incremental=True)
+
+    def predict(self, X):
+        """Predictions: array of shape (n_samples,) for a single output, else (n_samples, n_outputs)."""
+        P = self._raw(X)
+        return P[:, 0].copy() if self.n_outputs_ == 1 else P
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.target_tags.multi_output = True
+        return tags
