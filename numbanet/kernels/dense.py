@@ -26,7 +26,7 @@ faster.  Everything else is fused into single passes over the output.
 import numpy as np
 
 from numbanet._jit import jit
-from numbanet.kernels.activations import backprop, bias_activate
+from numbanet.kernels.activations import backprop_inplace, bias_activate
 
 #: Products of at most this many multiply-adds are done by loops, not BLAS.
 SMALL = 4096
@@ -143,7 +143,7 @@ def hidden_delta(delta_next, W_next, A, act, out):
         Filled with :math:`\Delta^l`.
     """
     matmul_nn(delta_next, W_next, out)
-    backprop(out, A, act, out)
+    backprop_inplace(out, A, act)
 
 
 @jit

@@ -22,7 +22,7 @@ normal number of the dtype (``TINY32`` / ``TINY64``).
 import numpy as np
 
 from numbanet._jit import jit
-from numbanet.kernels.activations import SIGMOID, SOFTMAX, backprop
+from numbanet.kernels.activations import SIGMOID, SOFTMAX, backprop_inplace
 
 MSE = 0
 CROSS_ENTROPY = 1
@@ -177,7 +177,7 @@ def output_delta_chain(A, Y, loss, act, row_weight, out):
         Filled with the scaled output delta.
     """
     cost_gradient(A, Y, loss, out)
-    backprop(out, A, act, out)
+    backprop_inplace(out, A, act)
     n, m = A.shape
     for i in range(n):
         w = row_weight[i]
