@@ -1,0 +1,523 @@
+"""Every flat kernel against a plain NumPy twin, in float32 and float64.
+
+The twins are written from the formulas of DESIGN.md section 1 (σ'(z) from
+``z``, the softmax Jacobian built explicitly, products with ``@``), never from
+the kernels' own tricks, so an agreement means the kernel computes the
+mathematics.  Tolerances: rtol 1e-5 in float32, 1e-12 in float64, with a small
+absolute floor for entries that cancel to (near) zero.
+"""
+
+import numpy as np
+import pytest
+
+import numbanet
+from numbanet.kernels import activations as act
+from numbanet.kernels import dense, losses, training, updates
+
+DTYPES = [np.float32, np.float64]
+ELEMENTWISE = ["identity", "sigmoid", "tanh", "relu", "leaky_relu"]
+ALL_ACTS = ELEMENTWISE + ["softmax"]
+SLOPE = act.LEAKY_SLOPE
+
+
+def tol(dtype):
+    """(rtol, atol) suitable for ``dtype``."""
+    return (1e-5, 1e-6) if np.dtype(dtype) == np.float32 else (1e-12, 1e-14)
+
+
+def close(actual, desired, dtype, scale=1.0):
+    rtol, atol = tol(dtype)
+    np.testing.assert_allclose(actual, desired, rtol=rtol, atol=atol * scale)
+
+
+def rand(rng, shape, dtype, low=-3.0, high=3.0):
+    return rng.uniform(low, high, size=shape).astype(dtype)
+
+
+# --- NumPy twins (float64, from Z) ------------------------------------------
+
+
+def np_activate(Z, name):
+    Z = Z.astype(np.float64)
+    if name == "identity":
+        return Z.copy()
+    if name == "sigmoid":
+        return 0.5 * (1.0 + np.tanh(0.5 * Z))  # an independent stable form
+    if name == "tanh":
+        return np.tanh(Z)
+    if name == "relu":
+        return np.maximum(Z, 0.0)
+    if name == "leaky_relu":
+        return np.where(Z > 0, Z, SLOPE * Z)
+    if name == "softmax":
+        e = np.exp(Z - Z.max(axis=1, keepdims=True))
+        return e / e.sum(axis=1, keepdims=True)
+    raise AssertionError(name)
+
+
+def np_prime(Z, name):
+    """Analytic σ'(Z) computed from Z."""
+    Z = Z.astype(np.float64)
+    if name == "identity":
+        return np.ones_like(Z)
+    if name == "sigmoid":
+        return 1.0 / (2.0 + 2.0 * np.cosh(Z))  # e^{-z}/(1+e^{-z})^2
+    if name == "tanh":
+        return 1.0 / np.cosh(Z) ** 2
+    if name == "relu":
+        return (Z > 0).astype(np.float64)
+    if name == "leaky_relu":
+        return np.where(Z > 0, 1.0, SLOPE)
+    raise AssertionError(name)
+
+
+def softmax_jacobian_rows(Z):
+    """One explicit (m, m) Jacobian ∂a/∂z per row."""
+    A = np_activate(Z, "softmax")
+    return [np.diag(a) - np.outer(a, a) for a in A]
+
+
+def np_cost(A, Y, loss):
+    A = A.astype(np.float64)
+    Y = Y.astype(np.float64)
+    if loss == "mse":
+        return 0.5 * ((A - Y) ** 2).sum(axis=1)
+    if loss == "cross_entropy":
+        return -(Y * np.log(A)).sum(axis=1)
+    return -(Y * np.log(A) + (1 - Y) * np.log(1 - A)).sum(axis=1)
+
+
+def np_cost_gradient(A, Y, loss):
+    A = A.astype(np.float64)
+    Y = Y.astype(np.float64)
+    if loss == "mse":
+        return A - Y
+    if loss == "cross_entropy":
+        return -Y / A
+    return -Y / A + (1 - Y) / (1 - A)
+
+
+def np_targets(rng, loss, shape, dtype):
+    if loss == "mse":
+        return rand(rng, shape, dtype, -2, 2)
+    if loss == "binary_cross_entropy":
+        return rng.uniform(0, 1, size=shape).astype(dtype)
+    raw = rng.uniform(0.01, 1, size=shape)
+    return (raw / raw.sum(axis=1, keepdims=True)).astype(dtype)
+
+
+# --- activations --------------------------------------------------------------
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("name", ALL_ACTS)
+def test_activate_matches_numpy(name, dtype):
+    rng = np.random.default_rng(1)
+    Z = rand(rng, (7, 5), dtype, -6, 6)
+    Z0 = Z.copy()
+    out = np.empty_like(Z)
+    act.activate(Z, act.CODES[name], out)
+    assert out.dtype == dtype
+    close(out, np_activate(Z, name), dtype)
+    np.testing.assert_array_equal(Z, Z0)
+    # in place (out is Z)
+    act.activate(Z, act.CODES[name], Z)
+    np.testing.assert_array_equal(Z, out)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_softmax_rows_sum_to_one_and_huge_inputs_stay_finite(dtype):
+    rng = np.random.default_rng(2)
+    Z = rand(rng, (6, 4), dtype, -20, 20)
+    Z[0] = [1000, 1000, 999, -1000]
+    Z[1] = [-1000, -1000, -1000, -1000]
+    Z[2] = [1000, 0, 0, 0]
+    out = np.empty_like(Z)
+    act.activate(Z, act.SOFTMAX, out)
+    assert np.isfinite(out).all()
+    assert (out >= 0).all()
+    rtol = 1e-6 if dtype == np.float32 else 1e-14
+    np.testing.assert_allclose(out.sum(axis=1), 1.0, rtol=rtol)
+    close(out, np_activate(Z, "softmax"), dtype)
+    np.testing.assert_allclose(out[1], 0.25, rtol=rtol)
+    assert out[2, 0] == 1.0 and (out[2, 1:] == 0.0).all()
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_sigmoid_extremes_finite_with_exact_limits(dtype):
+    Z = np.array([[-1000.0, -800.0, 0.0, 800.0, 1000.0]], dtype=dtype)
+    out = np.empty_like(Z)
+    act.activate(Z, act.SIGMOID, out)
+    assert np.isfinite(out).all()
+    assert out[0, 0] == 0.0 and out[0, 1] == 0.0
+    assert out[0, 2] == 0.5
+    assert out[0, 3] == 1.0 and out[0, 4] == 1.0
+    assert act.sigmoid_scalar(-1000.0) == 0.0 and act.sigmoid_scalar(1000.0) == 1.0
+    # bias_activate takes the same stable path
+    b = np.zeros(5, dtype=dtype)
+    Z2 = Z.copy()
+    act.bias_activate(Z2, b, act.SIGMOID)
+    np.testing.assert_array_equal(Z2, out)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("name", ALL_ACTS)
+def test_bias_activate_matches_numpy(name, dtype):
+    rng = np.random.default_rng(3)
+    Z = rand(rng, (6, 4), dtype)
+    b = rand(rng, 4, dtype)
+    expected = np_activate(Z.astype(np.float64) + b.astype(np.float64), name)
+    act.bias_activate(Z, b, act.CODES[name])
+    close(Z, expected, dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("name", ELEMENTWISE)
+def test_derivative_from_activation_matches_analytic_prime(name, dtype):
+    rng = np.random.default_rng(4)
+    Z = rand(rng, (8, 6), dtype, -4, 4)
+    Z[0, :3] = 0.0  # the kink: σ'(0) is taken as 0 for relu, the slope for leaky_relu
+    A = np.empty_like(Z)
+    act.activate(Z, act.CODES[name], A)
+    out = np.empty_like(Z)
+    act.derivative(A, act.CODES[name], out)
+    close(out, np_prime(Z, name), dtype)
+    # scalar version agrees element by element
+    code = act.CODES[name]
+    scal = np.array([[act.derivative_scalar(a, code) for a in row] for row in A.astype(np.float64)])
+    close(scal, np_prime(Z, name), dtype)
+    # in place
+    act.derivative(A, code, A)
+    np.testing.assert_array_equal(A, out)
+
+
+def test_derivative_refuses_softmax():
+    A = np.full((2, 3), 1 / 3)
+    with pytest.raises(ValueError):
+        act.derivative(A, act.SOFTMAX, np.empty_like(A))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("name", ELEMENTWISE)
+def test_backprop_elementwise_is_G_times_prime(name, dtype):
+    rng = np.random.default_rng(5)
+    Z = rand(rng, (7, 5), dtype, -4, 4)
+    G = rand(rng, (7, 5), dtype)
+    A = np.empty_like(Z)
+    act.activate(Z, act.CODES[name], A)
+    out = np.empty_like(Z)
+    act.backprop(G, A, act.CODES[name], out)
+    close(out, G.astype(np.float64) * np_prime(Z, name), dtype, scale=3)
+    act.backprop(G, A, act.CODES[name], G)  # in place
+    np.testing.assert_array_equal(G, out)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_backprop_softmax_is_jacobian_product(dtype):
+    rng = np.random.default_rng(6)
+    Z = rand(rng, (6, 5), dtype, -4, 4)
+    G = rand(rng, (6, 5), dtype)
+    A = np.empty_like(Z)
+    act.activate(Z, act.SOFTMAX, A)
+    out = np.empty_like(Z)
+    act.backprop(G, A, act.SOFTMAX, out)
+    expected = np.array([J.T @ g for J, g in zip(softmax_jacobian_rows(Z), G.astype(np.float64))])
+    close(out, expected, dtype, scale=3)
+
+
+# --- losses ---------------------------------------------------------------------
+
+LOSSES = ["mse", "cross_entropy", "binary_cross_entropy"]
+
+
+def outputs_for(loss, rng, shape, dtype):
+    """Valid output activations for ``loss`` (probabilities away from 0 and 1)."""
+    Z = rand(rng, shape, dtype, -3, 3)
+    name = {"mse": "tanh", "cross_entropy": "softmax", "binary_cross_entropy": "sigmoid"}[loss]
+    A = np.empty_like(Z)
+    act.activate(Z, act.CODES[name], A)
+    return Z, A
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("loss", LOSSES)
+def test_sample_costs_and_batch_cost_match_numpy(loss, dtype):
+    rng = np.random.default_rng(7)
+    _, A = outputs_for(loss, rng, (9, 4), dtype)
+    Y = np_targets(rng, loss, (9, 4), dtype)
+    out = np.empty(9)
+    losses.sample_costs(A, Y, losses.CODES[loss], out)
+    expected = np_cost(A, Y, loss)
+    close(out, expected, dtype)
+    w = rng.uniform(0, 2, size=9)
+    w /= w.sum()
+    c = losses.batch_cost(A, Y, losses.CODES[loss], w.astype(dtype))
+    assert isinstance(c, float)
+    np.testing.assert_allclose(c, float(w.astype(dtype).astype(np.float64) @ expected), rtol=tol(dtype)[0])
+    mean = losses.batch_cost(A, Y, losses.CODES[loss], np.full(9, 1 / 9, dtype=dtype))
+    np.testing.assert_allclose(mean, expected.mean(), rtol=tol(dtype)[0])
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("loss", LOSSES)
+def test_cost_gradient_matches_numpy(loss, dtype):
+    rng = np.random.default_rng(8)
+    _, A = outputs_for(loss, rng, (6, 3), dtype)
+    Y = np_targets(rng, loss, (6, 3), dtype)
+    out = np.empty_like(A)
+    losses.cost_gradient(A, Y, losses.CODES[loss], out)
+    close(out, np_cost_gradient(A, Y, loss), dtype, scale=10)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("loss", ["cross_entropy", "binary_cross_entropy"])
+def test_logs_never_see_zero(loss, dtype):
+    # a = 0 where y = 1 (and a = 1 where y = 0 for BCE): a huge but finite cost
+    A = np.array([[0.0, 1.0], [0.5, 0.5]], dtype=dtype)
+    Y = np.array([[1.0, 0.0], [0.0, 1.0]], dtype=dtype)
+    code = losses.CODES[loss]
+    out = np.empty(2)
+    losses.sample_costs(A, Y, code, out)
+    assert np.isfinite(out).all()
+    tiny = float(np.finfo(dtype).tiny)
+    assert out[0] >= -np.log(tiny) * (1 - 1e-12)  # the clipped log is still large
+    assert np.isfinite(losses.batch_cost(A, Y, code, np.full(2, 0.5, dtype=dtype)))
+    G = np.empty_like(A)
+    losses.cost_gradient(A, Y, code, G)
+    assert np.isfinite(G).all()
+    # y = 0 entries contribute nothing, even where a = 0
+    A0 = np.array([[0.0, 1.0]], dtype=dtype)
+    Y0 = np.array([[0.0, 1.0]], dtype=dtype)
+    one = np.empty(1)
+    losses.sample_costs(A0, Y0, code, one)
+    assert one[0] == 0.0
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize(("name", "loss"), [("softmax", "cross_entropy"), ("sigmoid", "binary_cross_entropy")])
+def test_output_delta_chain_equals_simplified(name, loss, dtype):
+    rng = np.random.default_rng(9)
+    Z = rand(rng, (8, 4), dtype, -3, 3)
+    A = np.empty_like(Z)
+    act.activate(Z, act.CODES[name], A)
+    Y = np_targets(rng, loss, (8, 4), dtype)
+    if loss == "cross_entropy":
+        Y[:4] = np.eye(4, dtype=dtype)  # one-hot rows as well as soft ones
+    w = rng.uniform(0.1, 1, size=8)
+    w = (w / w.sum()).astype(dtype)
+    chain = np.empty_like(A)
+    simple = np.empty_like(A)
+    losses.output_delta_chain(A, Y, losses.CODES[loss], act.CODES[name], w, chain)
+    losses.output_delta_simplified(A, Y, losses.CODES[loss], w, simple)
+    rtol = 1e-4 if dtype == np.float32 else 1e-10
+    np.testing.assert_allclose(chain, simple, rtol=rtol, atol=rtol * 1e-2)
+    expected = w[:, None].astype(np.float64) * (A.astype(np.float64) * Y.sum(axis=1, keepdims=True) - Y)
+    if loss == "binary_cross_entropy":
+        expected = w[:, None].astype(np.float64) * (A.astype(np.float64) - Y)
+    close(simple, expected, dtype)
+    # output_delta picks the simplified form for these pairs
+    picked = np.empty_like(A)
+    losses.output_delta(A, Y, losses.CODES[loss], act.CODES[name], w, picked)
+    np.testing.assert_array_equal(picked, simple)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("name", ALL_ACTS)
+def test_output_delta_chain_matches_numpy_for_mse(name, dtype):
+    rng = np.random.default_rng(10)
+    Z = rand(rng, (5, 3), dtype, -3, 3)
+    A = np.empty_like(Z)
+    act.activate(Z, act.CODES[name], A)
+    Y = np_targets(rng, "mse", (5, 3), dtype)
+    w = np.full(5, 0.2, dtype=dtype)
+    out = np.empty_like(A)
+    losses.output_delta(A, Y, losses.MSE, act.CODES[name], w, out)
+    G = A.astype(np.float64) - Y
+    if name == "softmax":
+        expected = np.array([J.T @ g for J, g in zip(softmax_jacobian_rows(Z), G)])
+    else:
+        expected = G * np_prime(Z, name)
+    close(out, 0.2 * expected, dtype)
+
+
+def test_is_simplified_pairs():
+    assert losses.is_simplified(losses.CROSS_ENTROPY, act.SOFTMAX)
+    assert losses.is_simplified(losses.BINARY_CROSS_ENTROPY, act.SIGMOID)
+    assert not losses.is_simplified(losses.MSE, act.SIGMOID)
+    assert not losses.is_simplified(losses.MSE, act.SOFTMAX)
+
+
+# --- dense ----------------------------------------------------------------------
+
+# Small shapes take the kernels' own loops, large ones go to BLAS.
+SHAPES = [(1, 1, 1), (5, 3, 4), (7, 16, 9), (64, 40, 30)]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize(("n", "n_in", "n_out"), SHAPES)
+def test_linear_and_forward_match_numpy(n, n_in, n_out, dtype):
+    rng = np.random.default_rng(11)
+    A_prev = rand(rng, (n, n_in), dtype, -1, 1)
+    W = rand(rng, (n_out, n_in), dtype, -1, 1)
+    b = rand(rng, n_out, dtype, -1, 1)
+    Zref = A_prev.astype(np.float64) @ W.astype(np.float64).T + b
+    Z = np.empty((n, n_out), dtype=dtype)
+    dense.linear(A_prev, W, b, Z)
+    close(Z, Zref, dtype, scale=n_in)
+    names = ALL_ACTS if n_out > 1 else ELEMENTWISE
+    for name in names:
+        out = np.empty((n, n_out), dtype=dtype)
+        dense.forward(A_prev, W, b, act.CODES[name], out)
+        close(out, np_activate(Zref, name), dtype, scale=n_in)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize(("n", "n_l", "n_next"), SHAPES)
+@pytest.mark.parametrize("name", ELEMENTWISE)
+def test_hidden_delta_matches_numpy(n, n_l, n_next, name, dtype):
+    rng = np.random.default_rng(12)
+    delta_next = rand(rng, (n, n_next), dtype, -1, 1)
+    W_next = rand(rng, (n_next, n_l), dtype, -1, 1)
+    Z = rand(rng, (n, n_l), dtype, -3, 3)
+    A = np.empty_like(Z)
+    act.activate(Z, act.CODES[name], A)
+    out = np.empty((n, n_l), dtype=dtype)
+    dense.hidden_delta(delta_next, W_next, A, act.CODES[name], out)
+    expected = (delta_next.astype(np.float64) @ W_next.astype(np.float64)) * np_prime(Z, name)
+    close(out, expected, dtype, scale=n_next)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize(("n", "n_in", "n_out"), SHAPES)
+def test_layer_gradients_match_numpy(n, n_in, n_out, dtype):
+    rng = np.random.default_rng(13)
+    delta = rand(rng, (n, n_out), dtype, -1, 1)
+    A_prev = rand(rng, (n, n_in), dtype, -1, 1)
+    dW = np.full((n_out, n_in), np.nan, dtype=dtype)  # garbage in: must be overwritten
+    db = np.full(n_out, np.nan, dtype=dtype)
+    dense.layer_gradients(delta, A_prev, dW, db)
+    close(dW, delta.astype(np.float64).T @ A_prev.astype(np.float64), dtype, scale=n)
+    close(db, delta.astype(np.float64).sum(axis=0), dtype, scale=n)
+
+
+# --- updates --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_sgd_step_matches_numpy(dtype):
+    rng = np.random.default_rng(14)
+    theta = rand(rng, 50, dtype)
+    grad = rand(rng, 50, dtype)
+    grad0 = grad.copy()
+    expected = theta.astype(np.float64) - 0.3 * grad.astype(np.float64)
+    updates.sgd_step(theta, grad, 0.3)
+    close(theta, expected, dtype)
+    np.testing.assert_array_equal(grad, grad0)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_plain_sgd_update_is_sgd_step(dtype):
+    rng = np.random.default_rng(15)
+    theta = rand(rng, 30, dtype)
+    grad = rand(rng, 30, dtype)
+    other = theta.copy()
+    hyper = numbanet.SGD(lr=0.25)._hyper()
+    updates.update(updates.SGD, theta, grad, np.zeros((2, 30), dtype=dtype), hyper, 0.25, 1)
+    updates.sgd_step(other, grad, 0.25)
+    np.testing.assert_array_equal(theta, other)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_clip_by_global_norm_matches_numpy(dtype):
+    rng = np.random.default_rng(16)
+    grad = rand(rng, 40, dtype)
+    norm = float(np.linalg.norm(grad.astype(np.float64)))
+    # below the limit: untouched, norm returned
+    g = grad.copy()
+    rtol = tol(dtype)[0]
+    assert np.isclose(updates.clip_by_global_norm(g, norm * 2), norm, rtol=rtol)
+    np.testing.assert_array_equal(g, grad)
+    # above the limit: scaled as torch.nn.utils.clip_grad_norm_
+    g = grad.copy()
+    returned = updates.clip_by_global_norm(g, 1.0)
+    assert np.isclose(returned, norm, rtol=rtol)
+    close(g, grad.astype(np.float64) * (1.0 / (norm + 1e-6)), dtype)
+    assert np.linalg.norm(g.astype(np.float64)) <= 1.0 + tol(dtype)[0]
+
+
+# --- training: whole-network kernels ------------------------------------------
+
+
+def np_forward(net, X):
+    A = X.astype(np.float64)
+    for W, b, name in zip(net.weights, net.biases, net.activations):
+        A = np_activate(A @ W.astype(np.float64).T + b.astype(np.float64), name)
+    return A
+
+
+NETS = [
+    ([3, 5, 2], ["tanh", "softmax"], "cross_entropy"),
+    ([4, 6, 5, 3], ["relu", "leaky_relu", "sigmoid"], "binary_cross_entropy"),
+    ([2, 7, 1], ["sigmoid", "identity"], "mse"),
+    ([5, 3, 3, 3, 2], ["sigmoid", "tanh", "identity", "softmax"], "mse"),
+]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize(("sizes", "acts", "loss"), NETS)
+@pytest.mark.parametrize("cap", [1, 4, 50])
+def test_training_predict_matches_numpy(sizes, acts, loss, cap, dtype):
+    rng = np.random.default_rng(17)
+    net = numbanet.Network(sizes, acts, loss, dtype=dtype, seed=3)
+    for b in net.biases:
+        b[...] = rng.uniform(-0.5, 0.5, size=b.shape)
+    X = rand(rng, (11, sizes[0]), dtype)
+    ws = np.empty(training.workspace_size(net._sizes_arr, cap), dtype=dtype)
+    out = np.empty((11, sizes[-1]), dtype=dtype)
+    training.predict(net.params, net._sizes_arr, net._w_off, net._b_off, net._acts_arr, X, ws, cap, out)
+    expected = np_forward(net, X)
+    close(out, expected, dtype, scale=10)
+    close(net.predict(X), expected, dtype, scale=10)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize(("sizes", "acts", "loss"), NETS)
+@pytest.mark.parametrize("cap", [1, 4, 50])
+def test_training_cost_and_gradient_match_reference(sizes, acts, loss, cap, dtype):
+    from numbanet import reference
+
+    rng = np.random.default_rng(18)
+    net = numbanet.Network(sizes, acts, loss, dtype=dtype, seed=4, l2=0.05)
+    for b in net.biases:
+        b[...] = rng.uniform(-0.5, 0.5, size=b.shape)
+    X = rand(rng, (11, sizes[0]), dtype)
+    Y = np_targets(rng, loss, (11, sizes[-1]), dtype)
+    sw = rng.uniform(0.0, 2.0, size=11)
+    ws = np.empty(training.workspace_size(net._sizes_arr, cap), dtype=dtype)
+    grad = np.full(net.n_params, np.nan, dtype=dtype)
+    args = (net.params, net._sizes_arr, net._w_off, net._b_off, net._acts_arr, net._loss_code, net.l2)
+    cost = training.cost_and_gradient(*args, X, Y, sw, ws, cap, grad, True)
+    cost_only = training.cost_and_gradient(*args, X, Y, sw, ws, cap, np.empty(0, dtype=dtype), False)
+    assert cost == cost_only
+
+    # Reference: the weighted mean of per-sample costs and gradients, plus L2.
+    W, B, A = reference.from_network(net)
+    Xd, Yd = X.astype(np.float64), Y.astype(np.float64)
+    costs = np.array([reference.total_cost(W, B, A, loss, Xd[i : i + 1], Yd[i : i + 1]) for i in range(11)])
+    l2_term = 0.5 * net.l2 * sum(float((w**2).sum()) for w in W)
+    rtol = 1e-5 if dtype == np.float32 else 1e-12
+    np.testing.assert_allclose(cost, sw @ costs / sw.sum() + l2_term, rtol=rtol)
+    ref = np.zeros(net.n_params)
+    for i in range(11):
+        nw, nb = reference.batch_gradients(W, B, A, loss, Xd[i : i + 1], Yd[i : i + 1])
+        flat = np.concatenate([np.concatenate([w.ravel(), b.ravel()]) for w, b in zip(nw, nb)])
+        ref += sw[i] / sw.sum() * flat
+    for w_off, w in zip(net._w_off, W):
+        ref[w_off : w_off + w.size] += net.l2 * w.ravel()
+    scale = max(np.abs(ref).max(), 1.0)
+    assert np.abs(grad.astype(np.float64) - ref).max() <= (1e-5 if dtype == np.float32 else 1e-12) * scale
+    # via the Network API
+    dW, db = net.gradients(X, Y, sample_weight=sw)
+    flat = np.concatenate([np.concatenate([w.ravel(), b.ravel()]) for w, b in zip(dW, db)])
+    close(flat, grad, dtype, scale=scale)
+    np.testing.assert_allclose(net.loss(X, Y, sample_weight=sw), cost, rtol=tol(dtype)[0])
