@@ -8,6 +8,8 @@ import numbers
 
 import numpy as np
 
+from numbanet.kernels.checks import first_nonfinite_row
+
 
 def as_matrix(X, name, dtype, *, n_cols=None, allow_1d=False, what="columns"):
     """Validate ``X`` and return it as a C-contiguous, writeable 2-D array of ``dtype``.
@@ -73,8 +75,10 @@ def as_matrix(X, name, dtype, *, n_cols=None, allow_1d=False, what="columns"):
     if not out.flags.writeable:
         # Numba compiles a separate specialisation for read-only arrays; one copy avoids it.
         out = out.copy()
-    if not np.isfinite(out).all():
-        bad = np.argwhere(~np.isfinite(out))[0]
+    # One allocation-free pass (np.isfinite would build an n_samples x n_features temporary).
+    row = first_nonfinite_row(out) if out.dtype.kind == "f" else -1
+    if row >= 0:
+        bad = (row, int(np.flatnonzero(~np.isfinite(out[row]))[0]))
         original = arr[bad[0], bad[1]]
         reason = "NaN or infinity" if not np.isfinite(np.asarray(original, dtype=np.float64)) else f"a value too large for {np.dtype(dtype).name}"
         raise ValueError(

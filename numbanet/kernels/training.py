@@ -143,7 +143,7 @@ def forward_batch(Ws, bs, acts, As, m, dropout, Ms, rng):
         forward(As[l][:m], Ws[l], bs[l], acts[l], A)
         if dropout > 0.0 and l < L - 1:
             M = Ms[l][:m]
-            scale = 1.0 / (1.0 - dropout)
+            scale = A.dtype.type(1.0 / (1.0 - dropout))
             n_out = A.shape[1]
             for i in range(m):
                 for j in range(n_out):
@@ -194,10 +194,11 @@ def backward_batch(Ws, dWs, dbs, acts, loss, As, Ds, Yb, rw, m, dropout, Ms):
 def add_l2_gradient(theta, grad, sizes, w_off, l2):
     """``grad += l2 * W`` for every weight (not the biases)."""
     L = sizes.size - 1
+    lam = theta.dtype.type(l2)
     for l in range(L):
         start = w_off[l]
         for k in range(start, start + sizes[l + 1] * sizes[l]):
-            grad[k] += l2 * theta[k]
+            grad[k] += lam * theta[k]
 
 
 @jit

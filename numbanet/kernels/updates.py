@@ -57,64 +57,76 @@ def sgd_step(theta, grad, lr):
     lr : float
         Learning rate η.
     """
+    eta = theta.dtype.type(lr)
     for k in range(theta.size):
-        theta[k] -= lr * grad[k]
+        theta[k] -= eta * grad[k]
 
 
 @jit
 def sgd_momentum_step(theta, grad, buf, lr, mu, nesterov, wd):
     """SGD with weight decay and (Nesterov) momentum; ``buf`` is the momentum buffer."""
+    f = theta.dtype.type
+    eta, m, lam = f(lr), f(mu), f(wd)
     for k in range(theta.size):
-        g = grad[k] + wd * theta[k]
-        b = mu * buf[k] + g
+        g = grad[k] + lam * theta[k]
+        b = m * buf[k] + g
         buf[k] = b
         if nesterov:
-            theta[k] -= lr * (g + mu * b)
+            theta[k] -= eta * (g + m * b)
         else:
-            theta[k] -= lr * b
+            theta[k] -= eta * b
 
 
 @jit
 def sgd_decay_step(theta, grad, lr, wd):
     """Plain SGD with coupled weight decay, ``θ <- θ - η (g + λ θ)``."""
+    f = theta.dtype.type
+    eta, lam = f(lr), f(wd)
     for k in range(theta.size):
-        theta[k] -= lr * (grad[k] + wd * theta[k])
+        theta[k] -= eta * (grad[k] + lam * theta[k])
 
 
 @jit
 def adam_step(theta, grad, m, v, lr, beta1, beta2, eps, wd, decoupled, t):
     """Adam (``decoupled=False``) or AdamW (``decoupled=True``); ``m``, ``v`` are the moments."""
+    # Scalars are formed in float64, then cast once to the parameters' dtype,
+    # so a float32 loop stays in float32 (as torch.optim does).
+    f = theta.dtype.type
     bc1 = 1.0 - beta1**t
     bc2 = 1.0 - beta2**t
-    step = lr / bc1
-    sbc2 = np.sqrt(bc2)
-    decay = 1.0 - lr * wd
+    step = f(lr / bc1)
+    sbc2 = f(np.sqrt(bc2))
+    decay = f(1.0 - lr * wd)
+    lam = f(wd)
+    b1, c1, b2, c2, e = f(beta1), f(1.0 - beta1), f(beta2), f(1.0 - beta2), f(eps)
     for k in range(theta.size):
         g = grad[k]
         if decoupled:
             theta[k] *= decay
         else:
-            g += wd * theta[k]
-        mk = beta1 * m[k] + (1.0 - beta1) * g
-        vk = beta2 * v[k] + (1.0 - beta2) * g * g
+            g += lam * theta[k]
+        mk = b1 * m[k] + c1 * g
+        vk = b2 * v[k] + c2 * g * g
         m[k] = mk
         v[k] = vk
-        theta[k] -= step * mk / (np.sqrt(vk) / sbc2 + eps)
+        theta[k] -= step * mk / (np.sqrt(vk) / sbc2 + e)
 
 
 @jit
 def rmsprop_step(theta, grad, v, buf, lr, alpha, eps, mu, wd):
     """RMSprop (not centred); ``v`` is the squared-gradient average, ``buf`` the momentum buffer."""
+    f = theta.dtype.type
+    eta, a, c, e, m, lam = f(lr), f(alpha), f(1.0 - alpha), f(eps), f(mu), f(wd)
     for k in range(theta.size):
-        g = grad[k] + wd * theta[k]
-        vk = alpha * v[k] + (1.0 - alpha) * g * g
+        g = grad[k] + lam * theta[k]
+        vk = a * v[k] + c * g * g
         v[k] = vk
         if mu == 0.0:
-            theta[k] -= lr * g / (np.sqrt(vk) + eps)
+            theta[k] -= eta * g / (np.sqrt(vk) + e)
         else:
-            b = mu * buf[k] + g / (np.sqrt(vk) + eps)
+            b = m * buf[k] + g / (np.sqrt(vk) + e)
             buf[k] = b
-            theta[k] -= lr * b
+            theta[k] -= eta * b
 
 
 @jit
@@ -175,7 +187,7 @@ def clip_by_global_norm(grad, max_norm):
         s += g * g
     norm = np.sqrt(s)
     if norm > max_norm:
-        scale = max_norm / (norm + 1e-6)
+        scale = grad.dtype.type(max_norm / (norm + 1e-6))
         for k in range(grad.size):
             grad[k] *= scale
     return norm
