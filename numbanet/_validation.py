@@ -95,7 +95,11 @@ def check_rows(X, Y, xname="X", yname="Y"):
 
 
 def sample_weights(sample_weight, n):
-    """Validate ``sample_weight`` and return it as a float64 vector (ones if None)."""
+    """Validate ``sample_weight`` and return it as a float64 vector (ones if None).
+
+    Weights whose sum overflows, or is subnormal, are rescaled to a largest
+    weight of 1, which changes nothing but the rounding: only their ratios matter.
+    """
     if sample_weight is None:
         return np.ones(n, dtype=np.float64)
     w = as_matrix(sample_weight, "sample_weight", np.float64, allow_1d=True, what="weights")
@@ -106,10 +110,17 @@ def sample_weights(sample_weight, n):
         raise ValueError(f"sample_weight has {w.shape[0]} entries but there are {n} samples")
     if (w < 0).any():
         raise ValueError(f"sample_weight must be non-negative; found {w.min():g}")
-    if w.sum() <= 0:
+    top = w.max()
+    if top <= 0:
         raise ValueError(
             "sample_weight sums to 0 (every weight is zero); at least one sample must have a positive weight"
         )
+    with np.errstate(over="ignore"):
+        total = w.sum()
+    if not np.isfinite(total) or total < np.finfo(np.float64).tiny:
+        # Only ratios matter (the cost is sum(s_i c_i) / sum(s_i)); scaling to a largest
+        # weight of 1 keeps the sum finite for huge weights and normal for subnormal ones.
+        w = w / top
     return w
 
 

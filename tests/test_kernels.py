@@ -448,6 +448,18 @@ def test_clip_by_global_norm_matches_numpy(dtype):
 # --- training: whole-network kernels ------------------------------------------
 
 
+def flat_params(net, dW, db):
+    """Per-layer arrays (shaped like ``net.weights``, ``net.biases``) as one float64
+    vector in the layout of ``net.params``, written through the network's own views."""
+    out = np.zeros(net.n_params)
+    views_W, views_b = net._unflatten(out)
+    for v, w in zip(views_W, dW):
+        v[...] = w
+    for v, b in zip(views_b, db):
+        v[...] = np.ravel(b)
+    return out
+
+
 def np_forward(net, X):
     A = X.astype(np.float64)
     for W, b, name in zip(net.weights, net.biases, net.activations):
@@ -510,14 +522,11 @@ def test_training_cost_and_gradient_match_reference(sizes, acts, loss, cap, dtyp
     ref = np.zeros(net.n_params)
     for i in range(11):
         nw, nb = reference.batch_gradients(W, B, A, loss, Xd[i : i + 1], Yd[i : i + 1])
-        flat = np.concatenate([np.concatenate([w.ravel(), b.ravel()]) for w, b in zip(nw, nb)])
-        ref += sw[i] / sw.sum() * flat
-    for w_off, w in zip(net._w_off, W):
-        ref[w_off : w_off + w.size] += net.l2 * w.ravel()
+        ref += sw[i] / sw.sum() * flat_params(net, nw, nb)
+    ref += flat_params(net, [net.l2 * w for w in W], [np.zeros_like(b) for b in B])
     scale = max(np.abs(ref).max(), 1.0)
     assert np.abs(grad.astype(np.float64) - ref).max() <= (1e-5 if dtype == np.float32 else 1e-12) * scale
     # via the Network API
     dW, db = net.gradients(X, Y, sample_weight=sw)
-    flat = np.concatenate([np.concatenate([w.ravel(), b.ravel()]) for w, b in zip(dW, db)])
-    close(flat, grad, dtype, scale=scale)
+    close(flat_params(net, dW, db), grad, dtype, scale=scale)
     np.testing.assert_allclose(net.loss(X, Y, sample_weight=sw), cost, rtol=tol(dtype)[0])

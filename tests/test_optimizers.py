@@ -264,9 +264,11 @@ def test_step_with_changing_lr_matches_torch_scheduler():
 
 def _flat(net, dW, db):
     out = np.empty_like(net.params)
-    for l, (w, b) in enumerate(zip(net._w_off, net._b_off)):
-        out[w : w + dW[l].size] = dW[l].ravel()
-        out[b : b + db[l].size] = db[l]
+    views_W, views_b = net._unflatten(out)  # written through the network's own views
+    for v, w in zip(views_W, dW):
+        v[...] = w
+    for v, b in zip(views_b, db):
+        v[...] = b
     return out
 
 

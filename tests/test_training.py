@@ -26,9 +26,11 @@ QUIET = dict(progress=False)
 def flat(net, dW, db):
     """Per-layer gradients as one vector in the layout of ``net.params``."""
     out = np.empty_like(net.params)
-    for l, (w, b) in enumerate(zip(net._w_off, net._b_off)):
-        out[w : w + dW[l].size] = dW[l].ravel()
-        out[b : b + db[l].size] = db[l]
+    views_W, views_b = net._unflatten(out)  # written through the network's own views
+    for v, w in zip(views_W, dW):
+        v[...] = w
+    for v, b in zip(views_b, db):
+        v[...] = b
     return out
 
 
@@ -774,6 +776,23 @@ def test_fit_weights_equal_repeated_rows_in_one_batch():
     b.fit(np.repeat(X, w, axis=0), np.repeat(Y, w, axis=0), epochs=3, batch_size=100, shuffle=False,
           optimizer=Adam(lr=0.01), **QUIET)
     np.testing.assert_allclose(a.params, b.params, rtol=1e-10, atol=1e-13)
+
+
+@pytest.mark.parametrize("scale", [5e-324, 1e-310, 1e300, 1e308])
+def test_extreme_weight_scales_give_the_unweighted_result(scale):
+    """Only weight ratios matter: all-equal subnormal or huge weights (whose sum
+    overflows) train, score and differentiate as no weights at all."""
+    X, Y = classification(n=12)
+    kw = dict(activations=["tanh", "softmax"], loss="cross_entropy", seed=2)
+    w = np.full(12, scale)
+    a, b = numbanet.Network([4, 5, 3], **kw), numbanet.Network([4, 5, 3], **kw)
+    assert a.loss(X, Y, sample_weight=w) == pytest.approx(b.loss(X, Y), rel=1e-12)
+    _close(grad(a, X, Y, w), grad(b, X, Y))
+    ha = a.fit(X, Y, epochs=2, batch_size=5, sample_weight=w, optimizer=SGD(lr=0.1), **QUIET)
+    hb = b.fit(X, Y, epochs=2, batch_size=5, optimizer=SGD(lr=0.1), **QUIET)
+    assert np.isfinite(a.params).all()
+    _close(a.params, b.params)
+    np.testing.assert_allclose(ha.loss, hb.loss, rtol=1e-12)
 
 
 # ---------------------------------------------------------- reproducibility

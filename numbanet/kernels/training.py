@@ -230,9 +230,9 @@ def _gather(X, Y, sw, idx, start, m, A0, Yb, rw):
         for j in range(n_out):
             Yb[i, j] = Y[r, j]
         total += sw[r]
-    inv = 1.0 / total if total > 0 else 0.0
+    # Divide, not multiply by 1/total: 1/total overflows for subnormal totals.
     for i in range(m):
-        rw[i] = sw[idx[start + i]] * inv
+        rw[i] = sw[idx[start + i]] / total if total > 0 else 0.0
     return total
 
 
@@ -279,7 +279,6 @@ def cost_and_gradient(theta, sizes, w_off, b_off, acts, loss, l2, X, Y, sw, ws, 
     swsum = 0.0
     for i in range(n):
         swsum += sw[i]
-    inv = 1.0 / swsum if swsum > 0 else 0.0
     cost = 0.0
     part = np.empty(n_params if want_grad else 0, dtype=theta.dtype)
     if want_grad:
@@ -291,7 +290,7 @@ def cost_and_gradient(theta, sizes, w_off, b_off, acts, loss, l2, X, Y, sw, ws, 
         As[0][:m] = X[start : start + m]
         Yb[:m] = Y[start : start + m]
         for i in range(m):
-            rw[i] = sw[start + i] * inv
+            rw[i] = sw[start + i] / swsum if swsum > 0 else 0.0
         forward_batch(Ws, bs, acts, As, m, 0.0, Ms, np.zeros(1, np.uint64))
         cost += batch_cost(As[L][:m], Yb[:m], loss, rw[:m])
         if want_grad:
