@@ -159,8 +159,19 @@ def print_machine(info):
 # ------------------------------------------------------------------ timing
 
 
+#: Pause before each timed unit, in seconds (``--settle``).  BLAS and OpenMP
+#: worker threads busy-wait for a while after a call (OpenBLAS, libgomp); on a
+#: machine with few cores the threads a peer left spinning would otherwise
+#: steal the CPU from whichever implementation runs next.
+SETTLE = 0.2
+
+
 def interleaved(units, rounds):
     """Run every ``units[name]()`` once to warm up, then ``rounds`` round-robin rounds.
+
+    Each timed run starts after a garbage collection and a pause of
+    :data:`SETTLE` seconds, so that it does not share the CPU with the worker
+    threads the previous implementation left spinning.
 
     Returns
     -------
@@ -174,6 +185,8 @@ def interleaved(units, rounds):
         k = r % len(names)
         for name in names[k:] + names[:k]:
             gc.collect()
+            if SETTLE > 0:
+                time.sleep(SETTLE)
             t0 = time.perf_counter()
             units[name]()
             times[name].append(time.perf_counter() - t0)
@@ -573,6 +586,7 @@ def parse_only(text):
 
 
 def main(argv=None):
+    global SETTLE
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="smoke run: small data, 2 rounds, no cold start")
     ap.add_argument("--json", metavar="PATH", help="write the results as JSON")
@@ -581,7 +595,11 @@ def main(argv=None):
     ap.add_argument("--threads", type=int, metavar="N",
                     help="limit every BLAS and OpenMP pool (threadpoolctl) and torch to N threads; "
                          "default: leave every library at its own default")
+    ap.add_argument("--settle", type=float, default=SETTLE, metavar="SECONDS",
+                    help=f"pause before each timed run so other libraries' spinning threads go idle "
+                         f"(default {SETTLE}; 0 disables)")
     args = ap.parse_args(argv)
+    SETTLE = args.settle
     chosen = parse_only(args.only)
     quick = args.quick
     rounds = args.rounds or (2 if quick else 5)
