@@ -2,7 +2,8 @@
 is honest at ReLU kinks.  Also checks that the numbanet.testing strategies
 draw valid data.
 
-The properties pass ``eps=1e-5`` rather than the default 1e-6.  A central
+The properties pass ``eps=1e-5`` explicitly (now also gradcheck's default; it
+was 1e-6).  A central
 difference carries a rounding noise of about ``ε_machine · C / eps`` (larger
 where a saturated sigmoid feeds ``log(1 - a)``), and with eps=1e-6 that noise
 exceeds the default ``atol=1e-8`` for a few of the drawn networks whose cost
