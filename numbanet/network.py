@@ -291,9 +291,12 @@ class Network:
         Z : list of ndarray
             ``Z[l]`` of shape (n_samples, sizes[l+1]): pre-activations of weighted layer l.
         A : list of ndarray
-            ``A[0]`` is X (as the network's dtype); ``A[l+1] = σ(Z[l])``.
+            ``A[0]`` is a copy of X in the network's dtype (never X itself, so
+            writing into the result cannot change the caller's data);
+            ``A[l+1] = σ(Z[l])``.
         """
-        A = [self._X(X)]
+        X0 = self._X(X)
+        A = [X0.copy() if np.shares_memory(X0, np.asarray(X)) else X0]
         Z = []
         for W, b, code in zip(self.weights, self.biases, self._acts_arr):
             z = np.empty((A[-1].shape[0], W.shape[0]), dtype=self.dtype)

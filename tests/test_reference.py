@@ -258,6 +258,7 @@ def test_no_method_mutates_its_inputs(sizes, acts, loss, dtype):
     unchanged()
     Z, A = net.forward(X)
     unchanged()
+    assert not np.shares_memory(A[0], X)  # the result is the caller's to write into
     acc = net.accuracy(X, Y)
     unchanged()
     # read-only inputs work and give the same answers
