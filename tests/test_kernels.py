@@ -14,6 +14,8 @@ import numbanet
 from numbanet.kernels import activations as act
 from numbanet.kernels import dense, losses, training, updates
 
+from helpers import flat_params
+
 DTYPES = [np.float32, np.float64]
 ELEMENTWISE = ["identity", "sigmoid", "tanh", "relu", "leaky_relu"]
 ALL_ACTS = ELEMENTWISE + ["softmax"]
@@ -448,18 +450,6 @@ def test_clip_by_global_norm_matches_numpy(dtype):
 # --- training: whole-network kernels ------------------------------------------
 
 
-def flat_params(net, dW, db):
-    """Per-layer arrays (shaped like ``net.weights``, ``net.biases``) as one float64
-    vector in the layout of ``net.params``, written through the network's own views."""
-    out = np.zeros(net.n_params)
-    views_W, views_b = net._unflatten(out)
-    for v, w in zip(views_W, dW):
-        v[...] = w
-    for v, b in zip(views_b, db):
-        v[...] = np.ravel(b)
-    return out
-
-
 def np_forward(net, X):
     A = X.astype(np.float64)
     for W, b, name in zip(net.weights, net.biases, net.activations):
@@ -522,11 +512,11 @@ def test_training_cost_and_gradient_match_reference(sizes, acts, loss, cap, dtyp
     ref = np.zeros(net.n_params)
     for i in range(11):
         nw, nb = reference.batch_gradients(W, B, A, loss, Xd[i : i + 1], Yd[i : i + 1])
-        ref += sw[i] / sw.sum() * flat_params(net, nw, nb)
-    ref += flat_params(net, [net.l2 * w for w in W], [np.zeros_like(b) for b in B])
+        ref += sw[i] / sw.sum() * flat_params(net, nw, nb, np.float64)
+    ref += flat_params(net, [net.l2 * w for w in W], [np.zeros_like(b) for b in B], np.float64)
     scale = max(np.abs(ref).max(), 1.0)
     assert np.abs(grad.astype(np.float64) - ref).max() <= (1e-5 if dtype == np.float32 else 1e-12) * scale
     # via the Network API
     dW, db = net.gradients(X, Y, sample_weight=sw)
-    close(flat_params(net, dW, db), grad, dtype, scale=scale)
+    close(flat_params(net, dW, db, np.float64), grad, dtype, scale=scale)
     np.testing.assert_allclose(net.loss(X, Y, sample_weight=sw), cost, rtol=tol(dtype)[0])

@@ -12,6 +12,8 @@ import pytest
 import numbanet
 from numbanet import SGD, Adam, AdamW, RMSprop
 
+from helpers import flat_params
+
 N_PARAMS = 23
 N_STEPS = 10
 
@@ -262,16 +264,6 @@ def test_step_with_changing_lr_matches_torch_scheduler():
 # ------------------------------------------------------- inside the fit loop
 
 
-def _flat(net, dW, db):
-    out = np.empty_like(net.params)
-    views_W, views_b = net._unflatten(out)  # written through the network's own views
-    for v, w in zip(views_W, dW):
-        v[...] = w
-    for v, b in zip(views_b, db):
-        v[...] = b
-    return out
-
-
 def _data(n=6, n_in=3, n_out=2, seed=0):
     rng = np.random.default_rng(seed)
     return rng.normal(size=(n, n_in)), rng.normal(size=(n, n_out))
@@ -279,7 +271,7 @@ def _data(n=6, n_in=3, n_out=2, seed=0):
 
 def test_flat_helper_matches_parameter_layout():
     net = numbanet.Network([3, 4, 2], seed=0)
-    np.testing.assert_array_equal(_flat(net, net.weights, net.biases), net.params)
+    np.testing.assert_array_equal(flat_params(net, net.weights, net.biases), net.params)
 
 
 @pytest.mark.parametrize("name", ["sgd_nesterov", "adam_weight_decay", "adamw", "rmsprop_momentum"])
@@ -295,7 +287,7 @@ def test_fit_full_batch_equals_manual_steps(name, l2):
     losses = []
     for _ in range(N_STEPS):
         losses.append(manual.loss(X, Y))
-        opt.step(manual.params, _flat(manual, *manual.gradients(X, Y)))
+        opt.step(manual.params, flat_params(manual, *manual.gradients(X, Y)))
     np.testing.assert_allclose(net.params, manual.params, rtol=1e-11, atol=1e-13)
     np.testing.assert_allclose(history.loss, losses, rtol=1e-12)
     assert net.optimizer.t == N_STEPS
@@ -308,7 +300,7 @@ def test_fit_float32_equals_manual_steps():
     net.fit(X, Y, epochs=N_STEPS, batch_size=X.shape[0], optimizer=Adam(lr=0.01), shuffle=False, progress=False)
     opt = Adam(lr=0.01)
     for _ in range(N_STEPS):
-        opt.step(manual.params, _flat(manual, *manual.gradients(X, Y)))
+        opt.step(manual.params, flat_params(manual, *manual.gradients(X, Y)))
     assert net.params.dtype == np.float32
     np.testing.assert_allclose(net.params, manual.params, rtol=1e-5, atol=1e-6)
 
@@ -366,7 +358,7 @@ def test_same_size_and_dtype_keeps_state():
     b = numbanet.Network([3, 4, 2], seed=5)
     manual = b.copy()
     b.fit(X, Y, epochs=1, batch_size=6, optimizer=opt, shuffle=False, progress=False)
-    g = _flat(manual, *manual.gradients(X, Y))
+    g = flat_params(manual, *manual.gradients(X, Y))
     np.testing.assert_allclose(b.params, manual.params - 0.1 * (0.9 * buf[0] + g), rtol=1e-12, atol=1e-14)
     assert opt.t == 2
 

@@ -20,22 +20,13 @@ from numbanet.kernels import rng
 from numbanet import SGD, Adam, Callback, CosineLR, EarlyStopping, ExponentialLR, ReduceLROnPlateau, StepLR
 from numbanet.testing import batches, networks
 
+from helpers import flat_params
+
 QUIET = dict(progress=False)
 
 
-def flat(net, dW, db):
-    """Per-layer gradients as one vector in the layout of ``net.params``."""
-    out = np.empty_like(net.params)
-    views_W, views_b = net._unflatten(out)  # written through the network's own views
-    for v, w in zip(views_W, dW):
-        v[...] = w
-    for v, b in zip(views_b, db):
-        v[...] = b
-    return out
-
-
 def grad(net, X, Y, sample_weight=None):
-    return flat(net, *net.gradients(X, Y, sample_weight=sample_weight))
+    return flat_params(net, *net.gradients(X, Y, sample_weight=sample_weight))
 
 
 def regression(n=12, n_in=3, n_out=2, seed=0, scale=1.0):
