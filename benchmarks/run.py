@@ -299,21 +299,29 @@ def epoch_flops(n, batch, sizes):
     return total
 
 
-def bench_mnist(batch, n, rounds, with_gemm):
-    """784-128-10 ReLU/softmax, cross-entropy, float32, SGD lr 0.1: one epoch."""
-    X, Y = peers.mnist_like(n, np.float32, seed=0)
-    lr = 0.1
-    net = _mnist_net()
+def _peers(net, sklearn=False):
+    """numbanet, NumPy, and (when importable) PyTorch and scikit-learn, each starting from
+    ``net``'s weights; returns ``(impls, notes)`` with a note for every peer skipped."""
     impls = {"numbanet": peers.NumbanetMLP.from_network(net), "numpy": peers.NumpyMLP.from_network(net, seed=1)}
     notes = {}
     if peers.have("torch"):
         impls["torch"] = peers.TorchMLP.from_network(net, seed=2)
     else:
         notes["torch"] = "skipped: torch not importable"
-    if peers.have("sklearn"):
-        impls["sklearn"] = peers.SklearnMLP.from_network(net, seed=3)
-    else:
-        notes["sklearn"] = "skipped: scikit-learn not importable"
+    if sklearn:
+        if peers.have("sklearn"):
+            impls["sklearn"] = peers.SklearnMLP.from_network(net, seed=3)
+        else:
+            notes["sklearn"] = "skipped: scikit-learn not importable"
+    return impls, notes
+
+
+def bench_mnist(batch, n, rounds, with_gemm):
+    """784-128-10 ReLU/softmax, cross-entropy, float32, SGD lr 0.1: one epoch."""
+    X, Y = peers.mnist_like(n, np.float32, seed=0)
+    lr = 0.1
+    net = _mnist_net()
+    impls, notes = _peers(net, sklearn=True)
     data = {name: p.prepare(X, Y) for name, p in impls.items()}
     units = {name: (lambda p=p, d=data[name]: p.epoch(d, batch, lr)) for name, p in impls.items()}
     sizes = [784, 128, 10]
@@ -374,12 +382,7 @@ def bench_xor(epochs, rounds):
     Y = np.array([[0], [1], [1], [0]], dtype=np.float64)
     lr = 2.0
     net = numbanet.Network([2, 8, 1], activations="sigmoid", loss="mse", seed=0)
-    impls = {"numbanet": peers.NumbanetMLP.from_network(net), "numpy": peers.NumpyMLP.from_network(net, seed=1)}
-    notes = {}
-    if peers.have("torch"):
-        impls["torch"] = peers.TorchMLP.from_network(net, seed=2)
-    else:
-        notes["torch"] = "skipped: torch not importable"
+    impls, notes = _peers(net)
     data = {name: p.prepare(X, Y) for name, p in impls.items()}
     units = {name: (lambda p=p, d=data[name]: p.train(d, epochs, 4, lr)) for name, p in impls.items()}
     times = interleaved(units, rounds)
@@ -399,12 +402,7 @@ def bench_sigmoid(n, n_textbook, rounds):
     X, Y = peers.mnist_like(n, np.float64, seed=0)
     lr, batch = 3.0, 10
     net = numbanet.Network([784, 30, 10], activations="sigmoid", loss="mse", dtype=np.float64, seed=0)
-    impls = {"numbanet": peers.NumbanetMLP.from_network(net), "numpy": peers.NumpyMLP.from_network(net, seed=1)}
-    notes = {}
-    if peers.have("torch"):
-        impls["torch"] = peers.TorchMLP.from_network(net, seed=2)
-    else:
-        notes["torch"] = "skipped: torch not importable"
+    impls, notes = _peers(net)
     impls["textbook"] = peers.ReferenceMLP.from_network(net, seed=4)
     data = {name: p.prepare(X, Y) for name, p in impls.items()}
     data["textbook"] = (X[:n_textbook], Y[:n_textbook])

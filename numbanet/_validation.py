@@ -76,7 +76,7 @@ def as_matrix(X, name, dtype, *, n_cols=None, allow_1d=False, what="columns"):
         # Numba compiles a separate specialisation for read-only arrays; one copy avoids it.
         out = out.copy()
     # One allocation-free pass (np.isfinite would build an n_samples x n_features temporary).
-    row = first_nonfinite_row(out) if out.dtype.kind == "f" else -1
+    row = first_nonfinite_row(out)
     if row >= 0:
         bad = (row, int(np.flatnonzero(~np.isfinite(out[row]))[0]))
         original = arr[bad[0], bad[1]]
