@@ -12,11 +12,12 @@ from numbanet.kernels.checks import first_nonfinite_row
 
 
 def as_matrix(X, name, dtype, *, n_cols=None, allow_1d=False, what="columns"):
-    """Validate ``X`` and return it as a C-contiguous, writeable 2-D array of ``dtype``.
+    """Validate ``X`` and return it as a C-contiguous 2-D array of ``dtype``.
 
     Lists, integer, boolean, Fortran-ordered, strided and read-only arrays are
-    accepted; they are copied once when they are not already C-contiguous,
-    writeable and of ``dtype``.  The input is never modified.
+    accepted; they are copied once when they are not already C-contiguous and
+    of ``dtype``.  An array that is (a read-only one or a memory map
+    included) is returned as it is, never copied.  The input is never modified.
 
     Parameters
     ----------
@@ -71,12 +72,9 @@ def as_matrix(X, name, dtype, *, n_cols=None, allow_1d=False, what="columns"):
     if n_cols is not None and arr.shape[1] != n_cols:
         raise ValueError(f"{name} has {arr.shape[1]} {what}, but the network expects {n_cols}")
     with np.errstate(over="ignore"):  # a value too large for dtype becomes inf, refused just below
-        out = np.ascontiguousarray(arr, dtype=dtype)
-    if not out.flags.writeable:
-        # Numba compiles a separate specialisation for read-only arrays; one copy avoids it.
-        out = out.copy()
+        out = np.ascontiguousarray(arr, dtype=dtype)  # no copy when X is already C-ordered of dtype
     # One allocation-free pass (np.isfinite would build an n_samples x n_features temporary).
-    row = first_nonfinite_row(out)
+    row = first_nonfinite_row(read_only(out))
     if row >= 0:
         bad = (row, int(np.flatnonzero(~np.isfinite(out[row]))[0]))
         original = arr[bad[0], bad[1]]
@@ -105,7 +103,7 @@ def sample_weights(sample_weight, n):
     w = as_matrix(sample_weight, "sample_weight", np.float64, allow_1d=True, what="weights")
     if w.shape[1] != 1:
         raise ValueError(f"sample_weight must be 1-D of length n_samples; got shape {np.shape(sample_weight)}")
-    w = np.ascontiguousarray(w[:, 0])
+    w = np.array(w[:, 0])  # a writeable copy of its own (n floats), whatever the input was
     if w.shape[0] != n:
         raise ValueError(f"sample_weight has {w.shape[0]} entries but there are {n} samples")
     if (w < 0).any():
@@ -143,3 +141,18 @@ def non_negative_float(value, name, *, upper=None, upper_open=False):
     if upper is not None and (v > upper or (upper_open and v == upper)):
         raise ValueError(f"{name} must be {'<' if upper_open else '<='} {upper}; got {value}")
     return v
+
+
+def read_only(a):
+    """A read-only view of the array ``a`` (``a`` itself when it is read-only already).
+
+    The kernels receive all data this way, whether or not the caller's array
+    was writeable: they never write to it, read-only input (memory maps,
+    joblib's shared arrays) is used in place without a copy, and Numba
+    compiles one specialisation instead of two.
+    """
+    if not a.flags.writeable:
+        return a
+    view = a.view()
+    view.flags.writeable = False
+    return view

@@ -34,6 +34,11 @@ class History:
         Whether a callback or early stopping ended training.
     best_epoch : int or None
         Epoch whose weights early stopping restored.
+    steps : int
+        Optimizer steps (mini-batches with a positive weight) this ``fit``
+        took, an interrupted epoch's included.
+    samples : int
+        Rows processed by this ``fit``, summed over its mini-batches.
     """
 
     def __init__(self):
@@ -44,6 +49,8 @@ class History:
         self.lr = []
         self.stopped_early = False
         self.best_epoch = None
+        self.steps = 0
+        self.samples = 0
 
     def as_dict(self):
         """The per-epoch lists keyed by name (non-empty ones only)."""
@@ -179,36 +186,62 @@ def default_progress():
 
 class Progress:
     """A bar over epochs showing the latest losses: tqdm when installed
-    (``tqdm.auto``, so notebook-aware), a plain line per epoch otherwise."""
+    (``tqdm.auto``, so notebook-aware), otherwise a plain line when an epoch
+    ends, at most every :attr:`PLAIN_INTERVAL` seconds, and within an epoch
+    that runs longer than :attr:`PARTIAL_INTERVAL` seconds.
+
+    The training engine calls :meth:`update` between slices of the jitted
+    loop with the epochs done so far as a float (3.25 is a quarter into the
+    fourth epoch), so a long epoch shows progress and a short one costs no
+    Python round trip of its own.
+    """
+
+    #: Seconds between two plain-text progress lines at epoch ends.
+    PLAIN_INTERVAL = 1.0
+    #: Seconds after which a plain-text line shows progress within a long epoch.
+    PARTIAL_INTERVAL = 5.0
 
     def __init__(self, total, enabled):
         self.enabled = enabled
         self.bar = None
         self.start = time.perf_counter()
+        self.last_line = -math.inf
         self.total = total
+        self.done = 0.0
         if enabled:
             try:
                 from tqdm.auto import tqdm
             except ImportError:
                 tqdm = None
             if tqdm is not None:
-                self.bar = tqdm(total=total, unit="epoch", leave=True)
+                self.bar = tqdm(total=total, unit="epoch", leave=True,
+                                bar_format="{l_bar}{bar}| {n:.6g}/{total_fmt} epochs [{elapsed}<{remaining}{postfix}]")
 
-    def update(self, history):
-        if not self.enabled:
+    def update(self, done, history):
+        """Show ``done`` epochs (a float) and the latest losses in ``history``."""
+        done = round(done, 2)
+        if not self.enabled or done <= self.done:
             return
-        stats = {"loss": history.loss[-1]}
+        stats = {}
+        if history.loss:
+            stats["loss"] = history.loss[-1]
         if history.val_loss:
             stats["val_loss"] = history.val_loss[-1]
         if history.val_accuracy:
             stats["val_acc"] = history.val_accuracy[-1]
         if self.bar is not None:
-            self.bar.set_postfix({k: f"{v:.4g}" for k, v in stats.items()}, refresh=False)
-            self.bar.update(1)
+            if stats:
+                self.bar.set_postfix({k: f"{v:.4g}" for k, v in stats.items()}, refresh=False)
+            self.bar.update(done - self.done)
         else:
-            done = len(history.loss)
-            text = "  ".join(f"{k} {v:.4g}" for k, v in stats.items())
-            print(f"epoch {done}/{self.total}  {text}  ({time.perf_counter() - self.start:.1f}s)", file=sys.stderr)
+            now = time.perf_counter()
+            epoch_ended = int(done) > int(self.done)
+            if ((epoch_ended and now - self.last_line >= self.PLAIN_INTERVAL) or done >= self.total
+                    or now - max(self.last_line, self.start) >= self.PARTIAL_INTERVAL):
+                self.last_line = now
+                text = "  ".join(f"{k} {v:.4g}" for k, v in stats.items())
+                print(f"epoch {done:g}/{self.total}  {text}  ({now - self.start:.1f}s)", file=sys.stderr)
+        self.done = done
 
     def close(self):
         if self.bar is not None:

@@ -105,10 +105,9 @@ class _Monitor(Callback):
     ``n_iter_no_change`` consecutive epochs did not improve.
     """
 
-    def __init__(self, est, n_train, state, validation):
+    def __init__(self, est, state, validation):
         self.est = est
-        self.n_train = n_train
-        self.state = state  # dict holding loss_curve, best_loss, ... (updated in place)
+        self.state = state  # dict holding best_loss, validation_scores, ... (updated in place)
         self.validation = validation  # (Xv, Yv, swv) or None
         self.count = 0
         self.converged = False
@@ -117,11 +116,8 @@ class _Monitor(Callback):
     def on_epoch_end(self, net, history):
         est, s = self.est, self.state
         loss = history.loss[-1]
-        s["loss_curve"].append(loss)
-        s["n_iter"] += 1
-        s["t"] += self.n_train
         if est.verbose:
-            print(f"Iteration {s['n_iter']}, loss = {loss:.8f}")
+            print(f"Iteration {len(s['loss_curve']) + len(history.loss)}, loss = {loss:.8f}")
         tol = float(est.tol)
         if self.validation is not None:
             score = est._net_score(net, *self.validation)
@@ -309,6 +305,16 @@ class _BaseMLP(BaseEstimator):
         ------
         ValueError
             For invalid input or hyper-parameters; the estimator is left as it was.
+
+        Notes
+        -----
+        Once training has started, an interruption (Ctrl-C) or an error
+        (divergence, a failing callback) leaves a consistent fitted
+        estimator: ``net_`` holds the weights after the last completed
+        mini-batch (after divergence, those of the last finite epoch), and
+        ``loss_curve_``, ``n_iter_`` and ``t_`` describe the epochs and
+        samples that produced them; ``validation_scores_`` covers the epochs
+        whose end-of-epoch check ran.
         """
         return self._fit(X, y, sample_weight, incremental=False)
 
@@ -316,17 +322,19 @@ class _BaseMLP(BaseEstimator):
         saved = dict(self.__dict__)
         net = saved.get("net_")
         saved_l2 = None if net is None else net.l2
+        training = []  # set once training starts: from then on the estimator keeps its progress
         try:
-            return self._fit_inner(X, y, sample_weight, incremental, classes)
+            return self._fit_inner(X, y, sample_weight, incremental, classes, training)
         except BaseException:
-            # A refused call changes nothing: put back every attribute (and the net's l2).
-            self.__dict__.clear()
-            self.__dict__.update(saved)
-            if net is not None:
-                net.l2 = saved_l2
+            if not training:
+                # A refused call changes nothing: put back every attribute (and the net's l2).
+                self.__dict__.clear()
+                self.__dict__.update(saved)
+                if net is not None:
+                    net.l2 = saved_l2
             raise
 
-    def _fit_inner(self, X, y, sample_weight, incremental, classes):
+    def _fit_inner(self, X, y, sample_weight, incremental, classes, training):
         hidden, acts = self._settings()
         if incremental and self.early_stopping:
             raise ValueError("partial_fit does not support early_stopping=True")
@@ -408,35 +416,46 @@ class _BaseMLP(BaseEstimator):
         else:
             optimizer = self._make_optimizer()
 
-        state["n_iter"] = 0
-        monitor = _Monitor(self, n_train, state, validation)
+        monitor = _Monitor(self, state, validation)
         net.l2 = l2
         epochs = 1 if incremental else int(self.max_iter)
-        net.fit(Xt, Yt, epochs=epochs, batch_size=batch_size, optimizer=optimizer, shuffle=bool(self.shuffle),
-                progress=False, sample_weight=swt, callbacks=[monitor])
+        before = net.history
+        try:
+            history = net.fit(Xt, Yt, epochs=epochs, batch_size=batch_size, optimizer=optimizer,
+                              shuffle=bool(self.shuffle), progress=False, sample_weight=swt, callbacks=[monitor])
+        except BaseException:
+            if net.history is not before:  # training had started
+                # Interrupted (Ctrl-C), diverged or a failing callback: the network keeps the weights
+                # of its last completed mini-batch (or last finite epoch); the attributes describe them.
+                training.append(True)
+                self._store_fitted(net, optimizer, state, net.history, Y.shape[1], out_act, encoded)
+            raise
         if validation is not None and monitor.best_params is not None:
             net.params[...] = monitor.best_params
-        if not incremental and not monitor.converged and state["n_iter"] == self.max_iter:
+        if not incremental and not monitor.converged and len(history.loss) == self.max_iter:
             warnings.warn(
                 f"{type(self).__name__}: maximum iterations ({self.max_iter}) reached and the optimization "
                 "hasn't converged yet.",
                 ConvergenceWarning,
                 stacklevel=4,  # the caller of fit
             )
+        self._store_fitted(net, optimizer, state, history, Y.shape[1], out_act, encoded)
+        return self
 
+    def _store_fitted(self, net, optimizer, state, history, n_outputs, out_act, encoded):
+        """Set the fitted attributes from the network and this fit's history, so they agree."""
         self.net_ = net
         self._optimizer = optimizer
-        self.n_outputs_ = Y.shape[1]
+        self.n_outputs_ = n_outputs
         self.out_activation_ = _SKLEARN_OUT_NAME[out_act]
-        self.loss_curve_ = state["loss_curve"]
-        self.loss_ = state["loss_curve"][-1]
+        self.loss_curve_ = state["loss_curve"] + list(history.loss)
+        self.loss_ = self.loss_curve_[-1] if self.loss_curve_ else None
         self.best_loss_ = state["best_loss"]
         self.validation_scores_ = state["validation_scores"]
         self.best_validation_score_ = state["best_validation_score"]
-        self.n_iter_ = state["n_iter"]
-        self.t_ = state["t"]
+        self.n_iter_ = len(history.loss)
+        self.t_ = state["t"] + history.samples
         self._store_encoding(encoded)
-        return self
 
     # ------------------------------------------------------------ prediction
 

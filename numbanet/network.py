@@ -2,31 +2,35 @@
 
 This is the thin Python layer.  It checks every input once, keeps all
 parameters in one flat vector (``net.params``) of which ``net.weights[l]`` and
-``net.biases[l]`` are live views, and hands whole epochs -- or many epochs --
-to the jitted loop :func:`numbanet.kernels.training.train_epochs`.  Python
-sees an epoch only when something needs it: validation, a progress bar,
-callbacks, early stopping or a plateau schedule.
+``net.biases[l]`` are live views, and hands training to
+:class:`numbanet.engine.TrainingRun`, which runs the jitted loop in short
+slices so that Ctrl-C, progress bars and callbacks are served promptly and an
+interrupted ``fit`` leaves the network consistent.
+
+Threads: ``predict``, ``loss``, ``gradients``, ``accuracy`` and ``forward``
+may be called from any number of threads at once (each call works in a
+buffer of its own) and return exactly what a single thread gets.  A ``fit``
+or ``partial_fit`` while another thread is fitting the same network is
+refused with :class:`RuntimeError`.
 
 Non-goals: convolutions, recurrent layers, GPUs, automatic differentiation of
 arbitrary code.  numbanet does fully-connected networks, exactly.
 """
 
 import numbers
+import threading
 
 import numpy as np
 
 from numbanet import _validation as V
 from numbanet.callbacks import EarlyStopping, History, Progress, accuracy, as_callbacks, default_progress
-from numbanet.exceptions import TrainingDivergedError
+from numbanet.engine import CHUNK, TrainingRun, WorkspacePool, check_rate
 from numbanet.kernels import activations as _act
 from numbanet.kernels import dense as _dense
 from numbanet.kernels import losses as _loss
 from numbanet.kernels import training as _train
 from numbanet.optimizers import SGD, Optimizer
 from numbanet.schedules import as_schedule
-
-#: Rows processed at once by predict / loss / gradients (bounds their memory).
-CHUNK = 4096
 
 _FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
@@ -87,7 +91,12 @@ class Network:
         The optimizer of the last ``fit``; ``fit`` without ``optimizer=``
         continues with it.
     epochs_trained : int
-        Epochs trained so far (schedules count from it).
+        Epochs trained so far (schedules count from it); completed epochs
+        only, also after an interrupted ``fit``.
+    history : History or None
+        The history of the latest ``fit``, filled as epochs complete, so it is
+        reachable after an interrupted or failed ``fit`` too (as Keras keeps
+        ``model.history``).
 
     Notes
     -----
@@ -145,6 +154,9 @@ class Network:
         self.dropout = V.non_negative_float(dropout, "dropout", upper=1.0, upper_open=True)
         self.optimizer = None
         self.epochs_trained = 0
+        self.history = None
+        self._pending = None
+        self._fit_lock = threading.Lock()
         self._rng = np.random.default_rng(seed)
         self._setup(np.empty(_layout(self.sizes)[2], dtype=dt))
         self._initialise()
@@ -180,7 +192,7 @@ class Network:
             params[w : w + o * i].reshape(o, i) for w, i, o in zip(w_off, self.sizes[:-1], self.sizes[1:])
         ]
         self.biases = [params[b : b + o] for b, o in zip(b_off, self.sizes[1:])]
-        self._workspaces = {}
+        self._buffers = WorkspacePool(self._sizes_arr, self.dtype)
 
     def _initialise(self):
         for W, b, act in zip(self.weights, self.biases, self.activations):
@@ -191,14 +203,6 @@ class Network:
                 r = np.sqrt(6.0 / (n_in + n_out))
                 W[...] = self._rng.uniform(-r, r, size=W.shape)
             b[...] = 0.0
-
-    def _workspace(self, cap):
-        key = cap
-        ws = self._workspaces.get(key)
-        if ws is None:
-            ws = np.empty(_train.workspace_size(self._sizes_arr, cap), dtype=self.dtype)
-            self._workspaces[key] = ws
-        return ws
 
     # ------------------------------------------------------------ properties
 
@@ -223,7 +227,8 @@ class Network:
 
     def __getstate__(self):
         state = self.__dict__.copy()
-        for key in ("weights", "biases", "_workspaces", "_w_off", "_b_off", "_sizes_arr", "_acts_arr"):
+        for key in ("weights", "biases", "_buffers", "_w_off", "_b_off", "_sizes_arr", "_acts_arr", "_fit_lock",
+                    "_pending"):
             state.pop(key, None)
         return state
 
@@ -236,6 +241,9 @@ class Network:
             opt.state = opt.state.copy()
         self.__dict__.update(state)
         self._rng_state = np.array(self._rng_state, dtype=np.uint64)  # writeable, even from a memory map
+        self.__dict__.setdefault("history", None)
+        self._pending = None
+        self._fit_lock = threading.Lock()
         self._setup(params)
 
     def copy(self):
@@ -257,7 +265,7 @@ class Network:
     # --------------------------------------------------------------- checks
 
     def _X(self, X, name="X"):
-        return V.as_matrix(X, name, self.dtype, n_cols=self.sizes[0], what="features")
+        return V.read_only(V.as_matrix(X, name, self.dtype, n_cols=self.sizes[0], what="features"))
 
     def _Y(self, Y, name="Y"):
         Y = V.as_matrix(Y, name, self.dtype, n_cols=self.sizes[-1], allow_1d=self.sizes[-1] == 1, what="outputs")
@@ -268,7 +276,7 @@ class Network:
                     f"{name} must lie in [0, 1] for loss {self.loss_name!r} (one-hot labels or probabilities); "
                     f"found values from {lo:g} to {hi:g}"
                 )
-        return Y
+        return V.read_only(Y)
 
     def _XY(self, X, Y, sample_weight=None):
         X = self._X(X)
@@ -295,8 +303,7 @@ class Network:
             writing into the result cannot change the caller's data);
             ``A[l+1] = σ(Z[l])``.
         """
-        X0 = self._X(X)
-        A = [X0.copy() if np.shares_memory(X0, np.asarray(X)) else X0]
+        A = [np.array(self._X(X))]  # a writeable copy: never the caller's array
         Z = []
         for W, b, code in zip(self.weights, self.biases, self._acts_arr):
             z = np.empty((A[-1].shape[0], W.shape[0]), dtype=self.dtype)
@@ -319,19 +326,23 @@ class Network:
         ndarray of shape (n_samples, n_outputs), the network's dtype
         """
         X = self._X(X)
-        cap = min(CHUNK, X.shape[0])
         out = np.empty((X.shape[0], self.sizes[-1]), dtype=self.dtype)
-        _train.predict(self.params, self._sizes_arr, self._w_off, self._b_off, self._acts_arr, X,
-                       self._workspace(cap), cap, out)
+        ws, cap = self._buffers.acquire(min(CHUNK, X.shape[0]))
+        try:
+            _train.predict(self.params, self._sizes_arr, self._w_off, self._b_off, self._acts_arr, X, ws, cap, out)
+        finally:
+            self._buffers.release(ws)
         return out
 
     def _cost(self, X, Y, sw, grad):
-        cap = min(CHUNK, X.shape[0])
-        return _train.cost_and_gradient(
-            self.params, self._sizes_arr, self._w_off, self._b_off, self._acts_arr, self._loss_code, self.l2,
-            X, Y, sw, self._workspace(cap), cap,
-            grad if grad is not None else np.empty(0, dtype=self.dtype), grad is not None,
-        )
+        ws, cap = self._buffers.acquire(min(CHUNK, X.shape[0]))
+        try:
+            return _train.cost_and_gradient(
+                self.params, self._sizes_arr, self._w_off, self._b_off, self._acts_arr, self._loss_code, self.l2,
+                X, Y, sw, ws, cap, grad if grad is not None else np.empty(0, dtype=self.dtype), grad is not None,
+            )
+        finally:
+            self._buffers.release(ws)
 
     def loss(self, X, Y, sample_weight=None):
         """Mean per-sample cost (weighted mean with ``sample_weight``), plus the L2 term.
@@ -411,7 +422,19 @@ class Network:
         (the last batch may be smaller and is used too), reshuffled each epoch
         when ``shuffle``.  The gradient of a batch is the mean of its
         per-sample gradients.  Calling ``fit`` again continues from the
-        current weights and optimizer state.
+        current weights, optimizer state and random stream:
+        ``fit(epochs=a)`` then ``fit(epochs=b)`` gives the same weights as
+        ``fit(epochs=a + b)``.
+
+        Interrupting (Ctrl-C, or any exception escaping ``fit``) loses no
+        work and leaves the network consistent: the weights are those after
+        the last completed mini-batch, ``optimizer.t`` and the optimizer state
+        belong to them, ``epochs_trained`` counts the completed epochs, and
+        ``net.history`` holds the epochs recorded so far.  ``KeyboardInterrupt``
+        surfaces within about 0.05 s of training (the jitted loop returns to
+        Python that often).  A later ``fit`` on the same data with the same
+        ``batch_size``, ``shuffle`` and optimizer first finishes the
+        interrupted epoch, so the result equals an uninterrupted run.
 
         Parameters
         ----------
@@ -430,8 +453,10 @@ class Network:
             Hold out this fraction of the samples (a seeded random choice) as
             validation data instead.
         progress : bool or None
-            Show a bar over epochs with the latest losses; None shows it in
-            terminals and notebooks and stays silent otherwise.
+            Show a bar over epochs (advancing within long epochs too) with the
+            latest losses; None shows it in terminals and notebooks and stays
+            silent otherwise.  It costs nothing measurable: it is updated
+            between slices of the jitted loop, not after every epoch.
         sample_weight : array-like of shape (n_samples,), optional
             Non-negative weights; each batch minimises ``Σ s_i c_i / Σ s_i``.
         callbacks : callable or list, optional
@@ -453,11 +478,29 @@ class Network:
         Raises
         ------
         ValueError
-            For invalid input; nothing is changed.
+            For invalid input, including a learning-rate schedule that gives a
+            non-finite or negative rate for any epoch of this fit (checked
+            before training); nothing is changed.
+        RuntimeError
+            When another thread is fitting this network right now.
         TrainingDivergedError
             When the loss becomes NaN or infinite; the weights and optimizer
             state are restored to the start of that epoch.
         """
+        if not self._fit_lock.acquire(blocking=False):
+            raise RuntimeError(
+                "this network is being trained by another fit or partial_fit (in another thread, or from a "
+                "callback of that fit); concurrent training of one network is refused. Wait for it to finish, "
+                "or train a copy (net.copy())"
+            )
+        try:
+            return self._fit(X, Y, epochs, batch_size, optimizer, shuffle, validation_data, validation_split,
+                             progress, sample_weight, callbacks, early_stopping, lr_schedule, clip_norm)
+        finally:
+            self._fit_lock.release()
+
+    def _fit(self, X, Y, epochs, batch_size, optimizer, shuffle, validation_data, validation_split, progress,
+             sample_weight, callbacks, early_stopping, lr_schedule, clip_norm):
         epochs = V.positive_int(epochs, "epochs")
         batch_size = V.positive_int(batch_size, "batch_size")
         X, Y, sw = self._XY(X, Y, sample_weight)
@@ -475,7 +518,6 @@ class Network:
                 cbs.append(early_stopping)
             else:
                 cbs.append(EarlyStopping(patience=V.positive_int(early_stopping, "early_stopping")))
-        # Everything is checked before anything (the generator included) changes.
         if split > 0 and validation_data is not None:
             raise ValueError("give either validation_data or validation_split, not both")
         if split > 0:
@@ -485,12 +527,6 @@ class Network:
                     f"validation_split={validation_split} of {X.shape[0]} samples leaves "
                     f"{n_val} for validation and {X.shape[0] - n_val} for training; both need at least 1"
                 )
-            perm = self._rng.permutation(X.shape[0])
-            val, tr = perm[:n_val], np.sort(perm[n_val:])
-            Xv, Yv = X[val], Y[val]
-            X, Y, sw = np.ascontiguousarray(X[tr]), np.ascontiguousarray(Y[tr]), np.ascontiguousarray(sw[tr])
-            if sw.sum() <= 0:
-                raise ValueError("after validation_split every training sample has weight 0")
         elif validation_data is not None:
             try:
                 Xv, Yv = validation_data
@@ -501,75 +537,65 @@ class Network:
             V.check_rows(Xv, Yv, "validation X", "validation Y")
         else:
             Xv = Yv = None
+        # Learning rates of every epoch, up front, so that a bad schedule is refused before any
+        # training (a schedule that watches the loss is asked epoch by epoch instead).
+        first = self.epochs_trained
+        if schedule.needs_loss:
+            lrs = np.full(epochs, np.nan)
+        else:
+            lrs = np.array([check_rate(schedule(first + e, optimizer.lr), first + e) for e in range(epochs)],
+                           dtype=np.float64)
+        # Everything is checked: from here on the network changes.
+        if split > 0:
+            perm = self._rng.permutation(X.shape[0])
+            val, tr = perm[:n_val], np.sort(perm[n_val:])
+            Xv, Yv = V.read_only(X[val]), V.read_only(Y[val])
+            X, Y, sw = V.read_only(X[tr]), V.read_only(Y[tr]), np.ascontiguousarray(sw[tr])
+            if sw.sum() <= 0:
+                raise ValueError("after validation_split every training sample has weight 0")
         if progress is None:
             progress = default_progress()
-        state = optimizer.bind(self.n_params, self.dtype)  # validates the optimizer
+        optimizer.bind(self.n_params, self.dtype)
         self.optimizer = optimizer
-
-        n = X.shape[0]
-        batch_size = min(batch_size, n)
-        dropout = self.dropout
-        ws = self._workspace(batch_size)
-        grad = np.empty_like(self.params)
-        backup = np.empty(3 * self.n_params, dtype=self.dtype)
-        order = np.arange(n, dtype=np.int64)
-        hyper = optimizer._hyper()
-        info = np.zeros(3, dtype=np.int64)
         history = History()
-        per_epoch = bool(cbs) or progress or Xv is not None or schedule.needs_loss
-        chunk = 1 if per_epoch else epochs
+        self.history = history
+        epoch_end = None
+        if cbs or Xv is not None or schedule.needs_loss:
+            epoch_end = self._epoch_end_work(history, cbs, Xv, Yv, schedule, optimizer)
         bar = Progress(epochs, progress)
+        run = TrainingRun(self, X, Y, sw, epochs, min(batch_size, X.shape[0]), shuffle, optimizer, schedule, lrs,
+                          clip, history, bar, epoch_end)
         for cb in cbs:
             cb.on_train_begin(self)
         try:
-            done = 0
-            while done < epochs:
-                k = min(chunk, epochs - done)
-                first = self.epochs_trained
-                lrs = np.array([schedule(first + e, optimizer.lr) for e in range(k)], dtype=np.float64)
-                if not np.all(np.isfinite(lrs)) or np.any(lrs < 0):
-                    raise ValueError(f"the learning-rate schedule gave an invalid rate {lrs[~(np.isfinite(lrs) & (lrs >= 0))][0]}")
-                losses = np.empty(k, dtype=np.float64)
-                optimizer.t = _train.train_epochs(
-                    self.params, grad, state, optimizer._code, hyper, optimizer.t, lrs,
-                    self._sizes_arr, self._w_off, self._b_off, self._acts_arr, self._loss_code,
-                    self.l2, dropout, clip, X, Y, sw, order, bool(shuffle), batch_size, self._rng_state,
-                    ws, backup, losses, info,
-                )
-                if info[0] != _train.OK:
-                    ran = int(info[1])
-                    self._record(history, first, losses[:ran], lrs[:ran])
-                    self.epochs_trained += ran
-                    raise TrainingDivergedError(self.epochs_trained + 1, int(info[2]) + 1, float(lrs[ran]))
-                self._record(history, first, losses, lrs)
-                self.epochs_trained += k
-                done += k
-                if per_epoch:
-                    if Xv is not None:
-                        history.val_loss.append(float(self._cost(Xv, Yv, np.ones(Xv.shape[0]), None)))
-                        acc = accuracy(self.loss_name, self.predict(Xv), Yv)
-                        if acc is not None:
-                            history.val_accuracy.append(acc)
-                    if schedule.needs_loss:
-                        schedule.observe(history.val_loss[-1] if history.val_loss else history.loss[-1], optimizer.lr)
-                    bar.update(history)
-                    stop = False
-                    for cb in cbs:
-                        stop = bool(cb.on_epoch_end(self, history)) or stop
-                    if stop:
-                        history.stopped_early = done < epochs
-                        break
+            run.run()
         finally:
             bar.close()
         for cb in cbs:
             cb.on_train_end(self, history)
         return history
 
-    @staticmethod
-    def _record(history, first, losses, lrs):
-        history.epoch.extend(range(first, first + len(losses)))
-        history.loss.extend(float(v) for v in losses)
-        history.lr.extend(float(v) for v in lrs)
+    def _epoch_end_work(self, history, cbs, Xv, Yv, schedule, optimizer):
+        """The per-epoch work of a fit: validation, a loss-watching schedule, callbacks.
+
+        Returns ``epoch_end(history) -> stop``.
+        """
+        ones = None if Xv is None else np.ones(Xv.shape[0])
+
+        def epoch_end(history):
+            if Xv is not None:
+                history.val_loss.append(float(self._cost(Xv, Yv, ones, None)))
+                acc = accuracy(self.loss_name, self.predict(Xv), Yv)
+                if acc is not None:
+                    history.val_accuracy.append(acc)
+            if schedule.needs_loss:
+                schedule.observe(history.val_loss[-1] if history.val_loss else history.loss[-1], optimizer.lr)
+            stop = False
+            for cb in cbs:
+                stop = bool(cb.on_epoch_end(self, history)) or stop
+            return stop
+
+        return epoch_end
 
     def partial_fit(self, X, Y, optimizer=None, sample_weight=None):
         """One optimizer step on the whole of ``(X, Y)`` as a single mini-batch.
@@ -580,3 +606,4 @@ class Network:
         history = self.fit(X, Y, epochs=1, batch_size=max(1, np.shape(X)[0] if np.ndim(X) else 1),
                            optimizer=optimizer, shuffle=False, progress=False, sample_weight=sample_weight)
         return history.loss[-1]
+

@@ -605,6 +605,7 @@ def test_progress_false_and_default_are_silent(capsys):
 
 def test_progress_without_tqdm_prints_a_line_per_epoch(capsys, monkeypatch):
     monkeypatch.setitem(sys.modules, "tqdm.auto", None)  # makes "from tqdm.auto import tqdm" fail
+    monkeypatch.setattr(numbanet.callbacks.Progress, "PLAIN_INTERVAL", 0.0)  # no throttling
     X, Y = classification()
     net = numbanet.Network([4, 5, 3], activations=["tanh", "softmax"], loss="cross_entropy", seed=0)
     net.fit(X, Y, epochs=4, validation_data=(X, Y), progress=True)
@@ -613,6 +614,15 @@ def test_progress_without_tqdm_prints_a_line_per_epoch(capsys, monkeypatch):
     assert len(lines) == 4
     for k, line in enumerate(lines, 1):
         assert line.startswith(f"epoch {k}/4") and "loss" in line and "val_acc" in line
+
+
+def test_progress_without_tqdm_throttles_its_lines(capsys, monkeypatch, xor):
+    monkeypatch.setitem(sys.modules, "tqdm.auto", None)
+    X, Y = xor
+    numbanet.Network([2, 3, 1], seed=0).fit(X, Y, epochs=3000, batch_size=4, progress=True)
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert 1 <= len(lines) < 100  # not one per epoch
+    assert lines[-1].startswith("epoch 3000/3000")
 
 
 # --------------------------------------------------------------- divergence

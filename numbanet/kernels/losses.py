@@ -124,6 +124,73 @@ def batch_cost(A, Y, loss, row_weight):
 
 
 @jit
+def batch_cost_logits(Z, Y, loss, row_weight):
+    r"""Weighted batch cost of a natural pair, computed from the output logits.
+
+    For softmax with cross-entropy,
+    :math:`c = \sum_j y_j (\operatorname{lse}(z) - z_j)` with
+    :math:`\operatorname{lse}(z) = m + \log \sum_k e^{z_k - m}`, :math:`m = \max_k z_k`;
+    for sigmoid with binary cross-entropy,
+    :math:`c = \sum_j [\max(z_j, 0) - y_j z_j + \log(1 + e^{-|z_j|})]`.
+    Both equal :func:`batch_cost` of :math:`a = \sigma(z)` wherever that is
+    representable, but they never clip: logits of ±1e4 give costs near 1e4,
+    not the ``-log(tiny)`` (708 in float64, 87 in float32) at which a cost
+    computed from saturated activations stops.  Accumulated in float64.
+
+    Parameters
+    ----------
+    Z : array of shape (n_samples, n_outputs)
+        Output pre-activations :math:`Z^L`.
+    Y : array of shape (n_samples, n_outputs)
+        Targets.
+    loss : int
+        ``CROSS_ENTROPY`` (softmax outputs) or ``BINARY_CROSS_ENTROPY``
+        (sigmoid outputs).
+    row_weight : array of shape (n_samples,)
+
+    Returns
+    -------
+    float
+    """
+    n, m = Z.shape
+    total = 0.0
+    for i in range(n):
+        c = 0.0
+        if loss == CROSS_ENTROPY:
+            zmax = float(Z[i, 0])
+            for j in range(1, m):
+                if Z[i, j] > zmax:
+                    zmax = float(Z[i, j])
+            s = 0.0
+            for j in range(m):
+                s += np.exp(float(Z[i, j]) - zmax)
+            lse = zmax + np.log(s)
+            for j in range(m):
+                y = float(Y[i, j])
+                if y != 0.0:
+                    c += y * (lse - float(Z[i, j]))
+        else:
+            for j in range(m):
+                z = float(Z[i, j])
+                y = float(Y[i, j])
+                c += (z if z > 0.0 else 0.0) - y * z + np.log1p(np.exp(-abs(z)))
+        total += float(row_weight[i]) * c
+    return total
+
+
+@jit
+def output_cost(Z, A, Y, loss, act, row_weight):
+    """Weighted batch cost: from the logits ``Z`` for a natural pair, from ``A`` otherwise.
+
+    Parameters are those of :func:`batch_cost` and :func:`batch_cost_logits`;
+    ``act`` is the output activation code.
+    """
+    if is_simplified(loss, act):
+        return batch_cost_logits(Z, Y, loss, row_weight)
+    return batch_cost(A, Y, loss, row_weight)
+
+
+@jit
 def cost_gradient(A, Y, loss, out):
     r"""Gradient of the per-sample cost with respect to the output, ``∂c/∂a``.
 

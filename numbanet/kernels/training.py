@@ -14,10 +14,16 @@ A network is described to these kernels by plain arrays, never by objects:
     Activation code of each weighted layer.
 
 Work buffers live in one flat array ``ws`` laid out by :func:`workspace_size`
-for a given batch capacity; the mini-batch loop allocates nothing.
+for a given batch capacity; the mini-batch loop allocates nothing.  A buffer
+belongs to one call at a time (the caller owns it), so concurrent calls never
+share one.
 
-The loop over every mini-batch of an epoch -- and over many epochs when Python
-needs no say between them -- runs in :func:`train_epochs`, one jitted call.
+Training runs in time slices: :func:`train_slice` runs at most a given number
+of mini-batches -- across epoch ends, or stopping at the next one -- and keeps
+its exact position (epoch, batch, optimizer step, the epoch's row order and
+running cost) in arrays it updates in place, so that the next call continues
+exactly where this one stopped.  Python sees the loop between slices (signals,
+progress, callbacks) and never inside one.
 """
 
 import numpy as np
@@ -25,13 +31,28 @@ import numpy as np
 from numbanet._jit import jit
 from numbanet.kernels.activations import derivative_scalar
 from numbanet.kernels.dense import forward, hidden_delta, layer_gradients, matmul_nn
-from numbanet.kernels.losses import batch_cost, output_delta
+from numbanet.kernels.activations import activate
+from numbanet.kernels.dense import linear
+from numbanet.kernels.losses import output_cost, output_delta
 from numbanet.kernels.rng import shuffle as rng_shuffle
 from numbanet.kernels.rng import uniform
 from numbanet.kernels.updates import clip_by_global_norm, update
 
 OK = 0
 DIVERGED = 1
+
+# Entries of the int64 position array ``pos`` of :func:`train_slice`.
+POS_EPOCH = 0  # epochs of the run completed
+POS_BATCH = 1  # next mini-batch of the current epoch (0: the epoch has not started)
+POS_T = 2  # optimizer steps taken in total
+POS_T0 = 3  # optimizer steps at the start of the current epoch
+POS_STATUS = 4  # OK or DIVERGED
+POS_BAD_EPOCH = 5  # on divergence: the run's epoch ...
+POS_BAD_BATCH = 6  # ... and the batch where it happened
+POS_SAMPLES = 7  # rows processed by the run (every mini-batch, the partial epoch included)
+POS_DONE = 8  # mini-batches run by the last call
+POS_SAMPLES0 = 9  # rows processed at the start of the current epoch
+N_POS = 10
 
 
 @jit
@@ -41,24 +62,32 @@ def matrix(flat, off, rows, cols):
 
 
 @jit
+def _widest_delta(sizes):
+    """Width of the widest weighted layer (deltas never reach the input layer)."""
+    widest = 0
+    for l in range(1, sizes.size):
+        if sizes[l] > widest:
+            widest = sizes[l]
+    return widest
+
+
+@jit
 def workspace_size(sizes, cap):
     """Length of the flat work buffer for batches of at most ``cap`` rows.
 
     It holds, for ``cap`` rows: every layer's activations ``A^0 .. A^L``
-    (``A^0`` is the gathered input batch), the target batch, the row weights,
-    two delta buffers as wide as the widest layer (used alternately going
-    backwards) and the dropout masks of the hidden layers.
+    (``A^0`` is the gathered input batch), the output pre-activations ``Z^L``,
+    the target batch, the row weights, two delta buffers as wide as the widest
+    weighted layer (used alternately going backwards) and the dropout masks of
+    the hidden layers.
     """
     L = sizes.size - 1
-    widest = 0
     total = 0
     for l in range(L + 1):
         total += cap * sizes[l]
-        if sizes[l] > widest:
-            widest = sizes[l]
         if 0 < l < L:
             total += cap * sizes[l]  # dropout mask
-    return total + cap * sizes[L] + cap + 2 * cap * widest
+    return total + 2 * cap * sizes[L] + cap + 2 * cap * _widest_delta(sizes)
 
 
 @jit
@@ -90,15 +119,15 @@ def work_views(ws, sizes, cap):
         Target batch.
     rw : vector (cap,)
         Row weights.
+    ZL : matrix (cap, sizes[L])
+        Output pre-activations (the cost of softmax and sigmoid outputs is
+        computed from them).
 
     Slicing rows (``As[l][:m]``) gives the views of a smaller batch, still
     C-contiguous; building views costs a reshape, so it happens once per call.
     """
     L = sizes.size - 1
-    widest = 0
-    for l in range(L + 1):
-        if sizes[l] > widest:
-            widest = sizes[l]
+    widest = _widest_delta(sizes)
     pos = 0
     As = [matrix(ws, pos, cap, sizes[0])]
     pos += cap * sizes[0]
@@ -115,6 +144,8 @@ def work_views(ws, sizes, cap):
             Ms.append(Ms[0])
     Yb = matrix(ws, pos, cap, sizes[L])
     pos += cap * sizes[L]
+    ZL = matrix(ws, pos, cap, sizes[L])
+    pos += cap * sizes[L]
     rw = ws[pos : pos + cap]
     pos += cap
     d0 = pos
@@ -124,12 +155,14 @@ def work_views(ws, sizes, cap):
         Ds.append(matrix(ws, d0 if (L - 1 - l) % 2 == 0 else d1, cap, sizes[l + 1]))
     if (L - 1) % 2 != 0:
         Ds[0] = matrix(ws, d1, cap, sizes[1])
-    return As, Ds, Ms, Yb, rw
+    return As, Ds, Ms, Yb, rw, ZL
 
 
 @jit
-def forward_batch(Ws, bs, acts, As, m, dropout, Ms, rng):
+def forward_batch(Ws, bs, acts, As, ZL, m, dropout, Ms, rng):
     """Forward pass of the first ``m`` rows, whose input is already in ``As[0]``.
+
+    The output layer's pre-activations are kept in ``ZL``.
 
     With ``dropout > 0`` (training only) each hidden activation is zeroed with
     probability ``dropout`` and the survivors scaled by ``1 / (1 - dropout)``
@@ -138,10 +171,10 @@ def forward_batch(Ws, bs, acts, As, m, dropout, Ms, rng):
     :mod:`numbanet.kernels.rng`) per hidden unit, layer by layer, row by row.
     """
     L = len(Ws)
-    for l in range(L):
+    for l in range(L - 1):
         A = As[l + 1][:m]
         forward(As[l][:m], Ws[l], bs[l], acts[l], A)
-        if dropout > 0.0 and l < L - 1:
+        if dropout > 0.0:
             M = Ms[l][:m]
             scale = A.dtype.type(1.0 / (1.0 - dropout))
             n_out = A.shape[1]
@@ -153,6 +186,9 @@ def forward_batch(Ws, bs, acts, As, m, dropout, Ms, rng):
                     else:
                         M[i, j] = scale
                         A[i, j] *= scale
+    Z = ZL[:m]
+    linear(As[L - 1][:m], Ws[L - 1], bs[L - 1], Z)
+    activate(Z, acts[L - 1], As[L][:m])
 
 
 @jit
@@ -248,13 +284,14 @@ def predict(theta, sizes, w_off, b_off, acts, X, ws, cap, out):
         Filled with the network's outputs.
     """
     Ws, bs = param_views(theta, sizes, w_off, b_off)
-    As, Ds, Ms, Yb, rw = work_views(ws, sizes, cap)
+    As, Ds, Ms, Yb, rw, ZL = work_views(ws, sizes, cap)
     n = X.shape[0]
     L = sizes.size - 1
+    no_rng = np.zeros(1, np.uint64)
     for start in range(0, n, cap):
         m = min(cap, n - start)
         As[0][:m] = X[start : start + m]
-        forward_batch(Ws, bs, acts, As, m, 0.0, Ms, np.zeros(1, np.uint64))
+        forward_batch(Ws, bs, acts, As, ZL, m, 0.0, Ms, no_rng)
         out[start : start + m] = As[L][:m]
 
 
@@ -272,10 +309,11 @@ def cost_and_gradient(theta, sizes, w_off, b_off, acts, loss, l2, X, Y, sw, ws, 
         The cost.
     """
     Ws, bs = param_views(theta, sizes, w_off, b_off)
-    As, Ds, Ms, Yb, rw = work_views(ws, sizes, cap)
+    As, Ds, Ms, Yb, rw, ZL = work_views(ws, sizes, cap)
     n = X.shape[0]
     L = sizes.size - 1
     n_params = theta.size
+    no_rng = np.zeros(1, np.uint64)
     swsum = 0.0
     for i in range(n):
         swsum += sw[i]
@@ -291,8 +329,8 @@ def cost_and_gradient(theta, sizes, w_off, b_off, acts, loss, l2, X, Y, sw, ws, 
         Yb[:m] = Y[start : start + m]
         for i in range(m):
             rw[i] = sw[start + i] / swsum if swsum > 0 else 0.0
-        forward_batch(Ws, bs, acts, As, m, 0.0, Ms, np.zeros(1, np.uint64))
-        cost += batch_cost(As[L][:m], Yb[:m], loss, rw[:m])
+        forward_batch(Ws, bs, acts, As, ZL, m, 0.0, Ms, no_rng)
+        cost += output_cost(ZL[:m], As[L][:m], Yb[:m], loss, acts[L - 1], rw[:m])
         if want_grad:
             backward_batch(Ws, dWs, dbs, acts, loss, As, Ds, Yb, rw, m, 0.0, Ms)
             for k in range(n_params):
@@ -313,13 +351,12 @@ def _all_finite(v):
 
 
 @jit
-def train_epochs(
+def train_slice(
     theta,
     grad,
     state,
     opt_code,
     hyper,
-    t,
     lrs,
     sizes,
     w_off,
@@ -332,22 +369,33 @@ def train_epochs(
     X,
     Y,
     sw,
+    sw_total,
     order,
     shuffle,
     batch_size,
     rng,
     ws,
+    cap,
     backup,
     epoch_losses,
-    info,
+    pos,
+    acc,
+    max_batches,
+    stop_at_epoch_end,
 ):
-    """Run ``lrs.size`` epochs of mini-batch training in one call.
+    """Run at most ``max_batches`` mini-batches of a training run, from the position in ``pos``.
 
-    Each epoch optionally shuffles ``order`` (in place, from Numba's generator
-    drawn from ``rng``), then for every mini-batch
-    (the last one may be smaller): gather the rows, forward, weighted mean
-    cost, backward, add the L2 gradient, clip by global norm (``clip > 0``),
-    and one optimizer step.
+    A run is ``lrs.size`` epochs.  An epoch starts (``pos[POS_BATCH] == 0``) by
+    saving ``theta`` and ``state`` into ``backup`` and, when ``shuffle``,
+    drawing a fresh permutation of ``arange(n)`` into ``order`` from ``rng``
+    (so an epoch's order depends only on the generator, never on earlier
+    epochs); then every mini-batch (the last may be smaller): gather the
+    rows, forward, weighted mean cost, backward, add the L2 gradient, clip by
+    global norm (``clip > 0``), and one optimizer step.  The call returns
+    after ``max_batches`` mini-batches, at the end of the run, or -- with
+    ``stop_at_epoch_end`` -- at the end of the current epoch, whichever comes
+    first; calling it again with the same arrays continues exactly, so a run
+    split into slices computes bit for bit what one call would.
 
     Parameters
     ----------
@@ -359,10 +407,8 @@ def train_epochs(
         Optimizer code (:mod:`numbanet.kernels.updates`).
     hyper : float64 array of shape (N_HYPER,)
         Optimizer hyper-parameters.
-    t : int
-        Number of optimizer steps taken before this call.
     lrs : float64 array of shape (n_epochs,)
-        Learning rate of each epoch of this call.
+        Learning rate of each epoch of the run.
     sizes, w_off, b_off, acts : int64 arrays
         The network's layout.
     loss : int
@@ -374,88 +420,102 @@ def train_epochs(
     Y : array of shape (n_samples, n_outputs)
     sw : float64 array of shape (n_samples,)
         Sample weights (ones for unweighted training).
+    sw_total : float
+        ``sw.sum()``.
     order : int64 array of shape (n_samples,)
-        Row order, shuffled in place each epoch when ``shuffle``.
+        Row order of the current epoch (``arange(n)`` without shuffling).
     shuffle : bool
     batch_size : int
     rng : uint64 array of shape (1,)
         State of the generator for shuffling and dropout masks
-        (:mod:`numbanet.kernels.rng`), advanced in place, so that a run split
-        into several calls draws the same numbers as one call.
+        (:mod:`numbanet.kernels.rng`), advanced in place.
     ws : array
-        Work buffer of length ``workspace_size(sizes, batch_size)``.
+        Work buffer of length ``workspace_size(sizes, cap)``.
+    cap : int
+        Rows the work buffer holds; at least ``batch_size``.
     backup : array of shape (3 * n_params,)
         Start-of-epoch copy of ``theta`` and ``state`` for divergence recovery.
     epoch_losses : float64 array of shape (n_epochs,)
-        Filled with each epoch's training cost: the weighted mean, over the
-        samples, of the cost of each sample's batch measured before that
-        batch's update (plus the L2 term).
-    info : int64 array of shape (3,)
-        On return ``[status, epoch, batch]``: ``status`` is ``OK`` or
-        ``DIVERGED``; on divergence, the 0-based epoch (within this call) and
-        batch where the cost or the parameters stopped being finite.
-        ``theta`` and ``state`` are then restored to the start of that epoch.
-
-    Returns
-    -------
-    int
-        The number of optimizer steps taken in total (``t`` plus this call's;
-        after divergence, the count at the start of the restored epoch).
+        Filled, as each epoch ends, with its training cost: the weighted mean,
+        over the samples, of the cost of each sample's batch measured before
+        that batch's update (plus the L2 term).
+    pos : int64 array of shape (N_POS,)
+        The run's position, read and updated in place (the ``POS_*`` entries).
+        On divergence ``pos[POS_STATUS]`` is ``DIVERGED``, ``POS_BAD_EPOCH``
+        and ``POS_BAD_BATCH`` say where the cost or the parameters stopped
+        being finite, and ``theta``, ``state``, ``pos[POS_T]`` and
+        ``pos[POS_SAMPLES]`` are restored to the start of that epoch (``pos[POS_BATCH]`` is 0 again).
+    acc : float64 array of shape (1,)
+        Running weighted cost of the current epoch.
+    max_batches : int
+        The most mini-batches this call runs (at least 1).
+    stop_at_epoch_end : bool
+        Return once an epoch ends, so Python can do per-epoch work.
     """
     Ws, bs = param_views(theta, sizes, w_off, b_off)
     dWs, dbs = param_views(grad, sizes, w_off, b_off)
-    As, Ds, Ms, Yb, rw = work_views(ws, sizes, batch_size)
+    As, Ds, Ms, Yb, rw, ZL = work_views(ws, sizes, cap)
     n = X.shape[0]
     L = sizes.size - 1
     P = theta.size
-    swtotal = 0.0
-    for i in range(n):
-        swtotal += sw[i]
-    info[0] = OK
-    info[1] = 0
-    info[2] = 0
-    for e in range(lrs.size):
-        lr = lrs[e]
-        t_start = t
-        for k in range(P):
-            backup[k] = theta[k]
-            backup[P + k] = state[0, k]
-            backup[2 * P + k] = state[1, k]
-        if shuffle:
-            rng_shuffle(order, rng)
-        acc = 0.0
-        batch = 0
-        for start in range(0, n, batch_size):
-            m = min(batch_size, n - start)
-            wsum = _gather(X, Y, sw, order, start, m, As[0], Yb, rw)
-            forward_batch(Ws, bs, acts, As, m, dropout, Ms, rng)
-            c = batch_cost(As[L][:m], Yb[:m], loss, rw[:m])
-            if l2 != 0.0:
-                c += l2_penalty(theta, sizes, w_off, l2)
-            if not np.isfinite(c):
-                info[0] = DIVERGED
-                info[1] = e
-                info[2] = batch
-                break
-            acc += wsum * c
+    n_batches = (n + batch_size - 1) // batch_size
+    pos[POS_STATUS] = OK
+    done = 0
+    while pos[POS_EPOCH] < lrs.size and done < max_batches:
+        e = pos[POS_EPOCH]
+        b = pos[POS_BATCH]
+        if b == 0:
+            for k in range(P):
+                backup[k] = theta[k]
+                backup[P + k] = state[0, k]
+                backup[2 * P + k] = state[1, k]
+            pos[POS_T0] = pos[POS_T]
+            pos[POS_SAMPLES0] = pos[POS_SAMPLES]
+            acc[0] = 0.0
+            if shuffle:
+                for i in range(n):
+                    order[i] = i
+                rng_shuffle(order, rng)
+        start = b * batch_size
+        m = min(batch_size, n - start)
+        wsum = _gather(X, Y, sw, order, start, m, As[0], Yb, rw)
+        forward_batch(Ws, bs, acts, As, ZL, m, dropout, Ms, rng)
+        c = output_cost(ZL[:m], As[L][:m], Yb[:m], loss, acts[L - 1], rw[:m])
+        if l2 != 0.0:
+            c += l2_penalty(theta, sizes, w_off, l2)
+        ok = np.isfinite(c)
+        if ok:
+            acc[0] += wsum * c
             if wsum > 0:
                 backward_batch(Ws, dWs, dbs, acts, loss, As, Ds, Yb, rw, m, dropout, Ms)
                 if l2 != 0.0:
                     add_l2_gradient(theta, grad, sizes, w_off, l2)
                 if clip > 0.0:
                     clip_by_global_norm(grad, clip)
-                t += 1
-                update(opt_code, theta, grad, state, hyper, lr, t)
-            batch += 1
-        if info[0] == OK and not _all_finite(theta):
-            info[0] = DIVERGED
-            info[1] = e
-            info[2] = batch - 1
-        if info[0] != OK:
+                pos[POS_T] += 1
+                update(opt_code, theta, grad, state, hyper, lrs[e], pos[POS_T])
+            pos[POS_SAMPLES] += m
+            done += 1
+            if b + 1 == n_batches:
+                ok = _all_finite(theta)
+        if not ok:
             for k in range(P):
                 theta[k] = backup[k]
                 state[0, k] = backup[P + k]
                 state[1, k] = backup[2 * P + k]
-            return t_start
-        epoch_losses[e] = acc / swtotal if swtotal > 0 else 0.0
-    return t
+            pos[POS_T] = pos[POS_T0]
+            pos[POS_SAMPLES] = pos[POS_SAMPLES0]
+            pos[POS_BATCH] = 0
+            pos[POS_STATUS] = DIVERGED
+            pos[POS_BAD_EPOCH] = e
+            pos[POS_BAD_BATCH] = b
+            break
+        if b + 1 == n_batches:
+            epoch_losses[e] = acc[0] / sw_total if sw_total > 0 else 0.0
+            pos[POS_EPOCH] = e + 1
+            pos[POS_BATCH] = 0
+            if stop_at_epoch_end:
+                break
+        else:
+            pos[POS_BATCH] = b + 1
+    pos[POS_DONE] = done

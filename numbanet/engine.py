@@ -1,0 +1,310 @@
+"""The training engine: one ``fit`` as a run of short jitted slices.
+
+:meth:`numbanet.Network.fit` validates its arguments and hands a
+:class:`TrainingRun` the network, the data, the optimizer and the options.
+The run owns its work buffers and its exact position -- epoch, batch within
+the epoch, the epoch's row order and running cost, the optimizer step -- and
+calls the jitted slice kernel :func:`numbanet.kernels.training.train_slice`
+in a loop.  Each slice runs as many mini-batches as fit in about
+:data:`SLICE_SECONDS` (measured on the fly), across epoch ends when Python has
+nothing to do there, so a 20 000-epoch XOR fit still costs a handful of Python
+round trips while a long epoch is cut into many slices.
+
+After every slice the run *commits*: completed epochs go into the history,
+``epochs_trained`` and ``optimizer.t`` are set from the kernel's position.
+The weights and the optimizer state are updated in place by the kernel, so
+at every moment Python can observe them, they agree with those counters.
+Between slices Python checks signals (Ctrl-C raises ``KeyboardInterrupt``
+there, within one slice), updates the progress bar, and at epoch ends runs
+validation, schedules that watch the loss, callbacks and early stopping.
+
+Whatever ends a run -- its last epoch, a callback, ``KeyboardInterrupt``, an
+exception from a callback or a schedule, divergence -- it commits first, so
+the network is left consistent:
+
+* the weights are those after the last completed mini-batch (after
+  divergence: those at the start of the diverging epoch, the last state known
+  to be finite);
+* ``optimizer.t`` and the optimizer state belong to those weights;
+* ``epochs_trained`` counts completed epochs, and ``net.history`` holds the
+  losses of the epochs completed so far.
+
+A run stopped in the middle of an epoch leaves that epoch pending on the
+network (its row order, the next batch, its running cost, its start-of-epoch
+backup).  The next ``fit`` on the same data with the same batch size, shuffle
+setting and optimizer finishes that epoch first, so an interrupted fit
+continued later computes exactly what the uninterrupted fit would have; any
+other ``fit`` drops the pending epoch (its batches stay in the weights).
+"""
+
+import threading
+import time
+import zlib
+
+import numpy as np
+
+from numbanet.exceptions import TrainingDivergedError
+from numbanet.kernels import training as _train
+
+#: Rows processed at once by predict / loss / gradients (bounds their work buffers).
+CHUNK = 4096
+
+#: Target duration of one jitted slice, in seconds.
+SLICE_SECONDS = 0.05
+
+#: A slice runs at most this many times more batches than the one before.
+_GROWTH = 8
+
+#: Test hook: when set to k, a run raises KeyboardInterrupt after exactly k
+#: mini-batches, as if Ctrl-C had arrived right then.
+_INTERRUPT_AFTER_BATCHES = None
+
+
+def data_fingerprint(X, Y, sw, batch_size, shuffle):
+    """A cheap identity of the training data and batching, to match a pending epoch.
+
+    Shapes, batch size, shuffling, the sample-weight sum, and a CRC of eight
+    rows of ``X`` and ``Y`` spread over the data.
+    """
+    n = X.shape[0]
+    rows = np.unique(np.linspace(0, n - 1, 8).astype(np.int64))
+    crc = zlib.crc32(np.ascontiguousarray(X[rows]).tobytes())
+    crc = zlib.crc32(np.ascontiguousarray(Y[rows]).tobytes(), crc)
+    return (X.shape, Y.shape, X.dtype.str, int(batch_size), bool(shuffle), float(sw.sum()), crc)
+
+
+class PendingEpoch:
+    """An epoch a run stopped in the middle of, kept on the network to be finished later."""
+
+    def __init__(self, key, order, batch, acc, backup, t0):
+        self.key = key
+        self.order = order
+        self.batch = batch
+        self.acc = acc
+        self.backup = backup
+        self.t0 = t0
+
+
+class TrainingRun:
+    """One ``fit``: its buffers, its position, and the loop over slices.
+
+    Parameters
+    ----------
+    net : Network
+    X, Y : arrays of shape (n_samples, n_features), (n_samples, n_outputs)
+        Validated, C-contiguous, of the network's dtype (read-only is fine).
+    sw : float64 array of shape (n_samples,)
+        Sample weights.
+    epochs, batch_size : int
+    shuffle : bool
+    optimizer : Optimizer
+        Already bound to the network (its state matches the parameters).
+    schedule : Schedule
+    lrs : float64 array of shape (epochs,)
+        Learning rate of each epoch, computed up front for schedules that do
+        not watch the loss (NaN placeholders otherwise, filled epoch by epoch).
+    clip : float
+    history : History
+    bar : Progress
+    epoch_end : callable or None
+        ``epoch_end(history) -> bool``, per-epoch work run after each epoch
+        (validation, schedules, callbacks); returning True stops the run.
+    """
+
+    def __init__(self, net, X, Y, sw, epochs, batch_size, shuffle, optimizer, schedule, lrs, clip, history, bar,
+                 epoch_end):
+        self.net = net
+        self.X, self.Y, self.sw = X, Y, sw
+        self.sw_total = float(sw.sum())
+        self.epochs = epochs
+        self.batch_size = batch_size
+        self.shuffle = bool(shuffle)
+        self.optimizer = optimizer
+        self.schedule = schedule
+        self.lrs = lrs
+        self.clip = clip
+        self.history = history
+        self.bar = bar
+        self.epoch_end = epoch_end
+        self.first_epoch = net.epochs_trained
+        n, P = X.shape[0], net.n_params
+        self.n_batches = -(-n // batch_size)
+        self.grad = np.empty(P, dtype=net.dtype)
+        self.epoch_losses = np.zeros(epochs, dtype=np.float64)
+        self.pos = np.zeros(_train.N_POS, dtype=np.int64)
+        self.pos[_train.POS_T] = optimizer.t
+        self.t_start = optimizer.t
+        self.acc = np.zeros(1, dtype=np.float64)
+        self.recorded = 0  # epochs of this run already committed
+        self.key = (data_fingerprint(X, Y, sw, batch_size, shuffle), id(optimizer))
+        pending = net._pending
+        net._pending = None
+        if pending is not None and pending.key == self.key and pending.t0 <= optimizer.t:
+            self.order, self.backup = pending.order, pending.backup
+            self.pos[_train.POS_BATCH] = pending.batch
+            self.pos[_train.POS_T0] = pending.t0
+            self.acc[0] = pending.acc
+            self.resumed_batches = pending.batch
+        else:
+            self.order = np.arange(n, dtype=np.int64)
+            self.backup = np.empty(3 * P, dtype=net.dtype)
+            self.resumed_batches = 0
+
+    # ------------------------------------------------------------------ loop
+
+    def run(self):
+        """Train until the run ends; commit after every slice, whatever happens."""
+        net, pos = self.net, self.pos
+        needs_loss = self.schedule.needs_loss
+        stop_at_epoch_end = self.epoch_end is not None
+        budget = 1
+        limit = _INTERRUPT_AFTER_BATCHES
+        total = 0
+        ws, cap = net._buffers.acquire(self.batch_size)
+        try:
+            while pos[_train.POS_EPOCH] < self.epochs:
+                if needs_loss and pos[_train.POS_BATCH] == 0:
+                    e = int(pos[_train.POS_EPOCH])
+                    self.lrs[e] = self._rate(self.first_epoch + e)
+                if limit is not None:
+                    budget = min(budget, limit - total)
+                start = time.perf_counter()
+                self._slice(ws, cap, budget, stop_at_epoch_end)
+                elapsed = time.perf_counter() - start
+                done = int(pos[_train.POS_DONE])
+                total += done
+                self.commit()
+                if pos[_train.POS_STATUS] != _train.OK:
+                    self._diverged()
+                if limit is not None and total >= limit:
+                    raise KeyboardInterrupt(f"test hook: stopped after {total} mini-batches")
+                # The next slice aims at SLICE_SECONDS, growing at most _GROWTH-fold.
+                rate = done / elapsed if elapsed > 0 else float("inf")
+                budget = int(max(1, min(budget * _GROWTH, rate * SLICE_SECONDS)))
+                stop = False
+                if stop_at_epoch_end and pos[_train.POS_BATCH] == 0 and done > 0:
+                    stop = self.epoch_end(self.history)
+                self.bar.update(self.progress(), self.history)
+                if stop:
+                    self.history.stopped_early = pos[_train.POS_EPOCH] < self.epochs
+                    break
+        finally:
+            net._buffers.release(ws)
+            self.commit()
+            self._leave_pending()
+        return self.history
+
+    def _slice(self, ws, cap, budget, stop_at_epoch_end):
+        net, opt = self.net, self.optimizer
+        _train.train_slice(
+            net.params, self.grad, opt.state, opt._code, opt._hyper(), self.lrs,
+            net._sizes_arr, net._w_off, net._b_off, net._acts_arr, net._loss_code,
+            net.l2, net.dropout, self.clip, self.X, self.Y, self.sw, self.sw_total, self.order, self.shuffle,
+            self.batch_size, net._rng_state, ws, cap, self.backup, self.epoch_losses, self.pos, self.acc,
+            budget, stop_at_epoch_end,
+        )
+
+    def _rate(self, epoch):
+        lr = self.schedule(epoch, self.optimizer.lr)
+        return check_rate(lr, epoch)
+
+    # --------------------------------------------------------------- commits
+
+    def commit(self):
+        """Make the counters and the history agree with the weights (idempotent)."""
+        pos, net, history = self.pos, self.net, self.history
+        e = int(pos[_train.POS_EPOCH])
+        if e > self.recorded:
+            first = self.first_epoch + self.recorded
+            history.epoch.extend(range(first, first + e - self.recorded))
+            history.loss.extend(float(v) for v in self.epoch_losses[self.recorded : e])
+            history.lr.extend(float(v) for v in self.lrs[self.recorded : e])
+            net.epochs_trained += e - self.recorded
+            self.recorded = e
+        self.optimizer.t = int(pos[_train.POS_T])
+        history.samples = int(pos[_train.POS_SAMPLES])
+        history.steps = int(pos[_train.POS_T]) - self.t_start
+
+    def progress(self):
+        """Epochs done in this run, with the fraction of the current one."""
+        return int(self.pos[_train.POS_EPOCH]) + int(self.pos[_train.POS_BATCH]) / self.n_batches
+
+    def _leave_pending(self):
+        batch = int(self.pos[_train.POS_BATCH])
+        if batch > 0 and self.pos[_train.POS_STATUS] == _train.OK:
+            self.net._pending = PendingEpoch(
+                self.key, self.order, batch, float(self.acc[0]), self.backup, int(self.pos[_train.POS_T0])
+            )
+
+    def _diverged(self):
+        e = int(self.pos[_train.POS_BAD_EPOCH])
+        raise TrainingDivergedError(self.first_epoch + e + 1, int(self.pos[_train.POS_BAD_BATCH]) + 1,
+                                    float(self.lrs[e]))
+
+
+class WorkspacePool:
+    """Work buffers of one network, each lent to one call at a time.
+
+    ``acquire`` hands a caller a buffer of its own -- a free one of the right
+    capacity, or a new one -- and ``release`` takes it back.  So concurrent
+    calls (``predict`` from many threads, a ``predict`` during a ``fit``)
+    never share a buffer, and memory stays bounded: capacities are rounded up
+    to a power of two (up to :data:`CHUNK` rows), and at most ``keep`` free
+    buffers are kept, the most recently used.
+
+    Parameters
+    ----------
+    sizes : int64 array
+        Layer widths of the network.
+    dtype : numpy dtype
+    keep : int
+        Free buffers kept for reuse.
+    """
+
+    def __init__(self, sizes, dtype, keep=2):
+        self.sizes = sizes
+        self.dtype = dtype
+        self.keep = keep
+        self._per_row = int(_train.workspace_size(sizes, 1))  # the layout is linear in the capacity
+        self._free = []  # (cap, buffer), most recently released last
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def capacity(rows):
+        """Rows a buffer for ``rows`` rows holds: the next power of two up to CHUNK, else ``rows``."""
+        if rows > CHUNK:
+            return rows
+        return 1 << max(0, int(rows - 1).bit_length())
+
+    def acquire(self, rows):
+        """A buffer for batches of up to ``rows`` rows, and its capacity: ``(buffer, cap)``."""
+        cap = self.capacity(rows)
+        with self._lock:
+            for i in range(len(self._free) - 1, -1, -1):
+                if self._free[i][0] == cap:
+                    return self._free.pop(i)[1], cap
+        return np.empty(self._per_row * cap, dtype=self.dtype), cap
+
+    def release(self, buffer):
+        """Give ``buffer`` back for reuse."""
+        cap = buffer.size // self._per_row
+        with self._lock:
+            self._free.append((cap, buffer))
+            del self._free[: -self.keep]
+
+    def clear(self):
+        """Drop every free buffer."""
+        with self._lock:
+            self._free.clear()
+
+
+def check_rate(lr, epoch):
+    """``lr`` as a float, or ValueError naming the epoch when it is not a finite number >= 0."""
+    try:
+        value = float(lr)
+    except (TypeError, ValueError):
+        raise ValueError(f"the learning-rate schedule gave {lr!r} for epoch {epoch}; it must return a number") from None
+    if not np.isfinite(value) or value < 0:
+        raise ValueError(f"the learning-rate schedule gave an invalid rate {value} for epoch {epoch}; "
+                         "rates must be finite and >= 0")
+    return value
