@@ -1,0 +1,342 @@
+"""Input-handling findings: each refused input names what is wrong and the numbers, and changes nothing.
+
+1. cross_entropy targets with rows that sum to 0 (no class) are refused, in
+   training and validation data alike; soft labels are still accepted.
+2. Integer class labels given as Y to a multi-output net get a one-hot hint.
+3. pandas nullable columns holding ``pd.NA`` are reported as missing values,
+   not as non-numeric data; without missing values they work.
+4. ``gradcheck(max_entries=...)`` accepts only positive integers or None, and a
+   check that compared nothing (every entry on a ReLU kink) does not pass.
+5. A learning-rate schedule may be ``f(epoch)`` or ``f(epoch, base_lr)``;
+   other arities are refused before training starts.
+"""
+
+import re
+
+import numpy as np
+import pytest
+
+import numbanet
+
+N, D, K = 12, 4, 3
+
+
+def _data(seed=0):
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((N, D))
+    labels = rng.integers(0, K, N)
+    return X, np.eye(K)[labels], labels
+
+
+def _net(dtype=np.float64):
+    return numbanet.Network([D, 5, K], activations=["tanh", "softmax"], loss="cross_entropy", dtype=dtype, seed=0)
+
+
+def _trained_net(dtype=np.float64):
+    X, Y, _ = _data()
+    net = _net(dtype)
+    net.fit(X, Y, epochs=2, batch_size=4, optimizer=numbanet.SGD(lr=0.1, momentum=0.9), progress=False)
+    return net
+
+
+def _snapshot(net):
+    return net.params.tobytes(), net.optimizer.state.tobytes(), net.optimizer.t, net.epochs_trained
+
+
+def _calls(net, X, Y):
+    return {
+        "fit": lambda: net.fit(X, Y, epochs=1, progress=False),
+        "partial_fit": lambda: net.partial_fit(X, Y),
+        "loss": lambda: net.loss(X, Y),
+        "gradients": lambda: net.gradients(X, Y),
+        "accuracy": lambda: net.accuracy(X, Y),
+    }
+
+
+METHODS = ["fit", "partial_fit", "loss", "gradients", "accuracy"]
+
+
+# --- 1. cross_entropy rows that sum to zero ------------------------------------------------
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("method", METHODS)
+def test_cross_entropy_refuses_all_zero_target_rows(method, dtype):
+    """Rows of zeros in cross_entropy targets are refused by every method, naming row, sum and count."""
+    X, Y, _ = _data()
+    Y = Y.copy()
+    Y[[3, 7, 8]] = 0.0
+    Y_before = Y.copy()
+    net = _trained_net(dtype)
+    snap = _snapshot(net)
+    with pytest.raises(ValueError, match=re.escape("Y row 3 sums to 0 (3 rows of 12 do); cross_entropy needs one-hot")):
+        _calls(net, X, Y)[method]()
+    assert _snapshot(net) == snap
+    np.testing.assert_array_equal(Y, Y_before)
+
+
+def test_cross_entropy_zero_row_message_counts_a_single_row():
+    """One such row is counted in the singular."""
+    X, Y, _ = _data()
+    Y[11] = 0.0
+    with pytest.raises(ValueError, match=re.escape("Y row 11 sums to 0 (1 row of 12 does)")):
+        _net().loss(X, Y)
+
+
+def test_cross_entropy_refuses_all_zero_rows_in_validation_data():
+    """Validation targets go through the same check, before anything changes."""
+    X, Y, _ = _data()
+    Yv = Y.copy()
+    Yv[5] = 0.0
+    net = _trained_net()
+    snap = _snapshot(net)
+    with pytest.raises(ValueError, match=re.escape("validation Y row 5 sums to 0 (1 row of 12 does)")):
+        net.fit(X, Y, epochs=1, validation_data=(X, Yv), progress=False)
+    assert _snapshot(net) == snap
+
+
+def test_cross_entropy_accepts_soft_labels_and_rows_not_summing_to_one():
+    """Soft labels and positive row sums other than 1 are still accepted."""
+    X, Y, _ = _data()
+    soft = 0.8 * Y + 0.2 / K  # label smoothing: rows sum to 1
+    weighted = Y * np.linspace(0.1, 1.0, N)[:, None]  # positive sums other than 1
+    net = _net()
+    for target in (soft, weighted):
+        history = net.fit(X, target, epochs=2, batch_size=4, progress=False)
+        assert all(np.isfinite(history.loss))
+        assert np.isfinite(net.loss(X, target))
+
+
+def test_zero_rows_are_fine_for_other_losses():
+    """Only cross_entropy needs a class per row."""
+    X, Y, _ = _data()
+    Y[0] = 0.0
+    for acts, loss in ((["tanh", "sigmoid"], "binary_cross_entropy"), (["tanh", "identity"], "mse")):
+        net = numbanet.Network([D, 5, K], activations=acts, loss=loss, seed=0)
+        assert np.isfinite(net.loss(X, Y))
+
+
+# --- 2. integer class labels as Y ------------------------------------------------------------
+
+
+HINT = "Y looks like integer class labels; one-hot encode them"
+
+
+@pytest.mark.parametrize(
+    "make, example",
+    [
+        (lambda y: y, "np.eye(3)[y]"),  # 1-D int64
+        (lambda y: y.tolist(), "np.eye(3)[y]"),  # a list
+        (lambda y: y.astype(np.uint8), "np.eye(3)[y]"),
+        (lambda y: y[:, None], "np.eye(3)[y]"),  # one column of integers
+        (lambda y: y.astype(float), "np.eye(3)[y.astype(int)]"),  # integral floats
+        (lambda y: y.astype(float)[:, None], "np.eye(3)[y.astype(int)]"),
+    ],
+    ids=["1d-int", "list", "1d-uint8", "column-int", "1d-float", "column-float"],
+)
+@pytest.mark.parametrize("method", ["fit", "loss", "gradients"])
+def test_integer_labels_as_targets_get_a_one_hot_hint(make, example, method):
+    """A label vector (or one column of labels) for a 3-output net gets a one-hot hint."""
+    X, _, labels = _data()
+    net = _trained_net()
+    snap = _snapshot(net)
+    with pytest.raises(ValueError) as info:
+        _calls(net, X, make(labels))[method]()
+    message = str(info.value)
+    assert HINT in message
+    assert f"(e.g. {example})" in message
+    assert "or use numbanet.MLPClassifier" in message
+    assert _snapshot(net) == snap
+
+
+def test_integer_label_hint_keeps_the_shape_message():
+    """The hint is added to the shape message, not instead of it."""
+    X, _, labels = _data()
+    net = _net()
+    with pytest.raises(ValueError, match=re.escape("Y must be 2-D, of shape (n_samples, n_outputs); got a 1-D array")):
+        net.fit(X, labels, progress=False)
+    with pytest.raises(ValueError, match=re.escape("Y has 1 outputs, but the network expects 3; " + HINT)):
+        net.fit(X, labels[:, None], progress=False)
+
+
+def test_integer_label_hint_names_labels_beyond_the_outputs():
+    """Labels beyond the outputs are named, without a wrong np.eye example."""
+    X, _, labels = _data()
+    with pytest.raises(ValueError) as info:
+        _net().fit(X, labels + 3, progress=False)
+    message = str(info.value)
+    assert HINT in message
+    assert "np.eye(n_classes)[y]; the labels go up to 5 but the network has 3 outputs" in message
+
+
+def test_integer_label_hint_for_validation_targets():
+    """Validation targets get the hint under their own name."""
+    X, Y, labels = _data()
+    with pytest.raises(ValueError, match="validation Y looks like integer class labels"):
+        _net().fit(X, Y, validation_data=(X, labels), progress=False)
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda y: y - 1,  # negative values: not labels
+        lambda y: y + 0.5,  # not integral
+        lambda y: y == 1,  # booleans: np.eye(k)[mask] would be boolean indexing
+    ],
+    ids=["negative", "fractional", "bool"],
+)
+def test_no_label_hint_when_targets_do_not_look_like_labels(make):
+    """Negative, fractional and boolean targets get no label hint."""
+    X, _, labels = _data()
+    with pytest.raises(ValueError, match="Y must be 2-D") as info:
+        _net().fit(X, make(labels), progress=False)
+    assert "class labels" not in str(info.value)
+
+
+def test_no_label_hint_for_a_wrong_number_of_columns_other_than_one():
+    """Two columns for three outputs are not labels."""
+    X, Y, _ = _data()
+    with pytest.raises(ValueError, match="Y has 2 outputs, but the network expects 3") as info:
+        _net().fit(X, Y[:, :2], progress=False)
+    assert "class labels" not in str(info.value)
+
+
+def test_single_output_net_still_takes_a_1d_integer_target():
+    """A 1-D integer target still fits a single-output net."""
+    X, _, labels = _data()
+    y = (labels > 0).astype(int)
+    net = numbanet.Network([D, 3, 1], activations=["tanh", "sigmoid"], loss="binary_cross_entropy", seed=0)
+    history = net.fit(X, y, epochs=2, progress=False)
+    assert len(history.loss) == 2
+
+
+# --- 3. pandas nullable columns with missing values ------------------------------------------
+
+
+def _nullable_frame(pd, X):
+    return pd.DataFrame(
+        {
+            "f": pd.array(X[:, 0], dtype="Float64"),
+            "i": pd.array(np.round(3 * X[:, 1]).astype(int), dtype="Int64"),
+            "b": pd.array(X[:, 2] > 0, dtype="boolean"),
+            "x": X[:, 3],
+        }
+    )
+
+
+@pytest.mark.parametrize("column", ["f", "i", "b"])
+@pytest.mark.parametrize("method", ["fit", "loss", "predict"])
+def test_pandas_nullable_missing_values_are_named_as_missing(column, method):
+    """pd.NA in nullable Float64 / Int64 / boolean columns is reported as missing, at its place."""
+    pd = pytest.importorskip("pandas")
+    X, Y, _ = _data()
+    df = _nullable_frame(pd, X)
+    df.loc[4, column] = pd.NA
+    df.loc[9, "i"] = pd.NA
+    before = df.copy()
+    net = _trained_net()
+    snap = _snapshot(net)
+    first = f"first at row 4, column {list(df.columns).index(column)}: <NA>"  # the other one is at row 9
+    call = {
+        "fit": lambda: net.fit(df, Y, epochs=1, progress=False),
+        "loss": lambda: net.loss(df, Y),
+        "predict": lambda: net.predict(df),
+    }[method]
+    with pytest.raises(ValueError) as info:
+        call()
+    message = str(info.value)
+    assert message.startswith(f"X contains missing values (2 of {N * D}; {first})")
+    assert message.endswith("remove or impute them")
+    assert "non-numeric" not in message
+    assert _snapshot(net) == snap
+    pd.testing.assert_frame_equal(df, before)
+
+
+def test_pandas_missing_values_in_targets_and_sample_weight():
+    """Targets and sample weights with pd.NA are reported as missing too."""
+    pd = pytest.importorskip("pandas")
+    X, Y, _ = _data()
+    net = _trained_net()
+    snap = _snapshot(net)
+    # Int64 and Float64 columns together convert to an object array holding pd.NA.
+    dfY = pd.DataFrame({0: pd.array(Y[:, 0].astype(int), dtype="Int64"), 1: pd.array(Y[:, 1], dtype="Float64"),
+                        2: pd.array(Y[:, 2].astype(int), dtype="Int64")})
+    dfY.loc[2, 1] = pd.NA
+    message = "Y contains missing values (1 of 36; first at row 2, column 1: <NA>)"
+    with pytest.raises(ValueError, match=re.escape(message)):
+        net.fit(X, dfY, progress=False)
+    weights = pd.Series([1.0] * N, dtype=object)
+    weights[6] = pd.NA
+    with pytest.raises(ValueError, match=re.escape("sample_weight contains missing values (1 of 12; first at row 6")):
+        net.fit(X, Y, sample_weight=weights, progress=False)
+    assert _snapshot(net) == snap
+
+
+def test_pandas_all_int64_frame_with_missing_values_is_refused_as_missing():
+    """A frame of several Int64 columns converts to objects: pd.NA is reported as missing."""
+    pd = pytest.importorskip("pandas")
+    df = pd.DataFrame({c: pd.array(np.arange(N) + c, dtype="Int64") for c in range(D)})
+    df.loc[7, 2] = pd.NA
+    message = "X contains missing values (1 of 48; first at row 7, column 2: <NA>)"
+    with pytest.raises(ValueError, match=re.escape(message)):
+        _net().predict(df)
+
+
+def test_pandas_single_nullable_column_with_missing_values_is_refused():
+    """A single nullable column with NA is refused at the NA's place."""
+    # pandas turns a single Int64 / Float64 column with NA into float64 with NaN: refused as NaN, at its place.
+    pd = pytest.importorskip("pandas")
+    net = numbanet.Network([1, 3, 1], activations=["tanh", "identity"], loss="mse", seed=0)
+    for dtype in ("Int64", "Float64"):
+        df = pd.DataFrame({"a": pd.array(np.arange(N), dtype=dtype)})
+        df.loc[7, "a"] = pd.NA
+        pattern = r"X contains (NaN or infinity|missing values) .*row 7, column 0: .*remove or impute"
+        with pytest.raises(ValueError, match=pattern):
+            net.predict(df)
+
+
+def test_pandas_nullable_frame_without_missing_values_works():
+    """Nullable columns without missing values train exactly like the float array."""
+    pd = pytest.importorskip("pandas")
+    X, Y, _ = _data()
+    df = _nullable_frame(pd, X)
+    plain = df.astype(float).to_numpy()
+    dfY = pd.DataFrame({k: pd.array(Y[:, k].astype(int), dtype="Int64") for k in range(K)})
+    a, b = _net(), _net()
+    ha = a.fit(df, dfY, epochs=3, batch_size=4, progress=False)
+    hb = b.fit(plain, Y, epochs=3, batch_size=4, progress=False)
+    assert ha.loss == hb.loss
+    np.testing.assert_array_equal(a.params, b.params)
+    np.testing.assert_array_equal(a.predict(df), b.predict(plain))
+
+
+@pytest.mark.parametrize("value", [None, np.nan, float("nan"), np.float32("nan")],
+                         ids=["None", "np.nan", "float-nan", "float32-nan"])
+def test_missing_values_in_object_arrays(value):
+    """None and NaN in object arrays are reported as missing values."""
+    X, _, _ = _data()
+    obj = X.astype(object)
+    obj[3, 2] = value
+    message = f"X contains missing values (1 of 48; first at row 3, column 2: {value!r})"
+    with pytest.raises(ValueError, match=re.escape(message)):
+        _net().predict(obj)
+
+
+def test_object_arrays_of_non_numbers_are_still_non_numeric():
+    """Text stays non-numeric and infinity stays non-finite."""
+    X, _, _ = _data()
+    obj = X.astype(object)
+    obj[1, 1] = "text"
+    with pytest.raises(ValueError, match="X contains non-numeric values"):
+        _net().predict(obj)
+    obj = X.astype(object)
+    obj[0, 0] = np.inf  # not missing: an infinity is refused as before
+    with pytest.raises(ValueError, match=re.escape("X contains NaN or infinity (first at row 0, column 0")):
+        _net().predict(obj)
+
+
+def test_object_array_without_missing_values_works():
+    """An object array of numbers is accepted."""
+    X, _, _ = _data()
+    net = _net()
+    np.testing.assert_array_equal(net.predict(X.astype(object)), net.predict(X))
