@@ -11,6 +11,7 @@
    other arities are refused before training starts.
 """
 
+import math
 import re
 
 import numpy as np
@@ -340,3 +341,70 @@ def test_object_array_without_missing_values_works():
     X, _, _ = _data()
     net = _net()
     np.testing.assert_array_equal(net.predict(X.astype(object)), net.predict(X))
+
+
+# --- 4. gradcheck max_entries and nothing compared -------------------------------------------
+
+
+@pytest.mark.parametrize("max_entries", [0, -1, -10, 2.0, 0.5, True, False, "3", np.float64(4)])
+def test_gradcheck_refuses_bad_max_entries(max_entries):
+    """max_entries of 0, negatives, non-integers and bools is refused, naming the value."""
+    X, Y, _ = _data()
+    net = _net()
+    before = net.params.tobytes()
+    message = f"max_entries must be a positive integer or None; got {max_entries!r}"
+    with pytest.raises(ValueError, match=re.escape(message)):
+        numbanet.gradcheck(net, X, Y, max_entries=max_entries)
+    assert net.params.tobytes() == before
+
+
+@pytest.mark.parametrize("max_entries", [1, np.int64(3), np.int32(5), None])
+def test_gradcheck_accepts_positive_integers_and_none(max_entries):
+    """Positive Python and NumPy integers and None are accepted."""
+    X, Y, _ = _data()
+    net = _net()
+    r = numbanet.gradcheck(net, X, Y, max_entries=max_entries)
+    assert r.passed, r.report
+    assert r.n_checked == (net.n_params if max_entries is None else int(max_entries))
+
+
+def _all_kinked():
+    """[2, 1] relu net with all parameters 0: every ±eps probe flips the sign of the pre-activation."""
+    net = numbanet.Network([2, 1], activations="relu", loss="mse", seed=0)
+    net.params[...] = 0.0
+    X = np.array([[1.0, 2.0], [0.5, 0.25]])
+    Y = np.array([[1.0], [0.0]])
+    return net, X, Y
+
+
+def test_gradcheck_that_compared_nothing_does_not_pass():
+    """When every entry straddles a kink nothing is compared, and the check does not pass."""
+    net, X, Y = _all_kinked()
+    r = numbanet.gradcheck(net, X, Y)
+    assert r.n_checked == 0 and r.n_kink == net.n_params == 3
+    assert not r.passed
+    assert not r.failures and not r.worst
+    assert math.isnan(r.max_rel_error) and math.isnan(r.mean_rel_error) and math.isnan(r.max_abs_error)
+    assert r.report.startswith("gradcheck FAILED (nothing compared: all 3 probed entries straddle a ReLU kink)")
+    assert "compared 0 of 3 entries: nothing was verified" in r.report
+    assert "probe more entries" not in r.report  # every entry was probed
+    assert "3 entries were not compared" in r.report
+    assert "n_checked=0" in repr(r)
+
+
+def test_gradcheck_that_compared_nothing_in_a_sample_suggests_more_entries():
+    """A subsample that compared nothing suggests probing more entries."""
+    net, X, Y = _all_kinked()
+    r = numbanet.gradcheck(net, X, Y, max_entries=2)
+    assert r.n_checked == 0 and r.n_kink == 2 and not r.passed
+    assert "compared 0 of 2 entries" in r.report
+    assert "probe more entries (max_entries)" in r.report
+
+
+def test_gradcheck_away_from_the_kink_compares_every_entry():
+    """The same network away from the kink passes with every entry compared."""
+    net, X, Y = _all_kinked()
+    net.biases[0][...] = 1.0  # away from the kink: every entry is compared
+    r = numbanet.gradcheck(net, X, Y)
+    assert r.passed and r.n_checked == 3 and r.n_kink == 0
+    assert r.report.startswith("gradcheck PASSED")
