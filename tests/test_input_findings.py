@@ -11,6 +11,7 @@
    other arities are refused before training starts.
 """
 
+import functools
 import math
 import re
 
@@ -18,6 +19,7 @@ import numpy as np
 import pytest
 
 import numbanet
+from numbanet.schedules import LambdaLR, as_schedule
 
 N, D, K = 12, 4, 3
 
@@ -408,3 +410,139 @@ def test_gradcheck_away_from_the_kink_compares_every_entry():
     r = numbanet.gradcheck(net, X, Y)
     assert r.passed and r.n_checked == 3 and r.n_kink == 0
     assert r.report.startswith("gradcheck PASSED")
+
+
+# --- 5. schedules f(epoch) and f(epoch, base_lr) ----------------------------------------------
+
+
+XOR_X = np.array([[0, 0], [0, 1], [1, 0], [1, 1]], dtype=np.float64)
+XOR_Y = np.array([[0], [1], [1], [0]], dtype=np.float64)
+
+
+def _xor_net():
+    return numbanet.Network([2, 4, 1], activations="sigmoid", loss="mse", seed=0)
+
+
+def test_two_argument_schedule_gets_the_base_learning_rate():
+    """f(epoch, base_lr) gets the optimizer's rate; its rates land in history.lr."""
+    net = _xor_net()
+    seen = []
+
+    def schedule(epoch, lr):
+        seen.append((epoch, lr))
+        return lr * 0.5**epoch
+
+    history = net.fit(XOR_X, XOR_Y, epochs=4, batch_size=4, optimizer=numbanet.SGD(lr=0.8),
+                      lr_schedule=schedule, progress=False)
+    assert history.lr == [0.8, 0.4, 0.2, 0.1]
+    assert seen == [(0, 0.8), (1, 0.8), (2, 0.8), (3, 0.8)]
+    # a second fit continues the epoch count
+    history = net.fit(XOR_X, XOR_Y, epochs=2, batch_size=4, lr_schedule=lambda epoch, lr: lr / (1 + epoch),
+                      progress=False)
+    assert history.epoch == [4, 5]
+    assert history.lr == pytest.approx([0.8 / 5, 0.8 / 6], rel=0, abs=1e-15)
+
+
+def test_two_argument_schedule_trains_like_the_equivalent_one_argument_schedule():
+    """Both forms giving the same rates train identically."""
+    a, b = _xor_net(), _xor_net()
+    kw = dict(epochs=5, batch_size=2, optimizer=numbanet.SGD(lr=0.5), progress=False)
+    ha = a.fit(XOR_X, XOR_Y, lr_schedule=lambda epoch, lr: lr * 0.9**epoch, **kw)
+    kw["optimizer"] = numbanet.SGD(lr=0.5)
+    hb = b.fit(XOR_X, XOR_Y, lr_schedule=lambda epoch: 0.5 * 0.9**epoch, **kw)
+    assert ha.lr == hb.lr and ha.loss == hb.loss
+    np.testing.assert_array_equal(a.params, b.params)
+
+
+def test_one_argument_schedules_still_work():
+    """f(epoch) is called with the epoch alone, as before."""
+    net = _xor_net()
+    history = net.fit(XOR_X, XOR_Y, epochs=3, batch_size=4, lr_schedule=lambda epoch: 0.1 * (epoch + 1),
+                      progress=False)
+    assert history.lr == pytest.approx([0.1, 0.2, 0.3], rel=0, abs=1e-15)
+
+
+class _Halving:
+    def __call__(self, epoch, base_lr):
+        return base_lr / 2**epoch
+
+
+def _two(epoch, base_lr, floor=0.0):
+    return max(base_lr / (epoch + 1), floor)
+
+
+@pytest.mark.parametrize(
+    "fn, expected",
+    [
+        (lambda epoch: 0.25, [0.25, 0.25]),
+        (lambda epoch, lr: lr, [0.5, 0.5]),
+        (lambda epoch, scale=2.0: 0.1 * scale, [0.2, 0.2]),  # 1 required, 1 optional: f(epoch)
+        (_two, [0.5, 0.25]),
+        (functools.partial(_two, floor=0.3), [0.5, 0.3]),
+        (_Halving(), [0.5, 0.25]),
+        (lambda *args: 0.1 * len(args), [0.1, 0.1]),  # no readable arity: f(epoch)
+        (math.sqrt, [0.0, 1.0]),  # a builtin taking one argument
+    ],
+    ids=["one", "two", "one-with-default", "two-with-default", "partial", "callable-object", "varargs", "builtin"],
+)
+def test_schedule_arity_is_read_from_the_signature(fn, expected):
+    """The number of required positional parameters picks the form."""
+    net = _xor_net()
+    history = net.fit(XOR_X, XOR_Y, epochs=2, batch_size=4, optimizer=numbanet.SGD(lr=0.5), lr_schedule=fn,
+                      progress=False)
+    assert history.lr == pytest.approx(expected, rel=0, abs=1e-15)
+
+
+def test_schedule_without_a_readable_signature_is_called_with_the_epoch(monkeypatch):
+    """A callable whose signature cannot be read is called as f(epoch)."""
+    import inspect
+
+    def unreadable(fn):
+        raise ValueError("no signature found")
+
+    monkeypatch.setattr(inspect, "signature", unreadable)
+    sched = as_schedule(lambda epoch, lr: 0.5)  # would need two, but cannot be read: called as f(epoch)
+    assert sched._n_args == 1
+    sched = as_schedule(lambda epoch: 0.1 * epoch)
+    assert sched(3, 0.5) == pytest.approx(0.3)
+
+
+@pytest.mark.parametrize(
+    "fn, match",
+    [
+        (lambda: 0.1, "takes no positional arguments"),
+        (lambda a, b, c: 0.1, "requires 3 positional arguments (a, b, c)"),
+        (lambda epoch, lr, momentum, extra: 0.1, "requires 4 positional arguments"),
+        (lambda epoch, *, scale: 0.1 * scale, "requires the keyword-only argument(s) scale"),
+        (lambda **kw: 0.1, "takes no positional arguments"),
+    ],
+    ids=["zero", "three", "four", "keyword-only", "kwargs-only"],
+)
+def test_schedule_of_another_arity_is_refused_before_training(fn, match):
+    """Other arities are refused by as_schedule, LambdaLR and fit, which changes nothing."""
+    with pytest.raises(ValueError, match=re.escape(match)):
+        as_schedule(fn)
+    with pytest.raises(ValueError, match=re.escape("called as f(epoch) or f(epoch, base_lr)")):
+        LambdaLR(fn)
+    net = _xor_net()
+    net.fit(XOR_X, XOR_Y, epochs=1, batch_size=4, progress=False)
+    snap = _snapshot(net)
+    rng_state = net._rng_state.copy()
+    with pytest.raises(ValueError, match=re.escape(match)):
+        net.fit(XOR_X, XOR_Y, epochs=3, batch_size=4, lr_schedule=fn, progress=False)
+    assert _snapshot(net) == snap
+    np.testing.assert_array_equal(net._rng_state, rng_state)
+
+
+def test_non_callable_schedule_is_still_refused():
+    """A number is not a schedule."""
+    with pytest.raises(ValueError, match="must be callable; got 0.1"):
+        as_schedule(0.1)
+
+
+def test_schedule_docs_name_both_forms():
+    """The module and LambdaLR docstrings document both forms."""
+    import numbanet.schedules as schedules
+
+    for doc in (schedules.__doc__, LambdaLR.__doc__):
+        assert "f(epoch) -> lr" in doc and "f(epoch, base_lr) -> lr" in doc
