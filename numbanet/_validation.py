@@ -33,13 +33,18 @@ def as_matrix(X, name, dtype, *, n_cols=None, allow_1d=False, what="columns"):
         Accept a 1-D array as one column (for targets of single-output nets).
     what : str
         What a column is called in messages (``"features"``, ``"outputs"``).
+        For ``"outputs"`` with ``n_cols > 1``, a 1-D array or a single column
+        of non-negative integers is refused with a hint that it looks like
+        class labels to be one-hot encoded.
 
     Raises
     ------
     ValueError
-        For ``None``, strings, complex or non-numeric values, arrays of 0 or 3+
-        dimensions, empty arrays, a wrong number of columns, NaN or infinity
-        (also values that overflow ``dtype``).
+        For ``None``, strings, complex or non-numeric values, missing values
+        (``None``, ``pandas.NA`` or NaN in an object array, as from a pandas
+        DataFrame with nullable columns), arrays of 0 or 3+ dimensions, empty
+        arrays, a wrong number of columns, NaN or infinity (also values that
+        overflow ``dtype``).
     """
     if X is None:
         raise ValueError(f"{name} is None; expected an array of shape (n_samples, n_{what})")
@@ -52,16 +57,22 @@ def as_matrix(X, name, dtype, *, n_cols=None, allow_1d=False, what="columns"):
     if kind == "c":
         raise ValueError(f"{name} contains complex numbers (dtype {arr.dtype}); numbanet needs real numbers")
     if kind == "O":
+        obj = arr
         try:
-            arr = arr.astype(np.float64)
+            arr = obj.astype(np.float64)
         except (TypeError, ValueError):
+            _refuse_missing(obj, name, allow_1d)
             raise ValueError(f"{name} contains non-numeric values (dtype object); numbanet needs numbers") from None
+        if np.isnan(arr).any():  # None and NaN convert to NaN: name them as missing, like pandas.NA
+            _refuse_missing(obj, name, allow_1d)
     if kind in "mM":
         raise ValueError(f"{name} contains dates or time deltas (dtype {arr.dtype}); numbanet needs numbers")
     if arr.ndim == 1 and allow_1d:
         arr = arr.reshape(-1, 1)
     if arr.ndim != 2:
         hint = " (reshape a single sample with X.reshape(1, -1), a single feature with X.reshape(-1, 1))" if arr.ndim == 1 else ""
+        if arr.ndim == 1 and what == "outputs":
+            hint = _label_hint(arr, name, n_cols) or hint
         raise ValueError(
             f"{name} must be 2-D, of shape (n_samples, n_{what}); got a {arr.ndim}-D array of shape {arr.shape}{hint}"
         )
@@ -70,7 +81,8 @@ def as_matrix(X, name, dtype, *, n_cols=None, allow_1d=False, what="columns"):
     if arr.shape[1] == 0:
         raise ValueError(f"{name} has 0 {what} (shape {arr.shape})")
     if n_cols is not None and arr.shape[1] != n_cols:
-        raise ValueError(f"{name} has {arr.shape[1]} {what}, but the network expects {n_cols}")
+        hint = _label_hint(arr[:, 0], name, n_cols) if what == "outputs" and arr.shape[1] == 1 else ""
+        raise ValueError(f"{name} has {arr.shape[1]} {what}, but the network expects {n_cols}{hint}")
     with np.errstate(over="ignore"):  # a value too large for dtype becomes inf, refused just below
         out = np.ascontiguousarray(arr, dtype=dtype)  # no copy when X is already C-ordered of dtype
     # One allocation-free pass (np.isfinite would build an n_samples x n_features temporary).
@@ -84,6 +96,91 @@ def as_matrix(X, name, dtype, *, n_cols=None, allow_1d=False, what="columns"):
             "remove or impute such values before training"
         )
     return out
+
+
+def _is_missing(x):
+    """Whether one element of an object array is a missing value (None, pandas.NA, NaN)."""
+    if x is None or type(x).__name__ == "NAType":  # pandas.NA, recognised without importing pandas
+        return True
+    return isinstance(x, numbers.Real) and x != x
+
+
+def _refuse_missing(obj, name, allow_1d):
+    """Raise if the object array ``obj`` holds missing values, naming the first and their count."""
+    flat = [i for i, x in enumerate(obj.flat) if _is_missing(x)]
+    if not flat:
+        return
+    idx = np.unravel_index(flat[0], obj.shape)
+    if obj.ndim == 2:
+        where = f"row {idx[0]}, column {idx[1]}"
+    elif obj.ndim == 1 and allow_1d:
+        where = f"row {idx[0]}, column 0"
+    else:
+        where = f"index {tuple(int(i) for i in idx)}"
+    raise ValueError(
+        f"{name} contains missing values ({len(flat)} of {obj.size}; first at {where}: {obj[idx]!r}); "
+        "remove or impute them"
+    )
+
+
+def _label_hint(y, name, n_cols):
+    """Return a hint when targets ``y`` (1-D) look like integer class labels for an ``n_cols``-output net.
+
+    Returns ``""`` when the hint does not apply: ``n_cols`` is unknown or 1, or
+    ``y`` holds booleans, negative or non-integral values.
+    """
+    if n_cols is None or n_cols < 2 or y.dtype.kind not in "iuf" or y.size == 0:
+        return ""
+    if y.dtype.kind == "f":
+        with np.errstate(invalid="ignore"):
+            if not (np.isfinite(y).all() and (y == np.floor(y)).all()):
+                return ""
+    lo, hi = y.min(), y.max()
+    if lo < 0:
+        return ""
+    labels = "y" if y.dtype.kind in "iu" else "y.astype(int)"
+    if hi < n_cols:
+        example = f"np.eye({n_cols})[{labels}]"
+    else:
+        example = f"np.eye(n_classes)[{labels}]; the labels go up to {hi:g} but the network has {n_cols} outputs"
+    return (
+        f"; {name} looks like integer class labels; one-hot encode them (e.g. {example}) "
+        "or use numbanet.MLPClassifier"
+    )
+
+
+def check_target_rows(Y, name, loss):
+    """Refuse, for loss ``"cross_entropy"``, rows of ``Y`` that do not sum to a positive value.
+
+    A row of zeros has no class: its cross-entropy term and gradient are zero,
+    so it would be trained on silently as if absent.  Rows summing to positive
+    values other than 1 (soft labels, per-row weights) are allowed.
+
+    Parameters
+    ----------
+    Y : ndarray of shape (n_samples, n_outputs)
+        Targets already checked by :func:`as_matrix`.
+    name : str
+        Its name in error messages.
+    loss : str
+        The network's loss; other losses are not checked.
+
+    Raises
+    ------
+    ValueError
+        Naming the first such row, its sum and how many rows there are.
+    """
+    if loss != "cross_entropy":
+        return
+    sums = Y.sum(axis=1, dtype=np.float64)
+    bad = np.flatnonzero(~(sums > 0))
+    if bad.size:
+        r = int(bad[0])
+        many = f"{bad.size} rows of {Y.shape[0]} do" if bad.size > 1 else f"1 row of {Y.shape[0]} does"
+        raise ValueError(
+            f"{name} row {r} sums to {sums[r]:g} ({many}); "
+            "cross_entropy needs one-hot rows or class probabilities that sum to 1"
+        )
 
 
 def check_rows(X, Y, xname="X", yname="Y"):

@@ -12,9 +12,11 @@ derivative.  For every parameter the check runs the forward pass at both
 perturbed points and, when any ReLU-like unit's sign pattern differs between
 them, marks the entry as straddling a kink and leaves it out of the
 comparison.  Such entries are counted and named in the report, never silently
-compared.
+compared.  When every probed entry straddles a kink, nothing was compared and
+the check does not pass: there is no evidence either way.
 """
 
+import numbers
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -43,11 +45,14 @@ class GradcheckResult:
     Attributes
     ----------
     passed : bool
-        Every compared entry satisfies ``|a - n| <= atol + rtol * max(|a|, |n|)``.
+        At least one entry was compared, and every compared entry satisfies
+        ``|a - n| <= atol + rtol * max(|a|, |n|)``.  False when nothing was
+        compared (every probed entry straddled a ReLU kink).
     max_rel_error, mean_rel_error : float
         Over compared entries, of ``|a - n| / max(|a|, |n|)`` (0 where both
-        are below ``atol``).
+        are below ``atol``); NaN when nothing was compared.
     max_abs_error : float
+        NaN when nothing was compared.
     n_checked : int
         Entries compared.
     n_kink : int
@@ -110,16 +115,29 @@ def gradcheck(net, X, Y, sample_weight=None, eps=1e-5, rtol=1e-5, atol=1e-8, max
         An entry passes when ``|analytic - numeric| <= atol + rtol * max(|analytic|, |numeric|)``.
     max_entries : int, optional
         Check a random subset of this many parameters (seeded by ``seed``)
-        instead of all of them, for large networks.
+        instead of all of them, for large networks.  A positive integer;
+        None (the default) checks every parameter.
     n_worst : int, default 5
         How many of the worst entries the report lists.
 
     Returns
     -------
     GradcheckResult
+        ``passed`` is False when no entry could be compared (all probed
+        entries straddle a ReLU kink); the report says so.
+
+    Raises
+    ------
+    ValueError
+        For ``eps <= 0``, or ``max_entries`` that is not a positive integer or
+        None (0, negative, a float or a bool); nothing is evaluated.
     """
     if not eps > 0:
         raise ValueError(f"eps must be > 0; got {eps}")
+    if max_entries is not None and (
+        isinstance(max_entries, bool) or not isinstance(max_entries, numbers.Integral) or max_entries < 1
+    ):
+        raise ValueError(f"max_entries must be a positive integer or None; got {max_entries!r}")
     work = net if net.dtype == np.float64 else net.astype(np.float64)
     kw = {} if sample_weight is None else {"sample_weight": sample_weight}
     dW, db = work.gradients(X, Y, **kw)
@@ -157,13 +175,14 @@ def gradcheck(net, X, Y, sample_weight=None, eps=1e-5, rtol=1e-5, atol=1e-8, max
     compared = [e for e in entries if not e.kink]
     kinks = [e for e in entries if e.kink]
     failures = [e for e in compared if not e.abs_error <= atol + rtol * max(abs(e.analytic), abs(e.numeric))]
-    rels = np.array([e.rel_error for e in compared]) if compared else np.zeros(1)
+    # Over no compared entry the errors are undefined (NaN), and nothing has passed.
+    rels = np.array([e.rel_error for e in compared]) if compared else np.full(1, np.nan)
     worst = sorted(compared, key=lambda e: (e.rel_error, e.abs_error), reverse=True)[:n_worst]
     result = GradcheckResult(
-        passed=not failures,
+        passed=bool(compared) and not failures,
         max_rel_error=float(rels.max()),
         mean_rel_error=float(rels.mean()),
-        max_abs_error=max((e.abs_error for e in compared), default=0.0),
+        max_abs_error=max((e.abs_error for e in compared), default=float("nan")),
         n_checked=len(compared),
         n_kink=len(kinks),
         eps=eps,
@@ -183,12 +202,27 @@ def _fmt(e):
 
 
 def _report(r, net, n_targets):
-    verdict = "PASSED" if r.passed else f"FAILED ({len(r.failures)} entries outside tolerance)"
+    if r.n_checked == 0:
+        verdict = f"FAILED (nothing compared: all {n_targets} probed entries straddle a ReLU kink)"
+    elif r.passed:
+        verdict = "PASSED"
+    else:
+        verdict = f"FAILED ({len(r.failures)} entries outside tolerance)"
+    if r.n_checked:
+        summary = (
+            f"compared {r.n_checked} of {n_targets} entries; max relative error {r.max_rel_error:.3e}, "
+            f"mean {r.mean_rel_error:.3e}, max absolute error {r.max_abs_error:.3e}"
+        )
+    else:
+        more = ", or probe more entries (max_entries)" if n_targets < net.n_params else ""
+        summary = (
+            f"compared 0 of {n_targets} entries: nothing was verified; move X or the parameters away "
+            f"from the kinks or use a smaller eps{more}"
+        )
     lines = [
         f"gradcheck {verdict}: {type(net).__name__} {list(net.sizes)}, loss {net.loss_name!r}, "
         f"checked in float64 with eps={r.eps:g}, rtol={r.rtol:g}, atol={r.atol:g}",
-        f"compared {r.n_checked} of {n_targets} entries; max relative error {r.max_rel_error:.3e}, "
-        f"mean {r.mean_rel_error:.3e}, max absolute error {r.max_abs_error:.3e}",
+        summary,
     ]
     if r.n_kink:
         lines.append(

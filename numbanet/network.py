@@ -276,6 +276,7 @@ class Network:
                     f"{name} must lie in [0, 1] for loss {self.loss_name!r} (one-hot labels or probabilities); "
                     f"found values from {lo:g} to {hi:g}"
                 )
+        V.check_target_rows(Y, name, self.loss_name)
         return V.read_only(Y)
 
     def _XY(self, X, Y, sample_weight=None):

@@ -2,14 +2,24 @@
 
 A schedule maps the 0-based epoch number (counting every epoch the network
 has trained, across ``fit`` calls) and the optimizer's base learning rate to
-the learning rate of that epoch.  Any callable ``f(epoch) -> lr`` works too.
-The formulas follow ``torch.optim.lr_scheduler``.
+the learning rate of that epoch.  A plain callable works too, in either form:
+
+* ``f(epoch) -> lr``, e.g. ``lambda epoch: 0.1 * 0.9 ** epoch``;
+* ``f(epoch, base_lr) -> lr``, e.g. ``lambda epoch, lr: lr * 0.9 ** epoch``.
+
+The form is read from the number of required positional parameters
+(:func:`inspect.signature`); a callable whose signature cannot be read is
+called as ``f(epoch)``.  One that requires no argument, three or more, or a
+keyword-only argument is refused by :func:`as_schedule` (and so by
+:meth:`numbanet.Network.fit` before anything changes).  The formulas of the
+classes follow ``torch.optim.lr_scheduler``.
 
 Schedules that depend only on the epoch let :meth:`numbanet.Network.fit` run
 many epochs in one jitted call; :class:`ReduceLROnPlateau` watches the loss
 and so needs Python between epochs.
 """
 
+import inspect
 import math
 
 
@@ -111,19 +121,82 @@ class ReduceLROnPlateau(Schedule):
 
 
 class LambdaLR(Schedule):
-    """Wrap a user function ``f(epoch) -> lr``."""
+    """Wrap a user function ``f(epoch) -> lr`` or ``f(epoch, base_lr) -> lr``.
+
+    Parameters
+    ----------
+    fn : callable
+        Called with the 0-based epoch, and also with the optimizer's base
+        learning rate when it has two required positional parameters.  With
+        one (or none required but optional ones, or ``*args``) it is called
+        as ``fn(epoch)``, as it is when its signature cannot be read.
+
+    Raises
+    ------
+    ValueError
+        When ``fn`` is not callable, accepts no positional argument, requires
+        three or more positional arguments, or requires a keyword-only one.
+    """
 
     def __init__(self, fn):
         if not callable(fn):
             raise ValueError(f"a learning-rate schedule must be callable; got {fn!r}")
+        self._n_args = _schedule_arity(fn)
         self.fn = fn
 
     def __call__(self, epoch, base_lr):
+        """Return ``fn(epoch)`` or ``fn(epoch, base_lr)`` as a float."""
+        if self._n_args == 2:
+            return float(self.fn(epoch, base_lr))
         return float(self.fn(epoch))
 
 
+def _schedule_arity(fn):
+    """How many arguments (1 or 2) to call the schedule function ``fn`` with."""
+    try:
+        params = list(inspect.signature(fn).parameters.values())
+    except (TypeError, ValueError):  # some builtins and extension callables have no readable signature
+        return 1
+    positional = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    required = [p for p in positional if p.default is p.empty]
+    keyword_only = [p.name for p in params if p.kind == p.KEYWORD_ONLY and p.default is p.empty]
+    takes_more = any(p.kind == p.VAR_POSITIONAL for p in params) or len(positional) > len(required)
+    if keyword_only:
+        raise ValueError(
+            f"a learning-rate schedule function is called as f(epoch) or f(epoch, base_lr); "
+            f"{fn!r} requires the keyword-only argument(s) {', '.join(keyword_only)}"
+        )
+    if len(required) > 2:
+        raise ValueError(
+            f"a learning-rate schedule function is called as f(epoch) or f(epoch, base_lr); "
+            f"{fn!r} requires {len(required)} positional arguments ({', '.join(p.name for p in required)})"
+        )
+    if not required and not takes_more:
+        raise ValueError(
+            f"a learning-rate schedule function is called as f(epoch) or f(epoch, base_lr); "
+            f"{fn!r} takes no positional arguments"
+        )
+    return max(len(required), 1)
+
+
 def as_schedule(schedule):
-    """Turn ``None``, a :class:`Schedule` or a callable of the epoch into a :class:`Schedule`."""
+    """Turn ``None``, a :class:`Schedule` or a callable into a :class:`Schedule`.
+
+    Parameters
+    ----------
+    schedule : None, Schedule or callable
+        None gives :class:`ConstantLR`; a callable ``f(epoch)`` or
+        ``f(epoch, base_lr)`` is wrapped in :class:`LambdaLR`.
+
+    Returns
+    -------
+    Schedule
+
+    Raises
+    ------
+    ValueError
+        For anything else, and for callables of another arity (see :class:`LambdaLR`).
+    """
     if schedule is None:
         return ConstantLR()
     if isinstance(schedule, Schedule):

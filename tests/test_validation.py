@@ -84,6 +84,10 @@ BAD_XY = [
     ("X-objects", np.array([[object()] * D] * N), Y0, "X contains non-numeric values"),
     ("X-dates", np.full((N, D), np.datetime64("2020-01-01")), Y0, "dates"),
     ("Y-outside-0-1", X0, 2 * Y0, "Y must lie in [0, 1] for loss 'cross_entropy'"),
+    ("Y-zero-row", X0, _with(Y0, 6, 0.0), f"Y row 6 sums to 0 (1 row of {N} does); cross_entropy needs one-hot rows"),
+    ("Y-labels", X0, Y0.argmax(axis=1), "Y looks like integer class labels; one-hot encode them (e.g. np.eye(3)"),
+    ("Y-label-column", X0, Y0.argmax(axis=1)[:, None], "Y has 1 outputs, but the network expects 3; Y looks like"),
+    ("X-missing", _with(X0.astype(object), (3, 2), None), Y0, "X contains missing values (1 of 48; first at row 3"),
 ]
 
 #: The cases that are wrong in X alone (refused by predict too).
