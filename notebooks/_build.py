@@ -599,8 +599,9 @@ BACKPROP = [
         | gradients | $\partial C/\partial W^l = (\Delta^l)^{\mathsf T} A^{l-1}$, $\partial C/\partial b^l = \sum_{rows} \Delta^l$ | `dense.layer_gradients` |
         | step | $\theta \leftarrow \theta - \eta\, g$ | `updates.sgd_step` / `updates.update` |
 
-        `numbanet.kernels.training.train_epochs` runs exactly these kernels for every
-        mini-batch of every epoch inside one compiled call.
+        `numbanet.kernels.training.train_slice` runs exactly these kernels for every
+        mini-batch, many mini-batches (and epochs) per compiled call, returning to
+        Python about every 50 ms so that Ctrl-C and progress bars are served.
         """
     ),
 ]
