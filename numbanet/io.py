@@ -32,27 +32,80 @@ are not saved: a loaded model predicts bit-for-bit like the saved one and can
 continue training (``fit``, ``partial_fit``), but the optimizer starts afresh.
 A ``random_state`` that is a ``RandomState`` object is saved as None.
 
-Writes are atomic: the file is written to a temporary file in the same
-folder, flushed, fsync'ed and moved over ``path`` with :func:`os.replace`, so
-``path`` holds either the old file or the complete new one, never a part.
+Writes are atomic: the file is written to a hidden temporary file
+``.{name}.{32 hex digits}.tmp`` in the same folder, flushed, fsync'ed and
+moved over ``path`` with :func:`os.replace`, so ``path`` holds either the old
+file or the complete new one, never a part.
+
+* Stale temporary files.  A save killed half way (``kill -9``, power loss)
+  leaves its temporary file behind; the next save to the same ``path``
+  removes it.  It removes only regular files named exactly as above for
+  that ``path`` (no other name, no symbolic link, no folder), and only
+  when no process holds a lock on them and they were last modified more
+  than :data:`STALE_AFTER` seconds ago.  Every save holds an exclusive
+  :func:`fcntl.flock` lock on its temporary file while it writes it; the
+  kernel drops the lock when the process dies, however it dies, so a
+  locked file belongs to a save still running (on this machine or, on file
+  systems that share locks such as NFS, another one).  The age rule covers
+  the instants before the lock is taken and after it is released (between
+  closing the file and renaming it), file systems without locks, and
+  platforms without :mod:`fcntl` (on Windows, moreover, an open file cannot
+  be deleted).
+* Permissions.  Saving over an existing file keeps its permission bits
+  (a ``0o600`` file stays ``0o600``); a new file gets ``0o666`` less the
+  umask, as :func:`open` gives.  An existing file that is read-only -- no
+  write bit for its owner, or not writable by this user -- is not
+  replaced: :class:`PermissionError`, and the file is unchanged.  (Owner
+  and group are not copied: the new file belongs to whoever saves.)
+* Errors.  File system problems raise :class:`OSError` subclasses
+  (:class:`FileNotFoundError` for a missing folder, :class:`PermissionError`,
+  ...) whose ``filename`` and message are the ``path`` passed, never the
+  temporary file; no temporary file is left behind.  Paths may be ``str``,
+  ``bytes`` or :class:`os.PathLike`.
+
 A file that cannot be read as a numbanet model -- missing, empty, truncated,
-corrupted, foreign, holding object (pickled) arrays, or written by a newer
+corrupted, foreign, holding object (pickled) arrays, holding impossible values
+(NaN or infinite parameters, a negative ``epochs_trained``, ``l2``,
+``n_iter_`` or ``t_``, a ``dropout`` outside [0, 1)), or written by a newer
 numbanet -- raises :class:`numbanet.ModelFileError` naming the file.
+:func:`load` checks sizes before it allocates: every array's header must
+declare exactly the bytes its zip entry holds (and an entry cannot claim more
+than deflate could unpack from the whole file), and ``sizes`` must declare
+exactly as many parameters as ``params`` holds (at most :data:`MAX_PARAMS`)
+before a :class:`~numbanet.Network` is built, so a small crafted file cannot
+make it allocate gigabytes.
 """
 
+import errno
 import json
+import math
 import os
+import re
+import stat
 import sys
+import time
 import uuid
+import zipfile
 
 import numpy as np
 
 from numbanet.exceptions import ModelFileError
 from numbanet.network import Network
 
+try:
+    import fcntl
+except ImportError:  # Windows: no flock; an open file cannot be deleted there anyway
+    fcntl = None
+
 FORMAT_NAME = "numbanet"
 #: Version of the file layout written by this numbanet; files of a higher version are refused.
 FORMAT_VERSION = 1
+#: Seconds since its last change after which an unlocked temporary file of a save counts as abandoned.
+STALE_AFTER = 60
+#: Most parameters a model file may declare (8 TiB of float64); more is refused as damaged.
+MAX_PARAMS = 2**40
+# zlib's deflate unpacks at most about 1032 bytes per compressed byte.
+_MAX_DEFLATE_RATIO = 1032
 
 _ESTIMATOR_KINDS = ("MLPClassifier", "MLPRegressor")
 _SCALAR_FITTED = ("n_features_in_", "n_outputs_", "out_activation_", "loss_", "best_loss_",
@@ -138,9 +191,11 @@ def save(model, path):
     ----------
     model : Network, MLPClassifier or MLPRegressor
         Estimators must be fitted.
-    path : str or os.PathLike
+    path : str, bytes or os.PathLike
         Written exactly as given (no ``.npz`` is appended); an existing file
-        is replaced only once the new one is complete.
+        is replaced only once the new one is complete, and keeps its
+        permission bits.  Temporary files that earlier, killed saves to this
+        ``path`` left behind are removed (see the module notes).
 
     Returns
     -------
@@ -153,8 +208,11 @@ def save(model, path):
         For an object numbanet cannot save.
     ValueError
         For an unfitted estimator, or parameters that cannot be stored without pickle.
+    PermissionError
+        When ``path`` is an existing read-only file (it is left unchanged).
     OSError
-        When the folder is not writable; no file, temporary or partial, is left behind.
+        When the folder is missing or not writable, the disk is full, ...;
+        ``filename`` is ``path``.  No file, temporary or partial, is left behind.
     """
     if isinstance(model, Network):
         kind = "Network"
@@ -172,25 +230,92 @@ def save(model, path):
         "kind": np.array(kind),
         **arrays,
     }
-    path = os.fspath(path)
+    path = os.fsdecode(path)
     folder, base = os.path.split(os.path.abspath(path))
+    mode = _existing_mode(path)
+    _remove_stale_temps(folder, base)
     tmp = os.path.join(folder, f".{base}.{uuid.uuid4().hex}.tmp")
-    # O_EXCL: never write through someone else's file; mode 0o666 lets the umask decide, as open() does.
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
+    try:
+        # O_EXCL: never write through someone else's file.  A new file gets 0o666 less the umask, as
+        # open() gives; a replacement starts with at most the old bits and gets exactly them below.
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0),
+                     0o666 if mode is None else mode)
+    except OSError as e:
+        raise _naming(path, e) from None
     try:
         with os.fdopen(fd, "wb") as f:
+            if fcntl is not None:
+                try:
+                    fcntl.flock(f.fileno(), fcntl.LOCK_EX)  # held until closed: "a save is writing this"
+                except OSError:
+                    pass  # a file system without locks: the age rule alone protects this file
             np.savez(f, **arrays)
             f.flush()
+            if mode is not None:
+                os.chmod(tmp, mode)
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         try:
             os.unlink(tmp)
         except OSError:
             pass
+        if isinstance(e, OSError):
+            raise _naming(path, e) from None
         raise
     _fsync_folder(folder)
     return path
+
+
+def _naming(path, error):
+    """``error`` as the same kind of OSError, naming the user's ``path`` instead of the temporary file."""
+    if error.errno is None:
+        return error
+    return OSError(error.errno, f"cannot save the model: {error.strerror}", path)
+
+
+def _existing_mode(path):
+    """Permission bits of the regular file at ``path``, None when there is none; refuse a read-only one."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None  # nothing there, or the folder is unusable: creating the temporary file will say so
+    if not stat.S_ISREG(st.st_mode):
+        return None
+    mode = stat.S_IMODE(st.st_mode) & 0o777
+    # root may write anything, so test the owner's write bit explicitly as well as os.access.
+    if not mode & stat.S_IWUSR or not os.access(path, os.W_OK):
+        what = "read-only" if not mode & stat.S_IWUSR else "not writable by this user"
+        raise PermissionError(
+            errno.EACCES, f"the file is {what} (mode {mode:#o}); numbanet does not replace a file it may not "
+            "write. Make it writable (chmod u+w) or save to another path", path
+        )
+    return mode
+
+
+def _remove_stale_temps(folder, base):
+    """Delete the temporary files that killed saves to ``folder/base`` left behind; best effort, never raises."""
+    own = re.compile(rf"\.{re.escape(base)}\.[0-9a-f]{{32}}\.tmp")
+    try:
+        with os.scandir(folder) as it:
+            entries = [e for e in it if own.fullmatch(e.name) and e.is_file(follow_symlinks=False)]
+    except OSError:
+        return
+    for entry in entries:
+        try:
+            # O_RDWR: NFS emulates flock with POSIX locks, whose exclusive kind needs a writable file
+            fd = os.open(entry.path, os.O_RDWR | getattr(os, "O_NOFOLLOW", 0))
+            try:
+                st = os.fstat(fd)
+                if not stat.S_ISREG(st.st_mode) or time.time() - st.st_mtime < STALE_AFTER:
+                    continue
+                if fcntl is not None:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # fails while a save holds the lock
+            finally:
+                os.close(fd)
+            os.unlink(entry.path)
+        except OSError:
+            continue
 
 
 def _fsync_folder(folder):
@@ -219,28 +344,59 @@ def _read(path):
     if os.path.getsize(path) == 0:
         raise ModelFileError(f"{path}: the file is empty (0 bytes); it is not a numbanet model file")
     try:
-        # Open the file ourselves: np.load leaks its handle when the zip directory is unreadable.
         with open(path, "rb") as f:
-            data = np.load(f, allow_pickle=False)
-            if not isinstance(data, np.lib.npyio.NpzFile):
+            head = f.read(len(np.lib.format.MAGIC_PREFIX))
+            if head == np.lib.format.MAGIC_PREFIX:
                 raise ModelFileError(f"{path}: not a numbanet model file (a single .npy array, not an .npz archive)")
-            with data:
-                return {key: data[key] for key in data.files}
-    except ValueError as e:
-        if isinstance(e, ModelFileError):
-            raise
-        if "allow_pickle" in str(e) and "Object arrays" in str(e):
+            if not head.startswith((b"PK\x03\x04", b"PK\x05\x06")):  # what np.load takes for a zip
+                raise ModelFileError(f"{path}: not a numbanet model file (not an .npz archive)")
+            f.seek(0)
+            size = os.fstat(f.fileno()).st_size
+            with zipfile.ZipFile(f) as zf:
+                return dict(_read_entry(zf, info, size, path) for info in zf.infolist())
+    except ModelFileError:
+        raise
+    except Exception as e:  # zipfile.BadZipFile, zlib.error, EOFError, ValueError, OSError, NotImplementedError, ...
+        raise ModelFileError(f"{path}: damaged or truncated model file ({type(e).__name__}: {e})") from None
+
+
+def _read_entry(zf, info, size, path):
+    """``(key, array)`` of one ``.npy`` entry of the zip, its sizes checked before anything is allocated.
+
+    np.load would allocate the whole array its header declares before it finds
+    the data short, so a small file could ask for gigabytes.  Here the header's
+    size must equal what the entry holds, and the entry cannot hold more than
+    the ``size``-byte file can unpack to.
+    """
+    key = info.filename[:-4] if info.filename.endswith(".npy") else info.filename
+    limit = size if info.compress_type == zipfile.ZIP_STORED else _MAX_DEFLATE_RATIO * size
+    if info.file_size > limit:
+        raise ModelFileError(f"{path}: damaged model file (entry {key!r} claims {info.file_size} bytes, "
+                             f"more than a file of {size} bytes can hold)")
+    with zf.open(info) as entry:
+        try:
+            version = np.lib.format.read_magic(entry)
+        except ValueError:
+            raise ModelFileError(f"{path}: damaged model file (entry {key!r} is not an .npy array)") from None
+        if version == (1, 0):
+            shape, _, dtype = np.lib.format.read_array_header_1_0(entry)
+        elif version == (2, 0):
+            shape, _, dtype = np.lib.format.read_array_header_2_0(entry)
+        else:
+            raise ModelFileError(f"{path}: damaged model file (entry {key!r} is an .npy array of version "
+                                 f"{version[0]}.{version[1]}; numbanet reads 1.0 and 2.0)")
+        if dtype.hasobject:
             raise ModelFileError(
                 f"{path}: contains object arrays (pickled Python objects), which numbanet refuses to load; "
                 "numbanet model files hold only plain arrays"
-            ) from None
-        if "allow_pickle" in str(e):
-            raise ModelFileError(f"{path}: not a numbanet model file (not an .npz archive)") from None
-        raise ModelFileError(f"{path}: damaged model file ({e})") from None
-    except ModelFileError:
-        raise
-    except Exception as e:  # zipfile.BadZipFile, zlib.error, EOFError, OSError, NotImplementedError, ...
-        raise ModelFileError(f"{path}: damaged or truncated model file ({type(e).__name__}: {e})") from None
+            )
+        declared = math.prod(shape) * dtype.itemsize
+        held = info.file_size - entry.tell()
+        if declared != held:
+            raise ModelFileError(f"{path}: damaged or truncated model file (entry {key!r} declares shape {shape} "
+                                 f"of {dtype}, {declared} bytes, but holds {held} bytes)")
+        entry.seek(0)
+        return key, np.lib.format.read_array(entry, allow_pickle=False)
 
 
 def _text(data, key, path):
@@ -273,22 +429,45 @@ def _network_from(data, path):
     acts = data["activations"]
     if sizes.ndim != 1 or sizes.dtype.kind not in "iu" or acts.ndim != 1 or acts.dtype.kind != "U":
         raise ModelFileError(f"{path}: damaged model file (sizes or activations have the wrong type)")
+    # Everything is checked before the Network (and its parameter vector) is built; Python ints cannot overflow.
+    sizes = sizes.tolist()
+    if len(sizes) < 2 or min(sizes) < 1:
+        raise ModelFileError(f"{path}: damaged model file (invalid architecture: sizes is {sizes}; it must be "
+                             "at least 2 layer widths, each >= 1)")
+    n_params = sum(n_in * n_out + n_out for n_in, n_out in zip(sizes, sizes[1:]))
+    if n_params > MAX_PARAMS:
+        raise ModelFileError(f"{path}: damaged model file (sizes {sizes} declare {n_params} parameters, "
+                             f"more than the {MAX_PARAMS} numbanet loads)")
+    dtype = _text(data, "dtype", path)
+    if dtype not in ("float32", "float64"):
+        raise ModelFileError(f"{path}: damaged model file (invalid architecture: dtype {dtype!r})")
+    params = data["params"]
+    if params.shape != (n_params,) or params.dtype != np.dtype(dtype):
+        raise ModelFileError(
+            f"{path}: damaged model file (params has shape {params.shape} and dtype {params.dtype}; "
+            f"the architecture needs ({n_params},) of {dtype})"
+        )
+    non_finite = params.size - np.count_nonzero(np.isfinite(params))
+    if non_finite:
+        raise ModelFileError(f"{path}: damaged model file (params holds {non_finite} NaN or infinite values)")
+    l2 = _float(data, "l2", path)
+    if not (math.isfinite(l2) and l2 >= 0):
+        raise ModelFileError(f"{path}: damaged model file (l2 is {l2}; it must be a finite number >= 0)")
+    dropout = _float(data, "dropout", path)
+    if not 0 <= dropout < 1:
+        raise ModelFileError(f"{path}: damaged model file (dropout is {dropout}; it must be in [0, 1))")
+    epochs = _int(data, "epochs_trained", path)
+    if epochs < 0:
+        raise ModelFileError(f"{path}: damaged model file (epochs_trained is {epochs}; it must be >= 0)")
     try:
-        net = Network([int(s) for s in sizes], activations=[str(a) for a in acts], loss=_text(data, "loss", path),
-                      dtype=_text(data, "dtype", path), seed=None, l2=_float(data, "l2", path),
-                      dropout=_float(data, "dropout", path))
+        net = Network(sizes, activations=[str(a) for a in acts], loss=_text(data, "loss", path), dtype=dtype,
+                      seed=None, l2=l2, dropout=dropout)
     except ModelFileError:
         raise
     except (ValueError, TypeError) as e:
         raise ModelFileError(f"{path}: damaged model file (invalid architecture: {e})") from None
-    params = data["params"]
-    if params.shape != net.params.shape or params.dtype != net.dtype:
-        raise ModelFileError(
-            f"{path}: damaged model file (params has shape {params.shape} and dtype {params.dtype}; "
-            f"the architecture needs {net.params.shape} of {net.dtype})"
-        )
     net.params[...] = params
-    net.epochs_trained = _int(data, "epochs_trained", path)
+    net.epochs_trained = epochs
     return net
 
 
@@ -316,6 +495,8 @@ def _estimator_from(kind, data, path):
     for key, value in fitted.items():
         if key not in _SCALAR_FITTED:
             raise ModelFileError(f"{path}: damaged model file (unknown fitted attribute {key!r})")
+        if key in ("n_iter_", "t_") and (type(value) is not int or value < 0):
+            raise ModelFileError(f"{path}: damaged model file ({key} is {value!r}; it must be an integer >= 0)")
         setattr(est, key, value)
     est.loss_curve_ = [float(v) for v in data["loss_curve_"]]
     est.validation_scores_ = [float(v) for v in data["validation_scores_"]] if "validation_scores_" in data else None
@@ -335,7 +516,7 @@ def load(path):
 
     Parameters
     ----------
-    path : str or os.PathLike
+    path : str, bytes or os.PathLike
 
     Returns
     -------
@@ -347,10 +528,12 @@ def load(path):
     ------
     ModelFileError
         (a :class:`ValueError`) naming the file, when it is missing, empty,
-        truncated, corrupted, not a numbanet file, holds object arrays, or was
-        written by a newer numbanet.
+        truncated, corrupted, not a numbanet file, holds object arrays or
+        impossible values (NaN parameters, a negative ``epochs_trained``, ...),
+        declares arrays larger than it holds, or was written by a newer
+        numbanet.
     """
-    path = os.fspath(path)
+    path = os.fsdecode(path)
     data = _read(path)
     if "format" not in data:
         raise ModelFileError(f"{path}: not a numbanet model file (an .npz without the 'format' entry)")

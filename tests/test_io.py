@@ -1,15 +1,28 @@
-"""numbanet.save / numbanet.load: exact round trips, atomic writes, and refusing damaged files."""
+"""numbanet.save / numbanet.load: exact round trips, atomic writes, and refusing damaged files.
 
+Also: stale temporary files, permissions, errors that name the user's path, and crafted or impossible
+files refused before anything large is allocated.
+"""
+
+import errno
+import io
 import json
 import os
+import signal
+import stat
+import subprocess
+import sys
+import time
+import tracemalloc
 import warnings
+import zipfile
 
 import numpy as np
 import pytest
 
 import numbanet
 from numbanet import ModelFileError
-from numbanet.io import FORMAT_VERSION
+from numbanet.io import FORMAT_VERSION, MAX_PARAMS, STALE_AFTER
 
 
 def _fitted_net(dtype, seed=0):
@@ -128,6 +141,206 @@ def test_failed_first_save_creates_nothing(tmp_path, monkeypatch):
     assert _files(tmp_path) == []
 
 
+# ------------------------------------------------- stale temporary files
+
+_HEX = "0123456789abcdef" * 2
+
+# A save that stops while it writes its temporary file (fsync is called with the file complete, open and
+# locked), after telling the test so by creating the file named by argv[2].
+_HUNG_SAVE = """
+import os, sys, time
+import numbanet
+
+def hang(fd):
+    open(sys.argv[2], "w").close()
+    time.sleep(600)
+
+numbanet.io.os.fsync = hang
+numbanet.save(numbanet.Network([5, 7, 3], seed=0), sys.argv[1])
+"""
+
+
+def _start_hung_save(path, ready):
+    root = os.path.dirname(os.path.dirname(numbanet.__file__))  # the numbanet under test
+    paths = [root] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(paths))
+    child = subprocess.Popen([sys.executable, "-c", _HUNG_SAVE, str(path), str(ready)], env=env)
+    deadline = time.monotonic() + 600  # only so that a broken child cannot hang the test run
+    while not ready.exists():
+        if child.poll() is not None or time.monotonic() > deadline:
+            child.kill()
+            child.wait()
+            pytest.fail(f"the child save never reached fsync (exit status {child.returncode})")
+        time.sleep(0.05)
+    return child
+
+
+def _temps(folder):
+    return [folder / name for name in _files(folder) if name.endswith(".tmp")]
+
+
+def _age(path, seconds=STALE_AFTER + 3600):
+    t = time.time() - seconds
+    os.utime(path, (t, t), follow_symlinks=False)
+
+
+@pytest.mark.skipif(os.name != "posix", reason="kill -9 and flock are POSIX")
+def test_next_save_removes_the_temporary_file_of_a_killed_save(tmp_path):
+    net, _, _ = _fitted_net(np.float64)
+    folder = tmp_path / "models"
+    folder.mkdir()
+    path = folder / "net.npz"
+    numbanet.save(net, path)
+    child = _start_hung_save(path, tmp_path / "ready")
+    try:
+        (temp,) = _temps(folder)
+        assert temp.name.startswith(".net.npz.") and len(temp.name) == len(".net.npz..tmp") + 32
+        _age(temp)  # even an old-looking temporary file is kept while its save holds the lock
+        numbanet.save(net, path)
+        assert temp.exists()
+    finally:
+        child.send_signal(signal.SIGKILL)
+        child.wait()
+    assert child.returncode == -signal.SIGKILL
+    assert temp.exists()  # the killed save left it behind
+    os.utime(temp)  # killed just now: a file changed within STALE_AFTER seconds is kept
+    numbanet.save(net, path)
+    assert temp.exists()
+    _age(temp)
+    other, _, _ = _fitted_net(np.float64, seed=1)
+    numbanet.save(other, path)
+    assert _files(folder) == ["net.npz"]
+    np.testing.assert_array_equal(numbanet.load(path).params, other.params)
+
+
+def test_save_removes_only_its_own_stale_temporary_files(tmp_path):
+    net, _, _ = _fitted_net(np.float64)
+    keep = [f".other.npz.{_HEX}.tmp",  # a stale temporary file, but of a save to another path
+            ".net.npz.tmp", "net.npz.bak", f"net.npz.{_HEX}.tmp", f"x.net.npz.{_HEX}.tmp",
+            f".net.npz.{_HEX[:31]}.tmp", f".net.npz.{_HEX}0.tmp", f".net.npz.{_HEX.upper()}.tmp",
+            f".net.npz.{_HEX}.tmp.keep", f".net.npz.{_HEX}.tmp~", f"..net.npz.{_HEX}.tmp"]
+    for name in keep:
+        (tmp_path / name).write_bytes(b"user data")
+        _age(tmp_path / name)
+    folder = tmp_path / f".net.npz.{'a' * 32}.tmp"  # right name, but a folder
+    folder.mkdir()
+    _age(folder)
+    link = tmp_path / f".net.npz.{'b' * 32}.tmp"  # right name, but a link to a user's file
+    (tmp_path / "precious.txt").write_bytes(b"precious")
+    link.symlink_to(tmp_path / "precious.txt")
+    _age(link)
+    stale = tmp_path / f".net.npz.{'c' * 32}.tmp"
+    stale.write_bytes(b"PK\x03\x04 the start of a model")
+    _age(stale)
+    numbanet.save(net, tmp_path / "net.npz")
+    assert not stale.exists()  # the one stale temporary file of net.npz
+    assert _files(tmp_path) == sorted(keep + [folder.name, link.name, "precious.txt", "net.npz"])
+    assert all((tmp_path / name).read_bytes() == b"user data" for name in keep)
+    assert (tmp_path / "precious.txt").read_bytes() == b"precious" and link.is_symlink()
+
+
+# ------------------------------------------------------------- permissions
+
+
+@pytest.fixture
+def umask_022():
+    old = os.umask(0o022)
+    yield
+    os.umask(old)
+
+
+@pytest.mark.skipif(os.name != "posix", reason="POSIX permission bits")
+@pytest.mark.parametrize("mode", [0o600, 0o640, 0o604, 0o664, 0o666], ids=oct)
+def test_saving_over_a_file_keeps_its_permission_bits(tmp_path, umask_022, mode):
+    net, _, _ = _fitted_net(np.float64)
+    path = tmp_path / "net.npz"
+    numbanet.save(net, path)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o644  # a new file: 0o666 less the umask
+    path.chmod(mode)
+    other, _, _ = _fitted_net(np.float64, seed=1)
+    numbanet.save(other, path)
+    assert stat.S_IMODE(path.stat().st_mode) == mode
+    np.testing.assert_array_equal(numbanet.load(path).params, other.params)
+
+
+@pytest.mark.skipif(os.name != "posix", reason="POSIX permission bits")
+@pytest.mark.parametrize("mode", [0o444, 0o400, 0o464, 0o000], ids=oct)
+def test_saving_over_a_read_only_file_is_refused(tmp_path, mode):
+    # Tests may run as root, who can write any file: a file without its owner's write bit is refused anyway.
+    net, _, _ = _fitted_net(np.float64)
+    path = tmp_path / "net.npz"
+    numbanet.save(net, path)
+    old_bytes = path.read_bytes()
+    path.chmod(mode)
+    other, _, _ = _fitted_net(np.float64, seed=1)
+    with pytest.raises(PermissionError) as info:
+        numbanet.save(other, path)
+    assert info.value.filename == str(path) and str(path) in str(info.value)
+    assert "read-only" in str(info.value) and f"{mode:#o}" in str(info.value)
+    assert stat.S_IMODE(path.stat().st_mode) == mode
+    assert _files(tmp_path) == ["net.npz"]
+    path.chmod(0o600)
+    assert path.read_bytes() == old_bytes
+
+
+# ---------------------------------------------------- errors name the path
+
+
+def _assert_names(error, path):
+    assert error.filename == str(path) and error.filename2 is None
+    assert str(path) in str(error) and ".tmp" not in str(error)
+
+
+@pytest.mark.parametrize("where", ["missing folder", "file as folder", "folder as file"])
+def test_save_errors_name_the_users_path(tmp_path, where):
+    net, _, _ = _fitted_net(np.float64)
+    (tmp_path / "file.txt").write_text("not a folder")
+    (tmp_path / "folder").mkdir()
+    path, kind = {"missing folder": (tmp_path / "missing" / "net.npz", FileNotFoundError),
+                  "file as folder": (tmp_path / "file.txt" / "net.npz", NotADirectoryError),
+                  "folder as file": (tmp_path / "folder", IsADirectoryError)}[where]
+    with pytest.raises(kind) as info:
+        numbanet.save(net, path)
+    _assert_names(info.value, path)
+    assert _files(tmp_path) == ["file.txt", "folder"] and _files(tmp_path / "folder") == []
+
+
+def test_save_into_a_read_only_folder_names_the_users_path(tmp_path, monkeypatch):
+    net, _, _ = _fitted_net(np.float64)
+    folder = tmp_path / "read-only"
+    folder.mkdir()
+    folder.chmod(0o555)
+    if os.name != "posix" or os.geteuid() == 0:
+        # root (or Windows) can create files there anyway: fail the creation as the kernel would for a user
+        real_open = os.open
+
+        def os_open(file, flags, *args, **kwargs):
+            if os.path.dirname(os.fspath(file)) == str(folder) and flags & os.O_CREAT:
+                raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), os.fspath(file))
+            return real_open(file, flags, *args, **kwargs)
+
+        monkeypatch.setattr(numbanet.io.os, "open", os_open)
+    try:
+        with pytest.raises(PermissionError) as info:
+            numbanet.save(net, folder / "net.npz")
+    finally:
+        monkeypatch.undo()
+        folder.chmod(0o755)
+    _assert_names(info.value, folder / "net.npz")
+    assert _files(folder) == []
+
+
+def test_bytes_paths_are_accepted(tmp_path):
+    net, _, _ = _fitted_net(np.float64)
+    path = tmp_path / "net.npz"
+    assert numbanet.save(net, os.fsencode(path)) == str(path)
+    np.testing.assert_array_equal(numbanet.load(os.fsencode(path)).params, net.params)
+    _assert_refused(os.fsencode(tmp_path / "nothing.npz"), str(tmp_path / "nothing.npz"), "no such file")
+    with pytest.raises(FileNotFoundError) as info:
+        numbanet.save(net, os.fsencode(tmp_path / "missing" / "net.npz"))
+    _assert_names(info.value, tmp_path / "missing" / "net.npz")
+
+
 # ------------------------------------------------------------ damaged files
 
 
@@ -135,7 +348,7 @@ def _assert_refused(path, *fragments):
     with pytest.raises(ModelFileError) as info:
         numbanet.load(path)
     message = str(info.value)
-    assert str(path) in message
+    assert os.fsdecode(path) in message
     for fragment in fragments:
         assert fragment in message
     assert isinstance(info.value, ValueError)
@@ -272,6 +485,168 @@ def test_inconsistent_contents_are_refused(tmp_path, changes, fragment):
     _assert_refused(path, "damaged", fragment)
 
 
+# ------------------------------------------- sizes checked before allocating
+
+
+def _peak_bytes(call):
+    """Most memory (Python and NumPy allocations, as tracemalloc sees them) in use above the start during ``call()``."""
+    started = not tracemalloc.is_tracing()
+    if started:
+        tracemalloc.start()
+    tracemalloc.reset_peak()
+    before = tracemalloc.get_traced_memory()[0]
+    try:
+        call()
+        return tracemalloc.get_traced_memory()[1] - before
+    finally:
+        if started:
+            tracemalloc.stop()
+
+
+def _refused_load_peak(path, *fragments):
+    peak = _peak_bytes(lambda: _assert_refused(path, *fragments))
+    assert peak < 100 * 2**20, f"the refused load allocated {peak / 2**20:.0f} MiB"
+
+
+def _arrays(path):
+    with np.load(path, allow_pickle=False) as data:
+        return {k: data[k] for k in data.files}
+
+
+def _npy(array_or_header, data=b""):
+    buf = io.BytesIO()
+    if isinstance(array_or_header, dict):
+        np.lib.format.write_array_header_1_0(buf, array_or_header)
+        buf.write(data)
+    else:
+        np.save(buf, array_or_header)
+    return buf.getvalue()
+
+
+def _write_npz(path, arrays, **raw_entries):
+    """Write ``arrays`` as an .npz whose entries named in ``raw_entries`` hold the given bytes instead."""
+    with zipfile.ZipFile(path, "w") as zf:
+        for key, value in arrays.items():
+            zf.writestr(key + ".npy", raw_entries.pop(key) if key in raw_entries else _npy(value))
+        for key, raw in raw_entries.items():
+            zf.writestr(key + ".npy", raw)
+
+
+def test_load_checks_the_parameter_count_before_building_the_network(tmp_path):
+    # Before, load built Network([5, 6000, 6000, 3]) -- 36 million parameters, ~580 MB with its
+    # initialisation -- and only then found params short.  (Kept modest so that a regression cannot
+    # take gigabytes from a shared machine; the check is the same for [20000, 20000].)
+    net, _, _ = _fitted_net(np.float64)
+    path = tmp_path / "net.npz"
+    numbanet.save(net, path)
+    _rewrite(path, sizes=np.array([5, 6000, 6000, 3]))
+    declared = 5 * 6000 + 6000 + 6000 * 6000 + 6000 + 6000 * 3 + 3
+    _refused_load_peak(path, "damaged", f"params has shape ({net.n_params},)", f"needs ({declared},) of float64")
+
+
+@pytest.mark.parametrize(
+    "sizes, fragment",
+    [
+        ([5, 2**21, 2**21, 3], f"more than the {MAX_PARAMS} numbanet loads"),
+        ([5, 2**62, 2**62, 3], f"more than the {MAX_PARAMS} numbanet loads"),
+        ([5, -7, 6, 3], "sizes is [5, -7, 6, 3]; it must be at least 2 layer widths, each >= 1"),
+        ([5, 0, 6, 3], "it must be at least 2 layer widths, each >= 1"),
+        ([5], "it must be at least 2 layer widths, each >= 1"),
+        (np.array([5, 2**63, 2**63, 3], dtype=np.uint64), f"more than the {MAX_PARAMS} numbanet loads"),
+    ],
+)
+def test_load_refuses_absurd_sizes_before_allocating(tmp_path, sizes, fragment):
+    net, _, _ = _fitted_net(np.float64)
+    path = tmp_path / "net.npz"
+    numbanet.save(net, path)
+    _rewrite(path, sizes=np.asarray(sizes))
+    _refused_load_peak(path, "damaged", fragment)
+
+
+def test_entry_declaring_a_huge_shape_is_refused_before_reading(tmp_path):
+    # np.load allocates what an .npy header declares (here 8 GB) before it finds the data short.
+    net, _, _ = _fitted_net(np.float64)
+    numbanet.save(net, tmp_path / "good.npz")
+    arrays = _arrays(tmp_path / "good.npz")
+    header = {"descr": "<f8", "fortran_order": False, "shape": (10**9,)}
+    path = tmp_path / "crafted.npz"
+    _write_npz(path, arrays, params=_npy(header, arrays["params"].tobytes()))
+    assert path.stat().st_size < 10_000
+    _refused_load_peak(path, "damaged or truncated", "entry 'params' declares shape (1000000000,)",
+                       f"holds {net.n_params * 8} bytes")
+
+
+def test_entry_claiming_more_bytes_than_the_file_holds_is_refused_before_reading(tmp_path):
+    # A consistent lie: the .npy header declares 4 GB and so does the zip directory's size of the entry.
+    net, _, _ = _fitted_net(np.float64)
+    numbanet.save(net, tmp_path / "good.npz")
+    arrays = _arrays(tmp_path / "good.npz")
+    raw = _npy({"descr": "<f8", "fortran_order": False, "shape": (5 * 10**8,)}, arrays["params"].tobytes())
+    path = tmp_path / "crafted.npz"
+    _write_npz(path, arrays, params=raw)
+    data = bytearray(path.read_bytes())
+    entry = data.index(b"PK\x01\x02")  # the central directory: its entry for params.npy
+    while data[entry + 46: entry + 46 + len("params.npy")] != b"params.npy":
+        entry = data.index(b"PK\x01\x02", entry + 4)
+    header_len = len(raw) - len(arrays["params"].tobytes())
+    data[entry + 24: entry + 28] = (header_len + 5 * 10**8 * 8).to_bytes(4, "little")  # uncompressed size
+    path.write_bytes(bytes(data))
+    with zipfile.ZipFile(path) as zf:
+        assert zf.getinfo("params.npy").file_size == header_len + 4 * 10**9
+    _refused_load_peak(path, "damaged", "entry 'params' claims", "more than a file of")
+
+
+@pytest.mark.parametrize(
+    "raw, fragment",
+    [
+        (b"hello, not an array", "entry 'format' is not an .npy array"),
+        (b"", "entry 'format' is not an .npy array"),
+        (_npy(np.array("numbanet"))[:12], "reading array header"),
+        (_npy(np.array("numbanet"))[:-4], "entry 'format' declares shape ()"),
+    ],
+)
+def test_entries_that_are_not_whole_npy_arrays_are_refused(tmp_path, raw, fragment):
+    net, _, _ = _fitted_net(np.float64)
+    numbanet.save(net, tmp_path / "good.npz")
+    path = tmp_path / "crafted.npz"
+    _write_npz(path, _arrays(tmp_path / "good.npz"), format=raw)
+    _assert_refused(path, "damaged", fragment)
+
+
+# ------------------------------------------------------ impossible values
+
+
+@pytest.mark.parametrize("value", [np.nan, np.inf, -np.inf])
+def test_non_finite_parameters_are_refused(tmp_path, value):
+    net, _, _ = _fitted_net(np.float32)
+    path = tmp_path / "net.npz"
+    numbanet.save(net, path)
+    params = net.params.copy()
+    params[7] = value
+    _rewrite(path, params=params)
+    _assert_refused(path, "damaged", "params holds 1 NaN or infinite values")
+
+
+@pytest.mark.parametrize(
+    "changes, fragment",
+    [
+        (dict(epochs_trained=np.array(-1, dtype=np.int64)), "epochs_trained is -1; it must be >= 0"),
+        (dict(l2=np.array(-1e-3)), "l2 is -0.001; it must be a finite number >= 0"),
+        (dict(l2=np.array(np.nan)), "l2 is nan"),
+        (dict(l2=np.array(np.inf)), "l2 is inf"),
+        (dict(dropout=np.array(1.0)), "dropout is 1.0; it must be in [0, 1)"),
+        (dict(dropout=np.array(-0.1)), "dropout is -0.1"),
+        (dict(dropout=np.array(np.nan)), "dropout is nan"),
+    ],
+)
+def test_impossible_hyperparameters_are_refused(tmp_path, changes, fragment):
+    net, _, _ = _fitted_net(np.float64)
+    path = tmp_path / "net.npz"
+    numbanet.save(net, path)
+    _rewrite(path, **changes)
+    _assert_refused(path, "damaged", fragment)
+
+
 # -------------------------------------------------------------- estimators
 # (these need scikit-learn; the Network tests above run without it)
 
@@ -375,6 +750,20 @@ def test_damaged_estimator_metadata_is_refused(tmp_path, data):
     numbanet.save(est, path)
     _rewrite(path, classes_=None)
     _assert_refused(path, "missing classes_")
+
+
+@pytest.mark.parametrize("key, value", [("n_iter_", -1), ("t_", -5), ("n_iter_", 2.5), ("t_", "120")])
+def test_impossible_estimator_counters_are_refused(tmp_path, data, key, value):
+    X, y = data
+    est, target = _estimators(X, y)["multiclass-int"]
+    _fit(est, X, target)
+    path = tmp_path / "clf.npz"
+    numbanet.save(est, path)
+    fitted = json.loads(str(_arrays(path)["fitted"]))
+    assert isinstance(fitted[key], int)
+    fitted[key] = value
+    _rewrite(path, fitted=np.array(json.dumps(fitted)))
+    _assert_refused(path, "damaged", f"{key} is {value!r}; it must be an integer >= 0")
 
 
 def test_network_unpickled_from_a_read_only_memory_map_can_train(tmp_path):
