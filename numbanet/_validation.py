@@ -12,12 +12,13 @@ from numbanet.kernels.checks import first_nonfinite_row
 
 
 def as_matrix(X, name, dtype, *, n_cols=None, allow_1d=False, what="columns"):
-    """Validate ``X`` and return it as a C-contiguous 2-D array of ``dtype``.
+    """Validate ``X`` and return it as a read-only, C-contiguous 2-D array of ``dtype``.
 
     Lists, integer, boolean, Fortran-ordered, strided and read-only arrays are
     accepted; they are copied once when they are not already C-contiguous and
     of ``dtype``.  An array that is (a read-only one or a memory map
-    included) is returned as it is, never copied.  The input is never modified.
+    included) is used as it is, never copied; what is returned is a read-only
+    view of it (see :func:`read_only`).  The input is never modified.
 
     Parameters
     ----------
@@ -85,8 +86,9 @@ def as_matrix(X, name, dtype, *, n_cols=None, allow_1d=False, what="columns"):
         raise ValueError(f"{name} has {arr.shape[1]} {what}, but the network expects {n_cols}{hint}")
     with np.errstate(over="ignore"):  # a value too large for dtype becomes inf, refused just below
         out = np.ascontiguousarray(arr, dtype=dtype)  # no copy when X is already C-ordered of dtype
+    out = read_only(out)  # the kernels never write to data: one specialisation, memory maps used in place
     # One allocation-free pass (np.isfinite would build an n_samples x n_features temporary).
-    row = first_nonfinite_row(read_only(out))
+    row = first_nonfinite_row(out)
     if row >= 0:
         bad = (row, int(np.flatnonzero(~np.isfinite(out[row]))[0]))
         original = arr[bad[0], bad[1]]
@@ -241,7 +243,7 @@ def non_negative_float(value, name, *, upper=None, upper_open=False):
 
 
 def read_only(a):
-    """A read-only view of the array ``a`` (``a`` itself when it is read-only already).
+    """Return a read-only view of the array ``a`` (``a`` itself when it is read-only already).
 
     The kernels receive all data this way, whether or not the caller's array
     was writeable: they never write to it, read-only input (memory maps,

@@ -45,6 +45,7 @@ import numpy as np
 
 from numbanet.exceptions import TrainingDivergedError
 from numbanet.kernels import training as _train
+from numbanet.schedules import ConstantLR
 
 #: Rows processed at once by predict / loss / gradients (bounds their work buffers).
 CHUNK = 4096
@@ -61,7 +62,7 @@ _INTERRUPT_AFTER_BATCHES = None
 
 
 def data_fingerprint(X, Y, sw, batch_size, shuffle):
-    """A cheap identity of the training data and batching, to match a pending epoch.
+    """Return a cheap identity of the training data and batching, to match a pending epoch.
 
     Shapes, batch size, shuffling, the sample-weight sum, and a CRC of eight
     rows of ``X`` and ``Y`` spread over the data.
@@ -271,13 +272,13 @@ class WorkspacePool:
 
     @staticmethod
     def capacity(rows):
-        """Rows a buffer for ``rows`` rows holds: the next power of two up to CHUNK, else ``rows``."""
+        """Return the rows a buffer for ``rows`` rows holds: the next power of two up to CHUNK, else ``rows``."""
         if rows > CHUNK:
             return rows
         return 1 << max(0, int(rows - 1).bit_length())
 
     def acquire(self, rows):
-        """A buffer for batches of up to ``rows`` rows, and its capacity: ``(buffer, cap)``."""
+        """Lend a buffer for batches of up to ``rows`` rows; return ``(buffer, cap)``."""
         cap = self.capacity(rows)
         with self._lock:
             for i in range(len(self._free) - 1, -1, -1):
@@ -296,6 +297,32 @@ class WorkspacePool:
         """Drop every free buffer."""
         with self._lock:
             self._free.clear()
+
+
+def schedule_rates(schedule, first, epochs, base_lr):
+    """Learning rates of epochs ``first .. first + epochs - 1``, checked, as a float64 array.
+
+    A schedule that watches the loss gets NaN placeholders (its rates are asked
+    epoch by epoch, and checked then).
+
+    Raises
+    ------
+    ValueError
+        Naming the first epoch whose rate is not a finite number >= 0.
+    """
+    if schedule.needs_loss:
+        return np.full(epochs, np.nan)
+    if isinstance(schedule, ConstantLR):
+        return np.full(epochs, check_rate(base_lr, first))
+    rates = [schedule(first + e, base_lr) for e in range(epochs)]
+    try:
+        lrs = np.array(rates, dtype=np.float64)
+    except (TypeError, ValueError):
+        lrs = None
+    if lrs is None or lrs.shape != (epochs,) or not np.all(np.isfinite(lrs) & (lrs >= 0)):
+        for e, lr in enumerate(rates):  # find and name the first bad one
+            check_rate(lr, first + e)
+    return lrs
 
 
 def check_rate(lr, epoch):

@@ -24,7 +24,7 @@ import numpy as np
 
 from numbanet import _validation as V
 from numbanet.callbacks import EarlyStopping, History, Progress, accuracy, as_callbacks, default_progress
-from numbanet.engine import CHUNK, TrainingRun, WorkspacePool, check_rate
+from numbanet.engine import CHUNK, TrainingRun, WorkspacePool, schedule_rates
 from numbanet.kernels import activations as _act
 from numbanet.kernels import dense as _dense
 from numbanet.kernels import losses as _loss
@@ -265,7 +265,7 @@ class Network:
     # --------------------------------------------------------------- checks
 
     def _X(self, X, name="X"):
-        return V.read_only(V.as_matrix(X, name, self.dtype, n_cols=self.sizes[0], what="features"))
+        return V.as_matrix(X, name, self.dtype, n_cols=self.sizes[0], what="features")
 
     def _Y(self, Y, name="Y"):
         Y = V.as_matrix(Y, name, self.dtype, n_cols=self.sizes[-1], allow_1d=self.sizes[-1] == 1, what="outputs")
@@ -277,7 +277,7 @@ class Network:
                     f"found values from {lo:g} to {hi:g}"
                 )
         V.check_target_rows(Y, name, self.loss_name)
-        return V.read_only(Y)
+        return Y
 
     def _XY(self, X, Y, sample_weight=None):
         X = self._X(X)
@@ -541,11 +541,7 @@ class Network:
         # Learning rates of every epoch, up front, so that a bad schedule is refused before any
         # training (a schedule that watches the loss is asked epoch by epoch instead).
         first = self.epochs_trained
-        if schedule.needs_loss:
-            lrs = np.full(epochs, np.nan)
-        else:
-            lrs = np.array([check_rate(schedule(first + e, optimizer.lr), first + e) for e in range(epochs)],
-                           dtype=np.float64)
+        lrs = schedule_rates(schedule, first, epochs, optimizer.lr)
         # Everything is checked: from here on the network changes.
         if split > 0:
             perm = self._rng.permutation(X.shape[0])
@@ -577,7 +573,7 @@ class Network:
         return history
 
     def _epoch_end_work(self, history, cbs, Xv, Yv, schedule, optimizer):
-        """The per-epoch work of a fit: validation, a loss-watching schedule, callbacks.
+        """Build the per-epoch work of a fit: validation, a loss-watching schedule, callbacks.
 
         Returns ``epoch_end(history) -> stop``.
         """

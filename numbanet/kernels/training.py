@@ -29,11 +29,9 @@ progress, callbacks) and never inside one.
 import numpy as np
 
 from numbanet._jit import jit
-from numbanet.kernels.activations import derivative_scalar
-from numbanet.kernels.dense import forward, hidden_delta, layer_gradients, matmul_nn
-from numbanet.kernels.activations import activate
-from numbanet.kernels.dense import linear
-from numbanet.kernels.losses import output_cost, output_delta
+from numbanet.kernels.activations import activate, derivative_scalar
+from numbanet.kernels.dense import forward, hidden_delta, layer_gradients, linear, matmul_nn
+from numbanet.kernels.losses import is_simplified, output_cost, output_delta
 from numbanet.kernels.rng import shuffle as rng_shuffle
 from numbanet.kernels.rng import uniform
 from numbanet.kernels.updates import clip_by_global_norm, update
@@ -159,10 +157,12 @@ def work_views(ws, sizes, cap):
 
 
 @jit
-def forward_batch(Ws, bs, acts, As, ZL, m, dropout, Ms, rng):
+def forward_batch(Ws, bs, acts, As, ZL, m, dropout, Ms, rng, keep_logits):
     """Forward pass of the first ``m`` rows, whose input is already in ``As[0]``.
 
-    The output layer's pre-activations are kept in ``ZL``.
+    With ``keep_logits`` the output layer's pre-activations are kept in ``ZL``
+    (the cost of a natural pair is computed from them); otherwise bias and
+    activation are fused into the output buffer in one pass.
 
     With ``dropout > 0`` (training only) each hidden activation is zeroed with
     probability ``dropout`` and the survivors scaled by ``1 / (1 - dropout)``
@@ -186,9 +186,12 @@ def forward_batch(Ws, bs, acts, As, ZL, m, dropout, Ms, rng):
                     else:
                         M[i, j] = scale
                         A[i, j] *= scale
-    Z = ZL[:m]
-    linear(As[L - 1][:m], Ws[L - 1], bs[L - 1], Z)
-    activate(Z, acts[L - 1], As[L][:m])
+    if keep_logits:
+        Z = ZL[:m]
+        linear(As[L - 1][:m], Ws[L - 1], bs[L - 1], Z)
+        activate(Z, acts[L - 1], As[L][:m])
+    else:
+        forward(As[L - 1][:m], Ws[L - 1], bs[L - 1], acts[L - 1], As[L][:m])
 
 
 @jit
@@ -291,7 +294,7 @@ def predict(theta, sizes, w_off, b_off, acts, X, ws, cap, out):
     for start in range(0, n, cap):
         m = min(cap, n - start)
         As[0][:m] = X[start : start + m]
-        forward_batch(Ws, bs, acts, As, ZL, m, 0.0, Ms, no_rng)
+        forward_batch(Ws, bs, acts, As, ZL, m, 0.0, Ms, no_rng, False)
         out[start : start + m] = As[L][:m]
 
 
@@ -314,6 +317,7 @@ def cost_and_gradient(theta, sizes, w_off, b_off, acts, loss, l2, X, Y, sw, ws, 
     L = sizes.size - 1
     n_params = theta.size
     no_rng = np.zeros(1, np.uint64)
+    logits = is_simplified(loss, acts[L - 1])
     swsum = 0.0
     for i in range(n):
         swsum += sw[i]
@@ -329,7 +333,7 @@ def cost_and_gradient(theta, sizes, w_off, b_off, acts, loss, l2, X, Y, sw, ws, 
         Yb[:m] = Y[start : start + m]
         for i in range(m):
             rw[i] = sw[start + i] / swsum if swsum > 0 else 0.0
-        forward_batch(Ws, bs, acts, As, ZL, m, 0.0, Ms, no_rng)
+        forward_batch(Ws, bs, acts, As, ZL, m, 0.0, Ms, no_rng, logits)
         cost += output_cost(ZL[:m], As[L][:m], Yb[:m], loss, acts[L - 1], rw[:m])
         if want_grad:
             backward_batch(Ws, dWs, dbs, acts, loss, As, Ds, Yb, rw, m, 0.0, Ms)
@@ -459,6 +463,7 @@ def train_slice(
     L = sizes.size - 1
     P = theta.size
     n_batches = (n + batch_size - 1) // batch_size
+    logits = is_simplified(loss, acts[L - 1])
     pos[POS_STATUS] = OK
     done = 0
     while pos[POS_EPOCH] < lrs.size and done < max_batches:
@@ -479,7 +484,7 @@ def train_slice(
         start = b * batch_size
         m = min(batch_size, n - start)
         wsum = _gather(X, Y, sw, order, start, m, As[0], Yb, rw)
-        forward_batch(Ws, bs, acts, As, ZL, m, dropout, Ms, rng)
+        forward_batch(Ws, bs, acts, As, ZL, m, dropout, Ms, rng, logits)
         c = output_cost(ZL[:m], As[L][:m], Yb[:m], loss, acts[L - 1], rw[:m])
         if l2 != 0.0:
             c += l2_penalty(theta, sizes, w_off, l2)
