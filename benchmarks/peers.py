@@ -1,7 +1,7 @@
 r"""The competitors numbanet is measured against, all doing the same mathematics.
 
 Every peer trains a fully-connected network by plain mini-batch gradient
-descent exactly as DESIGN.md section 1 defines it and as
+descent exactly as docs/derivation.md ("The training loop") defines it and as
 :meth:`numbanet.Network.fit` does with ``SGD(lr)``:
 
 * each epoch visits every sample once, in mini-batches of ``batch_size``;

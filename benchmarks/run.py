@@ -1,4 +1,4 @@
-r"""Measure numbanet against its peers on the workloads of DESIGN.md section 4.
+r"""Measure numbanet against its peers on the workloads of docs/performance.md.
 
 Usage::
 
@@ -16,7 +16,7 @@ the cache, builds PyTorch's autograd machinery, allocates buffers), then
 ``rounds`` rounds in which every implementation runs once, the starting
 implementation rotating from round to round.  Medians are reported; a ratio
 is ``peer time / numbanet time``, so a ratio above 1 means numbanet is faster,
-and it is printed next to its DESIGN.md target with ``meets`` or ``SHORT``.
+and it is printed next to its target (docs/performance.md) with ``meets`` or ``SHORT``.
 Start-up and peak memory are measured in fresh subprocesses.
 
 Every implementation does the same mathematics (see :mod:`peers`); each keeps
@@ -45,7 +45,7 @@ import peers  # noqa: E402
 
 WORKLOADS = ["mnist16", "mnist64", "mnist256", "xor", "sigmoid", "startup", "memory"]
 
-#: DESIGN.md section 4: numbanet must be at least this many times faster than the peer.
+#: docs/performance.md: numbanet must be at least this many times faster than the peer.
 TARGETS = {
     ("mnist64", "torch"): 2.0,
     ("mnist64", "numpy"): 1.3,
@@ -135,7 +135,7 @@ def limit_threads(n):
 
 def print_machine(info):
     print("=" * 78)
-    print("numbanet benchmarks (DESIGN.md section 4)")
+    print("numbanet benchmarks (targets: docs/performance.md)")
     print("=" * 78)
     print(f"CPU           {info['cpu']}  ({info['logical_cpus']} logical, {info['usable_cpus']} usable)")
     print(f"Python        {info['python']}  on {info['platform']}")
@@ -638,7 +638,7 @@ def main(argv=None):
         sys.stdout.flush()
     # summary against the targets
     print("=" * 78)
-    print("summary: ratio = peer time / numbanet time; target from DESIGN.md section 4")
+    print("summary: ratio = peer time / numbanet time; target from docs/performance.md")
     print(f"    {'workload':<10} {'versus':<26} {'ratio':>8}  {'target':>8}  verdict")
     for w, r in results["workloads"].items():
         for name, q in r.get("ratios", {}).items():

@@ -48,7 +48,7 @@ BACKPROP = [
         differences** of the cost.  The checks are `np.testing` assertions, so if a
         kernel were wrong this notebook would fail.
 
-        **Notation** (as in `DESIGN.md`).  Layers are numbered $1, \dots, L$; layer 1 is
+        **Notation** (as in [docs/derivation.md](../docs/derivation.md)).  Layers are numbered $1, \dots, L$; layer 1 is
         the input $a^1 = x$ and has no parameters.  Layer $l \ge 2$ has weights $W^l$ of
         shape $(n_l, n_{l-1})$ (outputs by inputs), a bias $b^l$ of length $n_l$ and an
         activation $\sigma_l$.  In code a *batch* is a matrix with one sample per row,

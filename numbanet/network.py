@@ -61,7 +61,7 @@ class Network:
         ``"relu"``, ``"leaky_relu"`` (slope 0.01), ``"identity"``, and
         ``"softmax"`` (output layer only, at least 2 outputs).
     loss : {"mse", "cross_entropy", "binary_cross_entropy"}, default "mse"
-        Per-sample cost (DESIGN.md section 1).  ``cross_entropy`` needs a
+        Per-sample cost (docs/derivation.md, "Costs").  ``cross_entropy`` needs a
         softmax output and ``binary_cross_entropy`` a sigmoid output; ``mse``
         works with any output activation.
     dtype : {numpy.float64, numpy.float32}, default float64

@@ -1,7 +1,7 @@
 r"""The textbook algorithm, written literally: the oracle and the teaching copy.
 
 Column vectors, one sample at a time, plain NumPy, no cleverness.  Every
-function here reads like the derivation in DESIGN.md section 1:
+function here reads like the derivation in docs/derivation.md ("Backward equations"):
 
 .. math::
 

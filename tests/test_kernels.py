@@ -1,6 +1,6 @@
 """Every flat kernel against a plain NumPy twin, in float32 and float64.
 
-The twins are written from the formulas of DESIGN.md section 1 (σ'(z) from
+The twins are written from the formulas of docs/derivation.md (σ'(z) from
 ``z``, the softmax Jacobian built explicitly, products with ``@``), never from
 the kernels' own tricks, so an agreement means the kernel computes the
 mathematics.  Tolerances: rtol 1e-5 in float32, 1e-12 in float64, with a small

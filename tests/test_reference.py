@@ -1,6 +1,6 @@
 """The fast Network agrees with the textbook, literally (numbanet.reference).
 
-``numbanet.reference`` is DESIGN.md section 1 written one sample at a time
+``numbanet.reference`` is docs/derivation.md ("The training loop") written one sample at a time
 with column vectors; ``Network`` runs flat batched kernels.  In float64 they
 must agree to rounding.  Differences are measured relative to the scale of
 the compared quantity: ``max|net - ref| / max(1, max|ref|)``.

@@ -1,4 +1,4 @@
-"""Bad input is refused with a clear ValueError and changes nothing; odd but valid input works (DESIGN.md 5).
+"""Bad input gets a clear ValueError and changes nothing; odd but valid input works (docs/derivation.md, "Inputs").
 
 For :class:`numbanet.Network` (``fit``, ``partial_fit``, ``predict``, ``loss``,
 ``gradients``) and the scikit-learn estimators.  After every refused call the

@@ -1,6 +1,6 @@
 r"""Dense-layer kernels: forward step, hidden delta, parameter gradients.
 
-In batch form (one sample per row), DESIGN.md section 1 reads
+In batch form (one sample per row), docs/derivation.md ("Batch form") reads
 
 .. math::
 

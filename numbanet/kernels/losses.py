@@ -10,7 +10,7 @@ code                         cost of one sample :math:`c`                       
 
 The cost of a batch is a weighted sum of per-sample costs,
 :math:`C = \sum_i w_i c_i`; with :math:`w_i = 1/n` it is the mean that
-DESIGN.md section 1 defines, and with sample weights it is the weighted mean
+docs/derivation.md ("Costs") defines, and with sample weights it is the weighted mean
 :math:`w_i = s_i / \sum_k s_k`.  The same row weights scale the output delta,
 so every gradient computed from it is already the (weighted) mean over the
 batch.
