@@ -75,7 +75,11 @@ def data_fingerprint(X, Y, sw, batch_size, shuffle):
 
 
 class PendingEpoch:
-    """An epoch a run stopped in the middle of, kept on the network to be finished later."""
+    """An epoch a run stopped in the middle of, kept on the network to be finished later.
+
+    ``key`` is ``(data fingerprint, id of the optimizer, its step count at the
+    stop)``: the next run resumes the epoch only when all three match.
+    """
 
     def __init__(self, key, order, batch, acc, backup, t0):
         self.key = key
@@ -137,19 +141,18 @@ class TrainingRun:
         self.t_start = optimizer.t
         self.acc = np.zeros(1, dtype=np.float64)
         self.recorded = 0  # epochs of this run already committed
-        self.key = (data_fingerprint(X, Y, sw, batch_size, shuffle), id(optimizer))
+        self.fingerprint = data_fingerprint(X, Y, sw, batch_size, shuffle)
         pending = net._pending
         net._pending = None
-        if pending is not None and pending.key == self.key and pending.t0 <= optimizer.t:
+        # The same data and batching, the same optimizer, and no step taken since the interruption.
+        if pending is not None and pending.key == (self.fingerprint, id(optimizer), optimizer.t):
             self.order, self.backup = pending.order, pending.backup
             self.pos[_train.POS_BATCH] = pending.batch
             self.pos[_train.POS_T0] = pending.t0
             self.acc[0] = pending.acc
-            self.resumed_batches = pending.batch
         else:
             self.order = np.arange(n, dtype=np.int64)
             self.backup = np.empty(3 * P, dtype=net.dtype)
-            self.resumed_batches = 0
 
     # ------------------------------------------------------------------ loop
 
@@ -233,9 +236,9 @@ class TrainingRun:
     def _leave_pending(self):
         batch = int(self.pos[_train.POS_BATCH])
         if batch > 0 and self.pos[_train.POS_STATUS] == _train.OK:
-            self.net._pending = PendingEpoch(
-                self.key, self.order, batch, float(self.acc[0]), self.backup, int(self.pos[_train.POS_T0])
-            )
+            key = (self.fingerprint, id(self.optimizer), int(self.pos[_train.POS_T]))
+            self.net._pending = PendingEpoch(key, self.order, batch, float(self.acc[0]), self.backup,
+                                             int(self.pos[_train.POS_T0]))
 
     def _diverged(self):
         e = int(self.pos[_train.POS_BAD_EPOCH])

@@ -150,6 +150,27 @@ def test_interrupted_epoch_dropped_when_data_differ(interrupt_after):
     assert not np.array_equal(net.params, after_two)
 
 
+def test_interrupted_epoch_dropped_for_another_optimizer_or_after_other_steps(interrupt_after):
+    X, Y = classification(n=40)  # batch 16: 3 batches per epoch
+    net = make_net()
+    interrupt_after(2)
+    with pytest.raises(KeyboardInterrupt):
+        net.fit(X, Y, epochs=3, batch_size=16, progress=False)
+    _clear_hook()
+    fresh = numbanet.SGD(lr=0.1)
+    net.fit(X, Y, epochs=1, batch_size=16, optimizer=fresh, progress=False)
+    assert fresh.t == 3 and net.epochs_trained == 1  # a whole fresh epoch, not the last batch of the old one
+
+    net2 = make_net()
+    interrupt_after(2)
+    with pytest.raises(KeyboardInterrupt):
+        net2.fit(X, Y, epochs=3, batch_size=16, progress=False)
+    _clear_hook()
+    net2.partial_fit(X[:5], Y[:5])  # a step on other data in between
+    net2.fit(X, Y, epochs=1, batch_size=16, progress=False)
+    assert net2.optimizer.t == 2 + 1 + 3
+
+
 def test_progress_and_validation_interrupts_are_consistent(interrupt_after):
     X, Y = classification(n=64)
     Xv, Yv = classification(n=20, seed=3)
