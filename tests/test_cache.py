@@ -1,0 +1,51 @@
+"""Numba's cache never serves stale kernels: an edit to a kernel reaches every cached kernel that calls it.
+
+Numba stamps a cached kernel with its own file's time stamp only, so a kernel
+calling a jitted function in another file kept the old code after that file
+changed.  numbanet adds a digest of all kernel sources to the stamp
+(:mod:`numbanet._jit`); this test edits a kernel in a temporary copy of the
+package and runs a caller from another file in fresh processes.
+"""
+
+import os
+import pathlib
+import shutil
+import subprocess
+import sys
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+
+PROBE = """
+import json, numpy as np, numbanet
+from numbanet.kernels import activations, dense
+assert numbanet.__file__.startswith({root!r}), numbanet.__file__
+D = np.ones((2, 3)); W = np.ones((3, 4)); A = np.full((2, 4), 0.5); out = np.empty((2, 4))
+dense.hidden_delta(D, W, A, activations.SIGMOID, out)  # dense.py calls activations.backprop_inplace
+print(json.dumps({{"value": float(out[0, 0]), "hits": sum(dense.hidden_delta.stats.cache_hits.values())}}))
+"""
+
+
+def _probe(tmp_path):
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path / "cache"), "PYTHONPATH": str(tmp_path)}
+    out = subprocess.run([sys.executable, "-c", PROBE.format(root=str(tmp_path))], env=env, cwd=tmp_path,
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    import json
+
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def test_edit_to_a_called_kernel_reaches_its_cached_caller(tmp_path):
+    shutil.copytree(ROOT / "numbanet", tmp_path / "numbanet", ignore=shutil.ignore_patterns("__pycache__"))
+    first = _probe(tmp_path)
+    assert first == {"value": 0.75, "hits": 0}  # 3 * σ'(z) with σ(z) = 0.5, compiled
+    again = _probe(tmp_path)
+    assert again == {"value": 0.75, "hits": 1}  # unchanged sources: served from the cache
+
+    src = tmp_path / "numbanet" / "kernels" / "activations.py"
+    text = src.read_text()
+    old = "D[i, j] *= a * (1.0 - a)"
+    assert text.count(old) == 1
+    src.write_text(text.replace(old, "D[i, j] *= 2.0 * a * (1.0 - a)"))
+    edited = _probe(tmp_path)
+    assert edited == {"value": 1.5, "hits": 0}  # dense.py did not change, yet its kernel recompiled
