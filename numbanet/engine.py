@@ -165,6 +165,12 @@ class TrainingRun:
         limit = _INTERRUPT_AFTER_BATCHES
         total = 0
         ws, cap = net._buffers.acquire(self.batch_size)
+        work = _train.Work(ws, cap)
+        opt = self.optimizer
+        self.bundle = _train.Run(self.grad, opt.state, opt._code, opt._hyper(), self.lrs, float(net.dropout),
+                                 float(self.clip), self.order, self.shuffle, self.batch_size, net._rng_state,
+                                 self.backup, self.epoch_losses, self.pos, self.acc)
+        self.data = _train.Data(self.X, self.Y, self.sw, self.sw_total)
         try:
             while pos[_train.POS_EPOCH] < self.epochs:
                 if needs_loss and pos[_train.POS_BATCH] == 0:
@@ -173,7 +179,7 @@ class TrainingRun:
                 if limit is not None:
                     budget = min(budget, limit - total)
                 start = time.perf_counter()
-                self._slice(ws, cap, budget, stop_at_epoch_end)
+                self._slice(work, budget, stop_at_epoch_end)
                 elapsed = time.perf_counter() - start
                 done = int(pos[_train.POS_DONE])
                 total += done
@@ -198,15 +204,8 @@ class TrainingRun:
             self._leave_pending()
         return self.history
 
-    def _slice(self, ws, cap, budget, stop_at_epoch_end):
-        net, opt = self.net, self.optimizer
-        _train.train_slice(
-            net.params, self.grad, opt.state, opt._code, opt._hyper(), self.lrs,
-            net._sizes_arr, net._w_off, net._b_off, net._acts_arr, net._loss_code,
-            net.l2, net.dropout, self.clip, self.X, self.Y, self.sw, self.sw_total, self.order, self.shuffle,
-            self.batch_size, net._rng_state, ws, cap, self.backup, self.epoch_losses, self.pos, self.acc,
-            budget, stop_at_epoch_end,
-        )
+    def _slice(self, work, budget, stop_at_epoch_end):
+        _train.train_slice(self.net._model(), self.data, work, self.bundle, budget, stop_at_epoch_end)
 
     def _rate(self, epoch):
         lr = self.schedule(epoch, self.optimizer.lr)

@@ -30,6 +30,7 @@ from numbanet.kernels import dense as _dense
 from numbanet.kernels import losses as _loss
 from numbanet.kernels import training as _train
 from numbanet.optimizers import SGD, Optimizer
+from numbanet.pieces import Activation, Loss, network_fns
 from numbanet.schedules import as_schedule
 
 _FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
@@ -110,33 +111,47 @@ class Network:
     def __init__(self, sizes, activations="sigmoid", loss="mse", dtype=np.float64, seed=None, l2=0.0, dropout=0.0):
         sizes = self._check_sizes(sizes)
         L = len(sizes) - 1
-        if isinstance(activations, str):
+        if isinstance(activations, (str, Activation)):
             activations = [activations] * L
         else:
             try:
                 activations = list(activations)
             except TypeError:
-                raise ValueError(f"activations must be a name or a list of names; got {activations!r}") from None
+                raise ValueError(f"activations must be a name, an Activation, or a list of them; got {activations!r}"
+                                 ) from None
         if len(activations) != L:
             raise ValueError(
                 f"activations has {len(activations)} names but the network has {L} weighted layers "
                 f"(sizes {sizes}); give one name or {L}"
             )
-        for i, name in enumerate(activations):
-            if name not in _act.CODES:
-                raise ValueError(f"unknown activation {name!r} for layer {i + 1}; choose from {sorted(_act.CODES)}")
-            if name == "softmax" and i != L - 1:
-                raise ValueError(f"softmax is only allowed on the output layer, not on hidden layer {i + 1}")
-        if activations[-1] == "softmax" and sizes[-1] < 2:
+        names = []
+        for i, act in enumerate(activations):
+            if isinstance(act, Activation):
+                names.append(act.name)
+                continue
+            if not isinstance(act, str) or act not in _act.BUILTINS:
+                raise ValueError(f"unknown activation {act!r} for layer {i + 1}; choose from "
+                                 f"{sorted(_act.BUILTINS)} or pass a numbanet.Activation")
+            if _act.BUILTINS[act].output_only and i != L - 1:
+                raise ValueError(f"{act} is only allowed on the output layer, not on hidden layer {i + 1}")
+            names.append(act)
+        custom = {}
+        for act in activations:
+            if isinstance(act, Activation):
+                other = custom.setdefault(act.name, act)
+                if other is not act:
+                    raise ValueError(f"two different custom activations are both named {act.name!r}; "
+                                     "give each its own name")
+        if names[-1] == "softmax" and sizes[-1] < 2:
             raise ValueError(f"a softmax output needs at least 2 units; the output layer has {sizes[-1]}")
-        if loss not in _loss.CODES:
-            raise ValueError(f"unknown loss {loss!r}; choose from {sorted(_loss.CODES)}")
-        if loss == "cross_entropy" and activations[-1] != "softmax":
-            raise ValueError(f"loss 'cross_entropy' needs a softmax output layer; the output activation is {activations[-1]!r}")
-        if loss == "binary_cross_entropy" and activations[-1] != "sigmoid":
-            raise ValueError(
-                f"loss 'binary_cross_entropy' needs a sigmoid output layer; the output activation is {activations[-1]!r}"
-            )
+        if isinstance(loss, Loss):
+            if loss.name in custom:
+                raise ValueError(f"the custom loss and a custom activation are both named {loss.name!r}")
+        elif not isinstance(loss, str) or loss not in _loss.CODES:
+            raise ValueError(f"unknown loss {loss!r}; choose from {sorted(_loss.CODES)} or pass a numbanet.Loss")
+        elif loss in _loss.REQUIRED_OUTPUT and names[-1] != _loss.REQUIRED_OUTPUT[loss]:
+            raise ValueError(f"loss {loss!r} needs a {_loss.REQUIRED_OUTPUT[loss]} output layer; the output "
+                             f"activation is {names[-1]!r}")
         try:
             dt = np.dtype(dtype)
         except TypeError:
@@ -147,7 +162,9 @@ class Network:
             raise ValueError(f"seed must be an integer or None; got {seed!r}")
         self.sizes = tuple(sizes)
         self.activations = tuple(activations)
-        self.loss_name = loss
+        self.activation_names = tuple(names)
+        self.loss_name = loss.name if isinstance(loss, Loss) else loss
+        self.custom_loss = loss if isinstance(loss, Loss) else None
         self.dtype = dt
         self.seed = seed
         self.l2 = V.non_negative_float(l2, "l2")
@@ -185,8 +202,16 @@ class Network:
         w_off, b_off, n = _layout(self.sizes)
         self._w_off, self._b_off = w_off, b_off
         self._sizes_arr = np.array(self.sizes, dtype=np.int64)
-        self._acts_arr = np.array([_act.CODES[a] for a in self.activations], dtype=np.int64)
-        self._loss_code = _loss.CODES[self.loss_name]
+        customs = []  # the distinct custom activations, in the order of their index k
+        for act in self.activations:
+            if isinstance(act, Activation) and all(act is not c for c in customs):
+                customs.append(act)
+        self._acts_arr = np.array([_act.CUSTOM if isinstance(a, Activation) else _act.CODES[a]
+                                   for a in self.activations], dtype=np.int64)
+        self._custom_arr = np.array([next(k for k, c in enumerate(customs) if c is a) if isinstance(a, Activation)
+                                     else -1 for a in self.activations], dtype=np.int64)
+        self._loss_code = _loss.CUSTOM if self.custom_loss is not None else _loss.CODES[self.loss_name]
+        self._fns = network_fns(customs, self.custom_loss)
         self.params = params
         self.weights = [
             params[w : w + o * i].reshape(o, i) for w, i, o in zip(w_off, self.sizes[:-1], self.sizes[1:])
@@ -197,7 +222,7 @@ class Network:
     def _initialise(self):
         for W, b, act in zip(self.weights, self.biases, self.activations):
             n_out, n_in = W.shape
-            if act in ("relu", "leaky_relu"):
+            if isinstance(act, str) and _act.BUILTINS[act].init == "he":
                 W[...] = self._rng.normal(0.0, np.sqrt(2.0 / n_in), size=W.shape)
             else:
                 r = np.sqrt(6.0 / (n_in + n_out))
@@ -216,8 +241,22 @@ class Network:
         """Number of weighted layers, L - 1 in the textbook's numbering."""
         return len(self.sizes) - 1
 
+    @property
+    def custom_pieces(self):
+        """The network's custom activations and loss by name, as ``numbanet.load(..., custom=)`` takes them."""
+        pieces = {a.name: a for a in self.activations if isinstance(a, Activation)}
+        if self.custom_loss is not None:
+            pieces[self.custom_loss.name] = self.custom_loss
+        return pieces
+
+    def _model(self):
+        """The network as the kernels take it (:class:`numbanet.kernels.training.Model`)."""
+        return _train.Model(self.params, self._sizes_arr, self._w_off, self._b_off, self._acts_arr,
+                            self._custom_arr, self._loss_code, float(self.l2), self._fns)
+
     def __repr__(self):
-        acts = self.activations[0] if len(set(self.activations)) == 1 else list(self.activations)
+        names = self.activation_names
+        acts = names[0] if len(set(names)) == 1 else list(names)
         return (
             f"Network({list(self.sizes)}, activations={acts!r}, loss={self.loss_name!r}, "
             f"dtype={self.dtype.name}, seed={self.seed!r})"
@@ -228,7 +267,7 @@ class Network:
     def __getstate__(self):
         state = self.__dict__.copy()
         for key in ("weights", "biases", "_buffers", "_w_off", "_b_off", "_sizes_arr", "_acts_arr", "_fit_lock",
-                    "_pending"):
+                    "_pending", "_custom_arr", "_fns"):
             state.pop(key, None)
         return state
 
@@ -306,11 +345,11 @@ class Network:
         """
         A = [np.array(self._X(X))]  # a writeable copy: never the caller's array
         Z = []
-        for W, b, code in zip(self.weights, self.biases, self._acts_arr):
+        for W, b, code, k in zip(self.weights, self.biases, self._acts_arr, self._custom_arr):
             z = np.empty((A[-1].shape[0], W.shape[0]), dtype=self.dtype)
             _dense.linear(A[-1], W, b, z)
             a = np.empty_like(z)
-            _act.activate(z, code, a)
+            _act.activate(z, code, k, self._fns, a)
             Z.append(z)
             A.append(a)
         return Z, A
@@ -330,7 +369,7 @@ class Network:
         out = np.empty((X.shape[0], self.sizes[-1]), dtype=self.dtype)
         ws, cap = self._buffers.acquire(min(CHUNK, X.shape[0]))
         try:
-            _train.predict(self.params, self._sizes_arr, self._w_off, self._b_off, self._acts_arr, X, ws, cap, out)
+            _train.predict(self._model(), X, _train.Work(ws, cap), out)
         finally:
             self._buffers.release(ws)
         return out
@@ -339,8 +378,8 @@ class Network:
         ws, cap = self._buffers.acquire(min(CHUNK, X.shape[0]))
         try:
             return _train.cost_and_gradient(
-                self.params, self._sizes_arr, self._w_off, self._b_off, self._acts_arr, self._loss_code, self.l2,
-                X, Y, sw, ws, cap, grad if grad is not None else np.empty(0, dtype=self.dtype), grad is not None,
+                self._model(), _train.Data(X, Y, sw, float(sw.sum())), _train.Work(ws, cap),
+                grad if grad is not None else np.empty(0, dtype=self.dtype), grad is not None,
             )
         finally:
             self._buffers.release(ws)
@@ -391,8 +430,8 @@ class Network:
         ``cross_entropy``: arg-max of the output equals arg-max of ``Y``.
         ``binary_cross_entropy``: ``output > 0.5`` equals ``Y > 0.5``, over all outputs.
         """
-        if self.loss_name == "mse":
-            raise ValueError("accuracy is defined for classification losses; this network uses 'mse'")
+        if self.loss_name not in ("cross_entropy", "binary_cross_entropy"):
+            raise ValueError(f"accuracy is defined for classification losses; this network uses {self.loss_name!r}")
         X = self._X(X)
         Y = self._Y(Y)
         V.check_rows(X, Y)

@@ -17,10 +17,11 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 PROBE = """
 import json, numpy as np, numbanet
-from numbanet.kernels import activations, dense
+from numbanet.kernels import activations, dense, pieces
 assert numbanet.__file__.startswith({root!r}), numbanet.__file__
 D = np.ones((2, 3)); W = np.ones((3, 4)); A = np.full((2, 4), 0.5); out = np.empty((2, 4))
-dense.hidden_delta(D, W, A, activations.SIGMOID, out)  # dense.py calls activations.backprop_inplace
+# dense.py calls activations.backprop_inplace, which calls activations.sigmoid_slope
+dense.hidden_delta(D, W, A, A, activations.SIGMOID, -1, pieces.builtin_fns(), 1.0, out)
 print(json.dumps({{"value": float(out[0, 0]), "hits": sum(dense.hidden_delta.stats.cache_hits.values())}}))
 """
 
@@ -44,8 +45,8 @@ def test_edit_to_a_called_kernel_reaches_its_cached_caller(tmp_path):
 
     src = tmp_path / "numbanet" / "kernels" / "activations.py"
     text = src.read_text()
-    old = "D[i, j] *= a * (1.0 - a)"
+    old = "return a * (1.0 - a)"
     assert text.count(old) == 1
-    src.write_text(text.replace(old, "D[i, j] *= 2.0 * a * (1.0 - a)"))
+    src.write_text(text.replace(old, "return 2.0 * a * (1.0 - a)"))
     edited = _probe(tmp_path)
     assert edited == {"value": 1.5, "hits": 0}  # dense.py did not change, yet its kernel recompiled

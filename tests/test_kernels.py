@@ -10,16 +10,23 @@ absolute floor for entries that cancel to (near) zero.
 import numpy as np
 import pytest
 
+from scipy.special import erf
+
 import numbanet
 from numbanet.kernels import activations as act
-from numbanet.kernels import dense, losses, training, updates
+from numbanet.kernels import dense, losses, pieces, training, updates
 
 from helpers import flat_params
 
 DTYPES = [np.float32, np.float64]
-ELEMENTWISE = ["identity", "sigmoid", "tanh", "relu", "leaky_relu"]
+ELEMENTWISE = ["identity", "sigmoid", "tanh", "relu", "leaky_relu", "elu", "gelu", "silu", "softplus"]
 ALL_ACTS = ELEMENTWISE + ["softmax"]
 SLOPE = act.LEAKY_SLOPE
+FNS = pieces.builtin_fns()  # no custom pieces: the callbacks are never called
+
+
+def activate(Z, name, out):
+    act.activate(Z, act.CODES[name], -1, FNS, out)
 
 
 def tol(dtype):
@@ -51,6 +58,14 @@ def np_activate(Z, name):
         return np.maximum(Z, 0.0)
     if name == "leaky_relu":
         return np.where(Z > 0, Z, SLOPE * Z)
+    if name == "elu":
+        return np.where(Z > 0, Z, np.expm1(np.minimum(Z, 0)))
+    if name == "gelu":
+        return 0.5 * Z * (1 + erf(Z / np.sqrt(2)))
+    if name == "silu":
+        return Z * 0.5 * (1.0 + np.tanh(0.5 * Z))
+    if name == "softplus":
+        return np.logaddexp(0.0, Z)
     if name == "softmax":
         e = np.exp(Z - Z.max(axis=1, keepdims=True))
         return e / e.sum(axis=1, keepdims=True)
@@ -70,6 +85,15 @@ def np_prime(Z, name):
         return (Z > 0).astype(np.float64)
     if name == "leaky_relu":
         return np.where(Z > 0, 1.0, SLOPE)
+    if name == "elu":
+        return np.where(Z > 0, 1.0, np.exp(np.minimum(Z, 0)))
+    if name == "gelu":
+        return 0.5 * (1 + erf(Z / np.sqrt(2))) + Z * np.exp(-Z * Z / 2) / np.sqrt(2 * np.pi)
+    if name == "silu":
+        s = 0.5 * (1.0 + np.tanh(0.5 * Z))
+        return s + Z * s * (1 - s)
+    if name == "softplus":
+        return 0.5 * (1.0 + np.tanh(0.5 * Z))
     raise AssertionError(name)
 
 
@@ -86,6 +110,9 @@ def np_cost(A, Y, loss):
         return 0.5 * ((A - Y) ** 2).sum(axis=1)
     if loss == "cross_entropy":
         return -(Y * np.log(A)).sum(axis=1)
+    if loss == "huber":
+        d = np.abs(A - Y)
+        return np.where(d <= 1, 0.5 * d * d, d - 0.5).sum(axis=1)
     return -(Y * np.log(A) + (1 - Y) * np.log(1 - A)).sum(axis=1)
 
 
@@ -96,11 +123,13 @@ def np_cost_gradient(A, Y, loss):
         return A - Y
     if loss == "cross_entropy":
         return -Y / A
+    if loss == "huber":
+        return np.clip(A - Y, -1.0, 1.0)
     return -Y / A + (1 - Y) / (1 - A)
 
 
 def np_targets(rng, loss, shape, dtype):
-    if loss == "mse":
+    if loss in ("mse", "huber"):
         return rand(rng, shape, dtype, -2, 2)
     if loss == "binary_cross_entropy":
         return rng.uniform(0, 1, size=shape).astype(dtype)
@@ -118,12 +147,12 @@ def test_activate_matches_numpy(name, dtype):
     Z = rand(rng, (7, 5), dtype, -6, 6)
     Z0 = Z.copy()
     out = np.empty_like(Z)
-    act.activate(Z, act.CODES[name], out)
+    activate(Z, name, out)
     assert out.dtype == dtype
     close(out, np_activate(Z, name), dtype)
     np.testing.assert_array_equal(Z, Z0)
     # in place (out is Z)
-    act.activate(Z, act.CODES[name], Z)
+    activate(Z, name, Z)
     np.testing.assert_array_equal(Z, out)
 
 
@@ -135,7 +164,7 @@ def test_softmax_rows_sum_to_one_and_huge_inputs_stay_finite(dtype):
     Z[1] = [-1000, -1000, -1000, -1000]
     Z[2] = [1000, 0, 0, 0]
     out = np.empty_like(Z)
-    act.activate(Z, act.SOFTMAX, out)
+    activate(Z, "softmax", out)
     assert np.isfinite(out).all()
     assert (out >= 0).all()
     rtol = 1e-6 if dtype == np.float32 else 1e-14
@@ -149,16 +178,16 @@ def test_softmax_rows_sum_to_one_and_huge_inputs_stay_finite(dtype):
 def test_sigmoid_extremes_finite_with_exact_limits(dtype):
     Z = np.array([[-1000.0, -800.0, 0.0, 800.0, 1000.0]], dtype=dtype)
     out = np.empty_like(Z)
-    act.activate(Z, act.SIGMOID, out)
+    activate(Z, "sigmoid", out)
     assert np.isfinite(out).all()
     assert out[0, 0] == 0.0 and out[0, 1] == 0.0
     assert out[0, 2] == 0.5
     assert out[0, 3] == 1.0 and out[0, 4] == 1.0
-    assert act.sigmoid_scalar(-1000.0) == 0.0 and act.sigmoid_scalar(1000.0) == 1.0
+    assert act.sigmoid(-1000.0) == 0.0 and act.sigmoid(1000.0) == 1.0
     # bias_activate takes the same stable path
     b = np.zeros(5, dtype=dtype)
     Z2 = Z.copy()
-    act.bias_activate(Z2, b, act.SIGMOID)
+    act.bias_activate(Z2, b, act.SIGMOID, -1, FNS)
     np.testing.assert_array_equal(Z2, out)
 
 
@@ -169,34 +198,29 @@ def test_bias_activate_matches_numpy(name, dtype):
     Z = rand(rng, (6, 4), dtype)
     b = rand(rng, 4, dtype)
     expected = np_activate(Z.astype(np.float64) + b.astype(np.float64), name)
-    act.bias_activate(Z, b, act.CODES[name])
+    act.bias_activate(Z, b, act.CODES[name], -1, FNS)
     close(Z, expected, dtype)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("name", ELEMENTWISE)
-def test_derivative_from_activation_matches_analytic_prime(name, dtype):
+def test_slope_matches_analytic_prime(name, dtype):
     rng = np.random.default_rng(4)
     Z = rand(rng, (8, 6), dtype, -4, 4)
-    Z[0, :3] = 0.0  # the kink: σ'(0) is taken as 0 for relu, the slope for leaky_relu
+    Z[0, :3] = 0.0  # the kink: σ'(0) is taken as 0 for relu, the slope for leaky_relu, 1 for elu
     A = np.empty_like(Z)
-    act.activate(Z, act.CODES[name], A)
-    out = np.empty_like(Z)
-    act.derivative(A, act.CODES[name], out)
-    close(out, np_prime(Z, name), dtype)
-    # scalar version agrees element by element
+    activate(Z, name, A)
     code = act.CODES[name]
-    scal = np.array([[act.derivative_scalar(a, code) for a in row] for row in A.astype(np.float64)])
-    close(scal, np_prime(Z, name), dtype)
-    # in place
-    act.derivative(A, code, A)
-    np.testing.assert_array_equal(A, out)
+    scal = np.array([[act.slope(code, z, a, -1, FNS) for z, a in zip(zr, ar)] for zr, ar in zip(Z, A)])
+    expected = np_prime(Z, name)
+    if name == "elu":
+        expected[0, :3] = 1.0  # σ(0) = 0 is not > 0: the slope is e^0 = 1 either way
+    close(scal, expected, dtype)
 
 
-def test_derivative_refuses_softmax():
-    A = np.full((2, 3), 1 / 3)
-    with pytest.raises(ValueError):
-        act.derivative(A, act.SOFTMAX, np.empty_like(A))
+def test_needs_z_only_where_a_cannot_give_the_slope():
+    assert [name for name, b in act.BUILTINS.items() if act.needs_z(b.code)] == ["gelu", "silu"]
+    assert act.needs_z(act.CUSTOM)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -206,12 +230,15 @@ def test_backprop_elementwise_is_G_times_prime(name, dtype):
     Z = rand(rng, (7, 5), dtype, -4, 4)
     G = rand(rng, (7, 5), dtype)
     A = np.empty_like(Z)
-    act.activate(Z, act.CODES[name], A)
-    out = np.empty_like(Z)
-    act.backprop(G, A, act.CODES[name], out)
+    activate(Z, name, A)
+    out = G.copy()
+    act.backprop_inplace(out, A, Z, act.CODES[name], -1, FNS, 1.0)
     close(out, G.astype(np.float64) * np_prime(Z, name), dtype, scale=3)
-    act.backprop(G, A, act.CODES[name], G)  # in place
-    np.testing.assert_array_equal(G, out)
+    # with dropout's scaled activations (A / keep) and a_scale = keep: the same slope
+    keep = 0.75
+    scaled = G.copy()
+    act.backprop_inplace(scaled, (A / keep).astype(dtype), Z, act.CODES[name], -1, FNS, keep)
+    close(scaled, out, dtype, scale=3)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -220,25 +247,31 @@ def test_backprop_softmax_is_jacobian_product(dtype):
     Z = rand(rng, (6, 5), dtype, -4, 4)
     G = rand(rng, (6, 5), dtype)
     A = np.empty_like(Z)
-    act.activate(Z, act.SOFTMAX, A)
-    out = np.empty_like(Z)
-    act.backprop(G, A, act.SOFTMAX, out)
+    activate(Z, "softmax", A)
+    out = G.copy()
+    act.backprop_inplace(out, A, Z, act.SOFTMAX, -1, FNS, 1.0)
     expected = np.array([J.T @ g for J, g in zip(softmax_jacobian_rows(Z), G.astype(np.float64))])
     close(out, expected, dtype, scale=3)
 
 
 # --- losses ---------------------------------------------------------------------
 
-LOSSES = ["mse", "cross_entropy", "binary_cross_entropy"]
+LOSSES = ["mse", "cross_entropy", "binary_cross_entropy", "huber"]
 
 
 def outputs_for(loss, rng, shape, dtype):
     """Valid output activations for ``loss`` (probabilities away from 0 and 1)."""
     Z = rand(rng, shape, dtype, -3, 3)
-    name = {"mse": "tanh", "cross_entropy": "softmax", "binary_cross_entropy": "sigmoid"}[loss]
+    name = {"mse": "tanh", "huber": "identity", "cross_entropy": "softmax", "binary_cross_entropy": "sigmoid"}[loss]
     A = np.empty_like(Z)
-    act.activate(Z, act.CODES[name], A)
+    activate(Z, name, A)
     return Z, A
+
+
+def sample_costs(A, Y, code):
+    """Per-sample costs through ``batch_cost`` with one row at a time."""
+    return np.array([losses.batch_cost(A[i : i + 1], Y[i : i + 1], code, np.ones(1, A.dtype), FNS)
+                     for i in range(A.shape[0])])
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -247,16 +280,15 @@ def test_sample_costs_and_batch_cost_match_numpy(loss, dtype):
     rng = np.random.default_rng(7)
     _, A = outputs_for(loss, rng, (9, 4), dtype)
     Y = np_targets(rng, loss, (9, 4), dtype)
-    out = np.empty(9)
-    losses.sample_costs(A, Y, losses.CODES[loss], out)
+    out = sample_costs(A, Y, losses.CODES[loss])
     expected = np_cost(A, Y, loss)
     close(out, expected, dtype)
     w = rng.uniform(0, 2, size=9)
     w /= w.sum()
-    c = losses.batch_cost(A, Y, losses.CODES[loss], w.astype(dtype))
+    c = losses.batch_cost(A, Y, losses.CODES[loss], w.astype(dtype), FNS)
     assert isinstance(c, float)
     np.testing.assert_allclose(c, float(w.astype(dtype).astype(np.float64) @ expected), rtol=tol(dtype)[0])
-    mean = losses.batch_cost(A, Y, losses.CODES[loss], np.full(9, 1 / 9, dtype=dtype))
+    mean = losses.batch_cost(A, Y, losses.CODES[loss], np.full(9, 1 / 9, dtype=dtype), FNS)
     np.testing.assert_allclose(mean, expected.mean(), rtol=tol(dtype)[0])
 
 
@@ -267,7 +299,7 @@ def test_cost_gradient_matches_numpy(loss, dtype):
     _, A = outputs_for(loss, rng, (6, 3), dtype)
     Y = np_targets(rng, loss, (6, 3), dtype)
     out = np.empty_like(A)
-    losses.cost_gradient(A, Y, losses.CODES[loss], out)
+    losses.cost_gradient(A, Y, losses.CODES[loss], FNS, out)
     close(out, np_cost_gradient(A, Y, loss), dtype, scale=10)
 
 
@@ -278,20 +310,18 @@ def test_logs_never_see_zero(loss, dtype):
     A = np.array([[0.0, 1.0], [0.5, 0.5]], dtype=dtype)
     Y = np.array([[1.0, 0.0], [0.0, 1.0]], dtype=dtype)
     code = losses.CODES[loss]
-    out = np.empty(2)
-    losses.sample_costs(A, Y, code, out)
+    out = sample_costs(A, Y, code)
     assert np.isfinite(out).all()
     tiny = float(np.finfo(dtype).tiny)
     assert out[0] >= -np.log(tiny) * (1 - 1e-12)  # the clipped log is still large
-    assert np.isfinite(losses.batch_cost(A, Y, code, np.full(2, 0.5, dtype=dtype)))
+    assert np.isfinite(losses.batch_cost(A, Y, code, np.full(2, 0.5, dtype=dtype), FNS))
     G = np.empty_like(A)
-    losses.cost_gradient(A, Y, code, G)
+    losses.cost_gradient(A, Y, code, FNS, G)
     assert np.isfinite(G).all()
     # y = 0 entries contribute nothing, even where a = 0
     A0 = np.array([[0.0, 1.0]], dtype=dtype)
     Y0 = np.array([[0.0, 1.0]], dtype=dtype)
-    one = np.empty(1)
-    losses.sample_costs(A0, Y0, code, one)
+    one = sample_costs(A0, Y0, code)
     assert one[0] == 0.0
 
 
@@ -301,7 +331,7 @@ def test_output_delta_chain_equals_simplified(name, loss, dtype):
     rng = np.random.default_rng(9)
     Z = rand(rng, (8, 4), dtype, -3, 3)
     A = np.empty_like(Z)
-    act.activate(Z, act.CODES[name], A)
+    activate(Z, name, A)
     Y = np_targets(rng, loss, (8, 4), dtype)
     if loss == "cross_entropy":
         Y[:4] = np.eye(4, dtype=dtype)  # one-hot rows as well as soft ones
@@ -309,7 +339,7 @@ def test_output_delta_chain_equals_simplified(name, loss, dtype):
     w = (w / w.sum()).astype(dtype)
     chain = np.empty_like(A)
     simple = np.empty_like(A)
-    losses.output_delta_chain(A, Y, losses.CODES[loss], act.CODES[name], w, chain)
+    losses.output_delta_chain(A, Z, Y, losses.CODES[loss], act.CODES[name], -1, FNS, w, chain)
     losses.output_delta_simplified(A, Y, losses.CODES[loss], w, simple)
     rtol = 1e-4 if dtype == np.float32 else 1e-10
     np.testing.assert_allclose(chain, simple, rtol=rtol, atol=rtol * 1e-2)
@@ -319,7 +349,7 @@ def test_output_delta_chain_equals_simplified(name, loss, dtype):
     close(simple, expected, dtype)
     # output_delta picks the simplified form for these pairs
     picked = np.empty_like(A)
-    losses.output_delta(A, Y, losses.CODES[loss], act.CODES[name], w, picked)
+    losses.output_delta(A, Z, Y, losses.CODES[loss], act.CODES[name], -1, FNS, w, picked)
     np.testing.assert_array_equal(picked, simple)
 
 
@@ -329,11 +359,11 @@ def test_output_delta_chain_matches_numpy_for_mse(name, dtype):
     rng = np.random.default_rng(10)
     Z = rand(rng, (5, 3), dtype, -3, 3)
     A = np.empty_like(Z)
-    act.activate(Z, act.CODES[name], A)
+    activate(Z, name, A)
     Y = np_targets(rng, "mse", (5, 3), dtype)
     w = np.full(5, 0.2, dtype=dtype)
     out = np.empty_like(A)
-    losses.output_delta(A, Y, losses.MSE, act.CODES[name], w, out)
+    losses.output_delta(A, Z, Y, losses.MSE, act.CODES[name], -1, FNS, w, out)
     G = A.astype(np.float64) - Y
     if name == "softmax":
         expected = np.array([J.T @ g for J, g in zip(softmax_jacobian_rows(Z), G)])
@@ -369,7 +399,7 @@ def test_linear_and_forward_match_numpy(n, n_in, n_out, dtype):
     names = ALL_ACTS if n_out > 1 else ELEMENTWISE
     for name in names:
         out = np.empty((n, n_out), dtype=dtype)
-        dense.forward(A_prev, W, b, act.CODES[name], out)
+        dense.forward(A_prev, W, b, act.CODES[name], -1, FNS, out)
         close(out, np_activate(Zref, name), dtype, scale=n_in)
 
 
@@ -382,9 +412,9 @@ def test_hidden_delta_matches_numpy(n, n_l, n_next, name, dtype):
     W_next = rand(rng, (n_next, n_l), dtype, -1, 1)
     Z = rand(rng, (n, n_l), dtype, -3, 3)
     A = np.empty_like(Z)
-    act.activate(Z, act.CODES[name], A)
+    activate(Z, name, A)
     out = np.empty((n, n_l), dtype=dtype)
-    dense.hidden_delta(delta_next, W_next, A, act.CODES[name], out)
+    dense.hidden_delta(delta_next, W_next, A, Z, act.CODES[name], -1, FNS, 1.0, out)
     expected = (delta_next.astype(np.float64) @ W_next.astype(np.float64)) * np_prime(Z, name)
     close(out, expected, dtype, scale=n_next)
 
@@ -462,6 +492,8 @@ NETS = [
     ([4, 6, 5, 3], ["relu", "leaky_relu", "sigmoid"], "binary_cross_entropy"),
     ([2, 7, 1], ["sigmoid", "identity"], "mse"),
     ([5, 3, 3, 3, 2], ["sigmoid", "tanh", "identity", "softmax"], "mse"),
+    ([4, 6, 5, 4, 2], ["elu", "gelu", "silu", "softplus"], "huber"),
+    ([3, 6, 3], ["gelu", "softmax"], "cross_entropy"),
 ]
 
 
@@ -476,7 +508,7 @@ def test_training_predict_matches_numpy(sizes, acts, loss, cap, dtype):
     X = rand(rng, (11, sizes[0]), dtype)
     ws = np.empty(training.workspace_size(net._sizes_arr, cap), dtype=dtype)
     out = np.empty((11, sizes[-1]), dtype=dtype)
-    training.predict(net.params, net._sizes_arr, net._w_off, net._b_off, net._acts_arr, X, ws, cap, out)
+    training.predict(net._model(), X, training.Work(ws, cap), out)
     expected = np_forward(net, X)
     close(out, expected, dtype, scale=10)
     close(net.predict(X), expected, dtype, scale=10)
@@ -497,9 +529,10 @@ def test_training_cost_and_gradient_match_reference(sizes, acts, loss, cap, dtyp
     sw = rng.uniform(0.0, 2.0, size=11)
     ws = np.empty(training.workspace_size(net._sizes_arr, cap), dtype=dtype)
     grad = np.full(net.n_params, np.nan, dtype=dtype)
-    args = (net.params, net._sizes_arr, net._w_off, net._b_off, net._acts_arr, net._loss_code, net.l2)
-    cost = training.cost_and_gradient(*args, X, Y, sw, ws, cap, grad, True)
-    cost_only = training.cost_and_gradient(*args, X, Y, sw, ws, cap, np.empty(0, dtype=dtype), False)
+    data = training.Data(X, Y, sw, float(sw.sum()))
+    work = training.Work(ws, cap)
+    cost = training.cost_and_gradient(net._model(), data, work, grad, True)
+    cost_only = training.cost_and_gradient(net._model(), data, work, np.empty(0, dtype=dtype), False)
     assert cost == cost_only
 
     # Reference: the weighted mean of per-sample costs and gradients, plus L2.

@@ -1,17 +1,29 @@
-"""Activations and their derivatives, selected by a small integer code.
+r"""Activations, each one σ/σ′ pair in one place, selected by a small integer code.
 
-Each activation sits next to its derivative.  Kernels work on batch matrices
-``Z`` of shape ``(n_samples, n_units)`` (one sample per row) and write into an
-``out`` array of the same shape, which may be the input itself (in place).
+Every activation is two scalar functions side by side: ``name(z)`` is σ(z)
+and ``name_slope(z, a)`` is σ'(z), given both z and ``a = σ(z)`` so that each
+derivative is written in its cheapest stable form (``a (1 - a)`` for the
+sigmoid, ``Φ(z) + z φ(z)`` for GELU).  :func:`value` and :func:`slope`
+dispatch on the code; the batch kernels below apply them to whole matrices
+``Z`` of shape ``(n_samples, n_units)`` (one sample per row).  Branching on a
+code inside the element loop costs nothing measurable: LLVM hoists the
+branch out of the loop (measured against one hand-written loop per code).
 
-Derivatives are written in terms of the activation ``A = σ(Z)`` rather than
-``Z``: for every element-wise activation here σ'(z) is a function of σ(z)
-alone (for ReLU-like units ``a > 0`` exactly when ``z > 0``), so the training
-loop keeps one buffer per layer and never stores ``Z``.
+Adding a built-in activation: its pair, a code, a line in :func:`value` and
+in :func:`slope`, and an entry in :data:`BUILTINS`.
 
-The codes are plain integers so that kernels can branch on them; passing
-jitted functions as arguments would defeat ``cache=True``.
+A derivative that needs z, not only a (GELU, SiLU, custom activations; see
+:func:`needs_z`), makes the training loop keep that layer's pre-activations.
+
+Custom activations (:class:`numbanet.Activation`) have the code ``CUSTOM``:
+their σ and σ' are compiled Numba C callbacks carried in the ``fns`` bundle
+(:mod:`numbanet.kernels.pieces`) and called as ``fns.value(k, z)`` and
+``fns.slope(k, z)``, where ``k`` is the layer's index among the network's
+custom activations.  Since every callback has the same type, the kernels are
+compiled once, cached, and shared by every custom activation.
 """
+
+import math
 
 import numpy as np
 
@@ -23,29 +35,77 @@ TANH = 2
 RELU = 3
 LEAKY_RELU = 4
 SOFTMAX = 5
-
-#: Activation names accepted by :class:`numbanet.Network`, and their codes.
-CODES = {
-    "identity": IDENTITY,
-    "sigmoid": SIGMOID,
-    "tanh": TANH,
-    "relu": RELU,
-    "leaky_relu": LEAKY_RELU,
-    "softmax": SOFTMAX,
-}
-NAMES = {code: name for name, code in CODES.items()}
+ELU = 6
+GELU = 7
+SILU = 8
+SOFTPLUS = 9
+CUSTOM = 10
 
 #: Slope of ``leaky_relu`` for negative inputs (PyTorch's default).
 LEAKY_SLOPE = 0.01
 
+_INV_SQRT2 = 1.0 / math.sqrt(2.0)
+_INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
+
+
+class Builtin:
+    """What the Python layer needs to know about a built-in activation.
+
+    Attributes
+    ----------
+    code : int
+    init : {"he", "glorot"}
+        Initialisation of a layer with this activation: He normal for
+        ReLU-like units, Glorot uniform otherwise.
+    kink : bool
+        σ has a kink at z = 0 (finite differences across it measure nothing).
+    output_only : bool
+        Allowed on the output layer only (softmax).
+    """
+
+    def __init__(self, code, init="glorot", kink=False, output_only=False):
+        self.code = code
+        self.init = init
+        self.kink = kink
+        self.output_only = output_only
+
+
+#: The built-in activations by name: the one list every other module reads.
+BUILTINS = {
+    "identity": Builtin(IDENTITY),
+    "sigmoid": Builtin(SIGMOID),
+    "tanh": Builtin(TANH),
+    "relu": Builtin(RELU, init="he", kink=True),
+    "leaky_relu": Builtin(LEAKY_RELU, init="he", kink=True),
+    "softmax": Builtin(SOFTMAX, output_only=True),
+    "elu": Builtin(ELU, init="he"),
+    "gelu": Builtin(GELU, init="he"),
+    "silu": Builtin(SILU, init="he"),
+    "softplus": Builtin(SOFTPLUS),
+}
+
+#: Activation names and their codes.
+CODES = {name: b.code for name, b in BUILTINS.items()}
+
+
+# --- the pairs: σ(z) and σ'(z) ----------------------------------------------------
+
 
 @jit
-def sigmoid_scalar(z):
-    r"""Logistic function :math:`\sigma(z) = 1 / (1 + e^{-z})` for one value.
+def identity(z):
+    r""":math:`\sigma(z) = z`."""
+    return z
 
-    Never overflows: for ``z < 0`` it is evaluated as :math:`e^z / (1 + e^z)`,
-    so ``exp`` only ever sees a non-positive argument.
-    """
+
+@jit
+def identity_slope(z, a):
+    r""":math:`\sigma'(z) = 1`."""
+    return 1.0
+
+
+@jit
+def sigmoid(z):
+    r""":math:`\sigma(z) = 1 / (1 + e^{-z})`, as :math:`e^z / (1 + e^z)` for z < 0 so exp never overflows."""
     if z >= 0:
         return 1.0 / (1.0 + np.exp(-z))
     e = np.exp(z)
@@ -53,7 +113,176 @@ def sigmoid_scalar(z):
 
 
 @jit
-def activate(Z, code, out):
+def sigmoid_slope(z, a):
+    r""":math:`\sigma'(z) = a (1 - a)`."""
+    return a * (1.0 - a)
+
+
+@jit
+def tanh(z):
+    r""":math:`\tanh z`."""
+    return np.tanh(z)
+
+
+@jit
+def tanh_slope(z, a):
+    r""":math:`\tanh'(z) = 1 - a^2`."""
+    return 1.0 - a * a
+
+
+@jit
+def relu(z):
+    r""":math:`\max(z, 0)`."""
+    return z if z > 0 else 0.0
+
+
+@jit
+def relu_slope(z, a):
+    """1 where ``a > 0`` (exactly where z > 0), else 0 (0 at the kink, as PyTorch)."""
+    return 1.0 if a > 0 else 0.0
+
+
+@jit
+def leaky_relu(z):
+    r""":math:`z` for z > 0, else ``LEAKY_SLOPE`` · z."""
+    return z if z > 0 else LEAKY_SLOPE * z
+
+
+@jit
+def leaky_relu_slope(z, a):
+    """1 where ``a > 0``, else ``LEAKY_SLOPE``."""
+    return 1.0 if a > 0 else LEAKY_SLOPE
+
+
+@jit
+def elu(z):
+    r""":math:`z` for z > 0, else :math:`e^z - 1` (α = 1, PyTorch's default)."""
+    return z if z > 0 else np.expm1(z)
+
+
+@jit
+def elu_slope(z, a):
+    r"""1 where ``a > 0``, else :math:`e^z = a + 1`."""
+    return 1.0 if a > 0 else a + 1.0
+
+
+@jit
+def gelu(z):
+    r""":math:`z \Phi(z) = \tfrac12 z (1 + \operatorname{erf}(z / \sqrt 2))` (exact, PyTorch's default)."""
+    return 0.5 * z * (1.0 + math.erf(z * _INV_SQRT2))
+
+
+@jit
+def gelu_slope(z, a):
+    r""":math:`\Phi(z) + z \varphi(z)`, :math:`\varphi(z) = e^{-z^2/2} / \sqrt{2\pi}`."""
+    return 0.5 * (1.0 + math.erf(z * _INV_SQRT2)) + z * np.exp(-0.5 * z * z) * _INV_SQRT_2PI
+
+
+@jit
+def silu(z):
+    r""":math:`z \, s(z)` with the logistic :math:`s` (also called swish)."""
+    return z * sigmoid(z)
+
+
+@jit
+def silu_slope(z, a):
+    r""":math:`s(z) (1 + z (1 - s(z)))`."""
+    s = sigmoid(z)
+    return s * (1.0 + z * (1.0 - s))
+
+
+@jit
+def softplus(z):
+    r""":math:`\log(1 + e^z)`, as :math:`\max(z, 0) + \log(1 + e^{-|z|})` so exp never overflows."""
+    return (z if z > 0 else 0.0) + np.log1p(np.exp(-abs(z)))
+
+
+@jit
+def softplus_slope(z, a):
+    r""":math:`s(z) = 1 - e^{-a}`, computed as ``-expm1(-a)`` (exact for tiny a)."""
+    return -np.expm1(-a)
+
+
+# --- dispatch -------------------------------------------------------------------------
+
+
+@jit
+def value(code, z, k, fns):
+    """σ(z) of the activation ``code`` (softmax excluded: it acts on whole rows)."""
+    if code == RELU:
+        return relu(z)
+    if code == SIGMOID:
+        return sigmoid(z)
+    if code == TANH:
+        return tanh(z)
+    if code == LEAKY_RELU:
+        return leaky_relu(z)
+    if code == ELU:
+        return elu(z)
+    if code == GELU:
+        return gelu(z)
+    if code == SILU:
+        return silu(z)
+    if code == SOFTPLUS:
+        return softplus(z)
+    if code == CUSTOM:
+        return fns.value(k, float(z))
+    return identity(z)
+
+
+@jit
+def slope(code, z, a, k, fns):
+    """σ'(z) of the activation ``code``, given z and ``a = σ(z)`` (softmax excluded)."""
+    if code == RELU:
+        return relu_slope(z, a)
+    if code == SIGMOID:
+        return sigmoid_slope(z, a)
+    if code == TANH:
+        return tanh_slope(z, a)
+    if code == LEAKY_RELU:
+        return leaky_relu_slope(z, a)
+    if code == ELU:
+        return elu_slope(z, a)
+    if code == GELU:
+        return gelu_slope(z, a)
+    if code == SILU:
+        return silu_slope(z, a)
+    if code == SOFTPLUS:
+        return softplus_slope(z, a)
+    if code == CUSTOM:
+        return fns.slope(k, float(z))
+    return identity_slope(z, a)
+
+
+@jit
+def needs_z(code):
+    """Whether σ'(z) needs z itself, not only ``a = σ(z)``: then the pre-activations are kept."""
+    return code == GELU or code == SILU or code == CUSTOM
+
+
+# --- batch kernels ----------------------------------------------------------------------
+
+
+@jit
+def _softmax_rows(Z, out):
+    n, m = Z.shape
+    for i in range(n):
+        zmax = Z[i, 0]
+        for j in range(1, m):
+            if Z[i, j] > zmax:
+                zmax = Z[i, j]
+        total = 0.0
+        for j in range(m):
+            e = np.exp(Z[i, j] - zmax)
+            out[i, j] = e
+            total += e
+        inv = 1.0 / total
+        for j in range(m):
+            out[i, j] *= inv
+
+
+@jit
+def activate(Z, code, k, fns, out):
     r"""Apply activation ``code`` to every row of ``Z``: ``out = σ(Z)``.
 
     Parameters
@@ -61,59 +290,28 @@ def activate(Z, code, out):
     Z : array of shape (n_samples, n_units), float32 or float64
         Pre-activations, one sample per row.
     code : int
-        One of the codes in :data:`CODES`.  ``SOFTMAX`` acts on each row:
+        Activation code.  ``SOFTMAX`` acts on each row:
         :math:`a_j = e^{z_j - m} / \sum_k e^{z_k - m}` with :math:`m = \max_k z_k`,
         so ``exp`` never overflows.
+    k : int
+        The layer's index among the network's custom activations (``CUSTOM`` only).
+    fns : Fns
+        The custom callbacks (:mod:`numbanet.kernels.pieces`).
     out : array of shape (n_samples, n_units), same dtype
         Filled with the activations.  May be ``Z`` itself.
     """
+    if code == SOFTMAX:
+        _softmax_rows(Z, out)
+        return
     n, m = Z.shape
-    if code == IDENTITY:
-        for i in range(n):
-            for j in range(m):
-                out[i, j] = Z[i, j]
-    elif code == SIGMOID:
-        for i in range(n):
-            for j in range(m):
-                out[i, j] = sigmoid_scalar(Z[i, j])
-    elif code == TANH:
-        for i in range(n):
-            for j in range(m):
-                out[i, j] = np.tanh(Z[i, j])
-    elif code == RELU:
-        for i in range(n):
-            for j in range(m):
-                z = Z[i, j]
-                out[i, j] = z if z > 0 else 0.0
-    elif code == LEAKY_RELU:
-        for i in range(n):
-            for j in range(m):
-                z = Z[i, j]
-                out[i, j] = z if z > 0 else LEAKY_SLOPE * z
-    elif code == SOFTMAX:
-        for i in range(n):
-            zmax = Z[i, 0]
-            for j in range(1, m):
-                if Z[i, j] > zmax:
-                    zmax = Z[i, j]
-            total = 0.0
-            for j in range(m):
-                e = np.exp(Z[i, j] - zmax)
-                out[i, j] = e
-                total += e
-            inv = 1.0 / total
-            for j in range(m):
-                out[i, j] *= inv
-    else:
-        raise ValueError("unknown activation code")
+    for i in range(n):
+        for j in range(m):
+            out[i, j] = value(code, Z[i, j], k, fns)
 
 
 @jit
-def bias_activate(Z, b, code):
-    """Fused bias and activation, in place: ``Z <- σ(Z + b)``.
-
-    One pass over ``Z`` (two for softmax) instead of one for the bias and one
-    for the activation.
+def bias_activate(Z, b, code, k, fns):
+    """Fused bias and activation, in place: ``Z <- σ(Z + b)``, one pass over ``Z``.
 
     Parameters
     ----------
@@ -121,92 +319,28 @@ def bias_activate(Z, b, code):
         On entry ``A W^T``; on exit the layer's activations.
     b : array of shape (n_units,)
         Bias, added to every row.
-    code : int
-        Activation code.
+    code, k, fns
+        As for :func:`activate`.
     """
     n, m = Z.shape
-    if code == IDENTITY:
-        for i in range(n):
-            for j in range(m):
-                Z[i, j] += b[j]
-    elif code == SIGMOID:
-        for i in range(n):
-            for j in range(m):
-                Z[i, j] = sigmoid_scalar(Z[i, j] + b[j])
-    elif code == TANH:
-        for i in range(n):
-            for j in range(m):
-                Z[i, j] = np.tanh(Z[i, j] + b[j])
-    elif code == RELU:
-        for i in range(n):
-            for j in range(m):
-                z = Z[i, j] + b[j]
-                Z[i, j] = z if z > 0 else 0.0
-    elif code == LEAKY_RELU:
-        for i in range(n):
-            for j in range(m):
-                z = Z[i, j] + b[j]
-                Z[i, j] = z if z > 0 else LEAKY_SLOPE * z
-    else:
-        for i in range(n):
-            for j in range(m):
-                Z[i, j] += b[j]
-        activate(Z, code, Z)
-
-
-@jit
-def derivative(A, code, out):
-    r"""Element-wise derivative σ'(z), computed from the activation ``A = σ(Z)``.
-
-    ================  =====================================
-    sigmoid           :math:`\sigma'(z) = a (1 - a)`
-    tanh              :math:`\tanh'(z) = 1 - a^2`
-    relu              :math:`1` if :math:`a > 0` else :math:`0` (0 at the kink)
-    leaky_relu        :math:`1` if :math:`a > 0` else ``LEAKY_SLOPE``
-    identity          :math:`1`
-    ================  =====================================
-
-    Softmax has no element-wise derivative (its Jacobian couples a row); use
-    :func:`backprop` for it.
-
-    Parameters
-    ----------
-    A : array of shape (n_samples, n_units)
-        Activations of the layer.
-    code : int
-        Activation code, not ``SOFTMAX``.
-    out : array of shape (n_samples, n_units)
-        Filled with σ'(Z).  May be ``A`` itself.
-    """
-    n, m = A.shape
     if code == SOFTMAX:
-        raise ValueError("softmax has no element-wise derivative; use backprop")
+        for i in range(n):
+            for j in range(m):
+                Z[i, j] += b[j]
+        _softmax_rows(Z, Z)
+        return
     for i in range(n):
         for j in range(m):
-            a = A[i, j]
-            if code == SIGMOID:
-                out[i, j] = a * (1.0 - a)
-            elif code == TANH:
-                out[i, j] = 1.0 - a * a
-            elif code == RELU:
-                out[i, j] = 1.0 if a > 0 else 0.0
-            elif code == LEAKY_RELU:
-                out[i, j] = 1.0 if a > 0 else LEAKY_SLOPE
-            else:
-                out[i, j] = 1.0
+            Z[i, j] = value(code, Z[i, j] + b[j], k, fns)
 
 
 @jit
-def backprop_inplace(D, A, code):
+def backprop_inplace(D, A, Z, code, k, fns, a_scale):
     r"""Chain rule through the activation, in place: ``D <- ∂c/∂Z`` given ``D = ∂c/∂A``.
 
-    For element-wise activations this is :math:`D \odot \sigma'(Z)`, with
-    σ' computed from ``A``; for softmax it is the Jacobian-vector product of
-    each row, :math:`\delta_j = a_j (g_j - \sum_k g_k a_k)`.
-
-    One array is read and written and one only read, so the loops vectorise;
-    with separate input and output arguments that may alias, LLVM's aliasing
-    checks fail for in-place calls and the loop runs many times slower.
+    For element-wise activations this is :math:`D \odot \sigma'(Z)`; for
+    softmax the Jacobian-vector product of each row,
+    :math:`\delta_j = a_j (g_j - \sum_k g_k a_k)`.
 
     Parameters
     ----------
@@ -214,11 +348,19 @@ def backprop_inplace(D, A, code):
         On entry the gradient with respect to the activations, on exit the
         gradient with respect to the pre-activations.
     A : array of shape (n_samples, n_units)
-        Activations of the layer.
-    code : int
-        Activation code.
+        Activations of the layer, times ``1 / a_scale``.
+    Z : array of shape (n_samples, n_units)
+        Pre-activations of the layer; read only where :func:`needs_z` (pass
+        ``A`` otherwise).
+    code, k, fns
+        As for :func:`activate`.
+    a_scale : float
+        ``A * a_scale`` is σ(Z): 1, or ``1 - p`` for a layer whose stored
+        activations carry inverted dropout's ``1 / (1 - p)``.
     """
     n, m = A.shape
+    if code == IDENTITY:
+        return
     if code == SOFTMAX:
         for i in range(n):
             s = 0.0
@@ -226,63 +368,7 @@ def backprop_inplace(D, A, code):
                 s += D[i, j] * A[i, j]
             for j in range(m):
                 D[i, j] = A[i, j] * (D[i, j] - s)
-    elif code == IDENTITY:
-        pass
-    elif code == SIGMOID:
-        for i in range(n):
-            for j in range(m):
-                a = A[i, j]
-                D[i, j] *= a * (1.0 - a)
-    elif code == TANH:
-        for i in range(n):
-            for j in range(m):
-                a = A[i, j]
-                D[i, j] *= 1.0 - a * a
-    elif code == RELU:
-        for i in range(n):
-            for j in range(m):
-                if not A[i, j] > 0:
-                    D[i, j] = 0.0
-    elif code == LEAKY_RELU:
-        for i in range(n):
-            for j in range(m):
-                if not A[i, j] > 0:
-                    D[i, j] *= LEAKY_SLOPE
-    else:
-        raise ValueError("unknown activation code")
-
-
-@jit
-def backprop(G, A, code, out):
-    r"""Chain rule through the activation: ``out = ∂c/∂Z`` given ``G = ∂c/∂A``.
-
-    :func:`backprop_inplace` applied to a copy of ``G`` in ``out`` (which may
-    be ``G`` itself).
-
-    Parameters
-    ----------
-    G : array of shape (n_samples, n_units)
-        Gradient of the cost with respect to the activations.
-    A : array of shape (n_samples, n_units)
-        Activations of the layer.
-    code : int
-        Activation code.
-    out : array of shape (n_samples, n_units)
-        Filled with the gradient with respect to the pre-activations.
-    """
-    out[:, :] = G
-    backprop_inplace(out, A, code)
-
-
-@jit
-def derivative_scalar(a, code):
-    """σ'(z) for one unit, from its activation ``a = σ(z)`` (element-wise codes)."""
-    if code == SIGMOID:
-        return a * (1.0 - a)
-    if code == TANH:
-        return 1.0 - a * a
-    if code == RELU:
-        return 1.0 if a > 0 else 0.0
-    if code == LEAKY_RELU:
-        return 1.0 if a > 0 else LEAKY_SLOPE
-    return 1.0
+        return
+    for i in range(n):
+        for j in range(m):
+            D[i, j] *= slope(code, Z[i, j], A[i, j] * a_scale, k, fns)

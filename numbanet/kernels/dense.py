@@ -106,7 +106,7 @@ def linear(A_prev, W, b, out):
 
 
 @jit
-def forward(A_prev, W, b, act, out):
+def forward(A_prev, W, b, act, k, fns, out):
     r"""One layer forward: :math:`A = \sigma(A_{prev} W^T + b)`.
 
     The product is one BLAS call; bias and activation are fused into one pass.
@@ -118,15 +118,19 @@ def forward(A_prev, W, b, act, out):
     b : array of shape (n_out,)
     act : int
         Activation code.
+    k : int
+        The layer's index among the custom activations (``CUSTOM`` only).
+    fns : Fns
+        Custom callbacks (:mod:`numbanet.kernels.pieces`).
     out : array of shape (n_samples, n_out)
         Filled with the layer's activations.
     """
     matmul_nt(A_prev, W, out)
-    bias_activate(out, b, act)
+    bias_activate(out, b, act, k, fns)
 
 
 @jit
-def hidden_delta(delta_next, W_next, A, act, out):
+def hidden_delta(delta_next, W_next, A, Z, act, k, fns, a_scale, out):
     r"""Hidden delta :math:`\Delta^l = (\Delta^{l+1} W^{l+1}) \odot \sigma_l'(Z^l)`.
 
     Parameters
@@ -136,14 +140,19 @@ def hidden_delta(delta_next, W_next, A, act, out):
     W_next : array of shape (n_next, n_l)
         :math:`W^{l+1}`.
     A : array of shape (n_samples, n_l)
-        :math:`A^l = \sigma_l(Z^l)`, from which σ' is computed.
-    act : int
-        Activation code of layer l (element-wise; softmax is output-only).
+        :math:`A^l = \sigma_l(Z^l)` (times ``1 / a_scale``).
+    Z : array of shape (n_samples, n_l)
+        :math:`Z^l`, read only when σ' needs it (pass ``A`` otherwise).
+    act, k, fns
+        Activation code of layer l (element-wise; softmax is output-only),
+        its custom index, the custom callbacks.
+    a_scale : float
+        1, or ``1 - p`` when ``A`` holds inverted dropout's scaled activations.
     out : array of shape (n_samples, n_l)
-        Filled with :math:`\Delta^l`.
+        Filled with :math:`\Delta^l` (before any dropout mask).
     """
     matmul_nn(delta_next, W_next, out)
-    backprop_inplace(out, A, act)
+    backprop_inplace(out, A, Z, act, k, fns, a_scale)
 
 
 @jit

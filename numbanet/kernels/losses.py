@@ -1,4 +1,7 @@
-r"""Per-sample costs and output deltas, selected by a small integer code.
+r"""Costs and output deltas, each loss one pair -- cost and its derivative -- in one place.
+
+Every loss is a per-output cost :math:`c(a, y)` summed over the outputs of a
+sample, next to its derivative :math:`\partial c / \partial a`:
 
 ===========================  ==================================================  ===================
 code                         cost of one sample :math:`c`                          natural output
@@ -6,6 +9,9 @@ code                         cost of one sample :math:`c`                       
 ``MSE``                      :math:`\tfrac12 \sum_j (a_j - y_j)^2`                   any
 ``CROSS_ENTROPY``            :math:`-\sum_j y_j \log a_j`                           softmax
 ``BINARY_CROSS_ENTROPY``     :math:`-\sum_j [y_j \log a_j + (1-y_j)\log(1-a_j)]`   sigmoid
+``HUBER``                    :math:`\sum_j h(a_j - y_j)`, :math:`h(d) = \tfrac12 d^2`  any
+                             for :math:`|d| \le 1`, else :math:`|d| - \tfrac12`
+``CUSTOM``                   :math:`\sum_j c(a_j, y_j)` of a :class:`numbanet.Loss`  any
 ===========================  ==================================================  ===================
 
 The cost of a batch is a weighted sum of per-sample costs,
@@ -15,7 +21,11 @@ docs/derivation.md ("Costs") defines, and with sample weights it is the weighted
 so every gradient computed from it is already the (weighted) mean over the
 batch.
 
-Logarithms never see 0: their arguments are clipped at the smallest positive
+For the natural pairs (softmax with cross-entropy, sigmoid with binary
+cross-entropy) the output delta is :math:`a - y` and the cost is computed
+from the logits (:func:`batch_cost_logits`); otherwise the delta is the chain
+rule :math:`\partial c/\partial a \odot \sigma'(z)`.  Logarithms of
+activations never see 0: their arguments are clipped at the smallest positive
 normal number of the dtype (``TINY32`` / ``TINY64``).
 """
 
@@ -27,10 +37,14 @@ from numbanet.kernels.activations import SIGMOID, SOFTMAX, backprop_inplace
 MSE = 0
 CROSS_ENTROPY = 1
 BINARY_CROSS_ENTROPY = 2
+HUBER = 3
+CUSTOM = 4
 
-#: Loss names accepted by :class:`numbanet.Network`, and their codes.
-CODES = {"mse": MSE, "cross_entropy": CROSS_ENTROPY, "binary_cross_entropy": BINARY_CROSS_ENTROPY}
-NAMES = {code: name for name, code in CODES.items()}
+#: The built-in losses by name (the one list every other module reads), and their codes.
+CODES = {"mse": MSE, "cross_entropy": CROSS_ENTROPY, "binary_cross_entropy": BINARY_CROSS_ENTROPY, "huber": HUBER}
+
+#: The output activation each loss requires, if any.
+REQUIRED_OUTPUT = {"cross_entropy": "softmax", "binary_cross_entropy": "sigmoid"}
 
 TINY64 = float(np.finfo(np.float64).tiny)
 TINY32 = float(np.finfo(np.float32).tiny)
@@ -41,48 +55,111 @@ def _safe_log(x, tiny):
     return np.log(x if x > tiny else tiny)
 
 
-@jit
-def sample_costs(A, Y, loss, out):
-    """Cost of each sample, ``out[i] = c(A[i], Y[i])``.
-
-    Parameters
-    ----------
-    A : array of shape (n_samples, n_outputs), float32 or float64
-        Output activations.
-    Y : array of shape (n_samples, n_outputs), same dtype
-        Targets.
-    loss : int
-        Loss code.
-    out : array of shape (n_samples,), float64
-        Filled with the per-sample costs (accumulated in float64).
-    """
-    n, m = A.shape
-    tiny = TINY32 if A.itemsize == 4 else TINY64
-    for i in range(n):
-        c = 0.0
-        if loss == MSE:
-            for j in range(m):
-                d = float(A[i, j]) - float(Y[i, j])
-                c += 0.5 * d * d
-        elif loss == CROSS_ENTROPY:
-            for j in range(m):
-                y = float(Y[i, j])
-                if y != 0.0:
-                    c -= y * _safe_log(float(A[i, j]), tiny)
-        else:
-            for j in range(m):
-                y = float(Y[i, j])
-                a = float(A[i, j])
-                if y != 0.0:
-                    c -= y * _safe_log(a, tiny)
-                if y != 1.0:
-                    c -= (1.0 - y) * _safe_log(1.0 - a, tiny)
-        out[i] = c
+# --- the pairs: c(a, y) and ∂c/∂a, per output -------------------------------------------
 
 
 @jit
-def batch_cost(A, Y, loss, row_weight):
-    r"""Weighted batch cost :math:`C = \sum_i w_i c_i`, accumulated in float64.
+def mse(a, y, tiny):
+    r""":math:`\tfrac12 (a - y)^2`."""
+    d = a - y
+    return 0.5 * d * d
+
+
+@jit
+def mse_slope(a, y, tiny):
+    r""":math:`a - y`."""
+    return a - y
+
+
+@jit
+def cross_entropy(a, y, tiny):
+    r""":math:`-y \log a` (0 where y = 0)."""
+    return -y * _safe_log(a, tiny) if y != 0.0 else 0.0
+
+
+@jit
+def cross_entropy_slope(a, y, tiny):
+    r""":math:`-y / a`."""
+    return -y / (a if a > tiny else tiny)
+
+
+@jit
+def binary_cross_entropy(a, y, tiny):
+    r""":math:`-[y \log a + (1 - y) \log(1 - a)]`."""
+    c = 0.0
+    if y != 0.0:
+        c -= y * _safe_log(a, tiny)
+    if y != 1.0:
+        c -= (1.0 - y) * _safe_log(1.0 - a, tiny)
+    return c
+
+
+@jit
+def binary_cross_entropy_slope(a, y, tiny):
+    r""":math:`-y / a + (1 - y) / (1 - a)`."""
+    p = a if a > tiny else tiny
+    q = 1.0 - a
+    q = q if q > tiny else tiny
+    return -y / p + (1.0 - y) / q
+
+
+@jit
+def huber(a, y, tiny):
+    r""":math:`\tfrac12 d^2` for :math:`|d| \le 1`, else :math:`|d| - \tfrac12`, with d = a - y (δ = 1)."""
+    d = abs(a - y)
+    return 0.5 * d * d if d <= 1.0 else d - 0.5
+
+
+@jit
+def huber_slope(a, y, tiny):
+    """``d`` for ``|d| <= 1``, else ``sign(d)``."""
+    d = a - y
+    if d > 1.0:
+        return 1.0
+    if d < -1.0:
+        return -1.0
+    return d
+
+
+# --- dispatch ----------------------------------------------------------------------------
+
+
+@jit
+def cost(loss, a, y, tiny, fns):
+    """Cost of one output, ``c(a, y)``, accumulated in float64."""
+    a = float(a)
+    y = float(y)
+    if loss == MSE:
+        return mse(a, y, tiny)
+    if loss == CROSS_ENTROPY:
+        return cross_entropy(a, y, tiny)
+    if loss == BINARY_CROSS_ENTROPY:
+        return binary_cross_entropy(a, y, tiny)
+    if loss == HUBER:
+        return huber(a, y, tiny)
+    return fns.cost(a, y)
+
+
+@jit
+def cost_slope(loss, a, y, tiny, fns):
+    """Derivative of the cost of one output, ``∂c/∂a``."""
+    if loss == MSE:
+        return mse_slope(a, y, tiny)
+    if loss == CROSS_ENTROPY:
+        return cross_entropy_slope(a, y, tiny)
+    if loss == BINARY_CROSS_ENTROPY:
+        return binary_cross_entropy_slope(a, y, tiny)
+    if loss == HUBER:
+        return huber_slope(a, y, tiny)
+    return fns.cost_slope(float(a), float(y))
+
+
+# --- batch kernels -------------------------------------------------------------------------
+
+
+@jit
+def batch_cost(A, Y, loss, row_weight, fns):
+    r"""Weighted batch cost :math:`C = \sum_i w_i \sum_j c(a_{ij}, y_{ij})`, accumulated in float64.
 
     Parameters
     ----------
@@ -92,6 +169,8 @@ def batch_cost(A, Y, loss, row_weight):
         Loss code.
     row_weight : array of shape (n_samples,)
         :math:`w_i`; ``1/n`` for every row gives the mean cost.
+    fns : Fns
+        Custom callbacks (:mod:`numbanet.kernels.pieces`); used for ``CUSTOM``.
 
     Returns
     -------
@@ -102,23 +181,8 @@ def batch_cost(A, Y, loss, row_weight):
     total = 0.0
     for i in range(n):
         c = 0.0
-        if loss == MSE:
-            for j in range(m):
-                d = float(A[i, j]) - float(Y[i, j])
-                c += 0.5 * d * d
-        elif loss == CROSS_ENTROPY:
-            for j in range(m):
-                y = float(Y[i, j])
-                if y != 0.0:
-                    c -= y * _safe_log(float(A[i, j]), tiny)
-        else:
-            for j in range(m):
-                y = float(Y[i, j])
-                a = float(A[i, j])
-                if y != 0.0:
-                    c -= y * _safe_log(a, tiny)
-                if y != 1.0:
-                    c -= (1.0 - y) * _safe_log(1.0 - a, tiny)
+        for j in range(m):
+            c += cost(loss, A[i, j], Y[i, j], tiny, fns)
         total += float(row_weight[i]) * c
     return total
 
@@ -178,8 +242,10 @@ def batch_cost_logits(Z, Y, loss, row_weight):
     return total
 
 
+
+
 @jit
-def output_cost(Z, A, Y, loss, act, row_weight):
+def output_cost(Z, A, Y, loss, act, row_weight, fns):
     """Weighted batch cost: from the logits ``Z`` for a natural pair, from ``A`` otherwise.
 
     Parameters are those of :func:`batch_cost` and :func:`batch_cost_logits`;
@@ -187,46 +253,29 @@ def output_cost(Z, A, Y, loss, act, row_weight):
     """
     if is_simplified(loss, act):
         return batch_cost_logits(Z, Y, loss, row_weight)
-    return batch_cost(A, Y, loss, row_weight)
+    return batch_cost(A, Y, loss, row_weight, fns)
 
 
 @jit
-def cost_gradient(A, Y, loss, out):
-    r"""Gradient of the per-sample cost with respect to the output, ``∂c/∂a``.
-
-    ===========================  =======================================
-    ``MSE``                      :math:`a - y`
-    ``CROSS_ENTROPY``            :math:`-y / a`
-    ``BINARY_CROSS_ENTROPY``     :math:`-y / a + (1 - y) / (1 - a)`
-    ===========================  =======================================
-
-    Denominators are clipped at the dtype's smallest normal number.
+def cost_gradient(A, Y, loss, fns, out):
+    r"""Gradient of the per-sample cost with respect to the output, ``out = ∂c/∂a``.
 
     Parameters
     ----------
     A, Y : arrays of shape (n_samples, n_outputs)
     loss : int
+    fns : Fns
     out : array of shape (n_samples, n_outputs)
     """
     n, m = A.shape
     tiny = TINY32 if A.itemsize == 4 else TINY64
     for i in range(n):
         for j in range(m):
-            a = A[i, j]
-            y = Y[i, j]
-            if loss == MSE:
-                out[i, j] = a - y
-            elif loss == CROSS_ENTROPY:
-                out[i, j] = -y / (a if a > tiny else tiny)
-            else:
-                p = a if a > tiny else tiny
-                q = 1.0 - a
-                q = q if q > tiny else tiny
-                out[i, j] = -y / p + (1.0 - y) / q
+            out[i, j] = cost_slope(loss, A[i, j], Y[i, j], tiny, fns)
 
 
 @jit
-def output_delta_chain(A, Y, loss, act, row_weight, out):
+def output_delta_chain(A, Z, Y, loss, act, k, fns, row_weight, out):
     r"""Output delta by the general chain rule, rows scaled by ``row_weight``.
 
     :math:`\delta^L_i = w_i \, (\partial c/\partial a^L) \odot \sigma_L'(z^L)`
@@ -234,17 +283,21 @@ def output_delta_chain(A, Y, loss, act, row_weight, out):
 
     Parameters
     ----------
-    A, Y : arrays of shape (n_samples, n_outputs)
-        Output activations and targets.
+    A, Z, Y : arrays of shape (n_samples, n_outputs)
+        Output activations, pre-activations (read only when the output
+        activation needs them) and targets.
     loss, act : int
         Loss code and output activation code.
+    k : int
+        The output layer's index among the custom activations.
+    fns : Fns
     row_weight : array of shape (n_samples,)
         :math:`w_i` (``1/n`` for a plain batch mean).
     out : array of shape (n_samples, n_outputs)
         Filled with the scaled output delta.
     """
-    cost_gradient(A, Y, loss, out)
-    backprop_inplace(out, A, act)
+    cost_gradient(A, Y, loss, fns, out)
+    backprop_inplace(out, A, Z, act, k, fns, 1.0)
     n, m = A.shape
     for i in range(n):
         w = row_weight[i]
@@ -283,6 +336,7 @@ def output_delta_simplified(A, Y, loss, row_weight, out):
             out[i, j] = w * (A[i, j] * s - Y[i, j])
 
 
+
 @jit
 def is_simplified(loss, act):
     """Whether ``(loss, act)`` is a pair whose output delta is ``A - Y``."""
@@ -291,8 +345,10 @@ def is_simplified(loss, act):
     )
 
 
+
+
 @jit
-def output_delta(A, Y, loss, act, row_weight, out):
+def output_delta(A, Z, Y, loss, act, k, fns, row_weight, out):
     """Output delta, simplified where the pair allows it, chain rule otherwise.
 
     Parameters are those of :func:`output_delta_chain`.
@@ -300,4 +356,4 @@ def output_delta(A, Y, loss, act, row_weight, out):
     if is_simplified(loss, act):
         output_delta_simplified(A, Y, loss, row_weight, out)
     else:
-        output_delta_chain(A, Y, loss, act, row_weight, out)
+        output_delta_chain(A, Z, Y, loss, act, k, fns, row_weight, out)

@@ -1,22 +1,30 @@
 r"""Whole-network kernels: forward over a data set, batch cost, gradients, and
 the jitted training loop.
 
-A network is described to these kernels by plain arrays, never by objects:
+A network reaches these kernels as named bundles of plain arrays and
+numbers (Numba namedtuples, so ``l2``, ``dropout`` and ``clip`` cannot be
+swapped by position):
 
-``theta`` : array of shape (n_params,)
-    Every parameter, layer after layer: ``W^1`` (row-major, shape
-    ``(n_1, n_0)``), ``b^1``, ``W^2``, ``b^2``, ...
-``sizes`` : int64 array of shape (L + 1,)
-    Layer widths, input first.
-``w_off``, ``b_off`` : int64 arrays of shape (L,)
-    Where each ``W`` and ``b`` starts in ``theta``.
-``acts`` : int64 array of shape (L,)
-    Activation code of each weighted layer.
+:class:`Model`
+    ``theta`` (every parameter, layer after layer: ``W^1`` row-major of shape
+    ``(n_1, n_0)``, ``b^1``, ``W^2``, ...), ``sizes`` (layer widths, input
+    first), ``w_off``/``b_off`` (where each ``W`` and ``b`` starts in
+    ``theta``), ``acts`` (activation code of each weighted layer), ``custom``
+    (each layer's index among the custom activations, -1 for built-ins),
+    ``loss`` (loss code), ``l2``, and ``fns`` (the custom callbacks,
+    :mod:`numbanet.kernels.pieces`).
+:class:`Data`
+    ``X``, ``Y``, the sample weights ``sw`` and their sum.
+:class:`Work`
+    A flat work buffer ``ws`` laid out by :func:`workspace_size` for ``cap``
+    rows; the mini-batch loop allocates nothing.  A buffer belongs to one call
+    at a time (the caller owns it), so concurrent calls never share one.
+:class:`Run`
+    The optimizer and options of a training run and its mutable position.
 
-Work buffers live in one flat array ``ws`` laid out by :func:`workspace_size`
-for a given batch capacity; the mini-batch loop allocates nothing.  A buffer
-belongs to one call at a time (the caller owns it), so concurrent calls never
-share one.
+One batch step -- forward, cost, backward -- is :func:`batch_step`, shared by
+:func:`cost_and_gradient` and :func:`train_slice`; one forward path,
+:func:`forward_batch`, serves prediction too.
 
 Training runs in time slices: :func:`train_slice` runs at most a given number
 of mini-batches -- across epoch ends, or stopping at the next one -- and keeps
@@ -26,20 +34,28 @@ exactly where this one stopped.  Python sees the loop between slices (signals,
 progress, callbacks) and never inside one.
 """
 
+from collections import namedtuple
+
 import numpy as np
 
 from numbanet._jit import jit
-from numbanet.kernels.activations import activate, derivative_scalar
-from numbanet.kernels.dense import forward, hidden_delta, layer_gradients, linear, matmul_nn
+from numbanet.kernels.activations import activate, needs_z
+from numbanet.kernels.dense import forward, hidden_delta, layer_gradients, linear
 from numbanet.kernels.losses import is_simplified, output_cost, output_delta
 from numbanet.kernels.rng import shuffle as rng_shuffle
 from numbanet.kernels.rng import uniform
 from numbanet.kernels.updates import clip_by_global_norm, update
 
+Model = namedtuple("Model", ["theta", "sizes", "w_off", "b_off", "acts", "custom", "loss", "l2", "fns"])
+Data = namedtuple("Data", ["X", "Y", "sw", "sw_total"])
+Work = namedtuple("Work", ["ws", "cap"])
+Run = namedtuple("Run", ["grad", "state", "opt_code", "hyper", "lrs", "dropout", "clip", "order", "shuffle",
+                         "batch_size", "rng", "backup", "epoch_losses", "pos", "acc"])
+
 OK = 0
 DIVERGED = 1
 
-# Entries of the int64 position array ``pos`` of :func:`train_slice`.
+# Entries of the int64 position array ``Run.pos`` of :func:`train_slice`.
 POS_EPOCH = 0  # epochs of the run completed
 POS_BATCH = 1  # next mini-batch of the current epoch (0: the epoch has not started)
 POS_T = 2  # optimizer steps taken in total
@@ -74,23 +90,26 @@ def workspace_size(sizes, cap):
     """Length of the flat work buffer for batches of at most ``cap`` rows.
 
     It holds, for ``cap`` rows: every layer's activations ``A^0 .. A^L``
-    (``A^0`` is the gathered input batch), the output pre-activations ``Z^L``,
-    the target batch, the row weights, two delta buffers as wide as the widest
-    weighted layer (used alternately going backwards) and the dropout masks of
-    the hidden layers.
+    (``A^0`` is the gathered input batch), every weighted layer's
+    pre-activations ``Z^1 .. Z^L`` (written only where they are needed), the
+    target batch, the row weights, two delta buffers as wide as the widest
+    weighted layer (used alternately going backwards) and the dropout masks
+    of the hidden layers.
     """
     L = sizes.size - 1
     total = 0
     for l in range(L + 1):
-        total += cap * sizes[l]
+        total += cap * sizes[l]  # A^l
+        if l > 0:
+            total += cap * sizes[l]  # Z^l
         if 0 < l < L:
             total += cap * sizes[l]  # dropout mask
-    return total + 2 * cap * sizes[L] + cap + 2 * cap * _widest_delta(sizes)
+    return total + cap * sizes[L] + cap + 2 * cap * _widest_delta(sizes)
 
 
 @jit
 def param_views(theta, sizes, w_off, b_off):
-    """Lists of ``W^l`` (shape ``(sizes[l+1], sizes[l])``) and ``b^l`` views into ``theta``."""
+    """Return lists of ``W^l`` (shape ``(sizes[l+1], sizes[l])``) and ``b^l`` views into ``theta``."""
     L = sizes.size - 1
     Ws = [matrix(theta, w_off[0], sizes[1], sizes[0])]
     bs = [theta[b_off[0] : b_off[0] + sizes[1]]]
@@ -102,12 +121,14 @@ def param_views(theta, sizes, w_off, b_off):
 
 @jit
 def work_views(ws, sizes, cap):
-    """Views into the work buffer laid out as :func:`workspace_size` describes.
+    """Return views into the work buffer laid out as :func:`workspace_size` describes.
 
     Returns
     -------
     As : list of L + 1 matrices (cap, sizes[l])
         Activations; ``As[0]`` receives the input batch.
+    Zs : list of L matrices (cap, sizes[l+1])
+        Pre-activations of the weighted layers.
     Ds : list of L matrices (cap, sizes[l+1])
         Deltas; consecutive layers alternate between two buffers.
     Ms : list of L matrices
@@ -117,9 +138,6 @@ def work_views(ws, sizes, cap):
         Target batch.
     rw : vector (cap,)
         Row weights.
-    ZL : matrix (cap, sizes[L])
-        Output pre-activations (the cost of softmax and sigmoid outputs is
-        computed from them).
 
     Slicing rows (``As[l][:m]``) gives the views of a smaller batch, still
     C-contiguous; building views costs a reshape, so it happens once per call.
@@ -132,6 +150,11 @@ def work_views(ws, sizes, cap):
     for l in range(1, L + 1):
         As.append(matrix(ws, pos, cap, sizes[l]))
         pos += cap * sizes[l]
+    Zs = [matrix(ws, pos, cap, sizes[1])]
+    pos += cap * sizes[1]
+    for l in range(2, L + 1):
+        Zs.append(matrix(ws, pos, cap, sizes[l]))
+        pos += cap * sizes[l]
     Ms = [matrix(ws, pos, cap, sizes[1])]
     pos += cap * sizes[1] if L > 1 else 0
     for l in range(1, L):
@@ -142,8 +165,6 @@ def work_views(ws, sizes, cap):
             Ms.append(Ms[0])
     Yb = matrix(ws, pos, cap, sizes[L])
     pos += cap * sizes[L]
-    ZL = matrix(ws, pos, cap, sizes[L])
-    pos += cap * sizes[L]
     rw = ws[pos : pos + cap]
     pos += cap
     d0 = pos
@@ -153,16 +174,17 @@ def work_views(ws, sizes, cap):
         Ds.append(matrix(ws, d0 if (L - 1 - l) % 2 == 0 else d1, cap, sizes[l + 1]))
     if (L - 1) % 2 != 0:
         Ds[0] = matrix(ws, d1, cap, sizes[1])
-    return As, Ds, Ms, Yb, rw, ZL
+    return As, Zs, Ds, Ms, Yb, rw
 
 
 @jit
-def forward_batch(Ws, bs, acts, As, ZL, m, dropout, Ms, rng, keep_logits):
+def forward_batch(model, Ws, bs, As, Zs, m, dropout, Ms, rng, keep_logits):
     """Forward pass of the first ``m`` rows, whose input is already in ``As[0]``.
 
-    With ``keep_logits`` the output layer's pre-activations are kept in ``ZL``
-    (the cost of a natural pair is computed from them); otherwise bias and
-    activation are fused into the output buffer in one pass.
+    A layer whose σ' needs z (:func:`numbanet.kernels.activations.needs_z`)
+    keeps its pre-activations in ``Zs``, and so does the output layer when
+    ``keep_logits`` (the cost of a natural pair is computed from them);
+    otherwise bias and activation are fused into one pass over ``As``.
 
     With ``dropout > 0`` (training only) each hidden activation is zeroed with
     probability ``dropout`` and the survivors scaled by ``1 / (1 - dropout)``
@@ -170,11 +192,17 @@ def forward_batch(Ws, bs, acts, As, ZL, m, dropout, Ms, rng, keep_logits):
     the backward pass.  One uniform is drawn from ``rng`` (see
     :mod:`numbanet.kernels.rng`) per hidden unit, layer by layer, row by row.
     """
+    acts, custom, fns = model.acts, model.custom, model.fns
     L = len(Ws)
-    for l in range(L - 1):
+    for l in range(L):
         A = As[l + 1][:m]
-        forward(As[l][:m], Ws[l], bs[l], acts[l], A)
-        if dropout > 0.0:
+        if needs_z(acts[l]) or (keep_logits and l == L - 1):
+            Z = Zs[l][:m]
+            linear(As[l][:m], Ws[l], bs[l], Z)
+            activate(Z, acts[l], custom[l], fns, A)
+        else:
+            forward(As[l][:m], Ws[l], bs[l], acts[l], custom[l], fns, A)
+        if dropout > 0.0 and l < L - 1:
             M = Ms[l][:m]
             scale = A.dtype.type(1.0 / (1.0 - dropout))
             n_out = A.shape[1]
@@ -186,47 +214,59 @@ def forward_batch(Ws, bs, acts, As, ZL, m, dropout, Ms, rng, keep_logits):
                     else:
                         M[i, j] = scale
                         A[i, j] *= scale
-    if keep_logits:
-        Z = ZL[:m]
-        linear(As[L - 1][:m], Ws[L - 1], bs[L - 1], Z)
-        activate(Z, acts[L - 1], As[L][:m])
-    else:
-        forward(As[L - 1][:m], Ws[L - 1], bs[L - 1], acts[L - 1], As[L][:m])
 
 
 @jit
-def backward_batch(Ws, dWs, dbs, acts, loss, As, Ds, Yb, rw, m, dropout, Ms):
+def backward_batch(model, Ws, dWs, dbs, As, Zs, Ds, Yb, rw, m, dropout, Ms):
     """Backward pass of ``m`` rows after :func:`forward_batch`; fills ``dWs``, ``dbs``.
 
     The output delta carries the row weights ``rw``, so the gradients are the
-    weighted mean over the batch.
+    weighted mean over the batch.  Every hidden delta is
+    :func:`numbanet.kernels.dense.hidden_delta`; under dropout it is then
+    multiplied by the layer's mask (σ' computed from the unscaled activation).
     """
+    acts, custom, fns = model.acts, model.custom, model.fns
     L = len(Ws)
     delta = Ds[L - 1][:m]
-    output_delta(As[L][:m], Yb[:m], loss, acts[L - 1], rw[:m], delta)
+    A_out = As[L][:m]
+    Z_out = Zs[L - 1][:m] if needs_z(acts[L - 1]) else A_out
+    output_delta(A_out, Z_out, Yb[:m], model.loss, acts[L - 1], custom[L - 1], fns, rw[:m], delta)
+    a_scale = 1.0 - dropout
     for l in range(L - 1, -1, -1):
-        A_prev = As[l][:m]
-        layer_gradients(delta, A_prev, dWs[l], dbs[l])
+        layer_gradients(delta, As[l][:m], dWs[l], dbs[l])
         if l == 0:
             break
         nxt = Ds[l - 1][:m]
+        A = As[l][:m]
+        Z = Zs[l - 1][:m] if needs_z(acts[l - 1]) else A
+        hidden_delta(delta, Ws[l], A, Z, acts[l - 1], custom[l - 1], fns, a_scale, nxt)
         if dropout > 0.0:
             M = Ms[l - 1][:m]
-            matmul_nn(delta, Ws[l], nxt)
-            keep = 1.0 - dropout
-            code = acts[l - 1]
             n_in = nxt.shape[1]
             for i in range(m):
                 for j in range(n_in):
-                    s = M[i, j]
-                    if s == 0.0:
-                        nxt[i, j] = 0.0
-                    else:
-                        # A holds s * σ(z); σ'(z) is a function of σ(z) = A * keep.
-                        nxt[i, j] *= s * derivative_scalar(A_prev[i, j] * keep, code)
-        else:
-            hidden_delta(delta, Ws[l], A_prev, acts[l - 1], nxt)
+                    nxt[i, j] *= M[i, j]
         delta = nxt
+
+
+@jit
+def batch_step(model, Ws, bs, dWs, dbs, As, Zs, Ds, Ms, Yb, rw, m, dropout, rng, keep_logits, want_grad):
+    """Forward, weighted mean cost and (with ``want_grad``) backward of ``m`` rows in the work buffers.
+
+    The input rows are in ``As[0]``, the targets in ``Yb``, the row weights in
+    ``rw``.  The backward pass is skipped when the cost is not finite.
+
+    Returns
+    -------
+    float
+        The weighted cost of the batch (without the L2 term).
+    """
+    L = len(Ws)
+    forward_batch(model, Ws, bs, As, Zs, m, dropout, Ms, rng, keep_logits)
+    c = output_cost(Zs[L - 1][:m], As[L][:m], Yb[:m], model.loss, model.acts[L - 1], rw[:m], model.fns)
+    if want_grad and np.isfinite(c):
+        backward_batch(model, Ws, dWs, dbs, As, Zs, Ds, Yb, rw, m, dropout, Ms)
+    return c
 
 
 @jit
@@ -276,73 +316,76 @@ def _gather(X, Y, sw, idx, start, m, A0, Yb, rw):
 
 
 @jit
-def predict(theta, sizes, w_off, b_off, acts, X, ws, cap, out):
-    """Output activations for every row of ``X``, in chunks of ``cap`` rows.
+def predict(model, X, work, out):
+    """Output activations for every row of ``X``, in chunks of ``work.cap`` rows.
 
     Parameters
     ----------
+    model : Model
     X : array of shape (n_samples, n_features)
-    ws : work buffer of length ``workspace_size(sizes, cap)``
+    work : Work
     out : array of shape (n_samples, n_outputs)
         Filled with the network's outputs.
     """
-    Ws, bs = param_views(theta, sizes, w_off, b_off)
-    As, Ds, Ms, Yb, rw, ZL = work_views(ws, sizes, cap)
+    sizes = model.sizes
+    Ws, bs = param_views(model.theta, sizes, model.w_off, model.b_off)
+    As, Zs, Ds, Ms, Yb, rw = work_views(work.ws, sizes, work.cap)
     n = X.shape[0]
     L = sizes.size - 1
     no_rng = np.zeros(1, np.uint64)
+    cap = work.cap
     for start in range(0, n, cap):
         m = min(cap, n - start)
         As[0][:m] = X[start : start + m]
-        forward_batch(Ws, bs, acts, As, ZL, m, 0.0, Ms, no_rng, False)
+        forward_batch(model, Ws, bs, As, Zs, m, 0.0, Ms, no_rng, False)
         out[start : start + m] = As[L][:m]
 
 
 @jit
-def cost_and_gradient(theta, sizes, w_off, b_off, acts, loss, l2, X, Y, sw, ws, cap, grad, want_grad):
+def cost_and_gradient(model, data, work, grad, want_grad):
     r"""Weighted mean cost of the whole data set and, optionally, its exact gradient.
 
     :math:`C = \sum_i s_i c_i / \sum_i s_i + \tfrac{\lambda}{2}\sum_l \|W^l\|^2`,
-    processed in chunks of ``cap`` rows; the gradient of ``C`` is accumulated
-    into ``grad`` (length n_params) when ``want_grad``.  Dropout is off.
+    processed in chunks of ``work.cap`` rows by :func:`batch_step`; the
+    gradient of ``C`` is accumulated into ``grad`` (length n_params) when
+    ``want_grad``.  Dropout is off.
 
     Returns
     -------
     float
         The cost.
     """
-    Ws, bs = param_views(theta, sizes, w_off, b_off)
-    As, Ds, Ms, Yb, rw, ZL = work_views(ws, sizes, cap)
+    theta, sizes = model.theta, model.sizes
+    Ws, bs = param_views(theta, sizes, model.w_off, model.b_off)
+    cap = work.cap
+    As, Zs, Ds, Ms, Yb, rw = work_views(work.ws, sizes, cap)
+    X, Y, sw = data.X, data.Y, data.sw
     n = X.shape[0]
     L = sizes.size - 1
     n_params = theta.size
     no_rng = np.zeros(1, np.uint64)
-    logits = is_simplified(loss, acts[L - 1])
-    swsum = 0.0
-    for i in range(n):
-        swsum += sw[i]
+    logits = is_simplified(model.loss, model.acts[L - 1])
+    swsum = data.sw_total
     cost = 0.0
     part = np.empty(n_params if want_grad else 0, dtype=theta.dtype)
     if want_grad:
         for k in range(n_params):
             grad[k] = 0.0
-        dWs, dbs = param_views(part, sizes, w_off, b_off)
+    dWs, dbs = param_views(part if want_grad else theta, sizes, model.w_off, model.b_off)
     for start in range(0, n, cap):
         m = min(cap, n - start)
         As[0][:m] = X[start : start + m]
         Yb[:m] = Y[start : start + m]
         for i in range(m):
             rw[i] = sw[start + i] / swsum if swsum > 0 else 0.0
-        forward_batch(Ws, bs, acts, As, ZL, m, 0.0, Ms, no_rng, logits)
-        cost += output_cost(ZL[:m], As[L][:m], Yb[:m], loss, acts[L - 1], rw[:m])
+        cost += batch_step(model, Ws, bs, dWs, dbs, As, Zs, Ds, Ms, Yb, rw, m, 0.0, no_rng, logits, want_grad)
         if want_grad:
-            backward_batch(Ws, dWs, dbs, acts, loss, As, Ds, Yb, rw, m, 0.0, Ms)
             for k in range(n_params):
                 grad[k] += part[k]
-    if l2 != 0.0:
-        cost += l2_penalty(theta, sizes, w_off, l2)
+    if model.l2 != 0.0:
+        cost += l2_penalty(theta, sizes, model.w_off, model.l2)
         if want_grad:
-            add_l2_gradient(theta, grad, sizes, w_off, l2)
+            add_l2_gradient(theta, grad, sizes, model.w_off, model.l2)
     return cost
 
 
@@ -355,118 +398,69 @@ def _all_finite(v):
 
 
 @jit
-def train_slice(
-    theta,
-    grad,
-    state,
-    opt_code,
-    hyper,
-    lrs,
-    sizes,
-    w_off,
-    b_off,
-    acts,
-    loss,
-    l2,
-    dropout,
-    clip,
-    X,
-    Y,
-    sw,
-    sw_total,
-    order,
-    shuffle,
-    batch_size,
-    rng,
-    ws,
-    cap,
-    backup,
-    epoch_losses,
-    pos,
-    acc,
-    max_batches,
-    stop_at_epoch_end,
-):
-    """Run at most ``max_batches`` mini-batches of a training run, from the position in ``pos``.
+def train_slice(model, data, work, run, max_batches, stop_at_epoch_end):
+    """Run at most ``max_batches`` mini-batches of a training run, from the position in ``run.pos``.
 
-    A run is ``lrs.size`` epochs.  An epoch starts (``pos[POS_BATCH] == 0``) by
-    saving ``theta`` and ``state`` into ``backup`` and, when ``shuffle``,
-    drawing a fresh permutation of ``arange(n)`` into ``order`` from ``rng``
-    (so an epoch's order depends only on the generator, never on earlier
-    epochs); then every mini-batch (the last may be smaller): gather the
-    rows, forward, weighted mean cost, backward, add the L2 gradient, clip by
-    global norm (``clip > 0``), and one optimizer step.  The call returns
-    after ``max_batches`` mini-batches, at the end of the run, or -- with
-    ``stop_at_epoch_end`` -- at the end of the current epoch, whichever comes
-    first; calling it again with the same arrays continues exactly, so a run
-    split into slices computes bit for bit what one call would.
+    A run is ``run.lrs.size`` epochs.  An epoch starts (``pos[POS_BATCH] == 0``)
+    by saving ``theta`` and the optimizer state into ``run.backup`` and, when
+    ``run.shuffle``, drawing a fresh permutation of ``arange(n)`` into
+    ``run.order`` from ``run.rng`` (so an epoch's order depends only on the
+    generator, never on earlier epochs); then every mini-batch (the last may
+    be smaller): gather the rows, :func:`batch_step`, add the L2 gradient,
+    clip by global norm (``run.clip > 0``), and one optimizer step.  The call
+    returns after ``max_batches`` mini-batches, at the end of the run, or --
+    with ``stop_at_epoch_end`` -- at the end of the current epoch, whichever
+    comes first; calling it again with the same bundles continues exactly, so
+    a run split into slices computes bit for bit what one call would.
 
     Parameters
     ----------
-    theta, grad : arrays of shape (n_params,)
-        Parameters (updated in place) and gradient buffer.
-    state : array of shape (2, n_params)
-        Optimizer state, updated in place.
-    opt_code : int
-        Optimizer code (:mod:`numbanet.kernels.updates`).
-    hyper : float64 array of shape (N_HYPER,)
-        Optimizer hyper-parameters.
-    lrs : float64 array of shape (n_epochs,)
-        Learning rate of each epoch of the run.
-    sizes, w_off, b_off, acts : int64 arrays
-        The network's layout.
-    loss : int
-        Loss code.
-    l2, dropout, clip : float
-        L2 coefficient, dropout probability on hidden layers, clipping norm
-        (0 disables).
-    X : array of shape (n_samples, n_features)
-    Y : array of shape (n_samples, n_outputs)
-    sw : float64 array of shape (n_samples,)
-        Sample weights (ones for unweighted training).
-    sw_total : float
-        ``sw.sum()``.
-    order : int64 array of shape (n_samples,)
-        Row order of the current epoch (``arange(n)`` without shuffling).
-    shuffle : bool
-    batch_size : int
-    rng : uint64 array of shape (1,)
-        State of the generator for shuffling and dropout masks
-        (:mod:`numbanet.kernels.rng`), advanced in place.
-    ws : array
-        Work buffer of length ``workspace_size(sizes, cap)``.
-    cap : int
-        Rows the work buffer holds; at least ``batch_size``.
-    backup : array of shape (3 * n_params,)
-        Start-of-epoch copy of ``theta`` and ``state`` for divergence recovery.
-    epoch_losses : float64 array of shape (n_epochs,)
-        Filled, as each epoch ends, with its training cost: the weighted mean,
-        over the samples, of the cost of each sample's batch measured before
-        that batch's update (plus the L2 term).
-    pos : int64 array of shape (N_POS,)
-        The run's position, read and updated in place (the ``POS_*`` entries).
-        On divergence ``pos[POS_STATUS]`` is ``DIVERGED``, ``POS_BAD_EPOCH``
-        and ``POS_BAD_BATCH`` say where the cost or the parameters stopped
-        being finite, and ``theta``, ``state``, ``pos[POS_T]`` and
-        ``pos[POS_SAMPLES]`` are restored to the start of that epoch (``pos[POS_BATCH]`` is 0 again).
-    acc : float64 array of shape (1,)
-        Running weighted cost of the current epoch.
+    model : Model
+        ``model.theta`` is updated in place.
+    data : Data
+    work : Work
+        ``work.cap`` is at least ``run.batch_size``.
+    run : Run
+        ``grad``: gradient buffer (n_params,); ``state``: optimizer state
+        (2, n_params), updated in place; ``opt_code`` and ``hyper``: the
+        optimizer (:mod:`numbanet.kernels.updates`); ``lrs``: float64
+        learning rate of each epoch; ``dropout`` and ``clip`` (0 disables);
+        ``order``: int64 row order of the current epoch (``arange(n)``
+        without shuffling); ``shuffle``; ``batch_size``; ``rng``: uint64
+        state (1,) of the generator for shuffling and dropout masks, advanced
+        in place; ``backup``: (3 * n_params,) start-of-epoch copy of ``theta``
+        and ``state`` for divergence recovery; ``epoch_losses``: float64
+        (n_epochs,), filled as each epoch ends with its training cost (the
+        weighted mean, over the samples, of the cost of each sample's batch
+        measured before that batch's update, plus the L2 term); ``pos``: int64
+        (N_POS,), the run's position (the ``POS_*`` entries), read and updated
+        in place -- on divergence ``pos[POS_STATUS]`` is ``DIVERGED``,
+        ``POS_BAD_EPOCH`` and ``POS_BAD_BATCH`` say where the cost or the
+        parameters stopped being finite, and ``theta``, ``state``,
+        ``pos[POS_T]`` and ``pos[POS_SAMPLES]`` are restored to the start of
+        that epoch (``pos[POS_BATCH]`` is 0 again); ``acc``: float64 (1,),
+        the running weighted cost of the current epoch.
     max_batches : int
         The most mini-batches this call runs (at least 1).
     stop_at_epoch_end : bool
         Return once an epoch ends, so Python can do per-epoch work.
     """
-    Ws, bs = param_views(theta, sizes, w_off, b_off)
-    dWs, dbs = param_views(grad, sizes, w_off, b_off)
-    As, Ds, Ms, Yb, rw, ZL = work_views(ws, sizes, cap)
+    theta, sizes = model.theta, model.sizes
+    grad, state, pos, acc, backup, order = run.grad, run.state, run.pos, run.acc, run.backup, run.order
+    Ws, bs = param_views(theta, sizes, model.w_off, model.b_off)
+    dWs, dbs = param_views(grad, sizes, model.w_off, model.b_off)
+    As, Zs, Ds, Ms, Yb, rw = work_views(work.ws, sizes, work.cap)
+    X, Y, sw = data.X, data.Y, data.sw
     n = X.shape[0]
     L = sizes.size - 1
     P = theta.size
+    batch_size = run.batch_size
     n_batches = (n + batch_size - 1) // batch_size
-    logits = is_simplified(loss, acts[L - 1])
+    logits = is_simplified(model.loss, model.acts[L - 1])
+    l2, clip = model.l2, run.clip
     pos[POS_STATUS] = OK
     done = 0
-    while pos[POS_EPOCH] < lrs.size and done < max_batches:
+    while pos[POS_EPOCH] < run.lrs.size and done < max_batches:
         e = pos[POS_EPOCH]
         b = pos[POS_BATCH]
         if b == 0:
@@ -477,28 +471,26 @@ def train_slice(
             pos[POS_T0] = pos[POS_T]
             pos[POS_SAMPLES0] = pos[POS_SAMPLES]
             acc[0] = 0.0
-            if shuffle:
+            if run.shuffle:
                 for i in range(n):
                     order[i] = i
-                rng_shuffle(order, rng)
+                rng_shuffle(order, run.rng)
         start = b * batch_size
         m = min(batch_size, n - start)
         wsum = _gather(X, Y, sw, order, start, m, As[0], Yb, rw)
-        forward_batch(Ws, bs, acts, As, ZL, m, dropout, Ms, rng, logits)
-        c = output_cost(ZL[:m], As[L][:m], Yb[:m], loss, acts[L - 1], rw[:m])
+        c = batch_step(model, Ws, bs, dWs, dbs, As, Zs, Ds, Ms, Yb, rw, m, run.dropout, run.rng, logits, wsum > 0)
         if l2 != 0.0:
-            c += l2_penalty(theta, sizes, w_off, l2)
+            c += l2_penalty(theta, sizes, model.w_off, l2)
         ok = np.isfinite(c)
         if ok:
             acc[0] += wsum * c
             if wsum > 0:
-                backward_batch(Ws, dWs, dbs, acts, loss, As, Ds, Yb, rw, m, dropout, Ms)
                 if l2 != 0.0:
-                    add_l2_gradient(theta, grad, sizes, w_off, l2)
+                    add_l2_gradient(theta, grad, sizes, model.w_off, l2)
                 if clip > 0.0:
                     clip_by_global_norm(grad, clip)
                 pos[POS_T] += 1
-                update(opt_code, theta, grad, state, hyper, lrs[e], pos[POS_T])
+                update(run.opt_code, theta, grad, state, run.hyper, run.lrs[e], pos[POS_T])
             pos[POS_SAMPLES] += m
             done += 1
             if b + 1 == n_batches:
@@ -516,7 +508,7 @@ def train_slice(
             pos[POS_BAD_BATCH] = b
             break
         if b + 1 == n_batches:
-            epoch_losses[e] = acc[0] / sw_total if sw_total > 0 else 0.0
+            run.epoch_losses[e] = acc[0] / data.sw_total if data.sw_total > 0 else 0.0
             pos[POS_EPOCH] = e + 1
             pos[POS_BATCH] = 0
             if stop_at_epoch_end:
