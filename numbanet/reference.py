@@ -17,13 +17,24 @@ function here reads like the derivation in docs/derivation.md ("Backward equatio
 and the batch gradient is the mean of the per-sample gradients.  It is slow on
 purpose; the fast kernels are tested against it.
 
+Wherever a function here takes an activation name it also takes your own
+activation: any object with scalar ``.function(z)`` and ``.derivative(z)``,
+applied to every entry of a vector.  Wherever it takes a loss name it also takes
+your own loss: any object with a per-output cost ``.cost(a, y)`` (summed over
+the outputs) and its derivative ``.derivative(a, y)`` = ∂c/∂a.  Nothing else
+changes: the output delta is still ∂c/∂a^L ⊙ σ_L'(z^L), or the softmax
+Jacobian product.
+
 Here ``weights[i]`` and ``biases[i]`` belong to the i-th weighted layer (the
 textbook's layer ``i + 2``); biases are column vectors of shape ``(n, 1)``.
 """
 
+import math
+
 import numpy as np
 
 LEAKY_SLOPE = 0.01
+HUBER_DELTA = 1.0
 
 
 # --- activations, each next to its derivative --------------------------------
@@ -75,6 +86,64 @@ def identity_prime(z):
     return np.ones_like(z)
 
 
+def elu(z):
+    """ELU with α = 1: z for z > 0, else e^z − 1 (expm1, so exact near 0)."""
+    return np.where(z > 0, z, np.expm1(np.minimum(z, 0.0)))
+
+
+def elu_prime(z):
+    """1 for z > 0, else e^z (which is a + 1)."""
+    return np.where(z > 0, 1.0, np.exp(np.minimum(z, 0.0)))
+
+
+_erfc = np.vectorize(math.erfc, otypes=[np.float64])
+
+
+def normal_cdf(z):
+    """Φ(z) = ½(1 + erf(z/√2)), evaluated as ½ erfc(−z/√2) so that it keeps its digits for z ≪ 0."""
+    return 0.5 * _erfc(-z / math.sqrt(2.0))
+
+
+def normal_pdf(z):
+    """φ(z) = e^{−z²/2} / √(2π) (|z| capped at 40, where φ is 0 in float64, so z² never overflows)."""
+    t = np.minimum(np.abs(z), 40.0)
+    return np.exp(-0.5 * t * t) / math.sqrt(2.0 * math.pi)
+
+
+def gelu(z):
+    """GELU, the exact (erf) form, PyTorch's default: z Φ(z) = ½ z (1 + erf(z/√2))."""
+    return z * normal_cdf(z)
+
+
+def gelu_prime(z):
+    """gelu'(z) = Φ(z) + z φ(z)."""
+    return normal_cdf(z) + z * normal_pdf(z)
+
+
+def silu(z):
+    """SiLU (swish): z σ(z)."""
+    return z * sigmoid(z)
+
+
+def silu_prime(z):
+    """silu'(z) = σ(z)(1 + z(1 − σ(z))), with 1 − σ(z) evaluated as σ(−z)."""
+    return sigmoid(z) * (1 + z * sigmoid(-z))
+
+
+def softplus(z):
+    """softplus(z) = log(1 + e^z), evaluated as max(z, 0) + log1p(e^{−|z|}) so that exp never overflows.
+
+    This is the exact function for every z.  PyTorch's ``softplus`` (threshold
+    20) returns z itself where z > 20, which is less by log1p(e^{−z}) < 2.1e-9.
+    """
+    return np.maximum(z, 0.0) + np.log1p(np.exp(-np.abs(z)))
+
+
+def softplus_prime(z):
+    """softplus'(z) = σ(z) (which is 1 − e^{−a}).  PyTorch's gradient is 1 where z > 20."""
+    return sigmoid(z)
+
+
 def softmax(z):
     """Softmax of a column vector, subtracting the maximum first."""
     e = np.exp(z - z.max())
@@ -93,32 +162,72 @@ ACTIVATIONS = {
     "relu": (relu, relu_prime),
     "leaky_relu": (leaky_relu, leaky_relu_prime),
     "identity": (identity, identity_prime),
+    "elu": (elu, elu_prime),
+    "gelu": (gelu, gelu_prime),
+    "silu": (silu, silu_prime),
+    "softplus": (softplus, softplus_prime),
     "softmax": (softmax, None),
 }
+
+
+def elementwise(f):
+    """Vectorise a scalar Python function ``f``: applied to every entry of its array arguments, in float64."""
+    return np.vectorize(f, otypes=[np.float64])
+
+
+def activation(spec):
+    """``(σ, σ')`` of an activation: a name in ``ACTIVATIONS``, or your own.
+
+    Your own activation is any object with scalar ``.function(z)`` and
+    ``.derivative(z)``; both are applied to every entry of ``z``.
+    """
+    if hasattr(spec, "function"):
+        return elementwise(spec.function), elementwise(spec.derivative)
+    return ACTIVATIONS[spec]
 
 
 # --- costs of one sample, and their gradient with respect to a^L ------------
 
 
 def cost(loss, a, y):
-    """Cost c of one sample (column vectors ``a`` and ``y``)."""
+    """Cost c of one sample (column vectors ``a`` and ``y``).
+
+    ``loss`` is a name, or your own loss: any object with a per-output
+    ``.cost(a, y)``, summed here over the outputs.
+    """
+    if hasattr(loss, "cost"):
+        return float(np.sum(elementwise(loss.cost)(a, y)))
     if loss == "mse":
         return 0.5 * float(np.sum((a - y) ** 2))
     if loss == "cross_entropy":
         return -float(np.sum(y * np.log(a)))
     if loss == "binary_cross_entropy":
         return -float(np.sum(y * np.log(a) + (1 - y) * np.log(1 - a)))
+    if loss == "huber":
+        # ½ d² where |d| ≤ δ, else δ(|d| − ½δ): quadratic near 0, linear beyond δ
+        d = a - y
+        linear = HUBER_DELTA * (np.abs(d) - 0.5 * HUBER_DELTA)
+        return float(np.sum(np.where(np.abs(d) <= HUBER_DELTA, 0.5 * d**2, linear)))
     raise ValueError(f"unknown loss {loss!r}")
 
 
 def cost_derivative(loss, a, y):
-    """∂c/∂a^L for one sample."""
+    """∂c/∂a^L for one sample.
+
+    For your own loss, its ``.derivative(a, y)`` applied to every output.
+    """
+    if hasattr(loss, "cost"):
+        return elementwise(loss.derivative)(a, y)
     if loss == "mse":
         return a - y
     if loss == "cross_entropy":
         return -y / a
     if loss == "binary_cross_entropy":
         return -y / a + (1 - y) / (1 - a)
+    if loss == "huber":
+        # d where |d| ≤ δ, else δ sign(d)
+        d = a - y
+        return np.where(np.abs(d) <= HUBER_DELTA, d, HUBER_DELTA * np.sign(d))
     raise ValueError(f"unknown loss {loss!r}")
 
 
@@ -135,7 +244,7 @@ def feedforward(weights, biases, activations, x):
     zs, as_ = [], [x]
     for W, b, name in zip(weights, biases, activations):
         z = W @ a + b
-        a = ACTIVATIONS[name][0](z)
+        a = activation(name)[0](z)
         zs.append(z)
         as_.append(a)
     return zs, as_
@@ -152,14 +261,14 @@ def backprop(weights, biases, activations, loss, x, y):
     if activations[-1] == "softmax":
         delta = softmax_jacobian(zs[-1]).T @ grad_a
     else:
-        delta = grad_a * ACTIVATIONS[activations[-1]][1](zs[-1])
+        delta = grad_a * activation(activations[-1])[1](zs[-1])
     nabla_w = [None] * len(weights)
     nabla_b = [None] * len(weights)
     nabla_w[-1] = delta @ as_[-2].T
     nabla_b[-1] = delta
     # Backward recursion: δ^l = (W^{l+1})ᵀ δ^{l+1} ⊙ σ'(z^l).
     for l in range(len(weights) - 2, -1, -1):
-        delta = (weights[l + 1].T @ delta) * ACTIVATIONS[activations[l]][1](zs[l])
+        delta = (weights[l + 1].T @ delta) * activation(activations[l])[1](zs[l])
         nabla_w[l] = delta @ as_[l].T
         nabla_b[l] = delta
     return nabla_w, nabla_b
