@@ -16,12 +16,15 @@ from numbanet.gradcheck import GradcheckResult, gradcheck
 from numbanet.io import load, save
 from numbanet.network import Network
 from numbanet.optimizers import SGD, Adam, AdamW, Optimizer, RMSprop
+from numbanet.pieces import Activation, Loss
 from numbanet.schedules import ConstantLR, CosineLR, ExponentialLR, ReduceLROnPlateau, StepLR
 
 __version__ = "0.1.0"
 
 __all__ = [
     "Network",
+    "Activation",
+    "Loss",
     "SGD",
     "Adam",
     "AdamW",

@@ -26,10 +26,10 @@ import time
 
 import numpy as np
 
-from numbanet.kernels.activations import CODES as _ACTIVATIONS
+from numbanet.kernels.activations import BUILTINS as _ACTIVATIONS
 
 #: Hidden-layer activations the demo offers (softmax is the output layer's).
-HIDDEN_ACTIVATIONS = sorted(a for a in _ACTIVATIONS if a != "softmax")
+HIDDEN_ACTIVATIONS = sorted(a for a, b in _ACTIVATIONS.items() if not b.output_only)
 
 #: Default learning rate of each optimizer.
 DEFAULT_LR = {"adam": 3e-3, "sgd": 0.1}

@@ -41,7 +41,9 @@ import numpy as np
 
 from numbanet import _validation as V
 from numbanet.callbacks import Callback
+from numbanet.kernels.activations import BUILTINS as _BUILTINS
 from numbanet.network import Network
+from numbanet.pieces import Activation
 from numbanet.optimizers import SGD, Adam
 
 try:
@@ -78,14 +80,8 @@ def _require_sklearn(name):
 
 
 #: Activation names accepted for hidden layers: numbanet's, plus scikit-learn's "logistic".
-_HIDDEN_ACTIVATIONS = {
-    "relu": "relu",
-    "tanh": "tanh",
-    "logistic": "sigmoid",
-    "sigmoid": "sigmoid",
-    "identity": "identity",
-    "leaky_relu": "leaky_relu",
-}
+_HIDDEN_ACTIVATIONS = {name: name for name, b in _BUILTINS.items() if not b.output_only}
+_HIDDEN_ACTIVATIONS["logistic"] = "sigmoid"
 
 #: numbanet's output activation -> scikit-learn's name for out_activation_.
 _SKLEARN_OUT_NAME = {"sigmoid": "logistic", "softmax": "softmax", "identity": "identity"}
@@ -233,9 +229,13 @@ class _BaseMLP(BaseEstimator):
                 )
         acts = []
         for name in names:
+            if isinstance(name, Activation):
+                acts.append(name)
+                continue
             if not isinstance(name, str) or name not in _HIDDEN_ACTIVATIONS:
                 raise ValueError(
-                    f"unknown {what} {name!r} for a hidden layer; choose from {sorted(_HIDDEN_ACTIVATIONS)}"
+                    f"unknown {what} {name!r} for a hidden layer; choose from {sorted(_HIDDEN_ACTIVATIONS)} "
+                    "or pass a numbanet.Activation"
                 )
             acts.append(_HIDDEN_ACTIVATIONS[name])
         return [int(s) for s in sizes], acts
@@ -508,8 +508,11 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
     ----------
     hidden_layer_sizes : int or tuple of int, default (100,)
         Widths of the hidden layers.
-    activation : {"relu", "tanh", "logistic", "identity", "sigmoid", "leaky_relu"}, default "relu"
-        Activation of every hidden layer ("logistic" is "sigmoid").
+    activation : str or Activation, default "relu"
+        Activation of every hidden layer: scikit-learn's "relu", "tanh",
+        "logistic" (numbanet's "sigmoid") or "identity", numbanet's
+        "leaky_relu", "elu", "gelu", "silu" or "softplus", or a custom
+        :class:`numbanet.Activation`.
     solver : {"adam", "sgd"}, default "adam"
     alpha : float, default 1e-4
         L2 penalty strength, with scikit-learn's meaning: each mini-batch adds
@@ -547,7 +550,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
     beta_1, beta_2, epsilon : float
         Adam's hyper-parameters.
     n_iter_no_change : int, default 10
-    activations : list of str, optional
+    activations : list of str or Activation, optional
         One activation per hidden layer, overriding ``activation``.
     loss : {None, "log_loss", "cross_entropy", "binary_cross_entropy", "mse"}, default None
         None or "log_loss": the natural loss of the task (above).  "mse"

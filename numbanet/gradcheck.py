@@ -21,7 +21,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-_KINKED = ("relu", "leaky_relu")
+from numbanet.kernels.activations import BUILTINS as _BUILTINS
+
+#: Built-in activations with a kink at z = 0 (relu, leaky_relu).
+_KINKED = tuple(name for name, b in _BUILTINS.items() if b.kink)
 
 
 @dataclass
@@ -91,7 +94,7 @@ class GradcheckResult:
 
 def _relu_signs(net, X):
     Z, _ = net.forward(X)
-    return [z > 0 for z, act in zip(Z, net.activations) if act in _KINKED]
+    return [z > 0 for z, act in zip(Z, net.activation_names) if act in _KINKED]
 
 
 def gradcheck(net, X, Y, sample_weight=None, eps=1e-5, rtol=1e-5, atol=1e-8, max_entries=None, seed=0, n_worst=5):
@@ -141,7 +144,7 @@ def gradcheck(net, X, Y, sample_weight=None, eps=1e-5, rtol=1e-5, atol=1e-8, max
     work = net if net.dtype == np.float64 else net.astype(np.float64)
     kw = {} if sample_weight is None else {"sample_weight": sample_weight}
     dW, db = work.gradients(X, Y, **kw)
-    kinked = any(act in _KINKED for act in work.activations)
+    kinked = any(act in _KINKED for act in work.activation_names)
 
     targets = []
     for l, (W, b) in enumerate(zip(work.weights, work.biases)):

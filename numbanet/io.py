@@ -15,6 +15,8 @@ arrays, JSON text is a 0-d unicode array):
 ``sizes``             int64, layer widths
 ``activations``       unicode, one name per weighted layer
 ``loss``              unicode
+``custom``            unicode, the names among them of custom pieces (:class:`~numbanet.Activation`,
+                      :class:`~numbanet.Loss`); absent when there are none
 ``dtype``             unicode, ``"float32"`` or ``"float64"``
 ``l2``, ``dropout``   float64
 ``epochs_trained``    int64
@@ -91,6 +93,7 @@ import numpy as np
 
 from numbanet.exceptions import ModelFileError
 from numbanet.network import Network
+from numbanet.pieces import Activation, Loss
 
 try:
     import fcntl
@@ -108,6 +111,8 @@ MAX_PARAMS = 2**40
 _MAX_DEFLATE_RATIO = 1032
 
 _ESTIMATOR_KINDS = ("MLPClassifier", "MLPRegressor")
+# How a custom piece among an estimator's parameters is written in its JSON: {"numbanet.custom": name}.
+_CUSTOM_KEY = "numbanet.custom"
 _SCALAR_FITTED = ("n_features_in_", "n_outputs_", "out_activation_", "loss_", "best_loss_",
                   "best_validation_score_", "n_iter_", "t_")
 
@@ -127,6 +132,8 @@ def _json_default(value):
         return np.dtype(value).name
     if isinstance(value, np.random.RandomState) or isinstance(value, np.random.Generator):
         return None
+    if isinstance(value, (Activation, Loss)):
+        return {_CUSTOM_KEY: value.name}
     raise TypeError(f"cannot save a parameter of type {type(value).__name__} without pickle: {value!r}")
 
 
@@ -148,9 +155,11 @@ def _typed(values, what):
 
 
 def _network_arrays(net):
+    custom = sorted(net.custom_pieces)
     return {
+        **({"custom": np.array(custom, dtype=str)} if custom else {}),
         "sizes": np.array(net.sizes, dtype=np.int64),
-        "activations": np.array(net.activations, dtype=str),
+        "activations": np.array(net.activation_names, dtype=str),
         "loss": np.array(net.loss_name),
         "dtype": np.array(net.dtype.name),
         "l2": np.array(net.l2, dtype=np.float64),
@@ -420,7 +429,25 @@ def _float(data, key, path):
     return float(arr)
 
 
-def _network_from(data, path):
+def _custom_pieces(data, path, custom):
+    """The custom pieces the file names, looked up in the user's ``custom`` mapping."""
+    if "custom" not in data:
+        return {}
+    names = data["custom"]
+    if names.ndim != 1 or names.dtype.kind != "U":
+        raise ModelFileError(f"{path}: damaged model file ('custom' should be a list of names)")
+    missing = [str(n) for n in names if str(n) not in custom]
+    if missing:
+        listed = ", ".join(repr(n) for n in missing)
+        example = ", ".join(f"{n!r}: ..." for n in missing)
+        raise ModelFileError(
+            f"{path}: the model uses custom activations or losses {listed}; pass them to load: "
+            f"numbanet.load(path, custom={{{example}}}) with the numbanet.Activation / numbanet.Loss objects"
+        )
+    return {str(n): custom[str(n)] for n in names}
+
+
+def _network_from(data, path, custom):
     missing = [k for k in ("sizes", "activations", "loss", "dtype", "l2", "dropout", "epochs_trained", "params")
                if k not in data]
     if missing:
@@ -459,9 +486,18 @@ def _network_from(data, path):
     epochs = _int(data, "epochs_trained", path)
     if epochs < 0:
         raise ModelFileError(f"{path}: damaged model file (epochs_trained is {epochs}; it must be >= 0)")
+    pieces = _custom_pieces(data, path, custom)
+    loss = _text(data, "loss", path)
+    if loss in pieces and not isinstance(pieces[loss], Loss):
+        raise ModelFileError(f"{path}: the model's loss {loss!r} is a custom loss; custom[{loss!r}] must be a "
+                             f"numbanet.Loss, not {pieces[loss]!r}")
+    for name in set(str(a) for a in acts) & set(pieces):
+        if not isinstance(pieces[name], Activation):
+            raise ModelFileError(f"{path}: {name!r} is a custom activation of the model; custom[{name!r}] must be "
+                                 f"a numbanet.Activation, not {pieces[name]!r}")
     try:
-        net = Network(sizes, activations=[str(a) for a in acts], loss=_text(data, "loss", path), dtype=dtype,
-                      seed=None, l2=l2, dropout=dropout)
+        net = Network(sizes, activations=[pieces.get(str(a), str(a)) for a in acts], loss=pieces.get(loss, loss),
+                      dtype=dtype, seed=None, l2=l2, dropout=dropout)
     except ModelFileError:
         raise
     except (ValueError, TypeError) as e:
@@ -471,7 +507,20 @@ def _network_from(data, path):
     return net
 
 
-def _estimator_from(kind, data, path):
+def _resolve_custom(value, custom, path):
+    """Put custom pieces back into estimator parameters read from JSON."""
+    if isinstance(value, dict) and set(value) == {_CUSTOM_KEY}:
+        name = value[_CUSTOM_KEY]
+        if name not in custom:
+            raise ModelFileError(f"{path}: the estimator uses the custom piece {name!r}; pass it to load: "
+                                 f"numbanet.load(path, custom={{{name!r}: ...}})")
+        return custom[name]
+    if isinstance(value, list):
+        return [_resolve_custom(v, custom, path) for v in value]
+    return value
+
+
+def _estimator_from(kind, data, path, custom):
     from numbanet import estimators  # imports scikit-learn; ImportError with a hint when it is missing
 
     cls = getattr(estimators, kind)
@@ -487,11 +536,12 @@ def _estimator_from(kind, data, path):
         raise ModelFileError(f"{path}: damaged model file (estimator_params and fitted must be JSON objects)")
     if isinstance(params.get("hidden_layer_sizes"), list):
         params["hidden_layer_sizes"] = tuple(params["hidden_layer_sizes"])
+    params = {k: _resolve_custom(v, custom, path) for k, v in params.items()}
     try:
         est = cls(**params)
     except TypeError as e:
         raise ModelFileError(f"{path}: damaged model file (unknown estimator parameters: {e})") from None
-    est.net_ = _network_from(data, path)
+    est.net_ = _network_from(data, path, custom)
     for key, value in fitted.items():
         if key not in _SCALAR_FITTED:
             raise ModelFileError(f"{path}: damaged model file (unknown fitted attribute {key!r})")
@@ -511,12 +561,18 @@ def _estimator_from(kind, data, path):
     return est
 
 
-def load(path):
+def load(path, custom=None):
     """Read a model written by :func:`save`.
 
     Parameters
     ----------
     path : str, bytes or os.PathLike
+    custom : dict, optional
+        The custom pieces the model uses, by name: ``{"swish": swish,
+        "log_cosh": log_cosh}`` with :class:`numbanet.Activation` and
+        :class:`numbanet.Loss` objects (Keras' ``custom_objects``
+        convention).  A file saves only their names; ``net.custom_pieces``
+        gives the mapping of a network at hand.
 
     Returns
     -------
@@ -531,9 +587,20 @@ def load(path):
         truncated, corrupted, not a numbanet file, holds object arrays or
         impossible values (NaN parameters, a negative ``epochs_trained``, ...),
         declares arrays larger than it holds, or was written by a newer
-        numbanet.
+        numbanet; also when it uses a custom piece that ``custom`` lacks
+        (the message names it).
+    ValueError
+        For a ``custom`` that is not a mapping of names to Activation or Loss objects.
     """
     path = os.fsdecode(path)
+    custom = {} if custom is None else custom
+    if not isinstance(custom, dict) or not all(isinstance(k, str) and isinstance(v, (Activation, Loss))
+                                               for k, v in custom.items()):
+        raise ValueError(f"custom must be a dict of names to numbanet.Activation / numbanet.Loss objects; got "
+                         f"{custom!r}")
+    for name, piece in custom.items():
+        if piece.name != name:
+            raise ValueError(f"custom[{name!r}] is the piece named {piece.name!r}; the names must match")
     data = _read(path)
     if "format" not in data:
         raise ModelFileError(f"{path}: not a numbanet model file (an .npz without the 'format' entry)")
@@ -552,7 +619,7 @@ def load(path):
         raise ModelFileError(f"{path}: damaged model file (format version {version})")
     kind = _text(data, "kind", path) if "kind" in data else None
     if kind == "Network":
-        return _network_from(data, path)
+        return _network_from(data, path, custom)
     if kind in _ESTIMATOR_KINDS:
-        return _estimator_from(kind, data, path)
+        return _estimator_from(kind, data, path, custom)
     raise ModelFileError(f"{path}: damaged model file (unknown model kind {kind!r})")

@@ -110,6 +110,12 @@ class Activation:
     def __repr__(self):
         return f"Activation({self.name!r})"
 
+    def __copy__(self):
+        return self  # immutable: copies (scikit-learn's clone deep-copies parameters) need not recompile
+
+    def __deepcopy__(self, memo):
+        return self
+
 
 class Loss:
     """A custom loss: a per-output cost c(a, y), summed over outputs, and ∂c/∂a.
@@ -150,6 +156,12 @@ class Loss:
 
     def __repr__(self):
         return f"Loss({self.name!r})"
+
+    def __copy__(self):
+        return self  # immutable: copies (scikit-learn's clone deep-copies parameters) need not recompile
+
+    def __deepcopy__(self, memo):
+        return self
 
 
 def _dispatch(functions):

@@ -53,20 +53,18 @@ from hypothesis import HealthCheck, Phase, given
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
+from numbanet.kernels.activations import BUILTINS as _BUILTINS
+from numbanet.kernels.losses import REQUIRED_OUTPUT as _REQUIRED_OUTPUT
 from numbanet.network import Network
 
-HIDDEN_ACTIVATIONS = ("sigmoid", "tanh", "relu", "leaky_relu", "identity")
+#: Every built-in activation a hidden layer may have (all but softmax).
+HIDDEN_ACTIVATIONS = tuple(name for name, b in _BUILTINS.items() if not b.output_only)
 
-#: Every valid (output activation, loss) pair.
-OUTPUT_LOSS_PAIRS = (
-    ("sigmoid", "mse"),
-    ("tanh", "mse"),
-    ("relu", "mse"),
-    ("leaky_relu", "mse"),
-    ("identity", "mse"),
-    ("softmax", "mse"),
-    ("softmax", "cross_entropy"),
-    ("sigmoid", "binary_cross_entropy"),
+#: Every valid (output activation, loss) pair: mse and huber with any output, the
+#: cross-entropies with their own.
+OUTPUT_LOSS_PAIRS = tuple(
+    [(name, loss) for loss in ("mse", "huber") for name in _BUILTINS]
+    + [(out, loss) for loss, out in _REQUIRED_OUTPUT.items()]
 )
 
 
@@ -112,7 +110,7 @@ def finite_arrays(shape, bound=3.0, dtype=np.float64):
 def targets(draw, loss, n_samples, n_outputs, dtype=np.float64):
     """Targets valid for ``loss``: any bounded values for MSE, probability rows
     (one-hot or soft) for cross-entropy, values in [0, 1] for binary cross-entropy."""
-    if loss == "mse":
+    if loss in ("mse", "huber"):
         return draw(finite_arrays((n_samples, n_outputs), 2.0, dtype))
     if loss == "binary_cross_entropy":
         return draw(hnp.arrays(dtype, (n_samples, n_outputs), elements=st.floats(0, 1, width=64 if dtype == np.float64 else 32)))
