@@ -51,16 +51,23 @@ __all__ = [
 _LAZY = {"MLPClassifier": "numbanet.estimators", "MLPRegressor": "numbanet.estimators"}
 
 
+#: Submodules loaded on first use: numbanet.testing imports Hypothesis (a test dependency).
+_LAZY_MODULES = ("testing",)
+
+
 def __getattr__(name):
     # The estimators import scikit-learn, which takes longer than all of numbanet: load them on first use.
-    if name in _LAZY:
-        import importlib
+    import importlib
 
+    if name in _LAZY:
         value = getattr(importlib.import_module(_LAZY[name]), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'numbanet' has no attribute {name!r}")
+    elif name in _LAZY_MODULES:
+        value = importlib.import_module(f"numbanet.{name}")
+    else:
+        raise AttributeError(f"module 'numbanet' has no attribute {name!r}")
+    globals()[name] = value
+    return value
 
 
 def __dir__():
-    return sorted(set(globals()) | set(_LAZY))
+    return sorted(set(globals()) | set(_LAZY) | set(_LAZY_MODULES))

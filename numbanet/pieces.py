@@ -35,6 +35,8 @@ pickle by reference; ``lambda`` functions do not pickle with :mod:`pickle`
 joblib's loky and multiprocessing-based tools use.
 """
 
+import types as pytypes
+
 import numba
 from numba import cfunc, njit, types
 
@@ -50,6 +52,8 @@ def _compile(what, name, role, fn, signature):
     if not callable(fn):
         raise ValueError(f"{what} {name!r}: {role} must be a function; got {fn!r}")
     target = fn.py_func if isinstance(fn, numba.core.dispatcher.Dispatcher) else fn
+    if not isinstance(target, pytypes.FunctionType):  # a builtin such as math.tanh: call it from a function
+        target = _wrap(fn, len(signature.args))
     try:
         return njit(signature, cache=False)(target)
     except Exception as e:  # numba.core.errors.TypingError, UnsupportedError, ...
@@ -59,6 +63,12 @@ def _compile(what, name, role, fn, signature):
             f"{what} {name!r}: Numba cannot compile its {role} as a function of "
             f"{'one float' if len(signature.args) == 1 else 'two floats'} returning a float: {short}"
         ) from None
+
+
+def _wrap(fn, n_args):
+    if n_args == 1:
+        return lambda z: fn(z)
+    return lambda a, y: fn(a, y)
 
 
 def _check_name(what, name, builtins):

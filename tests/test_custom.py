@@ -1,0 +1,324 @@
+"""Your own activations and losses: compiled into the kernels, exact, verified, saved, refused when wrong.
+
+Twins: PyTorch autograd of the same network (float64, 1e-10), the textbook
+reference, and a custom copy of a built-in (which must train like the
+built-in).  torch is optional: those comparisons skip without it.
+"""
+
+import math
+import pickle
+import warnings
+
+import numpy as np
+import pytest
+
+import numbanet
+from numbanet import reference
+from numbanet.kernels import training
+
+from helpers import flat_params
+
+
+def swish_f(z):
+    return z / (1.0 + math.exp(-z))
+
+
+def swish_d(z):
+    e = math.exp(-z)
+    return (1.0 + e + z * e) / (1.0 + e) ** 2
+
+
+def log_cosh_c(a, y):
+    return math.log(math.cosh(a - y))
+
+
+def log_cosh_d(a, y):
+    return math.tanh(a - y)
+
+
+SWISH = numbanet.Activation("swish", function=swish_f, derivative=swish_d)
+LOG_COSH = numbanet.Loss("log_cosh", cost=log_cosh_c, derivative=log_cosh_d)
+# The same pieces as written in the README, with lambdas.
+SWISH_LAMBDA = numbanet.Activation(
+    "swish",
+    function=lambda z: z / (1.0 + math.exp(-z)),
+    derivative=lambda z: (1.0 + math.exp(-z) + z * math.exp(-z)) / (1.0 + math.exp(-z)) ** 2,
+)
+SIGMOID_COPY = numbanet.Activation("my_sigmoid", function=lambda z: 1.0 / (1.0 + math.exp(-z)),
+                                   derivative=lambda z: math.exp(-z) / (1.0 + math.exp(-z)) ** 2)
+TANH_COPY = numbanet.Activation("my_tanh", function=math.tanh, derivative=lambda z: 1.0 - math.tanh(z) ** 2)
+MSE_COPY = numbanet.Loss("my_mse", cost=lambda a, y: 0.5 * (a - y) ** 2, derivative=lambda a, y: a - y)
+
+
+def data(n=20, n_in=4, n_out=1, seed=0):
+    rng = np.random.default_rng(seed)
+    return rng.standard_normal((n, n_in)), rng.standard_normal((n, n_out))
+
+
+# ------------------------------------------------------------------------ API
+
+
+def test_api_as_documented():
+    X, Y = data()
+    net = numbanet.Network([4, 16, 1], activations=[SWISH_LAMBDA, "identity"], loss=LOG_COSH, seed=0)
+    assert net.activations[0] is SWISH_LAMBDA and net.activation_names == ("swish", "identity")
+    assert net.loss_name == "log_cosh" and net.custom_loss is LOG_COSH
+    assert net.custom_pieces == {"swish": SWISH_LAMBDA, "log_cosh": LOG_COSH}
+    assert numbanet.gradcheck(net, X, Y).passed
+    numbanet.testing.check_activation(SWISH_LAMBDA)
+    numbanet.testing.check_loss(LOG_COSH)
+    history = net.fit(X, Y, epochs=30, batch_size=5, progress=False)
+    assert history.loss[-1] < history.loss[0]
+    assert "swish" in repr(net) and repr(SWISH) == "Activation('swish')"
+
+
+def _torch_net(torch, net, acts, loss):
+    def act(name, z):
+        if name == "swish":
+            return z * torch.sigmoid(z)
+        if name == "softmax":
+            return torch.softmax(z, dim=1)
+        return {"identity": lambda t: t, "tanh": torch.tanh, "sigmoid": torch.sigmoid, "relu": torch.relu,
+                "elu": torch.nn.functional.elu, "gelu": torch.nn.functional.gelu, "silu": torch.nn.functional.silu,
+                "softplus": lambda t: torch.nn.functional.softplus(t, threshold=1e9)}[name](z)
+
+    Ws = [torch.tensor(W, dtype=torch.float64, requires_grad=True) for W in net.weights]
+    bs = [torch.tensor(b, dtype=torch.float64, requires_grad=True) for b in net.biases]
+
+    def cost(X, Y):
+        A = torch.tensor(X)
+        for W, b, name in zip(Ws, bs, acts):
+            A = act(name, A @ W.T + b)
+        Yt = torch.tensor(Y)
+        if loss == "log_cosh":
+            return torch.log(torch.cosh(A - Yt)).sum(dim=1).mean()
+        if loss == "huber":
+            return torch.nn.functional.huber_loss(A, Yt, reduction="sum", delta=1.0) / A.shape[0]
+        if loss == "cross_entropy":
+            return -(Yt * torch.log(A)).sum(dim=1).mean()
+        return 0.5 * ((A - Yt) ** 2).sum(dim=1).mean()
+
+    return Ws, bs, cost
+
+
+TORCH_CASES = [
+    ([4, 7, 1], [SWISH, "identity"], LOG_COSH, ["swish", "identity"], "log_cosh", 1),
+    ([4, 6, 5, 3], ["tanh", SWISH, SWISH], LOG_COSH, ["tanh", "swish", "swish"], "log_cosh", 3),
+    ([4, 6, 3], [SWISH, "softmax"], LOG_COSH, ["swish", "softmax"], "log_cosh", 3),
+    ([4, 6, 3], [SWISH, "softmax"], "cross_entropy", ["swish", "softmax"], "cross_entropy", 3),
+    ([4, 6, 5, 4, 2], ["elu", "gelu", "silu", "softplus"], "huber", ["elu", "gelu", "silu", "softplus"], "huber", 2),
+    ([4, 6, 2], ["gelu", SWISH], "mse", ["gelu", "swish"], "mse", 2),
+]
+
+
+@pytest.mark.parametrize(("sizes", "acts", "loss", "names", "loss_name", "n_out"), TORCH_CASES)
+def test_gradients_match_torch_autograd(sizes, acts, loss, names, loss_name, n_out):
+    torch = pytest.importorskip("torch")
+    X, Y = data(n=13, n_in=4, n_out=n_out, seed=1)
+    Y = Y * 3  # targets far enough to reach huber's linear part
+    if loss_name == "cross_entropy":
+        Y = np.eye(n_out)[np.arange(13) % n_out]
+    net = numbanet.Network(sizes, activations=acts, loss=loss, seed=2)
+    for b in net.biases:
+        b[...] = np.linspace(-0.5, 0.5, b.size)
+    Ws, bs, cost = _torch_net(torch, net, names, loss_name)
+    c = cost(X, Y)
+    c.backward()
+    assert net.loss(X, Y) == pytest.approx(float(c.detach()), rel=1e-12, abs=1e-14)
+    dW, db = net.gradients(X, Y)
+    ours = flat_params(net, dW, db)
+    theirs = flat_params(net, [W.grad.numpy() for W in Ws], [b.grad.numpy() for b in bs])
+    scale = max(1.0, np.abs(theirs).max())
+    assert np.abs(ours - theirs).max() <= 1e-10 * scale
+
+
+@pytest.mark.parametrize(("sizes", "acts", "loss", "names", "loss_name", "n_out"), TORCH_CASES[:3])
+def test_gradients_match_the_reference(sizes, acts, loss, names, loss_name, n_out):
+    X, Y = data(n=9, n_in=4, n_out=n_out, seed=3)
+    net = numbanet.Network(sizes, activations=acts, loss=loss, seed=4)
+    W, B, A = reference.from_network(net)
+    ref_loss = LOG_COSH if loss is LOG_COSH else loss
+    nw, nb = reference.batch_gradients(W, B, A, ref_loss, X, Y)
+    dW, db = net.gradients(X, Y)
+    np.testing.assert_allclose(flat_params(net, dW, db), flat_params(net, nw, nb), rtol=1e-11, atol=1e-13)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize(("copy", "name"), [(SIGMOID_COPY, "sigmoid"), (TANH_COPY, "tanh")])
+def test_custom_copy_of_a_built_in_trains_like_it(copy, name, dtype):
+    """Through the custom path (callbacks, stored Z, dropout) the same mathematics as the built-in."""
+    X, Y = data(n=40, n_in=4, n_out=2, seed=5)
+    nets = []
+    for act, loss in ((name, "mse"), (copy, MSE_COPY)):
+        net = numbanet.Network([4, 8, 6, 2], activations=[act, act, "identity"], loss=loss, seed=6, dtype=dtype,
+                               dropout=0.2, l2=1e-3)
+        net.fit(X, Y, epochs=5, batch_size=8, optimizer=numbanet.Adam(lr=0.01), progress=False)
+        nets.append(net)
+    rtol = 1e-10 if dtype == np.float64 else 2e-4
+    np.testing.assert_allclose(nets[1].params, nets[0].params, rtol=rtol, atol=rtol)
+    assert nets[1].loss(X, Y) == pytest.approx(nets[0].loss(X, Y), rel=rtol)
+
+
+def test_custom_and_built_in_activations_mix_per_layer():
+    X, Y = data(n=15, n_in=4, n_out=3, seed=7)
+    Y = np.eye(3)[np.arange(15) % 3]
+    net = numbanet.Network([4, 5, 6, 5, 3], activations=[SWISH, "relu", TANH_COPY, "softmax"], loss="cross_entropy",
+                           seed=8)
+    assert list(net._custom_arr) == [0, -1, 1, -1]
+    result = numbanet.gradcheck(net, X, Y)
+    assert result.passed, result.report
+
+
+# ------------------------------------------------------------- verification
+
+
+def test_planted_error_caught_by_check_activation_and_gradcheck():
+    wrong = numbanet.Activation("swish", function=swish_f,
+                                derivative=lambda z: 1.0 / (1.0 + math.exp(-z)))  # the z e^{-z} term is missing
+    with pytest.raises(AssertionError, match="swish"):
+        numbanet.testing.check_activation(wrong)
+    X, Y = data(seed=9)
+    net = numbanet.Network([4, 6, 1], activations=[wrong, "identity"], seed=10)
+    result = numbanet.gradcheck(net, X, Y)
+    assert not result.passed and result.failures
+
+
+def test_planted_loss_error_caught_by_check_loss_and_gradcheck():
+    wrong = numbanet.Loss("log_cosh", cost=log_cosh_c, derivative=lambda a, y: 0.9 * math.tanh(a - y))
+    with pytest.raises(AssertionError, match="log_cosh"):
+        numbanet.testing.check_loss(wrong)
+    X, Y = data(seed=11)
+    net = numbanet.Network([4, 6, 1], activations=["tanh", "identity"], loss=wrong, seed=12)
+    assert not numbanet.gradcheck(net, X, Y).passed
+
+
+# ---------------------------------------------------------------- refusals
+
+
+@pytest.mark.parametrize("fn", [
+    lambda z: str(z),  # a string, not a float
+    lambda z: np.array([z, z]),  # not a scalar
+    lambda z: {"z": z}[1],  # a dict Numba cannot type here
+])
+def test_functions_numba_cannot_compile_are_refused_at_construction(fn):
+    with pytest.raises(ValueError, match=r"activation 'bad': Numba cannot compile its function"):
+        numbanet.Activation("bad", function=fn, derivative=lambda z: 1.0)
+    with pytest.raises(ValueError, match=r"loss 'bad': Numba cannot compile its derivative"):
+        numbanet.Loss("bad", cost=lambda a, y: a - y, derivative=lambda a, y: fn(a))
+
+
+@pytest.mark.parametrize("name", ["relu", "softmax", "gelu"])
+def test_built_in_names_are_refused(name):
+    with pytest.raises(ValueError, match="built-in activation"):
+        numbanet.Activation(name, function=swish_f, derivative=swish_d)
+
+
+@pytest.mark.parametrize("name", ["mse", "huber", "cross_entropy"])
+def test_built_in_loss_names_are_refused(name):
+    with pytest.raises(ValueError, match="built-in loss"):
+        numbanet.Loss(name, cost=log_cosh_c, derivative=log_cosh_d)
+
+
+@pytest.mark.parametrize("name", ["", "my swish", 3, None])
+def test_names_must_be_identifiers(name):
+    with pytest.raises(ValueError, match="identifier"):
+        numbanet.Activation(name, function=swish_f, derivative=swish_d)
+
+
+def test_not_callable_refused():
+    with pytest.raises(ValueError, match="must be a function"):
+        numbanet.Activation("swish", function=1.0, derivative=swish_d)
+
+
+def test_two_different_activations_with_one_name_refused():
+    other = numbanet.Activation("swish", function=math.tanh, derivative=lambda z: 1 - math.tanh(z) ** 2)
+    with pytest.raises(ValueError, match="both named 'swish'"):
+        numbanet.Network([2, 3, 3, 1], activations=[SWISH, other, "identity"])
+
+
+def test_cross_entropy_still_needs_softmax_and_custom_losses_take_any_output():
+    with pytest.raises(ValueError, match="needs a softmax output"):
+        numbanet.Network([2, 3, 2], activations=[SWISH, SWISH], loss="cross_entropy")
+    numbanet.Network([2, 3, 2], activations=[SWISH, "softmax"], loss=LOG_COSH)
+    numbanet.Network([2, 3, 2], activations=[SWISH, SWISH], loss=LOG_COSH)
+
+
+# ------------------------------------------------------- no recompilation
+
+
+def test_a_new_custom_piece_does_not_compile_new_kernel_specialisations():
+    X, Y = data(n=10, n_in=3, n_out=2, seed=13)
+    warm = numbanet.Network([3, 4, 2], activations=[SWISH, "identity"], loss=LOG_COSH, seed=0)
+    warm.fit(X, Y, progress=False)
+    warm.loss(X, Y)
+    warm.predict(X)
+    before = {k: len(k.signatures) for k in (training.train_slice, training.cost_and_gradient, training.predict)}
+    fresh = numbanet.Activation("fresh", function=lambda z: z * z * 0.1 + z, derivative=lambda z: 0.2 * z + 1.0)
+    fresh_loss = numbanet.Loss("fresh_loss", cost=lambda a, y: (a - y) ** 4, derivative=lambda a, y: 4 * (a - y) ** 3)
+    net = numbanet.Network([3, 4, 2], activations=[fresh, "identity"], loss=fresh_loss, seed=0)
+    net.fit(X, Y, progress=False)
+    net.loss(X, Y)
+    net.predict(X)
+    after = {k: len(k.signatures) for k in before}
+    assert after == before
+
+
+# ------------------------------------------------------ saving and pickling
+
+
+def test_save_and_load_with_the_custom_mapping(tmp_path):
+    X, Y = data(seed=14)
+    net = numbanet.Network([4, 6, 1], activations=[SWISH, "identity"], loss=LOG_COSH, seed=15)
+    net.fit(X, Y, epochs=3, progress=False)
+    path = tmp_path / "net.npz"
+    numbanet.save(net, path)
+    with pytest.raises(numbanet.ModelFileError, match=r"'log_cosh', 'swish'.*custom=\{'log_cosh': ..., 'swish': ...\}"):
+        numbanet.load(path)
+    with pytest.raises(numbanet.ModelFileError, match="'swish'"):
+        numbanet.load(path, custom={"log_cosh": LOG_COSH})
+    with pytest.raises(numbanet.ModelFileError, match="must be a numbanet.Activation"):
+        numbanet.load(path, custom={"swish": numbanet.Loss("swish", log_cosh_c, log_cosh_d), "log_cosh": LOG_COSH})
+    with pytest.raises(ValueError, match="names must match"):
+        numbanet.load(path, custom={"swish": TANH_COPY})
+    with pytest.raises(ValueError, match="custom must be a dict"):
+        numbanet.load(path, custom={"swish": swish_f})
+    loaded = numbanet.load(path, custom=net.custom_pieces)
+    np.testing.assert_array_equal(loaded.predict(X), net.predict(X))
+    assert loaded.loss(X, Y) == net.loss(X, Y)
+    assert loaded.activations[0] is SWISH and loaded.custom_loss is LOG_COSH
+
+
+def test_pickling_with_def_functions_and_lambdas():
+    X, Y = data(seed=16)
+    net = numbanet.Network([4, 6, 1], activations=[SWISH, "identity"], loss=LOG_COSH, seed=17)
+    copy = pickle.loads(pickle.dumps(net))
+    np.testing.assert_array_equal(copy.predict(X), net.predict(X))
+    assert copy.activations[0].name == "swish"
+    with_lambda = numbanet.Network([4, 6, 1], activations=[SWISH_LAMBDA, "identity"], seed=17)
+    with pytest.raises((pickle.PicklingError, AttributeError)):
+        pickle.dumps(with_lambda)
+    cloudpickle = pytest.importorskip("cloudpickle")
+    again = cloudpickle.loads(cloudpickle.dumps(with_lambda))
+    np.testing.assert_array_equal(again.predict(X), with_lambda.predict(X))
+
+
+def test_estimators_take_an_activation():
+    pytest.importorskip("sklearn")
+    from sklearn.base import clone
+    from sklearn.exceptions import ConvergenceWarning
+
+    rng = np.random.default_rng(18)
+    X = rng.standard_normal((80, 3))
+    y = (X[:, 0] + X[:, 1] ** 2 > 0.5).astype(int)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        clf = numbanet.MLPClassifier(hidden_layer_sizes=(8,), activation=SWISH, max_iter=300, learning_rate_init=0.02,
+                                     random_state=0).fit(X, y)
+    assert clf.net_.activations[0] is SWISH
+    assert clf.score(X, y) > 0.8
+    assert clone(clf).activation is SWISH
+    reg = numbanet.MLPRegressor(hidden_layer_sizes=(8, 8), activations=["gelu", TANH_COPY], max_iter=50,
+                                random_state=0)
+    with pytest.warns(Warning):
+        reg.fit(X, X[:, 0])
+    assert reg.net_.activation_names == ("gelu", "my_tanh", "identity")
