@@ -8,7 +8,8 @@ network is checked through a float64 copy of itself.
 
 ReLU kinks: a central difference across a point where some ReLU (or leaky
 ReLU) pre-activation changes sign measures an average of two slopes, not the
-derivative.  For every parameter the check runs the forward pass at both
+derivative; across the origin of an ELU, whose second derivative jumps there,
+it is only first-order accurate.  For every parameter the check runs the forward pass at both
 perturbed points and, when any ReLU-like unit's sign pattern differs between
 them, marks the entry as straddling a kink and leaves it out of the
 comparison.  Such entries are counted and named in the report, never silently
@@ -23,7 +24,7 @@ import numpy as np
 
 from numbanet.kernels.activations import BUILTINS as _BUILTINS
 
-#: Built-in activations with a kink at z = 0 (relu, leaky_relu).
+#: Built-in activations that change formula at z = 0 (relu, leaky_relu, elu).
 _KINKED = tuple(name for name, b in _BUILTINS.items() if b.kink)
 
 

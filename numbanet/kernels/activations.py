@@ -58,7 +58,10 @@ class Builtin:
         Initialisation of a layer with this activation: He normal for
         ReLU-like units, Glorot uniform otherwise.
     kink : bool
-        σ has a kink at z = 0 (finite differences across it measure nothing).
+        σ or σ' changes formula at z = 0: a finite difference straddling it
+        measures an average of two slopes (relu, leaky_relu) or is only
+        first-order accurate (elu, whose σ'' jumps), so gradient checks do not
+        compare such entries.
     output_only : bool
         Allowed on the output layer only (softmax).
     """
@@ -78,7 +81,7 @@ BUILTINS = {
     "relu": Builtin(RELU, init="he", kink=True),
     "leaky_relu": Builtin(LEAKY_RELU, init="he", kink=True),
     "softmax": Builtin(SOFTMAX, output_only=True),
-    "elu": Builtin(ELU, init="he"),
+    "elu": Builtin(ELU, init="he", kink=True),
     "gelu": Builtin(GELU, init="he"),
     "silu": Builtin(SILU, init="he"),
     "softplus": Builtin(SOFTPLUS),
