@@ -17,6 +17,8 @@ arrays, JSON text is a 0-d unicode array):
 ``loss``              unicode
 ``custom``            unicode, the names among them of custom pieces (:class:`~numbanet.Activation`,
                       :class:`~numbanet.Loss`); absent when there are none
+``custom_fingerprint_<name>``  float64, each custom piece's values at fixed points (``load`` refuses a
+                      piece of the same name that computes other values)
 ``dtype``             unicode, ``"float32"`` or ``"float64"``
 ``l2``, ``dropout``   float64
 ``epochs_trained``    int64
@@ -155,9 +157,12 @@ def _typed(values, what):
 
 
 def _network_arrays(net):
-    custom = sorted(net.custom_pieces)
+    pieces = net.custom_pieces
+    custom = sorted(pieces)
+    fingerprints = {f"custom_fingerprint_{name}": pieces[name].fingerprint() for name in custom}
     return {
         **({"custom": np.array(custom, dtype=str)} if custom else {}),
+        **fingerprints,
         "sizes": np.array(net.sizes, dtype=np.int64),
         "activations": np.array(net.activation_names, dtype=str),
         "loss": np.array(net.loss_name),
@@ -447,6 +452,21 @@ def _custom_pieces(data, path, custom):
     return {str(n): custom[str(n)] for n in names}
 
 
+def _check_fingerprints(data, path, pieces):
+    """Refuse a custom piece that computes other values than the one saved under its name."""
+    for name, piece in pieces.items():
+        key = f"custom_fingerprint_{name}"
+        if key in data:
+            saved = data[key]
+            if saved.shape != piece.fingerprint().shape or not np.allclose(piece.fingerprint(), saved, rtol=1e-12,
+                                                                            atol=1e-300, equal_nan=True):
+                raise ModelFileError(
+                    f"{path}: the {name!r} passed in custom computes other values than the {name!r} the model was "
+                    f"saved with (at fixed probe points: saved {np.round(saved, 6).tolist()}, now "
+                    f"{np.round(piece.fingerprint(), 6).tolist()}); pass the same function and derivative"
+                )
+
+
 def _network_from(data, path, custom):
     missing = [k for k in ("sizes", "activations", "loss", "dtype", "l2", "dropout", "epochs_trained", "params")
                if k not in data]
@@ -495,6 +515,7 @@ def _network_from(data, path, custom):
         if not isinstance(pieces[name], Activation):
             raise ModelFileError(f"{path}: {name!r} is a custom activation of the model; custom[{name!r}] must be "
                                  f"a numbanet.Activation, not {pieces[name]!r}")
+    _check_fingerprints(data, path, pieces)
     try:
         net = Network(sizes, activations=[pieces.get(str(a), str(a)) for a in acts], loss=pieces.get(loss, loss),
                       dtype=dtype, seed=None, l2=l2, dropout=dropout)

@@ -56,15 +56,19 @@ class Network:
     sizes : sequence of int
         Layer widths, input first: ``[n_features, hidden..., n_outputs]``; at
         least two entries.
-    activations : str or sequence of str, default "sigmoid"
-        One name for every weighted layer, or one per weighted layer
-        (``len(sizes) - 1`` names).  Names: ``"sigmoid"``, ``"tanh"``,
-        ``"relu"``, ``"leaky_relu"`` (slope 0.01), ``"identity"``, and
-        ``"softmax"`` (output layer only, at least 2 outputs).
-    loss : {"mse", "cross_entropy", "binary_cross_entropy"}, default "mse"
-        Per-sample cost (docs/derivation.md, "Costs").  ``cross_entropy`` needs a
-        softmax output and ``binary_cross_entropy`` a sigmoid output; ``mse``
-        works with any output activation.
+    activations : str, Activation, or a sequence of them, default "sigmoid"
+        One for every weighted layer, or one per weighted layer
+        (``len(sizes) - 1``).  Names: ``"sigmoid"``, ``"tanh"``, ``"relu"``,
+        ``"leaky_relu"`` (slope 0.01), ``"elu"`` (α = 1), ``"gelu"`` (exact
+        erf form), ``"silu"``, ``"softplus"``, ``"identity"``, and
+        ``"softmax"`` (output layer only, at least 2 outputs); or a custom
+        :class:`numbanet.Activation`.  Custom and built-in activations mix
+        freely.
+    loss : str or Loss, default "mse"
+        Per-sample cost (docs/derivation.md, "Costs"): ``"mse"``,
+        ``"huber"`` (δ = 1), ``"cross_entropy"`` (needs a softmax output),
+        ``"binary_cross_entropy"`` (needs a sigmoid output), or a custom
+        :class:`numbanet.Loss`, which pairs with any output activation.
     dtype : {numpy.float64, numpy.float32}, default float64
         Precision of parameters and computation.
     seed : int or None
@@ -81,6 +85,13 @@ class Network:
 
     Attributes
     ----------
+    activations : tuple
+        Each weighted layer's activation as given: a name, or an Activation.
+    activation_names : tuple of str
+        Their names.
+    loss_name : str
+        The loss's name (a custom loss's own name).
+    custom_loss : Loss or None
     params : ndarray of shape (n_params,)
         Every parameter in one vector: ``W^1`` (row-major), ``b^1``, ``W^2``, ...
     weights : list of ndarray
@@ -103,9 +114,10 @@ class Network:
     -----
     Initialisation (biases are zero):
 
-    * sigmoid, tanh, identity, softmax layers: Glorot/Xavier uniform,
-      ``U(-r, r)`` with ``r = sqrt(6 / (n_in + n_out))``;
-    * relu and leaky_relu layers: He normal, ``N(0, 2 / n_in)``.
+    * sigmoid, tanh, identity, softplus, softmax layers: Glorot/Xavier
+      uniform, ``U(-r, r)`` with ``r = sqrt(6 / (n_in + n_out))``;
+    * relu, leaky_relu, elu, gelu and silu layers: He normal, ``N(0, 2 / n_in)``;
+    * custom activations: as their ``init`` says (Glorot by default).
     """
 
     def __init__(self, sizes, activations="sigmoid", loss="mse", dtype=np.float64, seed=None, l2=0.0, dropout=0.0):
@@ -222,7 +234,8 @@ class Network:
     def _initialise(self):
         for W, b, act in zip(self.weights, self.biases, self.activations):
             n_out, n_in = W.shape
-            if isinstance(act, str) and _act.BUILTINS[act].init == "he":
+            init = act.init if isinstance(act, Activation) else _act.BUILTINS[act].init
+            if init == "he":
                 W[...] = self._rng.normal(0.0, np.sqrt(2.0 / n_in), size=W.shape)
             else:
                 r = np.sqrt(6.0 / (n_in + n_out))

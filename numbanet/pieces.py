@@ -38,6 +38,7 @@ joblib's loky and multiprocessing-based tools use.
 import types as pytypes
 
 import numba
+import numpy as np
 from numba import cfunc, njit, types
 
 from numbanet.kernels.activations import BUILTINS as _BUILTIN_ACTIVATIONS
@@ -45,6 +46,9 @@ from numbanet.kernels.losses import CODES as _BUILTIN_LOSSES
 from numbanet.kernels.pieces import ACTIVATION_SIGNATURE, LOSS_SIGNATURE, Fns, builtin_fns
 
 _F64 = types.float64
+# Where fingerprints evaluate a piece (odd values, clear of kinks at 0 and +-1).
+_PROBE_Z = (-2.7, -0.61, 0.13, 0.77, 3.1)
+_PROBE_AY = ((-1.3, 0.4), (0.27, 0.9), (0.6, 0.35), (2.2, -0.7))
 
 
 def _compile(what, name, role, fn, signature):
@@ -90,6 +94,9 @@ class Activation:
         σ(z), compilable by Numba (``math`` functions, arithmetic, branches).
     derivative : callable ``float -> float``
         σ'(z).
+    init : {"glorot", "he"}, default "glorot"
+        Initialisation of layers with this activation: Glorot uniform (as for
+        sigmoid and tanh) or He normal (as for ReLU-like units).
 
     Raises
     ------
@@ -100,22 +107,30 @@ class Activation:
 
     Notes
     -----
-    Layers with a custom activation use Glorot-uniform initialisation.
-    Their pre-activations are kept during training, so σ' is evaluated at z.
+    Layers with a custom activation keep their pre-activations during
+    training, so σ' is evaluated at z.
     """
 
-    def __init__(self, name, function, derivative):
+    def __init__(self, name, function, derivative, init="glorot"):
         _check_name("activation", name, _BUILTIN_ACTIVATIONS)
+        if init not in ("glorot", "he"):
+            raise ValueError(f"activation {name!r}: init must be 'glorot' or 'he'; got {init!r}")
         self.name = name
         self.function = function
         self.derivative = derivative
+        self.init = init
         self._compiled = (
             _compile("activation", name, "function", function, _F64(_F64)),
             _compile("activation", name, "derivative", derivative, _F64(_F64)),
         )
 
+    def fingerprint(self):
+        """σ and σ' at a few fixed points: saved with a model, so ``load`` can tell a different piece of the same name."""
+        f, d = self._compiled
+        return np.array([g(z) for g in (f, d) for z in _PROBE_Z], dtype=np.float64)
+
     def __reduce__(self):
-        return (Activation, (self.name, self.function, self.derivative))
+        return (Activation, (self.name, self.function, self.derivative, self.init))
 
     def __repr__(self):
         return f"Activation({self.name!r})"
@@ -159,7 +174,13 @@ class Loss:
         sig = _F64(_F64, _F64)
         c = _compile("loss", name, "cost", cost, sig)
         d = _compile("loss", name, "derivative", derivative, sig)
+        self._compiled = (c, d)
         self._callbacks = (cfunc(LOSS_SIGNATURE)(c), cfunc(LOSS_SIGNATURE)(d))
+
+    def fingerprint(self):
+        """c and ∂c/∂a at a few fixed points (see :meth:`Activation.fingerprint`)."""
+        c, d = self._compiled
+        return np.array([g(a, y) for g in (c, d) for a, y in _PROBE_AY], dtype=np.float64)
 
     def __reduce__(self):
         return (Loss, (self.name, self.cost, self.derivative))

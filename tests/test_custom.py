@@ -322,3 +322,26 @@ def test_estimators_take_an_activation():
     with pytest.warns(Warning):
         reg.fit(X, X[:, 0])
     assert reg.net_.activation_names == ("gelu", "my_tanh", "identity")
+
+
+def test_load_refuses_a_different_piece_under_the_saved_name(tmp_path):
+    net = numbanet.Network([4, 6, 1], activations=[SWISH, "identity"], loss=LOG_COSH, seed=19)
+    numbanet.save(net, tmp_path / "net.npz")
+    impostor = numbanet.Activation("swish", function=swish_f, derivative=lambda z: 1.0 / (1.0 + math.exp(-z)))
+    with pytest.raises(numbanet.ModelFileError, match="'swish' passed in custom computes other values"):
+        numbanet.load(tmp_path / "net.npz", custom={"swish": impostor, "log_cosh": LOG_COSH})
+    same_again = numbanet.Activation("swish", function=swish_f, derivative=swish_d)  # recreated, same maths
+    loaded = numbanet.load(tmp_path / "net.npz", custom={"swish": same_again, "log_cosh": LOG_COSH})
+    assert loaded.activations[0] is same_again
+
+
+def test_custom_activation_initialisation():
+    he = numbanet.Activation("my_relu", function=lambda z: max(z, 0.0), derivative=lambda z: 1.0 if z > 0 else 0.0,
+                             init="he")
+    a = numbanet.Network([200, 300, 1], activations=[he, "identity"], seed=0)
+    b = numbanet.Network([200, 300, 1], activations=["relu", "identity"], seed=0)
+    np.testing.assert_array_equal(a.weights[0], b.weights[0])  # He normal, as for relu
+    g = numbanet.Network([200, 300, 1], activations=[SWISH, "identity"], seed=0)
+    assert np.abs(g.weights[0]).max() <= np.sqrt(6 / 500)  # Glorot uniform by default
+    with pytest.raises(ValueError, match="init must be"):
+        numbanet.Activation("x", function=swish_f, derivative=swish_d, init="zeros")

@@ -233,11 +233,13 @@ def batch_cost_logits(Z, Y, loss, row_weight):
                 y = float(Y[i, j])
                 if y != 0.0:
                     c += y * (lse - float(Z[i, j]))
-        else:
+        elif loss == BINARY_CROSS_ENTROPY:
             for j in range(m):
                 z = float(Z[i, j])
                 y = float(Y[i, j])
                 c += (z if z > 0.0 else 0.0) - y * z + np.log1p(np.exp(-abs(z)))
+        else:
+            raise ValueError("batch_cost_logits takes CROSS_ENTROPY or BINARY_CROSS_ENTROPY")
         total += float(row_weight[i]) * c
     return total
 
