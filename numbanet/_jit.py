@@ -18,16 +18,21 @@ Fresh caches.  Numba checks a cached kernel against the time stamp of its own
 file only, but a kernel that calls a jitted function in another file has that
 function's code compiled into it: after an edit to ``activations.py``, the
 cached ``training.py`` kernels would go on running the old activation.  So
-numbanet's kernels are cached under a source stamp that includes a digest of
-every kernel source file (:data:`SOURCES_DIGEST`): an edit to any of them
-makes every numbanet kernel recompile once, for developers and users alike.
-This is done by :class:`KernelCacheLocator`, which wraps the locator Numba
-would have chosen (same folder, same file names) for files of this package
-only and changes nothing for any other code in the process.
+numbanet's kernels are cached in a folder named after a digest of every
+kernel source file (:data:`SOURCES_DIGEST`), ``numbanet-<digest>`` inside the
+folder Numba would have used, and stamped with it too: an edit to any of them
+(or an upgrade of numbanet) makes every kernel recompile once, for developers
+and users alike, and a cache written by other sources is never even read
+(Numba fails, rather than recompiles, on an index that names a type the code
+no longer has).  This is done by :class:`KernelCacheLocator`, which wraps the
+locator Numba would have chosen, for files of this package only, and changes
+nothing for any other code in the process.  Folders of earlier sources stay
+behind; they are small and may be deleted.
 """
 
 import hashlib
 import os
+import tempfile
 
 from numba import njit
 from numba.core import caching
@@ -58,10 +63,12 @@ class KernelCacheLocator(caching._CacheLocator):
         self._inner = inner
 
     def ensure_cache_path(self):
-        self._inner.ensure_cache_path()
+        path = self.get_cache_path()
+        os.makedirs(path, exist_ok=True)
+        tempfile.TemporaryFile(dir=path).close()  # writable, as Numba's own locators check
 
     def get_cache_path(self):
-        return self._inner.get_cache_path()
+        return os.path.join(self._inner.get_cache_path(), f"numbanet-{SOURCES_DIGEST[:16]}")
 
     def get_source_stamp(self):
         return (self._inner.get_source_stamp(), SOURCES_DIGEST)

@@ -205,7 +205,7 @@ class TrainingRun:
         return self.history
 
     def _slice(self, work, budget, stop_at_epoch_end):
-        _train.train_slice(self.net._model(), self.data, work, self.bundle, budget, stop_at_epoch_end)
+        _train.train_slice_flat(*self.net._model(), *self.data, *work, *self.bundle, budget, stop_at_epoch_end)
 
     def _rate(self, epoch):
         lr = self.schedule(epoch, self.optimizer.lr)

@@ -223,7 +223,7 @@ class Network:
         self._custom_arr = np.array([next(k for k, c in enumerate(customs) if c is a) if isinstance(a, Activation)
                                      else -1 for a in self.activations], dtype=np.int64)
         self._loss_code = _loss.CUSTOM if self.custom_loss is not None else _loss.CODES[self.loss_name]
-        self._fns = network_fns(customs, self.custom_loss)
+        self._fns, self._fn_owners = network_fns(customs, self.custom_loss)
         self.params = params
         self.weights = [
             params[w : w + o * i].reshape(o, i) for w, i, o in zip(w_off, self.sizes[:-1], self.sizes[1:])
@@ -280,7 +280,7 @@ class Network:
     def __getstate__(self):
         state = self.__dict__.copy()
         for key in ("weights", "biases", "_buffers", "_w_off", "_b_off", "_sizes_arr", "_acts_arr", "_fit_lock",
-                    "_pending", "_custom_arr", "_fns"):
+                    "_pending", "_custom_arr", "_fns", "_fn_owners"):
             state.pop(key, None)
         return state
 
@@ -382,7 +382,7 @@ class Network:
         out = np.empty((X.shape[0], self.sizes[-1]), dtype=self.dtype)
         ws, cap = self._buffers.acquire(min(CHUNK, X.shape[0]))
         try:
-            _train.predict(self._model(), X, _train.Work(ws, cap), out)
+            _train.predict_flat(*self._model(), X, ws, cap, out)
         finally:
             self._buffers.release(ws)
         return out
@@ -390,8 +390,8 @@ class Network:
     def _cost(self, X, Y, sw, grad):
         ws, cap = self._buffers.acquire(min(CHUNK, X.shape[0]))
         try:
-            return _train.cost_and_gradient(
-                self._model(), _train.Data(X, Y, sw, float(sw.sum())), _train.Work(ws, cap),
+            return _train.cost_and_gradient_flat(
+                *self._model(), *_train.Data(X, Y, sw, float(sw.sum())), *_train.Work(ws, cap),
                 grad if grad is not None else np.empty(0, dtype=self.dtype), grad is not None,
             )
         finally:

@@ -18,9 +18,9 @@ sample, and its derivative ∂c/∂a.  Each is written as plain Python on floats
 
 The functions are compiled when the piece is made, so a function Numba
 cannot compile is refused there, with Numba's reason.  Inside the training
-kernels they are called through C callbacks of one fixed type
-(:mod:`numbanet.kernels.pieces`): the kernels are compiled once for every
-custom piece, and a new piece costs only the compilation of its own small
+kernels they are called through C callbacks of fixed signatures, whose
+addresses the kernels receive in one array (:mod:`numbanet.kernels.pieces`):
+the kernels are compiled once for every custom piece, and a new piece costs only the compilation of its own small
 functions (a fraction of a second), never of the kernels.
 
 The network's gradients are then exact for the σ' and ∂c/∂a you wrote --
@@ -43,7 +43,15 @@ from numba import cfunc, njit, types
 
 from numbanet.kernels.activations import BUILTINS as _BUILTIN_ACTIVATIONS
 from numbanet.kernels.losses import CODES as _BUILTIN_LOSSES
-from numbanet.kernels.pieces import ACTIVATION_SIGNATURE, LOSS_SIGNATURE, Fns, builtin_fns
+from numbanet.kernels.pieces import (
+    ACTIVATION_SIGNATURE,
+    FN_COST,
+    FN_COST_SLOPE,
+    FN_SLOPE,
+    FN_VALUE,
+    LOSS_SIGNATURE,
+    builtin_fns,
+)
 
 _F64 = types.float64
 # Where fingerprints evaluate a piece (odd values, clear of kinks at 0 and +-1).
@@ -221,7 +229,7 @@ _CACHE = {}
 
 
 def network_fns(activations, loss):
-    """The :class:`~numbanet.kernels.pieces.Fns` callbacks of a network.
+    """The callback addresses of a network's custom pieces, as the kernels take them.
 
     Parameters
     ----------
@@ -233,20 +241,29 @@ def network_fns(activations, loss):
 
     Returns
     -------
-    Fns
-        Memoised: networks with the same custom pieces share their callbacks.
+    fns : int64 array of shape (4,)
+        Addresses (see :mod:`numbanet.kernels.pieces`); zeros where there is
+        no custom piece.
+    owners : tuple
+        The compiled callbacks; keep them alive as long as ``fns`` is used.
+        Memoised: networks with the same custom pieces share them.
     """
+    fns = builtin_fns()
+    if not activations and loss is None:
+        return fns, ()
     key = (tuple(id(a) for a in activations), id(loss) if loss is not None else None)
     hit = _CACHE.get(key)
-    if hit is not None and hit[0] == (tuple(activations), loss):
-        return hit[1]
-    base = builtin_fns()
-    value, slope = base.value, base.slope
+    if hit is None or hit[0] != (tuple(activations), loss):
+        owners = ()
+        if activations:
+            owners = (cfunc(ACTIVATION_SIGNATURE)(_dispatch([a._compiled[0] for a in activations])),
+                      cfunc(ACTIVATION_SIGNATURE)(_dispatch([a._compiled[1] for a in activations])))
+        hit = ((tuple(activations), loss), owners)
+        _CACHE[key] = hit
+    owners = hit[1]
     if activations:
-        value = cfunc(ACTIVATION_SIGNATURE)(_dispatch([a._compiled[0] for a in activations]))
-        slope = cfunc(ACTIVATION_SIGNATURE)(_dispatch([a._compiled[1] for a in activations]))
-    cost, cost_slope = (loss._callbacks if loss is not None else (base.cost, base.cost_slope))
-    fns = Fns(value, slope, cost, cost_slope)
-    _CACHE[key] = ((tuple(activations), loss), fns)
-    return fns
-
+        fns[FN_VALUE], fns[FN_SLOPE] = owners[0].address, owners[1].address
+    if loss is not None:
+        fns[FN_COST], fns[FN_COST_SLOPE] = loss._callbacks[0].address, loss._callbacks[1].address
+        owners = owners + loss._callbacks
+    return fns, owners

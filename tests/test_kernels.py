@@ -553,3 +553,16 @@ def test_training_cost_and_gradient_match_reference(sizes, acts, loss, cap, dtyp
     dW, db = net.gradients(X, Y, sample_weight=sw)
     close(flat_params(net, dW, db, np.float64), grad, dtype, scale=scale)
     np.testing.assert_allclose(net.loss(X, Y, sample_weight=sw), cost, rtol=tol(dtype)[0])
+
+
+def test_flat_entry_points_take_the_bundle_fields_in_order():
+    """Python spreads the bundles' fields into these entry points: their parameters must be those fields."""
+    import inspect
+
+    def params(kernel):
+        return list(inspect.signature(kernel.py_func).parameters)
+
+    M, D, W, R = (list(t._fields) for t in (training.Model, training.Data, training.Work, training.Run))
+    assert params(training.predict_flat) == M + ["X"] + W + ["out"]
+    assert params(training.cost_and_gradient_flat) == M + D + W + ["grad", "want_grad"]
+    assert params(training.train_slice_flat) == M + D + W + R + ["max_batches", "stop_at_epoch_end"]

@@ -16,11 +16,11 @@ A derivative that needs z, not only a (GELU, SiLU, custom activations; see
 :func:`needs_z`), makes the training loop keep that layer's pre-activations.
 
 Custom activations (:class:`numbanet.Activation`) have the code ``CUSTOM``:
-their σ and σ' are compiled Numba C callbacks carried in the ``fns`` bundle
-(:mod:`numbanet.kernels.pieces`) and called as ``fns.value(k, z)`` and
-``fns.slope(k, z)``, where ``k`` is the layer's index among the network's
-custom activations.  Since every callback has the same type, the kernels are
-compiled once, cached, and shared by every custom activation.
+their σ and σ' are compiled Numba C callbacks whose addresses the kernels
+receive in the int64 array ``fns`` (:mod:`numbanet.kernels.pieces`), called
+with ``k``, the layer's index among the network's custom activations.  Since
+that array has one type whatever the callbacks, the kernels are compiled
+once, cached, and shared by every custom activation.
 """
 
 import math
@@ -28,6 +28,7 @@ import math
 import numpy as np
 
 from numbanet._jit import jit
+from numbanet.kernels.pieces import FN_SLOPE, FN_VALUE, activation_fn
 
 IDENTITY = 0
 SIGMOID = 1
@@ -229,7 +230,7 @@ def value(code, z, k, fns):
     if code == SOFTPLUS:
         return softplus(z)
     if code == CUSTOM:
-        return fns.value(k, float(z))
+        return activation_fn(fns[FN_VALUE])(k, float(z))
     return identity(z)
 
 
@@ -253,7 +254,7 @@ def slope(code, z, a, k, fns):
     if code == SOFTPLUS:
         return softplus_slope(z, a)
     if code == CUSTOM:
-        return fns.slope(k, float(z))
+        return activation_fn(fns[FN_SLOPE])(k, float(z))
     return identity_slope(z, a)
 
 
@@ -298,8 +299,8 @@ def activate(Z, code, k, fns, out):
         so ``exp`` never overflows.
     k : int
         The layer's index among the network's custom activations (``CUSTOM`` only).
-    fns : Fns
-        The custom callbacks (:mod:`numbanet.kernels.pieces`).
+    fns : int64 array of shape (4,)
+        Addresses of the custom callbacks (:mod:`numbanet.kernels.pieces`).
     out : array of shape (n_samples, n_units), same dtype
         Filled with the activations.  May be ``Z`` itself.
     """

@@ -120,8 +120,8 @@ def forward(A_prev, W, b, act, k, fns, out):
         Activation code.
     k : int
         The layer's index among the custom activations (``CUSTOM`` only).
-    fns : Fns
-        Custom callbacks (:mod:`numbanet.kernels.pieces`).
+    fns : int64 array of shape (4,)
+        Addresses of the custom callbacks (:mod:`numbanet.kernels.pieces`).
     out : array of shape (n_samples, n_out)
         Filled with the layer's activations.
     """

@@ -33,6 +33,7 @@ import numpy as np
 
 from numbanet._jit import jit
 from numbanet.kernels.activations import SIGMOID, SOFTMAX, backprop_inplace
+from numbanet.kernels.pieces import FN_COST, FN_COST_SLOPE, loss_fn
 
 MSE = 0
 CROSS_ENTROPY = 1
@@ -137,7 +138,7 @@ def cost(loss, a, y, tiny, fns):
         return binary_cross_entropy(a, y, tiny)
     if loss == HUBER:
         return huber(a, y, tiny)
-    return fns.cost(a, y)
+    return loss_fn(fns[FN_COST])(a, y)
 
 
 @jit
@@ -151,7 +152,7 @@ def cost_slope(loss, a, y, tiny, fns):
         return binary_cross_entropy_slope(a, y, tiny)
     if loss == HUBER:
         return huber_slope(a, y, tiny)
-    return fns.cost_slope(float(a), float(y))
+    return loss_fn(fns[FN_COST_SLOPE])(float(a), float(y))
 
 
 # --- batch kernels -------------------------------------------------------------------------
@@ -169,8 +170,8 @@ def batch_cost(A, Y, loss, row_weight, fns):
         Loss code.
     row_weight : array of shape (n_samples,)
         :math:`w_i`; ``1/n`` for every row gives the mean cost.
-    fns : Fns
-        Custom callbacks (:mod:`numbanet.kernels.pieces`); used for ``CUSTOM``.
+    fns : int64 array of shape (4,)
+        Addresses of the custom callbacks (:mod:`numbanet.kernels.pieces`); used for ``CUSTOM``.
 
     Returns
     -------
@@ -266,7 +267,7 @@ def cost_gradient(A, Y, loss, fns, out):
     ----------
     A, Y : arrays of shape (n_samples, n_outputs)
     loss : int
-    fns : Fns
+    fns : int64 array of shape (4,)
     out : array of shape (n_samples, n_outputs)
     """
     n, m = A.shape
@@ -292,7 +293,7 @@ def output_delta_chain(A, Z, Y, loss, act, k, fns, row_weight, out):
         Loss code and output activation code.
     k : int
         The output layer's index among the custom activations.
-    fns : Fns
+    fns : int64 array of shape (4,)
     row_weight : array of shape (n_samples,)
         :math:`w_i` (``1/n`` for a plain batch mean).
     out : array of shape (n_samples, n_outputs)

@@ -1,54 +1,79 @@
-"""The bundle of custom callbacks every kernel receives: :class:`Fns`.
+"""How a network's custom activations and loss reach the kernels: four callback addresses.
 
 A network's custom activations and custom loss (:class:`numbanet.Activation`,
-:class:`numbanet.Loss`) reach the kernels as four Numba C callbacks of fixed
-signatures:
+:class:`numbanet.Loss`) are compiled into Numba C callbacks of fixed
+signatures, and the kernels receive their addresses in one int64 array
+``fns`` of length 4:
 
 =================  ====================================  ===============================
-field              signature                             meaning
+entry              callback signature                    meaning
 =================  ====================================  ===============================
-``value``          ``float64(int64 k, float64 z)``       σ_k(z), the k-th custom activation
-``slope``          ``float64(int64 k, float64 z)``       σ_k'(z)
-``cost``           ``float64(float64 a, float64 y)``     per-output cost c(a, y)
-``cost_slope``     ``float64(float64 a, float64 y)``     ∂c/∂a
+``FN_VALUE``       ``float64(int64 k, float64 z)``       σ_k(z), the k-th custom activation
+``FN_SLOPE``       ``float64(int64 k, float64 z)``       σ_k'(z)
+``FN_COST``        ``float64(float64 a, float64 y)``     per-output cost c(a, y)
+``FN_COST_SLOPE``  ``float64(float64 a, float64 y)``     ∂c/∂a
 =================  ====================================  ===============================
 
-Every callback of a signature has the same Numba type, so each kernel is
-compiled once (and cached) for all of them: a new custom activation costs the
-compilation of its own two small functions, not of the kernels.  A network
-without custom pieces passes :func:`builtin_fns`, whose callbacks return NaN
-(they are never called: only layers coded ``CUSTOM`` call them).
+Inside a kernel, :func:`activation_fn` and :func:`loss_fn` turn an address
+back into a callable first-class function.  The array has the same type
+whatever the callbacks are, so every kernel is compiled once, cached, and
+shared by all custom pieces: a new piece costs the compilation of its own
+small functions, never of the kernels; and an array is what Numba's
+dispatcher types fastest, so calls stay cheap.  A network without custom
+pieces passes zeros (:func:`builtin_fns`): only layers coded ``CUSTOM`` (or
+the loss ``CUSTOM``) ever call a callback.  The objects that own the
+compiled callbacks must outlive the calls (the network keeps them).
 """
 
-from collections import namedtuple
-
 import numpy as np
-from numba import cfunc, types
+from numba import types
+from numba.core import cgutils
+from numba.extending import intrinsic
 
 #: Signature of a custom activation callback: ``(k, z) -> σ_k(z)`` (or σ_k'(z)).
 ACTIVATION_SIGNATURE = types.float64(types.int64, types.float64)
 #: Signature of a custom loss callback: ``(a, y) -> c(a, y)`` (or ∂c/∂a).
 LOSS_SIGNATURE = types.float64(types.float64, types.float64)
 
-Fns = namedtuple("Fns", ["value", "slope", "cost", "cost_slope"])
-Fns.__doc__ = "Custom activation and loss callbacks, as the kernels receive them (see the module notes)."
+FN_VALUE = 0
+FN_SLOPE = 1
+FN_COST = 2
+FN_COST_SLOPE = 3
+N_FNS = 4
+
+_ACTIVATION_FN = types.FunctionType(ACTIVATION_SIGNATURE)
+_LOSS_FN = types.FunctionType(LOSS_SIGNATURE)
 
 
-def _no_activation(k, z):
-    return np.nan
+def _function_from_address(fntype):
+    def codegen(context, builder, signature, args):
+        (addr,) = args
+        fn = cgutils.create_struct_proxy(fntype)(context, builder)
+        voidptr = context.get_value_type(types.voidptr)
+        fn.c_addr = builder.inttoptr(addr, voidptr)  # called directly: no GIL, no Python object
+        fn.py_addr = voidptr(None)
+        fn.jit_addr = voidptr(None)
+        return fn._getvalue()
+
+    return codegen
 
 
-def _no_loss(a, y):
-    return np.nan
+@intrinsic
+def activation_fn(typingctx, addr):
+    """The custom activation callback at address ``addr``, as a function ``(k, z) -> float``."""
+    if isinstance(addr, types.Integer):
+        return _ACTIVATION_FN(addr), _function_from_address(_ACTIVATION_FN)
+    return None
 
 
-_BUILTIN = []
+@intrinsic
+def loss_fn(typingctx, addr):
+    """The custom loss callback at address ``addr``, as a function ``(a, y) -> float``."""
+    if isinstance(addr, types.Integer):
+        return _LOSS_FN(addr), _function_from_address(_LOSS_FN)
+    return None
 
 
 def builtin_fns():
-    """The :class:`Fns` of a network without custom pieces (compiled once, then cached on disk)."""
-    if not _BUILTIN:
-        act = cfunc(ACTIVATION_SIGNATURE, cache=True)(_no_activation)
-        loss = cfunc(LOSS_SIGNATURE, cache=True)(_no_loss)
-        _BUILTIN.append(Fns(act, act, loss, loss))
-    return _BUILTIN[0]
+    """The ``fns`` of a network without custom pieces: no callbacks (never called)."""
+    return np.zeros(N_FNS, dtype=np.int64)

@@ -516,3 +516,38 @@ def train_slice(model, data, work, run, max_batches, stop_at_epoch_end):
         else:
             pos[POS_BATCH] = b + 1
     pos[POS_DONE] = done
+
+
+# --- entry points from Python --------------------------------------------------------------
+#
+# Numba types a namedtuple argument in Python code, at ~10 us a field (a Model alone took
+# 100-300 us a call), but plain arrays and numbers through its C fast path.  So Python calls
+# these entry points with the bundles' fields spread out, ``predict_flat(*model, X, *work,
+# out)``, and they rebuild the bundles here.  Their parameters are the bundles' fields in
+# order -- tests/test_kernels.py checks that they stay so -- so nothing can be swapped.
+
+
+@jit
+def predict_flat(theta, sizes, w_off, b_off, acts, custom, loss, l2, fns, X, ws, cap, out):
+    """:func:`predict` with the :class:`Model` and :class:`Work` fields spread out."""
+    predict(Model(theta, sizes, w_off, b_off, acts, custom, loss, l2, fns), X, Work(ws, cap), out)
+
+
+@jit
+def cost_and_gradient_flat(theta, sizes, w_off, b_off, acts, custom, loss, l2, fns, X, Y, sw, sw_total, ws, cap,
+                           grad, want_grad):
+    """:func:`cost_and_gradient` with the :class:`Model`, :class:`Data` and :class:`Work` fields spread out."""
+    return cost_and_gradient(Model(theta, sizes, w_off, b_off, acts, custom, loss, l2, fns),
+                             Data(X, Y, sw, sw_total), Work(ws, cap), grad, want_grad)
+
+
+@jit
+def train_slice_flat(theta, sizes, w_off, b_off, acts, custom, loss, l2, fns, X, Y, sw, sw_total, ws, cap, grad,
+                     state, opt_code, hyper, lrs, dropout, clip, order, shuffle, batch_size, rng, backup,
+                     epoch_losses, pos, acc, max_batches, stop_at_epoch_end):
+    """:func:`train_slice` with the :class:`Model`, :class:`Data`, :class:`Work` and :class:`Run` fields spread out."""
+    train_slice(Model(theta, sizes, w_off, b_off, acts, custom, loss, l2, fns), Data(X, Y, sw, sw_total),
+                Work(ws, cap),
+                Run(grad, state, opt_code, hyper, lrs, dropout, clip, order, shuffle, batch_size, rng, backup,
+                    epoch_losses, pos, acc),
+                max_batches, stop_at_epoch_end)
