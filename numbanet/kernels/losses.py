@@ -126,8 +126,8 @@ def huber_slope(a, y, tiny):
 
 
 @jit
-def cost(loss, a, y, tiny, fns):
-    """Cost of one output, ``c(a, y)``, accumulated in float64."""
+def builtin_cost(loss, a, y, tiny):
+    """Cost of one output of a built-in loss, ``c(a, y)``, in float64."""
     a = float(a)
     y = float(y)
     if loss == MSE:
@@ -136,23 +136,35 @@ def cost(loss, a, y, tiny, fns):
         return cross_entropy(a, y, tiny)
     if loss == BINARY_CROSS_ENTROPY:
         return binary_cross_entropy(a, y, tiny)
-    if loss == HUBER:
-        return huber(a, y, tiny)
-    return loss_fn(fns[FN_COST])(a, y)
+    return huber(a, y, tiny)
 
 
 @jit
-def cost_slope(loss, a, y, tiny, fns):
-    """Derivative of the cost of one output, ``∂c/∂a``."""
+def builtin_cost_slope(loss, a, y, tiny):
+    """Derivative of the cost of one output of a built-in loss, ``∂c/∂a``."""
     if loss == MSE:
         return mse_slope(a, y, tiny)
     if loss == CROSS_ENTROPY:
         return cross_entropy_slope(a, y, tiny)
     if loss == BINARY_CROSS_ENTROPY:
         return binary_cross_entropy_slope(a, y, tiny)
-    if loss == HUBER:
-        return huber_slope(a, y, tiny)
-    return loss_fn(fns[FN_COST_SLOPE])(float(a), float(y))
+    return huber_slope(a, y, tiny)
+
+
+@jit
+def cost(loss, a, y, tiny, fns):
+    """Cost of one output, ``c(a, y)``, custom losses included (float64)."""
+    if loss == CUSTOM:
+        return loss_fn(fns[FN_COST])(float(a), float(y))
+    return builtin_cost(loss, a, y, tiny)
+
+
+@jit
+def cost_slope(loss, a, y, tiny, fns):
+    """Derivative of the cost of one output, ``∂c/∂a``, custom losses included."""
+    if loss == CUSTOM:
+        return loss_fn(fns[FN_COST_SLOPE])(float(a), float(y))
+    return builtin_cost_slope(loss, a, y, tiny)
 
 
 # --- batch kernels -------------------------------------------------------------------------
@@ -180,10 +192,18 @@ def batch_cost(A, Y, loss, row_weight, fns):
     n, m = A.shape
     tiny = TINY32 if A.itemsize == 4 else TINY64
     total = 0.0
+    if loss == CUSTOM:
+        f = loss_fn(fns[FN_COST])
+        for i in range(n):
+            c = 0.0
+            for j in range(m):
+                c += f(float(A[i, j]), float(Y[i, j]))
+            total += float(row_weight[i]) * c
+        return total
     for i in range(n):
         c = 0.0
         for j in range(m):
-            c += cost(loss, A[i, j], Y[i, j], tiny, fns)
+            c += builtin_cost(loss, A[i, j], Y[i, j], tiny)
         total += float(row_weight[i]) * c
     return total
 
@@ -272,9 +292,15 @@ def cost_gradient(A, Y, loss, fns, out):
     """
     n, m = A.shape
     tiny = TINY32 if A.itemsize == 4 else TINY64
+    if loss == CUSTOM:
+        f = loss_fn(fns[FN_COST_SLOPE])
+        for i in range(n):
+            for j in range(m):
+                out[i, j] = f(float(A[i, j]), float(Y[i, j]))
+        return
     for i in range(n):
         for j in range(m):
-            out[i, j] = cost_slope(loss, A[i, j], Y[i, j], tiny, fns)
+            out[i, j] = builtin_cost_slope(loss, A[i, j], Y[i, j], tiny)
 
 
 @jit

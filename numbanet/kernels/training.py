@@ -178,7 +178,7 @@ def work_views(ws, sizes, cap):
 
 
 @jit
-def forward_batch(model, Ws, bs, As, Zs, m, dropout, Ms, rng, keep_logits):
+def forward_batch(Ws, bs, acts, custom, fns, As, Zs, m, dropout, Ms, rng, keep_logits):
     """Forward pass of the first ``m`` rows, whose input is already in ``As[0]``.
 
     A layer whose σ' needs z (:func:`numbanet.kernels.activations.needs_z`)
@@ -192,7 +192,6 @@ def forward_batch(model, Ws, bs, As, Zs, m, dropout, Ms, rng, keep_logits):
     the backward pass.  One uniform is drawn from ``rng`` (see
     :mod:`numbanet.kernels.rng`) per hidden unit, layer by layer, row by row.
     """
-    acts, custom, fns = model.acts, model.custom, model.fns
     L = len(Ws)
     for l in range(L):
         A = As[l + 1][:m]
@@ -217,7 +216,7 @@ def forward_batch(model, Ws, bs, As, Zs, m, dropout, Ms, rng, keep_logits):
 
 
 @jit
-def backward_batch(model, Ws, dWs, dbs, As, Zs, Ds, Yb, rw, m, dropout, Ms):
+def backward_batch(Ws, dWs, dbs, acts, custom, fns, loss, As, Zs, Ds, Yb, rw, m, dropout, Ms):
     """Backward pass of ``m`` rows after :func:`forward_batch`; fills ``dWs``, ``dbs``.
 
     The output delta carries the row weights ``rw``, so the gradients are the
@@ -225,12 +224,11 @@ def backward_batch(model, Ws, dWs, dbs, As, Zs, Ds, Yb, rw, m, dropout, Ms):
     :func:`numbanet.kernels.dense.hidden_delta`; under dropout it is then
     multiplied by the layer's mask (σ' computed from the unscaled activation).
     """
-    acts, custom, fns = model.acts, model.custom, model.fns
     L = len(Ws)
     delta = Ds[L - 1][:m]
     A_out = As[L][:m]
     Z_out = Zs[L - 1][:m] if needs_z(acts[L - 1]) else A_out
-    output_delta(A_out, Z_out, Yb[:m], model.loss, acts[L - 1], custom[L - 1], fns, rw[:m], delta)
+    output_delta(A_out, Z_out, Yb[:m], loss, acts[L - 1], custom[L - 1], fns, rw[:m], delta)
     a_scale = 1.0 - dropout
     for l in range(L - 1, -1, -1):
         layer_gradients(delta, As[l][:m], dWs[l], dbs[l])
@@ -250,7 +248,8 @@ def backward_batch(model, Ws, dWs, dbs, As, Zs, Ds, Yb, rw, m, dropout, Ms):
 
 
 @jit
-def batch_step(model, Ws, bs, dWs, dbs, As, Zs, Ds, Ms, Yb, rw, m, dropout, rng, keep_logits, want_grad):
+def batch_step(Ws, bs, dWs, dbs, acts, custom, fns, loss, As, Zs, Ds, Ms, Yb, rw, m, dropout, rng, keep_logits,
+               want_grad):
     """Forward, weighted mean cost and (with ``want_grad``) backward of ``m`` rows in the work buffers.
 
     The input rows are in ``As[0]``, the targets in ``Yb``, the row weights in
@@ -262,10 +261,10 @@ def batch_step(model, Ws, bs, dWs, dbs, As, Zs, Ds, Ms, Yb, rw, m, dropout, rng,
         The weighted cost of the batch (without the L2 term).
     """
     L = len(Ws)
-    forward_batch(model, Ws, bs, As, Zs, m, dropout, Ms, rng, keep_logits)
-    c = output_cost(Zs[L - 1][:m], As[L][:m], Yb[:m], model.loss, model.acts[L - 1], rw[:m], model.fns)
+    forward_batch(Ws, bs, acts, custom, fns, As, Zs, m, dropout, Ms, rng, keep_logits)
+    c = output_cost(Zs[L - 1][:m], As[L][:m], Yb[:m], loss, acts[L - 1], rw[:m], fns)
     if want_grad and np.isfinite(c):
-        backward_batch(model, Ws, dWs, dbs, As, Zs, Ds, Yb, rw, m, dropout, Ms)
+        backward_batch(Ws, dWs, dbs, acts, custom, fns, loss, As, Zs, Ds, Yb, rw, m, dropout, Ms)
     return c
 
 
@@ -337,7 +336,7 @@ def predict(model, X, work, out):
     for start in range(0, n, cap):
         m = min(cap, n - start)
         As[0][:m] = X[start : start + m]
-        forward_batch(model, Ws, bs, As, Zs, m, 0.0, Ms, no_rng, False)
+        forward_batch(Ws, bs, model.acts, model.custom, model.fns, As, Zs, m, 0.0, Ms, no_rng, False)
         out[start : start + m] = As[L][:m]
 
 
@@ -364,7 +363,8 @@ def cost_and_gradient(model, data, work, grad, want_grad):
     L = sizes.size - 1
     n_params = theta.size
     no_rng = np.zeros(1, np.uint64)
-    logits = is_simplified(model.loss, model.acts[L - 1])
+    acts, custom, fns, loss = model.acts, model.custom, model.fns, model.loss
+    logits = is_simplified(loss, acts[L - 1])
     swsum = data.sw_total
     cost = 0.0
     part = np.empty(n_params if want_grad else 0, dtype=theta.dtype)
@@ -378,7 +378,8 @@ def cost_and_gradient(model, data, work, grad, want_grad):
         Yb[:m] = Y[start : start + m]
         for i in range(m):
             rw[i] = sw[start + i] / swsum if swsum > 0 else 0.0
-        cost += batch_step(model, Ws, bs, dWs, dbs, As, Zs, Ds, Ms, Yb, rw, m, 0.0, no_rng, logits, want_grad)
+        cost += batch_step(Ws, bs, dWs, dbs, acts, custom, fns, loss, As, Zs, Ds, Ms, Yb, rw, m, 0.0, no_rng, logits,
+                           want_grad)
         if want_grad:
             for k in range(n_params):
                 grad[k] += part[k]
@@ -456,11 +457,13 @@ def train_slice(model, data, work, run, max_batches, stop_at_epoch_end):
     P = theta.size
     batch_size = run.batch_size
     n_batches = (n + batch_size - 1) // batch_size
-    logits = is_simplified(model.loss, model.acts[L - 1])
-    l2, clip = model.l2, run.clip
+    acts, custom, fns, loss, w_off = model.acts, model.custom, model.fns, model.loss, model.w_off
+    logits = is_simplified(loss, acts[L - 1])
+    l2, clip, dropout, rng, lrs = model.l2, run.clip, run.dropout, run.rng, run.lrs
+    opt_code, hyper, shuffle, epoch_losses, sw_total = run.opt_code, run.hyper, run.shuffle, run.epoch_losses, data.sw_total
     pos[POS_STATUS] = OK
     done = 0
-    while pos[POS_EPOCH] < run.lrs.size and done < max_batches:
+    while pos[POS_EPOCH] < lrs.size and done < max_batches:
         e = pos[POS_EPOCH]
         b = pos[POS_BATCH]
         if b == 0:
@@ -471,26 +474,27 @@ def train_slice(model, data, work, run, max_batches, stop_at_epoch_end):
             pos[POS_T0] = pos[POS_T]
             pos[POS_SAMPLES0] = pos[POS_SAMPLES]
             acc[0] = 0.0
-            if run.shuffle:
+            if shuffle:
                 for i in range(n):
                     order[i] = i
-                rng_shuffle(order, run.rng)
+                rng_shuffle(order, rng)
         start = b * batch_size
         m = min(batch_size, n - start)
         wsum = _gather(X, Y, sw, order, start, m, As[0], Yb, rw)
-        c = batch_step(model, Ws, bs, dWs, dbs, As, Zs, Ds, Ms, Yb, rw, m, run.dropout, run.rng, logits, wsum > 0)
+        c = batch_step(Ws, bs, dWs, dbs, acts, custom, fns, loss, As, Zs, Ds, Ms, Yb, rw, m, dropout, rng, logits,
+                       wsum > 0)
         if l2 != 0.0:
-            c += l2_penalty(theta, sizes, model.w_off, l2)
+            c += l2_penalty(theta, sizes, w_off, l2)
         ok = np.isfinite(c)
         if ok:
             acc[0] += wsum * c
             if wsum > 0:
                 if l2 != 0.0:
-                    add_l2_gradient(theta, grad, sizes, model.w_off, l2)
+                    add_l2_gradient(theta, grad, sizes, w_off, l2)
                 if clip > 0.0:
                     clip_by_global_norm(grad, clip)
                 pos[POS_T] += 1
-                update(run.opt_code, theta, grad, state, run.hyper, run.lrs[e], pos[POS_T])
+                update(opt_code, theta, grad, state, hyper, lrs[e], pos[POS_T])
             pos[POS_SAMPLES] += m
             done += 1
             if b + 1 == n_batches:
@@ -508,7 +512,7 @@ def train_slice(model, data, work, run, max_batches, stop_at_epoch_end):
             pos[POS_BAD_BATCH] = b
             break
         if b + 1 == n_batches:
-            run.epoch_losses[e] = acc[0] / data.sw_total if data.sw_total > 0 else 0.0
+            epoch_losses[e] = acc[0] / sw_total if sw_total > 0 else 0.0
             pos[POS_EPOCH] = e + 1
             pos[POS_BATCH] = 0
             if stop_at_epoch_end:
