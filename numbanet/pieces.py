@@ -241,16 +241,16 @@ def network_fns(activations, loss):
 
     Returns
     -------
-    fns : int64 array of shape (4,)
+    fns : tuple of 4 ints
         Addresses (see :mod:`numbanet.kernels.pieces`); zeros where there is
         no custom piece.
     owners : tuple
         The compiled callbacks; keep them alive as long as ``fns`` is used.
         Memoised: networks with the same custom pieces share them.
     """
-    fns = builtin_fns()
+    fns = list(builtin_fns())
     if not activations and loss is None:
-        return fns, ()
+        return tuple(fns), ()
     key = (tuple(id(a) for a in activations), id(loss) if loss is not None else None)
     hit = _CACHE.get(key)
     if hit is None or hit[0] != (tuple(activations), loss):
@@ -266,4 +266,4 @@ def network_fns(activations, loss):
     if loss is not None:
         fns[FN_COST], fns[FN_COST_SLOPE] = loss._callbacks[0].address, loss._callbacks[1].address
         owners = owners + loss._callbacks
-    return fns, owners
+    return tuple(fns), owners

@@ -326,7 +326,19 @@ def _apply(Z, b, code, k, fns):
         for i in range(n):
             for j in range(m):
                 Z[i, j] = leaky_relu(Z[i, j] + b[j])
-    elif code == ELU:
+    elif code == IDENTITY:
+        for i in range(n):
+            for j in range(m):
+                Z[i, j] = identity(Z[i, j] + b[j])
+    else:
+        _apply_more(Z, b, code, k, fns)
+
+
+@jit
+def _apply_more(Z, b, code, k, fns):
+    """:func:`_apply` for the newer activations and custom ones, kept apart so the classic loops stay small."""
+    n, m = Z.shape
+    if code == ELU:
         for i in range(n):
             for j in range(m):
                 Z[i, j] = elu(Z[i, j] + b[j])
@@ -347,10 +359,6 @@ def _apply(Z, b, code, k, fns):
         for i in range(n):
             for j in range(m):
                 Z[i, j] = f(k, float(Z[i, j] + b[j]))
-    else:
-        for i in range(n):
-            for j in range(m):
-                Z[i, j] = identity(Z[i, j] + b[j])
 
 
 @jit
@@ -367,7 +375,7 @@ def activate(Z, code, k, fns, out):
         so ``exp`` never overflows.
     k : int
         The layer's index among the network's custom activations (``CUSTOM`` only).
-    fns : int64 array of shape (4,)
+    fns : tuple of 4 ints
         Addresses of the custom callbacks (:mod:`numbanet.kernels.pieces`).
     out : array of shape (n_samples, n_units), same dtype
         Filled with the activations.  May be ``Z`` itself.
@@ -454,7 +462,15 @@ def backprop_inplace(D, A, Z, code, k, fns, a_scale):
         for i in range(n):
             for j in range(m):
                 D[i, j] *= leaky_relu_slope(Z[i, j], A[i, j] * a_scale)
-    elif code == ELU:
+    else:
+        _backprop_more(D, A, Z, code, k, fns, a_scale)
+
+
+@jit
+def _backprop_more(D, A, Z, code, k, fns, a_scale):
+    """:func:`backprop_inplace` for the newer activations and custom ones (see :func:`_apply_more`)."""
+    n, m = A.shape
+    if code == ELU:
         for i in range(n):
             for j in range(m):
                 D[i, j] *= elu_slope(Z[i, j], A[i, j] * a_scale)

@@ -120,7 +120,7 @@ def forward(A_prev, W, b, act, k, fns, out):
         Activation code.
     k : int
         The layer's index among the custom activations (``CUSTOM`` only).
-    fns : int64 array of shape (4,)
+    fns : tuple of 4 ints
         Addresses of the custom callbacks (:mod:`numbanet.kernels.pieces`).
     out : array of shape (n_samples, n_out)
         Filled with the layer's activations.

@@ -182,7 +182,7 @@ def batch_cost(A, Y, loss, row_weight, fns):
         Loss code.
     row_weight : array of shape (n_samples,)
         :math:`w_i`; ``1/n`` for every row gives the mean cost.
-    fns : int64 array of shape (4,)
+    fns : tuple of 4 ints
         Addresses of the custom callbacks (:mod:`numbanet.kernels.pieces`); used for ``CUSTOM``.
 
     Returns
@@ -287,7 +287,7 @@ def cost_gradient(A, Y, loss, fns, out):
     ----------
     A, Y : arrays of shape (n_samples, n_outputs)
     loss : int
-    fns : int64 array of shape (4,)
+    fns : tuple of 4 ints
     out : array of shape (n_samples, n_outputs)
     """
     n, m = A.shape
@@ -319,7 +319,7 @@ def output_delta_chain(A, Z, Y, loss, act, k, fns, row_weight, out):
         Loss code and output activation code.
     k : int
         The output layer's index among the custom activations.
-    fns : int64 array of shape (4,)
+    fns : tuple of 4 ints
     row_weight : array of shape (n_samples,)
         :math:`w_i` (``1/n`` for a plain batch mean).
     out : array of shape (n_samples, n_outputs)

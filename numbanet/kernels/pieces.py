@@ -15,17 +15,18 @@ entry              callback signature                    meaning
 =================  ====================================  ===============================
 
 Inside a kernel, :func:`activation_fn` and :func:`loss_fn` turn an address
-back into a callable first-class function.  The array has the same type
+back into a callable first-class function.  The tuple has the same type
 whatever the callbacks are, so every kernel is compiled once, cached, and
 shared by all custom pieces: a new piece costs the compilation of its own
-small functions, never of the kernels; and an array is what Numba's
-dispatcher types fastest, so calls stay cheap.  A network without custom
+small functions, never of the kernels.  A tuple of integers, unlike an
+array, is passed between kernels without reference counting (an array
+argument cost each small kernel two atomic operations a call: 0.6 us a step
+of a 2-8-1 network) and is typed fast by Numba's dispatcher.  A network without custom
 pieces passes zeros (:func:`builtin_fns`): only layers coded ``CUSTOM`` (or
 the loss ``CUSTOM``) ever call a callback.  The objects that own the
 compiled callbacks must outlive the calls (the network keeps them).
 """
 
-import numpy as np
 from numba import types
 from numba.core import cgutils
 from numba.extending import intrinsic
@@ -76,4 +77,4 @@ def loss_fn(typingctx, addr):
 
 def builtin_fns():
     """The ``fns`` of a network without custom pieces: no callbacks (never called)."""
-    return np.zeros(N_FNS, dtype=np.int64)
+    return (0,) * N_FNS
