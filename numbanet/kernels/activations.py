@@ -11,8 +11,8 @@ loop per activation, because a loop that branches on the code inside is
 neither inlined nor vectorised (measured 20x slower for relu).
 
 Adding a built-in activation: its pair, a code, a line in
-:func:`builtin_value` and in :func:`builtin_slope`, a loop in :func:`_apply`
-and in :func:`backprop_inplace`, and an entry in :data:`BUILTINS` -- all in
+:func:`builtin_value` and in :func:`builtin_slope`, a loop in :func:`_apply_more`
+and in :func:`_backprop_more`, and an entry in :data:`BUILTINS` -- all in
 this file.
 
 A derivative that needs z, not only a (GELU, SiLU, custom activations; see
@@ -301,42 +301,8 @@ def _softmax_rows(Z, out):
 
 
 @jit
-def _apply(Z, b, code, k, fns):
-    """``Z <- σ(Z + b)`` in place, for an element-wise ``code``.
-
-    One loop per activation, each calling its scalar σ, over one array read
-    and written: LLVM inlines and vectorises such a loop.  A loop over a
-    runtime choice of activations it does not (measured 20x slower for relu),
-    nor one reading one array and writing another that may alias it (4x).
-    """
-    n, m = Z.shape
-    if code == RELU:
-        for i in range(n):
-            for j in range(m):
-                Z[i, j] = relu(Z[i, j] + b[j])
-    elif code == SIGMOID:
-        for i in range(n):
-            for j in range(m):
-                Z[i, j] = sigmoid(Z[i, j] + b[j])
-    elif code == TANH:
-        for i in range(n):
-            for j in range(m):
-                Z[i, j] = tanh(Z[i, j] + b[j])
-    elif code == LEAKY_RELU:
-        for i in range(n):
-            for j in range(m):
-                Z[i, j] = leaky_relu(Z[i, j] + b[j])
-    elif code == IDENTITY:
-        for i in range(n):
-            for j in range(m):
-                Z[i, j] = identity(Z[i, j] + b[j])
-    else:
-        _apply_more(Z, b, code, k, fns)
-
-
-@jit
 def _apply_more(Z, b, code, k, fns):
-    """:func:`_apply` for the newer activations and custom ones, kept apart so the classic loops stay small."""
+    """:func:`bias_activate` for the newer activations and custom ones, kept apart so the classic loops stay small."""
     n, m = Z.shape
     if code == ELU:
         for i in range(n):
@@ -385,12 +351,20 @@ def activate(Z, code, k, fns, out):
         return
     if out is not Z:
         out[:, :] = Z
-    _apply(out, np.zeros(Z.shape[1], Z.dtype), code, k, fns)
+    bias_activate(out, np.zeros(Z.shape[1], Z.dtype), code, k, fns)
 
 
 @jit
 def bias_activate(Z, b, code, k, fns):
     """Fused bias and activation, in place: ``Z <- σ(Z + b)``, one pass over ``Z``.
+
+    One loop per activation, each calling its scalar σ, over one array read
+    and written: LLVM inlines and vectorises such a loop.  A loop over a
+    runtime choice of activations it does not (measured 20x slower for relu),
+    nor one reading one array and writing another that may alias it (4x).
+    The newer activations and custom ones have their loops in
+    :func:`_apply_more`, which keeps this function small enough to stay fast
+    for tiny layers.
 
     Parameters
     ----------
@@ -407,8 +381,30 @@ def bias_activate(Z, b, code, k, fns):
             for j in range(m):
                 Z[i, j] += b[j]
         _softmax_rows(Z, Z)
+        return
+    n, m = Z.shape
+    if code == RELU:
+        for i in range(n):
+            for j in range(m):
+                Z[i, j] = relu(Z[i, j] + b[j])
+    elif code == SIGMOID:
+        for i in range(n):
+            for j in range(m):
+                Z[i, j] = sigmoid(Z[i, j] + b[j])
+    elif code == TANH:
+        for i in range(n):
+            for j in range(m):
+                Z[i, j] = tanh(Z[i, j] + b[j])
+    elif code == LEAKY_RELU:
+        for i in range(n):
+            for j in range(m):
+                Z[i, j] = leaky_relu(Z[i, j] + b[j])
+    elif code == IDENTITY:
+        for i in range(n):
+            for j in range(m):
+                Z[i, j] = identity(Z[i, j] + b[j])
     else:
-        _apply(Z, b, code, k, fns)
+        _apply_more(Z, b, code, k, fns)
 
 
 @jit
