@@ -13,7 +13,10 @@ round trips while a long epoch is cut into many slices.
 After every slice the run *commits*: completed epochs go into the history,
 ``epochs_trained`` and ``optimizer.t`` are set from the kernel's position.
 The weights and the optimizer state are updated in place by the kernel, so
-at every moment Python can observe them, they agree with those counters.
+whenever this thread sees them between slices, they agree with those
+counters.  (Another thread calling ``predict`` during a fit reads weights
+that the kernel is updating: a mix of two consecutive mini-batches, never a
+change to the training.)
 Between slices Python checks signals (Ctrl-C raises ``KeyboardInterrupt``
 there, within one slice), updates the progress bar, and at epoch ends runs
 validation, schedules that watch the loss, callbacks and early stopping.
@@ -142,8 +145,7 @@ class TrainingRun:
         self.acc = np.zeros(1, dtype=np.float64)
         self.recorded = 0  # epochs of this run already committed
         self.fingerprint = data_fingerprint(X, Y, sw, batch_size, shuffle)
-        pending = net._pending
-        net._pending = None
+        pending = net._pending  # taken over (and cleared) by run()
         # The same data and batching, the same optimizer, and no step taken since the interruption.
         if pending is not None and pending.key == (self.fingerprint, id(optimizer), optimizer.t):
             self.order, self.backup = pending.order, pending.backup
@@ -164,6 +166,7 @@ class TrainingRun:
         budget = 1
         limit = _INTERRUPT_AFTER_BATCHES
         total = 0
+        net._pending = None  # resumed by this run, or dropped; _leave_pending sets a new one
         ws, cap = net._buffers.acquire(self.batch_size)
         work = _train.Work(ws, cap)
         opt = self.optimizer
@@ -173,8 +176,8 @@ class TrainingRun:
         self.data = _train.Data(self.X, self.Y, self.sw, self.sw_total)
         try:
             while pos[_train.POS_EPOCH] < self.epochs:
-                if needs_loss and pos[_train.POS_BATCH] == 0:
-                    e = int(pos[_train.POS_EPOCH])
+                e = int(pos[_train.POS_EPOCH])
+                if needs_loss and np.isnan(self.lrs[e]):  # at each epoch's start, a resumed one's too
                     self.lrs[e] = self._rate(self.first_epoch + e)
                 if limit is not None:
                     budget = min(budget, limit - total)
@@ -199,9 +202,9 @@ class TrainingRun:
                     self.history.stopped_early = pos[_train.POS_EPOCH] < self.epochs
                     break
         finally:
-            net._buffers.release(ws)
-            self.commit()
+            self.commit()  # first: a second Ctrl-C during the clean-up must not skip it
             self._leave_pending()
+            net._buffers.release(ws)
         return self.history
 
     def _slice(self, work, budget, stop_at_epoch_end):
@@ -218,12 +221,12 @@ class TrainingRun:
         pos, net, history = self.pos, self.net, self.history
         e = int(pos[_train.POS_EPOCH])
         if e > self.recorded:
-            first = self.first_epoch + self.recorded
-            history.epoch.extend(range(first, first + e - self.recorded))
-            history.loss.extend(float(v) for v in self.epoch_losses[self.recorded : e])
-            history.lr.extend(float(v) for v in self.lrs[self.recorded : e])
-            net.epochs_trained += e - self.recorded
-            self.recorded = e
+            done, self.recorded = self.recorded, e  # first, so that a retry never records twice
+            first = self.first_epoch + done
+            history.epoch += range(first, first + e - done)
+            history.loss += [float(v) for v in self.epoch_losses[done:e]]
+            history.lr += [float(v) for v in self.lrs[done:e]]
+            net.epochs_trained += e - done
         self.optimizer.t = int(pos[_train.POS_T])
         history.samples = int(pos[_train.POS_SAMPLES])
         history.steps = int(pos[_train.POS_T]) - self.t_start
@@ -291,6 +294,8 @@ class WorkspacePool:
     def release(self, buffer):
         """Give ``buffer`` back for reuse."""
         cap = buffer.size // self._per_row
+        if cap > CHUNK:
+            return  # a whole-data batch: not kept, so memory stays bounded
         with self._lock:
             self._free.append((cap, buffer))
             del self._free[: -self.keep]

@@ -423,6 +423,7 @@ class _BaseMLP(BaseEstimator):
         try:
             history = net.fit(Xt, Yt, epochs=epochs, batch_size=batch_size, optimizer=optimizer,
                               shuffle=bool(self.shuffle), progress=False, sample_weight=swt, callbacks=[monitor])
+            training.append(True)  # from here on, whatever happens, the attributes follow the trained network
         except BaseException:
             if net.history is not before:  # training had started
                 # Interrupted (Ctrl-C), diverged or a failing callback: the network keeps the weights
@@ -432,6 +433,7 @@ class _BaseMLP(BaseEstimator):
             raise
         if validation is not None and monitor.best_params is not None:
             net.params[...] = monitor.best_params
+        self._store_fitted(net, optimizer, state, history, Y.shape[1], out_act, encoded)
         if not incremental and not monitor.converged and len(history.loss) == self.max_iter:
             warnings.warn(
                 f"{type(self).__name__}: maximum iterations ({self.max_iter}) reached and the optimization "
@@ -439,7 +441,6 @@ class _BaseMLP(BaseEstimator):
                 ConvergenceWarning,
                 stacklevel=4,  # the caller of fit
             )
-        self._store_fitted(net, optimizer, state, history, Y.shape[1], out_act, encoded)
         return self
 
     def _store_fitted(self, net, optimizer, state, history, n_outputs, out_act, encoded):

@@ -294,6 +294,8 @@ class Network:
         self.__dict__.update(state)
         self._rng_state = np.array(self._rng_state, dtype=np.uint64)  # writeable, even from a memory map
         self.__dict__.setdefault("history", None)
+        self.__dict__.setdefault("custom_loss", None)  # pickled before custom pieces existed
+        self.__dict__.setdefault("activation_names", tuple(self.activations))
         self._pending = None
         self._fit_lock = threading.Lock()
         self._setup(params)
@@ -544,7 +546,7 @@ class Network:
             raise RuntimeError(
                 "this network is being trained by another fit or partial_fit (in another thread, or from a "
                 "callback of that fit); concurrent training of one network is refused. Wait for it to finish, "
-                "or train a copy (net.copy())"
+                "or train another network (a copy made when no fit is running: net.copy())"
             )
         try:
             return self._fit(X, Y, epochs, batch_size, optimizer, shuffle, validation_data, validation_split,

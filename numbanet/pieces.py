@@ -19,9 +19,16 @@ sample, and its derivative ∂c/∂a.  Each is written as plain Python on floats
 The functions are compiled when the piece is made, so a function Numba
 cannot compile is refused there, with Numba's reason.  Inside the training
 kernels they are called through C callbacks of fixed signatures, whose
-addresses the kernels receive in one array (:mod:`numbanet.kernels.pieces`):
-the kernels are compiled once for every custom piece, and a new piece costs only the compilation of its own small
-functions (a fraction of a second), never of the kernels.
+addresses the kernels receive in one tuple (:mod:`numbanet.kernels.pieces`):
+the kernels are compiled once, for all custom pieces together, and a new
+piece costs only the compilation of its own small functions (a fraction of a
+second), never of the kernels.
+
+Errors inside the functions: a division by zero gives inf or NaN, as in the
+kernels (and NaN stops training with :class:`numbanet.TrainingDivergedError`);
+any other exception cannot cross the compiled callback: Numba prints it and
+the callback returns 0, so keep the functions total over the values they
+will see.
 
 The network's gradients are then exact for the σ' and ∂c/∂a you wrote --
 whether *those* are right is what :func:`numbanet.testing.check_activation`,
@@ -67,7 +74,9 @@ def _compile(what, name, role, fn, signature):
     if not isinstance(target, pytypes.FunctionType):  # a builtin such as math.tanh: call it from a function
         target = _wrap(fn, len(signature.args))
     try:
-        return njit(signature, cache=False)(target)
+        # error_model="numpy": 1/0 gives inf as in the kernels.  Any other exception raised inside a
+        # compiled callback cannot propagate: Numba prints it and the callback returns 0.
+        return njit(signature, cache=False, error_model="numpy")(target)
     except Exception as e:  # numba.core.errors.TypingError, UnsupportedError, ...
         reason = str(e).strip().splitlines()
         short = " ".join(line.strip() for line in reason[:6] if line.strip())
@@ -88,6 +97,9 @@ def _check_name(what, name, builtins):
         raise ValueError(f"a custom {what} needs a name that is an identifier (like 'swish'); got {name!r}")
     if name in builtins:
         raise ValueError(f"{name!r} is a built-in {what} of numbanet; give the custom {what} another name")
+    if name in _BUILTIN_ACTIVATIONS or name in _BUILTIN_LOSSES:  # a saved model names both kinds in one list
+        raise ValueError(f"{name!r} is the name of a built-in activation or loss of numbanet; give the custom "
+                         f"{what} another name")
 
 
 class Activation:
@@ -226,6 +238,7 @@ def _chain(prev, g, index):
 
 
 _CACHE = {}
+_CACHE_SIZE = 32  # distinct sets of custom pieces whose callbacks are kept (networks keep their own)
 
 
 def network_fns(activations, loss):
@@ -260,6 +273,8 @@ def network_fns(activations, loss):
                       cfunc(ACTIVATION_SIGNATURE)(_dispatch([a._compiled[1] for a in activations])))
         hit = ((tuple(activations), loss), owners)
         _CACHE[key] = hit
+        while len(_CACHE) > _CACHE_SIZE:
+            del _CACHE[next(iter(_CACHE))]
     owners = hit[1]
     if activations:
         fns[FN_VALUE], fns[FN_SLOPE] = owners[0].address, owners[1].address

@@ -345,3 +345,16 @@ def test_custom_activation_initialisation():
     assert np.abs(g.weights[0]).max() <= np.sqrt(6 / 500)  # Glorot uniform by default
     with pytest.raises(ValueError, match="init must be"):
         numbanet.Activation("x", function=swish_f, derivative=swish_d, init="zeros")
+
+
+def test_errors_inside_custom_pieces_follow_numpy_arithmetic():
+    inv = numbanet.Activation("inv", function=lambda z: 1.0 / z, derivative=lambda z: -1.0 / (z * z))
+    f, d = inv._compiled
+    assert f(0.0) == math.inf and d(0.0) == -math.inf  # not a swallowed ZeroDivisionError returning 0
+
+
+@pytest.mark.parametrize(("cls", "name"), [(numbanet.Loss, "relu"), (numbanet.Activation, "mse")])
+def test_names_of_built_ins_of_the_other_kind_are_refused(cls, name):
+    args = (log_cosh_c, log_cosh_d) if cls is numbanet.Loss else (swish_f, swish_d)
+    with pytest.raises(ValueError, match="built-in activation or loss"):
+        cls(name, *args)

@@ -470,14 +470,15 @@ def test_memory_stays_flat_under_varying_request_sizes():
 def test_buffer_pool_bounds_and_capacities():
     net = make_net()
     pool = net._buffers
-    held = [pool.acquire(m) for m in (1, 3, 5, 100, 5000)]
-    assert [cap for _, cap in held] == [1, 4, 8, 128, 5000]
-    assert len({id(ws) for ws, _ in held}) == 5
+    held = [pool.acquire(m) for m in (1, 3, 5, 100, 4000, 5000)]
+    assert [cap for _, cap in held] == [1, 4, 8, 128, 4096, 5000]
+    assert len({id(ws) for ws, _ in held}) == 6
     for ws, _ in held:
         pool.release(ws)
     assert len(pool._free) == pool.keep
-    ws, cap = pool.acquire(5000)  # the most recently released is reused
-    assert ws is held[-1][0] and cap == 5000
+    assert all(cap <= engine.CHUNK for cap, _ in pool._free)  # more than CHUNK rows: never kept
+    ws, cap = pool.acquire(3000)  # the most recently released fitting buffer is reused
+    assert ws is held[-2][0] and cap == 4096
 
 
 def _read_only_memmap(tmp_path, X):
@@ -617,3 +618,41 @@ def test_binary_cross_entropy_of_saturated_sigmoid_is_exact_and_gradchecks():
     want = np.mean(np.sum(np.maximum(z, 0) - Y * z + np.log1p(np.exp(-np.abs(z))), axis=1))
     assert net.loss(X, Y) == pytest.approx(want, rel=1e-12)
     assert numbanet.gradcheck(net, X, Y).passed
+
+
+def test_interrupted_epoch_resumes_with_a_loss_watching_schedule(interrupt_after):
+    X, Y = classification(n=48)
+    sched = lambda: numbanet.ReduceLROnPlateau(factor=0.5, patience=0)  # noqa: E731
+    ref = make_net()
+    ref.fit(X, Y, epochs=4, batch_size=16, lr_schedule=sched(), progress=False)
+    net = make_net()
+    schedule = sched()
+    interrupt_after(5)
+    with pytest.raises(KeyboardInterrupt):
+        net.fit(X, Y, epochs=4, batch_size=16, lr_schedule=schedule, progress=False)
+    _clear_hook()
+    net.fit(X, Y, epochs=4 - net.epochs_trained, batch_size=16, lr_schedule=schedule, progress=False)
+    np.testing.assert_array_equal(net.params, ref.params)
+
+
+def test_estimator_attributes_follow_the_network_when_the_convergence_warning_raises():
+    pytest.importorskip("sklearn")
+    import warnings
+
+    rng = np.random.default_rng(0)
+    X, y = rng.standard_normal((60, 3)), np.arange(60) % 2
+    clf = numbanet.MLPClassifier(hidden_layer_sizes=(4,), max_iter=3, warm_start=True, random_state=0)
+    with pytest.warns(Warning):
+        clf.fit(X, y)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(Warning):
+            clf.fit(X, y)
+    assert clf.net_.epochs_trained == 6 and clf.n_iter_ == 3 and len(clf.loss_curve_) == 6
+
+
+def test_a_whole_data_batch_leaves_no_large_buffer_behind():
+    X, Y = classification(n=5000)
+    net = make_net()
+    net.partial_fit(X, Y)  # one batch of 5000 rows (> 4096)
+    assert all(cap <= engine.CHUNK for cap, _ in net._buffers._free)

@@ -20,10 +20,10 @@ A derivative that needs z, not only a (GELU, SiLU, custom activations; see
 
 Custom activations (:class:`numbanet.Activation`) have the code ``CUSTOM``:
 their σ and σ' are compiled Numba C callbacks whose addresses the kernels
-receive in the int64 array ``fns`` (:mod:`numbanet.kernels.pieces`), called
-with ``k``, the layer's index among the network's custom activations.  Since
-that array has one type whatever the callbacks, the kernels are compiled
-once, cached, and shared by every custom activation.
+receive in the tuple of integers ``fns`` (:mod:`numbanet.kernels.pieces`),
+called with ``k``, the layer's index among the network's custom activations.
+Since that tuple has one type whatever the callbacks, the kernels are
+compiled once, cached, and shared by every custom activation.
 """
 
 import math

@@ -2,8 +2,8 @@
 
 A network's custom activations and custom loss (:class:`numbanet.Activation`,
 :class:`numbanet.Loss`) are compiled into Numba C callbacks of fixed
-signatures, and the kernels receive their addresses in one int64 array
-``fns`` of length 4:
+signatures, and the kernels receive their addresses in one tuple of four
+integers, ``fns``:
 
 =================  ====================================  ===============================
 entry              callback signature                    meaning

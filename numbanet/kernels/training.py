@@ -17,7 +17,9 @@ swapped by position):
     ``X``, ``Y``, the sample weights ``sw`` and their sum.
 :class:`Work`
     A flat work buffer ``ws`` laid out by :func:`workspace_size` for ``cap``
-    rows; the mini-batch loop allocates nothing.  A buffer belongs to one call
+    rows; the mini-batch loop allocates no buffer (only a row of zeros per
+    batch for each layer that keeps its pre-activations -- gelu, silu, custom,
+    and the logits of a natural output pair).  A buffer belongs to one call
     at a time (the caller owns it), so concurrent calls never share one.
 :class:`Run`
     The optimizer and options of a training run and its mutable position.
