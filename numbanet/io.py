@@ -435,7 +435,7 @@ def _float(data, key, path):
 
 
 def _custom_pieces(data, path, custom):
-    """The custom pieces the file names, looked up in the user's ``custom`` mapping."""
+    """Look up the custom pieces the file names in the user's ``custom`` mapping."""
     if "custom" not in data:
         return {}
     names = data["custom"]

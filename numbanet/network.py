@@ -263,7 +263,7 @@ class Network:
         return pieces
 
     def _model(self):
-        """The network as the kernels take it (:class:`numbanet.kernels.training.Model`)."""
+        """Return the network as the kernels take it (:class:`numbanet.kernels.training.Model`)."""
         return _train.Model(self.params, self._sizes_arr, self._w_off, self._b_off, self._acts_arr,
                             self._custom_arr, self._loss_code, float(self.l2), self._fns)
 

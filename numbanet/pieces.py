@@ -145,7 +145,7 @@ class Activation:
         )
 
     def fingerprint(self):
-        """σ and σ' at a few fixed points: saved with a model, so ``load`` can tell a different piece of the same name."""
+        """Return σ and σ' at a few fixed points (saved with a model: ``load`` tells a different piece of that name)."""
         f, d = self._compiled
         return np.array([g(z) for g in (f, d) for z in _PROBE_Z], dtype=np.float64)
 
@@ -198,7 +198,7 @@ class Loss:
         self._callbacks = (cfunc(LOSS_SIGNATURE)(c), cfunc(LOSS_SIGNATURE)(d))
 
     def fingerprint(self):
-        """c and ∂c/∂a at a few fixed points (see :meth:`Activation.fingerprint`)."""
+        """Return c and ∂c/∂a at a few fixed points (see :meth:`Activation.fingerprint`)."""
         c, d = self._compiled
         return np.array([g(a, y) for g in (c, d) for a, y in _PROBE_AY], dtype=np.float64)
 
@@ -242,7 +242,7 @@ _CACHE_SIZE = 32  # distinct sets of custom pieces whose callbacks are kept (net
 
 
 def network_fns(activations, loss):
-    """The callback addresses of a network's custom pieces, as the kernels take them.
+    """Return the callback addresses of a network's custom pieces, as the kernels take them.
 
     Parameters
     ----------

@@ -141,7 +141,7 @@ def builtin_cost(loss, a, y, tiny):
 
 @jit
 def builtin_cost_slope(loss, a, y, tiny):
-    """Derivative of the cost of one output of a built-in loss, ``∂c/∂a``."""
+    """Return ``∂c/∂a`` of one output of a built-in loss."""
     if loss == MSE:
         return mse_slope(a, y, tiny)
     if loss == CROSS_ENTROPY:
@@ -161,7 +161,7 @@ def cost(loss, a, y, tiny, fns):
 
 @jit
 def cost_slope(loss, a, y, tiny, fns):
-    """Derivative of the cost of one output, ``∂c/∂a``, custom losses included."""
+    """Return ``∂c/∂a`` of one output, custom losses included."""
     if loss == CUSTOM:
         return loss_fn(fns[FN_COST_SLOPE])(float(a), float(y))
     return builtin_cost_slope(loss, a, y, tiny)

@@ -61,7 +61,7 @@ def _function_from_address(fntype):
 
 @intrinsic
 def activation_fn(typingctx, addr):
-    """The custom activation callback at address ``addr``, as a function ``(k, z) -> float``."""
+    """Turn the address ``addr`` of a custom activation callback into a function ``(k, z) -> float``."""
     if isinstance(addr, types.Integer):
         return _ACTIVATION_FN(addr), _function_from_address(_ACTIVATION_FN)
     return None
@@ -69,12 +69,12 @@ def activation_fn(typingctx, addr):
 
 @intrinsic
 def loss_fn(typingctx, addr):
-    """The custom loss callback at address ``addr``, as a function ``(a, y) -> float``."""
+    """Turn the address ``addr`` of a custom loss callback into a function ``(a, y) -> float``."""
     if isinstance(addr, types.Integer):
         return _LOSS_FN(addr), _function_from_address(_LOSS_FN)
     return None
 
 
 def builtin_fns():
-    """The ``fns`` of a network without custom pieces: no callbacks (never called)."""
+    """Return the ``fns`` of a network without custom pieces: no callbacks (never called)."""
     return (0,) * N_FNS

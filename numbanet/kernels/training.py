@@ -455,7 +455,8 @@ def train_slice(model, data, work, run, max_batches, stop_at_epoch_end):
     acts, custom, fns, loss, w_off = model.acts, model.custom, model.fns, model.loss, model.w_off
     logits = is_simplified(loss, acts[L - 1])
     l2, clip, dropout, rng, lrs = model.l2, run.clip, run.dropout, run.rng, run.lrs
-    opt_code, hyper, shuffle, epoch_losses, sw_total = run.opt_code, run.hyper, run.shuffle, run.epoch_losses, data.sw_total
+    opt_code, hyper, shuffle = run.opt_code, run.hyper, run.shuffle
+    epoch_losses, sw_total = run.epoch_losses, data.sw_total
     pos[POS_STATUS] = OK
     done = 0
     while pos[POS_EPOCH] < lrs.size and done < max_batches:
