@@ -17,9 +17,7 @@ swapped by position):
     ``X``, ``Y``, the sample weights ``sw`` and their sum.
 :class:`Work`
     A flat work buffer ``ws`` laid out by :func:`workspace_size` for ``cap``
-    rows; the mini-batch loop allocates no buffer (only a row of zeros per
-    batch for each layer that keeps its pre-activations -- gelu, silu, custom,
-    and the logits of a natural output pair).  A buffer belongs to one call
+    rows; the mini-batch loop allocates nothing.  A buffer belongs to one call
     at a time (the caller owns it), so concurrent calls never share one.
 :class:`Run`
     The optimizer and options of a training run and its mutable position.
@@ -41,8 +39,8 @@ from collections import namedtuple
 import numpy as np
 
 from numbanet._jit import jit
-from numbanet.kernels.activations import activate, needs_z
-from numbanet.kernels.dense import forward, hidden_delta, layer_gradients, linear
+from numbanet.kernels.activations import bias_activate, needs_z
+from numbanet.kernels.dense import forward, hidden_delta, layer_gradients, matmul_nt
 from numbanet.kernels.losses import is_simplified, output_cost, output_delta
 from numbanet.kernels.rng import shuffle as rng_shuffle
 from numbanet.kernels.rng import uniform
@@ -198,9 +196,14 @@ def forward_batch(Ws, bs, acts, custom, fns, As, Zs, m, dropout, Ms, rng, keep_l
     for l in range(L):
         A = As[l + 1][:m]
         if needs_z(acts[l]) or (keep_logits and l == L - 1):
+            # Z = A_prev W^T + b kept, then A = σ(Z) in place: the same two passes, no allocation.
+            b = bs[l]
             Z = Zs[l][:m]
-            linear(As[l][:m], Ws[l], bs[l], Z)
-            activate(Z, acts[l], custom[l], fns, A)
+            matmul_nt(As[l][:m], Ws[l], A)
+            for i in range(m):
+                for j in range(A.shape[1]):
+                    Z[i, j] = A[i, j] + b[j]
+            bias_activate(A, b, acts[l], custom[l], fns)
         else:
             forward(As[l][:m], Ws[l], bs[l], acts[l], custom[l], fns, A)
         if dropout > 0.0 and l < L - 1:
