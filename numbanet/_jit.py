@@ -92,3 +92,8 @@ if KernelCacheLocator not in caching.CacheImpl._locator_classes:
     caching.CacheImpl._locator_classes.insert(0, KernelCacheLocator)
 
 jit = njit(cache=True, nogil=True, error_model="numpy")
+
+#: For thin kernels that only call two others: inlined into the caller by Numba, so a
+#: call from the training loop does not pay a function call and a reference-count
+#: increment and decrement for every array argument.
+jit_inline = njit(cache=True, nogil=True, error_model="numpy", inline="always")

@@ -25,7 +25,7 @@ faster.  Everything else is fused into single passes over the output.
 
 import numpy as np
 
-from numbanet._jit import jit
+from numbanet._jit import jit, jit_inline
 from numbanet.kernels.activations import backprop_inplace, bias_activate
 
 #: Products of at most this many multiply-adds are done by loops, not BLAS.
@@ -105,7 +105,7 @@ def linear(A_prev, W, b, out):
             out[i, j] += b[j]
 
 
-@jit
+@jit_inline
 def forward(A_prev, W, b, act, k, fns, out):
     r"""One layer forward: :math:`A = \sigma(A_{prev} W^T + b)`.
 
@@ -129,7 +129,7 @@ def forward(A_prev, W, b, act, k, fns, out):
     bias_activate(out, b, act, k, fns)
 
 
-@jit
+@jit_inline
 def hidden_delta(delta_next, W_next, A, Z, act, k, fns, a_scale, out):
     r"""Hidden delta :math:`\Delta^l = (\Delta^{l+1} W^{l+1}) \odot \sigma_l'(Z^l)`.
 
@@ -155,7 +155,7 @@ def hidden_delta(delta_next, W_next, A, Z, act, k, fns, a_scale, out):
     backprop_inplace(out, A, Z, act, k, fns, a_scale)
 
 
-@jit
+@jit_inline
 def layer_gradients(delta, A_prev, dW, db):
     r"""Parameter gradients of one layer from its delta.
 

@@ -31,7 +31,7 @@ normal number of the dtype (``TINY32`` / ``TINY64``).
 
 import numpy as np
 
-from numbanet._jit import jit
+from numbanet._jit import jit, jit_inline
 from numbanet.kernels.activations import SIGMOID, SOFTMAX, backprop_inplace
 from numbanet.kernels.pieces import FN_COST, FN_COST_SLOPE, loss_fn
 
@@ -267,7 +267,7 @@ def batch_cost_logits(Z, Y, loss, row_weight):
 
 
 
-@jit
+@jit_inline
 def output_cost(Z, A, Y, loss, act, row_weight, fns):
     """Weighted batch cost: from the logits ``Z`` for a natural pair, from ``A`` otherwise.
 
@@ -376,7 +376,7 @@ def is_simplified(loss, act):
 
 
 
-@jit
+@jit_inline
 def output_delta(A, Z, Y, loss, act, k, fns, row_weight, out):
     """Output delta, simplified where the pair allows it, chain rule otherwise.
 

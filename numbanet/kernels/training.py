@@ -38,7 +38,7 @@ from collections import namedtuple
 
 import numpy as np
 
-from numbanet._jit import jit
+from numbanet._jit import jit, jit_inline
 from numbanet.kernels.activations import bias_activate, needs_z
 from numbanet.kernels.dense import forward, hidden_delta, layer_gradients, matmul_nt
 from numbanet.kernels.losses import is_simplified, output_cost, output_delta
@@ -177,7 +177,7 @@ def work_views(ws, sizes, cap):
     return As, Zs, Ds, Ms, Yb, rw
 
 
-@jit
+@jit_inline
 def forward_batch(Ws, bs, acts, custom, fns, As, Zs, m, dropout, Ms, rng, keep_logits):
     """Forward pass of the first ``m`` rows, whose input is already in ``As[0]``.
 
@@ -239,15 +239,17 @@ def batch_step(Ws, bs, dWs, dbs, acts, custom, fns, loss, As, Zs, Ds, Ms, Yb, rw
     """
     L = len(Ws)
     forward_batch(Ws, bs, acts, custom, fns, As, Zs, m, dropout, Ms, rng, keep_logits)
-    c = output_cost(Zs[L - 1][:m], As[L][:m], Yb[:m], loss, acts[L - 1], rw[:m], fns)
+    A_out = As[L][:m]
+    Y_b = Yb[:m]
+    w_b = rw[:m]
+    Z_out = Zs[L - 1][:m] if keep_logits or needs_z(acts[L - 1]) else A_out
+    c = output_cost(Z_out, A_out, Y_b, loss, acts[L - 1], w_b, fns)
     if not (want_grad and np.isfinite(c)):
         return c
     # The backward pass, written out here rather than in a function of its own: one call layer
     # (and a dozen reference-counted list arguments) fewer on every mini-batch.
     delta = Ds[L - 1][:m]
-    A_out = As[L][:m]
-    Z_out = Zs[L - 1][:m] if needs_z(acts[L - 1]) else A_out
-    output_delta(A_out, Z_out, Yb[:m], loss, acts[L - 1], custom[L - 1], fns, rw[:m], delta)
+    output_delta(A_out, Z_out, Y_b, loss, acts[L - 1], custom[L - 1], fns, w_b, delta)
     a_scale = 1.0 - dropout
     for l in range(L - 1, -1, -1):
         A_prev = As[l][:m]
