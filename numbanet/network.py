@@ -384,7 +384,9 @@ class Network:
         out = np.empty((X.shape[0], self.sizes[-1]), dtype=self.dtype)
         ws, cap = self._buffers.acquire(min(CHUNK, X.shape[0]))
         try:
-            _train.predict_flat(*self._model(), X, ws, cap, out)
+            # The fields of _model() written out: no namedtuple built and unpacked per call.
+            _train.predict_flat(self.params, self._sizes_arr, self._w_off, self._b_off, self._acts_arr,
+                                self._custom_arr, self._loss_code, 0.0, self._fns, X, ws, cap, out)
         finally:
             self._buffers.release(ws)
         return out
