@@ -1,0 +1,158 @@
+"""Cold start: what a new process pays before numbanet trains, kernel by kernel.
+
+Runs, each in a fresh Python process:
+
+* ``import torch`` (the yardstick, when torch is installed);
+* numbanet with an **empty** Numba cache: import, build a 64-64-10 network,
+  first ``fit`` (one epoch of 256 rows), ``predict``;
+* the same again with the cache that run filled (warm).
+
+For the cold run it prints the wall time of each step and the compile time
+of every kernel from Numba's event API (``numba.core.event``, the
+``numba:compile`` events): *self* time excludes the kernels compiled while
+compiling it (its callees), *total* includes them.
+
+    python benchmarks/coldstart.py              # the table
+    python benchmarks/coldstart.py --json out.json
+"""
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+
+
+def child_numbanet(record):
+    """Import, first fit and predict, timed; with ``record``, every kernel's compile time."""
+    t0 = time.perf_counter()
+    import numba.core.event as ev
+
+    events = []
+
+    class Listener(ev.Listener):
+        def on_start(self, event):
+            events.append((time.perf_counter(), "start", event.data["dispatcher"]))
+
+        def on_end(self, event):
+            events.append((time.perf_counter(), "end", event.data["dispatcher"]))
+
+    if record:
+        ev.register("numba:compile", Listener())
+    t1 = time.perf_counter()
+    import numpy as np
+
+    import numbanet
+
+    t2 = time.perf_counter()
+    rng = np.random.default_rng(0)
+    X = rng.random((256, 64))
+    Y = np.eye(10)[rng.integers(0, 10, 256)]
+    net = numbanet.Network([64, 64, 10], activations=["relu", "softmax"], loss="cross_entropy", seed=0)
+    t3 = time.perf_counter()
+    net.fit(X, Y, epochs=1, batch_size=32, progress=False)
+    t4 = time.perf_counter()
+    net.predict(X)
+    t5 = time.perf_counter()
+    out = {
+        "import": t2 - t1,
+        "build": t3 - t2,
+        "first_fit": t4 - t3,
+        "first_predict": t5 - t4,
+        "total": t5 - t0,
+    }
+    if record:
+        out["kernels"] = _compile_breakdown(events)
+    return out
+
+
+def _compile_breakdown(events):
+    """Self and total compile time per kernel from nested start/end events."""
+    stack, rows = [], {}
+    for t, kind, disp in events:
+        if kind == "start":
+            stack.append([disp, t, 0.0])
+            continue
+        d, start, child = stack.pop()
+        total = t - start
+        name = f"{d.py_func.__module__}.{d.py_func.__qualname__}"
+        row = rows.setdefault(name, {"self": 0.0, "total": 0.0, "count": 0})
+        row["self"] += total - child
+        row["total"] += total
+        row["count"] += 1
+        if stack:
+            stack[-1][2] += total
+    return rows
+
+
+def child_torch():
+    t = time.perf_counter()
+    import torch  # noqa: F401
+
+    return {"import": time.perf_counter() - t}
+
+
+def run_child(what, cache_dir, record=False):
+    env = dict(os.environ, NUMBA_CACHE_DIR=cache_dir, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    cmd = [sys.executable, os.path.abspath(__file__), "--child", what] + (["--record"] if record else [])
+    t = time.perf_counter()
+    res = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True)
+    out = json.loads(res.stdout.strip().splitlines()[-1])
+    out["process"] = time.perf_counter() - t
+    return out
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--child", choices=["numbanet", "torch"], help=argparse.SUPPRESS)
+    ap.add_argument("--record", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--json", help="also write the results to this file")
+    ap.add_argument("--top", type=int, default=15, help="kernels listed (by self time)")
+    args = ap.parse_args(argv)
+    if args.child:
+        print(json.dumps(child_numbanet(args.record) if args.child == "numbanet" else child_torch()))
+        return 0
+
+    results = {}
+    try:
+        import importlib.util
+
+        if importlib.util.find_spec("torch") is not None:
+            run_child("torch", tempfile.gettempdir())  # the first import also warms the OS file cache
+            results["torch"] = run_child("torch", tempfile.gettempdir())
+    except subprocess.CalledProcessError as e:
+        print("torch import failed:", e.stderr[-500:])
+    with tempfile.TemporaryDirectory(prefix="numbanet-cold-") as cache:
+        results["cold"] = run_child("numbanet", cache, record=True)
+        results["warm"] = run_child("numbanet", cache)
+
+    cold, warm = results["cold"], results["warm"]
+    print("numbanet cold start, 64-64-10 relu/softmax, float64 (seconds, wall)")
+    print(f"{'':14}{'import':>8}{'1st fit':>9}{'predict':>9}{'process':>9}")
+    for label, r in (("empty cache", cold), ("warm cache", warm)):
+        print(f"{label:14}{r['import']:8.2f}{r['first_fit']:9.2f}{r['first_predict']:9.2f}{r['process']:9.2f}")
+    if "torch" in results:
+        t = results["torch"]["process"]
+        print(f"{'import torch':14}{results['torch']['import']:8.2f}{'':18}{t:9.2f}")
+        print(f"cold / import torch: {cold['process'] / t:.2f}x   warm / import torch: {warm['process'] / t:.2f}x "
+              "(whole processes)")
+    ks = sorted(cold["kernels"].items(), key=lambda kv: -kv[1]["self"])
+    compile_total = sum(r["self"] for _, r in ks)
+    print(f"\ncompiling: {compile_total:.2f} s in {sum(r['count'] for _, r in ks)} compilations "
+          f"of {len(ks)} kernels; the {args.top} costliest (self time excludes callees):")
+    print(f"{'kernel':58}{'self s':>8}{'total s':>9}{'n':>4}")
+    for name, r in ks[: args.top]:
+        print(f"{name.replace('numbanet.kernels.', ''):58}{r['self']:8.2f}{r['total']:9.2f}{r['count']:4d}")
+    if args.json:
+        with open(args.json, "w") as fh:
+            json.dump(results, fh, indent=1)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
