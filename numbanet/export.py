@@ -179,7 +179,9 @@ def _activation(g, z, name, dtype):
         neg = g.node("Sub", [g.node("Exp", [g.node("Min", [z, c(0.0)])]), c(1.0)])
         return g.node("Where", [g.node("Greater", [z, c(0.0)]), z, neg])
     if name == "silu":
-        return g.node("Mul", [z, g.node("Sigmoid", [z])])
+        # z / (1 + exp(-z)): onnxruntime's float32 Sigmoid is accurate to about 1e-7 absolute, not relative,
+        # which z * Sigmoid(z) would multiply by |z| (1.4e-6 at z = -17).
+        return g.node("Div", [z, g.node("Add", [c(1.0), g.node("Exp", [g.node("Neg", [z])])])])
     if name == "softplus":
         if not f64:
             return g.node("Softplus", [z])
@@ -242,8 +244,11 @@ def _class_labels(classes):
     )
 
 
-def _classifier_head(g, p, est, label_out, proba_out, dtype):
-    """Emit ``label`` and ``probabilities`` from the output activations ``p`` of a fitted classifier."""
+def _classifier_head(g, p, est, label_out, proba_out, dtype, classes=None):
+    """Emit ``label`` and ``probabilities`` from the output activations ``p`` of a fitted classifier.
+
+    ``classes`` replaces ``est.classes_`` as the labels (skl2onnx's ``nocl`` option).
+    """
     from onnx import TensorProto
 
     if est.out_activation_ == "logistic" and est.n_outputs_ > 1:  # multilabel: a 0/1 column per label
@@ -251,7 +256,7 @@ def _classifier_head(g, p, est, label_out, proba_out, dtype):
         g.node("Cast", [g.node("Greater", [p, g.const(np.array(0.5, dtype=dtype), "half")])], out=label_out,
                to=TensorProto.INT64)
         return
-    labels, _ = _class_labels(est.classes_)
+    labels, _ = _class_labels(est.classes_ if classes is None else classes)
     if est.n_outputs_ == 1:  # binary: P(classes_[1]) in one column
         g.node("Concat", [g.node("Sub", [g.const(np.array(1.0, dtype=dtype), "one"), p]), p], out=proba_out,
                axis=1)
@@ -396,6 +401,7 @@ def _tensor_type(dtype):
 
 def _shape_classifier(operator):
     from skl2onnx.common.data_types import Int64TensorType, StringTensorType
+    from skl2onnx.common.utils_classifier import get_label_classes
 
     est = operator.raw_operator
     N = operator.inputs[0].get_first_dimension()
@@ -403,7 +409,7 @@ def _shape_classifier(operator):
     if est.out_activation_ == "logistic" and n_out > 1:
         operator.outputs[0].type = Int64TensorType([N, n_out])
     else:
-        kind = _class_labels(est.classes_)[1]
+        kind = _class_labels(get_label_classes(operator.scope_inst, est))[1]
         operator.outputs[0].type = (Int64TensorType if kind == "int64" else StringTensorType)([N])
     operator.outputs[1].type = _tensor_type(_input_dtype(operator))([N, 2 if n_out == 1 else n_out])
 
@@ -424,11 +430,14 @@ def _converter_input(g, operator, dtype):
 
 
 def _convert_classifier(scope, operator, container):
+    from skl2onnx.common.utils_classifier import get_label_classes
+
     est = operator.raw_operator
     g = _Skl2onnxGraph(scope, container)
     dtype = _input_dtype(operator)
     p = _forward(g, _converter_input(g, operator, dtype), _builtin_layers(est.net_, "skl2onnx"), dtype)
-    _classifier_head(g, p, est, operator.outputs[0].full_name, operator.outputs[1].full_name, dtype)
+    _classifier_head(g, p, est, operator.outputs[0].full_name, operator.outputs[1].full_name, dtype,
+                     classes=get_label_classes(scope, est))
 
 
 def _convert_regressor(scope, operator, container):
@@ -448,7 +457,8 @@ def register_skl2onnx():
     writes, in the precision of the input type (``FloatTensorType`` or
     ``DoubleTensorType``).  Classifiers take skl2onnx's ``zipmap`` option
     (pass ``options={"zipmap": False}`` for plain ``label`` and
-    ``probabilities`` tensors).  Calling it again does no harm.
+    ``probabilities`` tensors, as :func:`to_onnx` writes them) and ``nocl``
+    (labels are class indices).  Calling it again does no harm.
 
     Raises
     ------
@@ -460,7 +470,7 @@ def register_skl2onnx():
     from numbanet.estimators import MLPClassifier, MLPRegressor
 
     update_registered_converter(MLPClassifier, "NumbanetMLPClassifier", _shape_classifier, _convert_classifier,
-                                options={"zipmap": [True, False, "columns"]})
+                                options={"zipmap": [True, False, "columns"], "nocl": [True, False]})
     update_registered_converter(MLPRegressor, "NumbanetMLPRegressor", _shape_regressor, _convert_regressor)
 
 
