@@ -58,8 +58,10 @@ def _network_of(model, what):
         if net is None:
             raise ValueError(f"this {type(model).__name__} is not fitted yet; call fit before {what}")
         return net, model
-    raise ValueError(f"{what} takes a numbanet.Network or a fitted numbanet.MLPClassifier or MLPRegressor; "
-                     f"got {type(model).__name__}")
+    raise ValueError(
+        f"{what} takes a numbanet.Network or a fitted numbanet.MLPClassifier or MLPRegressor; "
+        f"got {type(model).__name__}"
+    )
 
 
 def _estimator_classes():
@@ -111,8 +113,11 @@ class _Graph:
         name = self.fresh(hint)
         value = np.asarray(value)
         if value.dtype.kind in "US":
-            self.initializers.append(helper.make_tensor(name, TensorProto.STRING, value.shape,
-                                                        [s.encode() for s in value.astype(str).ravel()]))
+            self.initializers.append(
+                helper.make_tensor(
+                    name, TensorProto.STRING, value.shape, [s.encode() for s in value.astype(str).ravel()]
+                )
+            )
         else:
             self.initializers.append(numpy_helper.from_array(value, name))
         return name
@@ -137,11 +142,13 @@ class _Skl2onnxGraph:
         name = self.scope.get_unique_variable_name(hint)
         value = np.asarray(value)
         if value.dtype.kind in "US":
-            self.container.add_initializer(name, TensorProto.STRING, list(value.shape),
-                                           [s.encode() for s in value.astype(str).ravel()])
+            self.container.add_initializer(
+                name, TensorProto.STRING, list(value.shape), [s.encode() for s in value.astype(str).ravel()]
+            )
         else:
-            self.container.add_initializer(name, helper.np_dtype_to_tensor_dtype(value.dtype), list(value.shape),
-                                           value.ravel().tolist())
+            self.container.add_initializer(
+                name, helper.np_dtype_to_tensor_dtype(value.dtype), list(value.shape), value.ravel().tolist()
+            )
         return name
 
 
@@ -149,8 +156,7 @@ def _forward(g, x, layers, dtype):
     """Emit every layer (``Gemm`` then its activation) from input ``x``; return the output's name."""
     a = x
     for i, (W, b, act) in enumerate(layers):
-        z = g.node("Gemm", [a, g.const(W.astype(dtype), f"W{i + 1}"), g.const(b.astype(dtype), f"b{i + 1}")],
-                   transB=1)
+        z = g.node("Gemm", [a, g.const(W.astype(dtype), f"W{i + 1}"), g.const(b.astype(dtype), f"b{i + 1}")], transB=1)
         a = _activation(g, z, act, dtype)
     return a
 
@@ -253,16 +259,21 @@ def _classifier_head(g, p, est, label_out, proba_out, dtype, classes=None):
 
     if est.out_activation_ == "logistic" and est.n_outputs_ > 1:  # multilabel: a 0/1 column per label
         g.node("Identity", [p], out=proba_out)
-        g.node("Cast", [g.node("Greater", [p, g.const(np.array(0.5, dtype=dtype), "half")])], out=label_out,
-               to=TensorProto.INT64)
+        g.node(
+            "Cast",
+            [g.node("Greater", [p, g.const(np.array(0.5, dtype=dtype), "half")])],
+            out=label_out,
+            to=TensorProto.INT64,
+        )
         return
     labels, _ = _class_labels(est.classes_ if classes is None else classes)
     if est.n_outputs_ == 1:  # binary: P(classes_[1]) in one column
-        g.node("Concat", [g.node("Sub", [g.const(np.array(1.0, dtype=dtype), "one"), p]), p], out=proba_out,
-               axis=1)
+        g.node("Concat", [g.node("Sub", [g.const(np.array(1.0, dtype=dtype), "one"), p]), p], out=proba_out, axis=1)
         positive = g.node("Greater", [p, g.const(np.array(0.5, dtype=dtype), "half")])
-        index = g.node("Reshape", [g.node("Cast", [positive], to=TensorProto.INT64),
-                                   g.const(np.array([-1], dtype=np.int64), "flat")])
+        index = g.node(
+            "Reshape",
+            [g.node("Cast", [positive], to=TensorProto.INT64), g.const(np.array([-1], dtype=np.int64), "flat")],
+        )
     else:
         g.node("Identity", [p], out=proba_out)
         index = g.node("ArgMax", [p], axis=1, keepdims=0)  # the first of equal maxima, as numpy
@@ -353,8 +364,9 @@ def to_onnx(model, *, dtype=None, opset=None, input_name="X", name="numbanet"):
     if opset is None:
         opset = min(DEFAULT_OPSET, newest)
     if isinstance(opset, bool) or not isinstance(opset, numbers.Integral) or not MIN_OPSET <= opset <= newest:
-        raise ValueError(f"opset must be an integer from {MIN_OPSET} to {newest} (the installed onnx's newest); "
-                         f"got {opset!r}")
+        raise ValueError(
+            f"opset must be an integer from {MIN_OPSET} to {newest} (the installed onnx's newest); got {opset!r}"
+        )
     if not isinstance(input_name, str) or not input_name:
         raise ValueError(f"input_name must be a non-empty string; got {input_name!r}")
     g = _Graph(int(opset))
@@ -371,15 +383,22 @@ def to_onnx(model, *, dtype=None, opset=None, input_name="X", name="numbanet"):
             label = helper.make_tensor_value_info("label", TensorProto.INT64, ["N", n_out])
         else:
             kind = _class_labels(est.classes_)[1]
-            label = helper.make_tensor_value_info("label", TensorProto.INT64 if kind == "int64" else
-                                                  TensorProto.STRING, ["N"])
+            label = helper.make_tensor_value_info(
+                "label", TensorProto.INT64 if kind == "int64" else TensorProto.STRING, ["N"]
+            )
         n_cols = 2 if n_out == 1 else n_out
         outputs = [label, helper.make_tensor_value_info("probabilities", elem, ["N", n_cols])]
-    graph = helper.make_graph(g.nodes, name, [helper.make_tensor_value_info(input_name, elem, ["N", net.sizes[0]])],
-                              outputs, initializer=g.initializers)
+    graph = helper.make_graph(
+        g.nodes,
+        name,
+        [helper.make_tensor_value_info(input_name, elem, ["N", net.sizes[0]])],
+        outputs,
+        initializer=g.initializers,
+    )
     opsets = [helper.make_opsetid("", int(opset))]
-    m = helper.make_model(graph, opset_imports=opsets, producer_name="numbanet",
-                          ir_version=helper.find_min_ir_version_for(opsets))
+    m = helper.make_model(
+        graph, opset_imports=opsets, producer_name="numbanet", ir_version=helper.find_min_ir_version_for(opsets)
+    )
     onnx.checker.check_model(m, full_check=True)
     return m
 
@@ -420,7 +439,7 @@ def _shape_regressor(operator):
 
 
 def _converter_input(g, operator, dtype):
-    """The operator's input in ``dtype`` (skl2onnx pipelines may hand over int64 features)."""
+    """Return the operator's input in ``dtype`` (skl2onnx pipelines may hand over int64 features)."""
     from onnx import helper
 
     name = operator.inputs[0].full_name
@@ -436,8 +455,15 @@ def _convert_classifier(scope, operator, container):
     g = _Skl2onnxGraph(scope, container)
     dtype = _input_dtype(operator)
     p = _forward(g, _converter_input(g, operator, dtype), _builtin_layers(est.net_, "skl2onnx"), dtype)
-    _classifier_head(g, p, est, operator.outputs[0].full_name, operator.outputs[1].full_name, dtype,
-                     classes=get_label_classes(scope, est))
+    _classifier_head(
+        g,
+        p,
+        est,
+        operator.outputs[0].full_name,
+        operator.outputs[1].full_name,
+        dtype,
+        classes=get_label_classes(scope, est),
+    )
 
 
 def _convert_regressor(scope, operator, container):
@@ -469,8 +495,13 @@ def register_skl2onnx():
 
     from numbanet.estimators import MLPClassifier, MLPRegressor
 
-    update_registered_converter(MLPClassifier, "NumbanetMLPClassifier", _shape_classifier, _convert_classifier,
-                                options={"zipmap": [True, False, "columns"], "nocl": [True, False]})
+    update_registered_converter(
+        MLPClassifier,
+        "NumbanetMLPClassifier",
+        _shape_classifier,
+        _convert_classifier,
+        options={"zipmap": [True, False, "columns"], "nocl": [True, False]},
+    )
     update_registered_converter(MLPRegressor, "NumbanetMLPRegressor", _shape_regressor, _convert_regressor)
 
 
@@ -486,7 +517,10 @@ def _torch_activation(nn, name):
     if name == "identity":
         return None
     return {
-        "sigmoid": nn.Sigmoid, "tanh": nn.Tanh, "relu": nn.ReLU, "silu": nn.SiLU,
+        "sigmoid": nn.Sigmoid,
+        "tanh": nn.Tanh,
+        "relu": nn.ReLU,
+        "silu": nn.SiLU,
         "leaky_relu": lambda: nn.LeakyReLU(LEAKY_SLOPE),
         "softmax": lambda: nn.Softmax(dim=1),
         "elu": lambda: nn.ELU(alpha=1.0),
@@ -496,7 +530,7 @@ def _torch_activation(nn, name):
 
 
 def to_torch(model):
-    """The network as a ``torch.nn.Sequential`` of ``Linear`` and activation modules.
+    """Return the network as a ``torch.nn.Sequential`` of ``Linear`` and activation modules.
 
     Parameters
     ----------
@@ -541,7 +575,8 @@ def to_torch(model):
 
 
 def _from_torch_activation(nn, module, index):
-    """numbanet's name for an activation module, or ValueError naming the module and its index."""
+    """Return numbanet's name for an activation module, or raise ValueError naming the module and its index."""
+
     def refuse(why):
         raise ValueError(f"module {index} of the Sequential, {module!r}, {why}")
 
@@ -558,21 +593,26 @@ def _from_torch_activation(nn, module, index):
         return "elu"
     if type(module) is nn.GELU:
         if module.approximate != "none":
-            refuse(f"uses approximate={module.approximate!r}; numbanet's gelu is the exact erf form "
-                   "(approximate='none')")
+            refuse(
+                f"uses approximate={module.approximate!r}; numbanet's gelu is the exact erf form (approximate='none')"
+            )
         return "gelu"
     if type(module) is nn.Softplus:
         if module.beta != 1 or module.threshold < _MIN_SOFTPLUS_THRESHOLD:
-            refuse(f"has beta={module.beta}, threshold={module.threshold}; numbanet's softplus is beta=1 "
-                   f"(threshold {_MIN_SOFTPLUS_THRESHOLD:g} or more)")
+            refuse(
+                f"has beta={module.beta}, threshold={module.threshold}; numbanet's softplus is beta=1 "
+                f"(threshold {_MIN_SOFTPLUS_THRESHOLD:g} or more)"
+            )
         return "softplus"
     if type(module) is nn.Softmax:
         if module.dim not in (1, -1):
             refuse(f"normalises over dim={module.dim}; numbanet's softmax is over the units (dim=1 or -1)")
         return "softmax"
-    refuse("is not a layer numbanet has: from_torch reads Linear layers, each followed by at most one of "
-           "Sigmoid, Tanh, ReLU, LeakyReLU(0.01), ELU(alpha=1), GELU(), SiLU, Softplus(beta=1), Softmax(dim=1), "
-           "or Identity")
+    refuse(
+        "is not a layer numbanet has: from_torch reads Linear layers, each followed by at most one of "
+        "Sigmoid, Tanh, ReLU, LeakyReLU(0.01), ELU(alpha=1), GELU(), SiLU, Softplus(beta=1), Softmax(dim=1), "
+        "or Identity"
+    )
 
 
 def from_torch(module, loss=None, seed=None):
@@ -613,34 +653,46 @@ def from_torch(module, loss=None, seed=None):
     from torch import nn
 
     if not isinstance(module, nn.Sequential):
-        raise ValueError(f"from_torch takes a torch.nn.Sequential of Linear and activation modules; "
-                         f"got {type(module).__name__}")
+        raise ValueError(
+            f"from_torch takes a torch.nn.Sequential of Linear and activation modules; got {type(module).__name__}"
+        )
     linears, acts, dtypes = [], [], set()
     for index, m in enumerate(module):
         if isinstance(m, nn.Identity):
             continue
         if type(m) is nn.Linear:
             if linears and m.in_features != linears[-1][1].out_features:
-                raise ValueError(f"module {index} of the Sequential, {m!r}, takes {m.in_features} inputs but "
-                                 f"the Linear before it gives {linears[-1][1].out_features}")
+                raise ValueError(
+                    f"module {index} of the Sequential, {m!r}, takes {m.in_features} inputs but "
+                    f"the Linear before it gives {linears[-1][1].out_features}"
+                )
             if m.weight.dtype not in (torch.float32, torch.float64) or (
-                    m.bias is not None and m.bias.dtype != m.weight.dtype):
-                raise ValueError(f"module {index} of the Sequential, {m!r}, has dtype {m.weight.dtype}; "
-                                 "numbanet takes float32 or float64")
+                m.bias is not None and m.bias.dtype != m.weight.dtype
+            ):
+                raise ValueError(
+                    f"module {index} of the Sequential, {m!r}, has dtype {m.weight.dtype}; "
+                    "numbanet takes float32 or float64"
+                )
             dtypes.add(m.weight.dtype)
             linears.append((index, m))
             acts.append(None)
             continue
         name = _from_torch_activation(nn, m, index)
         if not linears:
-            raise ValueError(f"module {index} of the Sequential, {m!r}, comes before any Linear layer; "
-                             "numbanet networks start with a weighted layer")
+            raise ValueError(
+                f"module {index} of the Sequential, {m!r}, comes before any Linear layer; "
+                "numbanet networks start with a weighted layer"
+            )
         if acts[-1] is not None:
-            raise ValueError(f"module {index} of the Sequential, {m!r}, follows another activation; numbanet "
-                             "layers have one activation each")
+            raise ValueError(
+                f"module {index} of the Sequential, {m!r}, follows another activation; numbanet "
+                "layers have one activation each"
+            )
         if name == "softmax" and index != max(i for i, mm in enumerate(module) if not isinstance(mm, nn.Identity)):
-            raise ValueError(f"module {index} of the Sequential, {m!r}, is a softmax before the end; numbanet "
-                             "allows softmax on the output layer only")
+            raise ValueError(
+                f"module {index} of the Sequential, {m!r}, is a softmax before the end; numbanet "
+                "allows softmax on the output layer only"
+            )
         acts[-1] = name
     if not linears:
         raise ValueError("the Sequential has no Linear layer")

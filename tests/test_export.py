@@ -33,7 +33,7 @@ def _error(got, want):
 
 
 def _net(hidden, dtype, out="identity", seed=1):
-    """A 5-7-6-3 network with biases that are not zero (so they are tested)."""
+    """Return a 5-7-6-3 network with biases that are not zero (so they are tested)."""
     loss = "cross_entropy" if out == "softmax" else "mse"
     net = numbanet.Network([5, 7, 6, 3], activations=[hidden, hidden, out], loss=loss, dtype=dtype, seed=seed)
     rng = np.random.default_rng(seed)
@@ -75,8 +75,9 @@ def test_importing_numbanet_imports_no_export_dependency():
         "print(numbanet.__file__)\n"
     )
     env = dict(os.environ, PYTHONPATH=str(ROOT))
-    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True,
-                         check=True).stdout.splitlines()
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, check=True
+    ).stdout.splitlines()
     assert out[0] == "", f"importing numbanet imported {out[0]}"
     assert pathlib.Path(out[1]).resolve().parent == ROOT / "numbanet"
 
@@ -146,8 +147,9 @@ def test_onnx_graph_is_gemm_and_activation_nodes():
 
 def test_onnx_float32_ops_and_float64_compositions():
     pytest.importorskip("onnx")
-    net = numbanet.Network([3, 4, 4, 4, 4, 2], activations=["leaky_relu", "elu", "softplus", "gelu", "identity"],
-                           seed=0)
+    net = numbanet.Network(
+        [3, 4, 4, 4, 4, 2], activations=["leaky_relu", "elu", "softplus", "gelu", "identity"], seed=0
+    )
     ops32 = _op_types(numbanet.to_onnx(net, dtype=np.float32))
     assert {"LeakyRelu", "Elu", "Softplus", "Erf"} <= set(ops32)
     assert "Gelu" in _op_types(numbanet.to_onnx(net, dtype=np.float32, opset=20))
@@ -159,8 +161,9 @@ def test_onnx_float32_ops_and_float64_compositions():
 @pytest.mark.parametrize("opset", [13, 17, 20])
 def test_onnx_opsets_give_the_same_predictions(opset):
     pytest.importorskip("onnx")
-    net = numbanet.Network([5, 8, 8, 8, 3], activations=["gelu", "silu", "elu", "softmax"],
-                           loss="cross_entropy", dtype=np.float32, seed=0)
+    net = numbanet.Network(
+        [5, 8, 8, 8, 3], activations=["gelu", "silu", "elu", "softmax"], loss="cross_entropy", dtype=np.float32, seed=0
+    )
     X = _inputs(np.float32)
     model = numbanet.to_onnx(net, opset=opset)
     assert model.opset_import[0].version == opset
@@ -192,8 +195,11 @@ def test_onnx_model_survives_serialisation(tmp_path):
 
 def test_onnx_refuses_custom_activation_by_layer_and_name():
     pytest.importorskip("onnx")
-    swish = numbanet.Activation("swish", function=lambda z: z / (1.0 + math.exp(-z)),
-                                derivative=lambda z: 1.0 / (1.0 + math.exp(-z)) * (1.0 + z / (1.0 + math.exp(z))))
+    swish = numbanet.Activation(
+        "swish",
+        function=lambda z: z / (1.0 + math.exp(-z)),
+        derivative=lambda z: 1.0 / (1.0 + math.exp(-z)) * (1.0 + z / (1.0 + math.exp(z))),
+    )
     net = numbanet.Network([3, 4, 4, 1], activations=["tanh", swish, "identity"], seed=0)
     with pytest.raises(ValueError, match=r"layer 2 has the custom activation 'swish'"):
         numbanet.to_onnx(net)
@@ -201,14 +207,17 @@ def test_onnx_refuses_custom_activation_by_layer_and_name():
         numbanet.to_torch(net)
 
 
-@pytest.mark.parametrize("kwargs, match", [
-    ({"dtype": np.int32}, "dtype must be None, float32 or float64"),
-    ({"dtype": "half"}, "dtype must be None, float32 or float64"),
-    ({"opset": 12}, "opset must be an integer from 13"),
-    ({"opset": 10_000}, "opset must be an integer from 13"),
-    ({"opset": True}, "opset must be an integer from 13"),
-    ({"input_name": ""}, "input_name must be a non-empty string"),
-])
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"dtype": np.int32}, "dtype must be None, float32 or float64"),
+        ({"dtype": "half"}, "dtype must be None, float32 or float64"),
+        ({"opset": 12}, "opset must be an integer from 13"),
+        ({"opset": 10_000}, "opset must be an integer from 13"),
+        ({"opset": True}, "opset must be an integer from 13"),
+        ({"input_name": ""}, "input_name must be a non-empty string"),
+    ],
+)
 def test_onnx_refuses_bad_arguments(kwargs, match):
     pytest.importorskip("onnx")
     with pytest.raises(ValueError, match=match):
@@ -249,8 +258,9 @@ def test_onnx_classifier_labels_and_probabilities(iris, labeling, dtype):
     pytest.importorskip("onnx")
     X, y = iris
     labels = LABELINGS[labeling](y)
-    clf = _fit_quietly(numbanet.MLPClassifier(hidden_layer_sizes=(8,), max_iter=30, random_state=0, dtype=dtype),
-                       X, labels)
+    clf = _fit_quietly(
+        numbanet.MLPClassifier(hidden_layer_sizes=(8,), max_iter=30, random_state=0, dtype=dtype), X, labels
+    )
     (label, proba), names = _ort_run(numbanet.to_onnx(clf), X.astype(dtype))
     assert names == ["label", "probabilities"]
     assert label.shape == (X.shape[0],)
@@ -282,8 +292,7 @@ def test_onnx_multilabel_classifier(iris, dtype):
     pytest.importorskip("onnx")
     X, y = iris
     Y = np.stack([y == 0, y == 2, X[:, 0] > 5.8], axis=1).astype(int)
-    clf = _fit_quietly(numbanet.MLPClassifier(hidden_layer_sizes=(8,), max_iter=30, random_state=0, dtype=dtype),
-                       X, Y)
+    clf = _fit_quietly(numbanet.MLPClassifier(hidden_layer_sizes=(8,), max_iter=30, random_state=0, dtype=dtype), X, Y)
     (label, proba), _ = _ort_run(numbanet.to_onnx(clf), X.astype(dtype))
     assert label.dtype == np.int64 and label.shape == Y.shape
     np.testing.assert_array_equal(label, clf.predict(X))
@@ -306,8 +315,11 @@ def test_onnx_regressor(iris, n_targets, dtype):
     pytest.importorskip("onnx")
     X, _ = iris
     y = X[:, 3] if n_targets == 1 else X[:, 2:]
-    reg = _fit_quietly(numbanet.MLPRegressor(hidden_layer_sizes=(8,), activation="gelu", max_iter=30,
-                                             random_state=0, dtype=dtype), X[:, :2], y)
+    reg = _fit_quietly(
+        numbanet.MLPRegressor(hidden_layer_sizes=(8,), activation="gelu", max_iter=30, random_state=0, dtype=dtype),
+        X[:, :2],
+        y,
+    )
     (out,), names = _ort_run(numbanet.to_onnx(reg), X[:, :2].astype(dtype))
     assert names == ["variable"]
     assert out.shape == (X.shape[0], n_targets)
@@ -336,8 +348,9 @@ def _pipeline(est, X, y):
 def test_skl2onnx_pipeline_classifier(skl2onnx, iris, dtype):
     X, y = iris
     labels = np.array(["setosa", "versicolor", "virginica"])[y]
-    pipe = _pipeline(numbanet.MLPClassifier(hidden_layer_sizes=(8,), activation="elu", max_iter=30,
-                                            random_state=0), X, labels)
+    pipe = _pipeline(
+        numbanet.MLPClassifier(hidden_layer_sizes=(8,), activation="elu", max_iter=30, random_state=0), X, labels
+    )
     model = skl2onnx.to_onnx(pipe, X[:1].astype(dtype), options={"zipmap": False})
     (label, proba), names = _ort_run(model, X.astype(dtype))
     assert names == ["label", "probabilities"]
@@ -362,8 +375,11 @@ def test_skl2onnx_pipeline_with_zipmap_and_nocl(skl2onnx, iris):
 @pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: d.__name__)
 def test_skl2onnx_pipeline_regressor(skl2onnx, iris, dtype):
     X, _ = iris
-    pipe = _pipeline(numbanet.MLPRegressor(hidden_layer_sizes=(8,), activation="softplus", max_iter=30,
-                                           random_state=0), X[:, :3], X[:, 3])
+    pipe = _pipeline(
+        numbanet.MLPRegressor(hidden_layer_sizes=(8,), activation="softplus", max_iter=30, random_state=0),
+        X[:, :3],
+        X[:, 3],
+    )
     (out,), _ = _ort_run(skl2onnx.to_onnx(pipe, X[:1, :3].astype(dtype)), X[:, :3].astype(dtype))
     assert out.shape == (X.shape[0], 1)
     assert _error(out[:, 0], pipe.predict(X[:, :3])) <= (1e-12 if dtype == np.float64 else 1e-5)
@@ -414,8 +430,9 @@ def test_torch_activation_over_a_wide_range(act, dtype):
 def test_torch_modules_are_the_expected_ones():
     torch = pytest.importorskip("torch")
     nn = torch.nn
-    net = numbanet.Network([2, 3, 3, 3, 2], activations=["leaky_relu", "gelu", "identity", "softmax"],
-                           loss="cross_entropy", seed=0)
+    net = numbanet.Network(
+        [2, 3, 3, 3, 2], activations=["leaky_relu", "gelu", "identity", "softmax"], loss="cross_entropy", seed=0
+    )
     module = numbanet.to_torch(net)
     kinds = [type(m) for m in module]
     assert kinds == [nn.Linear, nn.LeakyReLU, nn.Linear, nn.GELU, nn.Linear, nn.Linear, nn.Softmax]
@@ -428,8 +445,15 @@ def test_from_torch_reads_a_hand_built_model():
     torch = pytest.importorskip("torch")
     nn = torch.nn
     torch.manual_seed(0)
-    module = nn.Sequential(nn.Linear(4, 16), nn.ReLU(), nn.Identity(), nn.Linear(16, 8, bias=False), nn.SiLU(),
-                           nn.Linear(8, 3), nn.Softmax(dim=-1))
+    module = nn.Sequential(
+        nn.Linear(4, 16),
+        nn.ReLU(),
+        nn.Identity(),
+        nn.Linear(16, 8, bias=False),
+        nn.SiLU(),
+        nn.Linear(8, 3),
+        nn.Softmax(dim=-1),
+    )
     net = numbanet.from_torch(module, seed=3)
     assert net.sizes == (4, 16, 8, 3)
     assert net.activation_names == ("relu", "silu", "softmax")
