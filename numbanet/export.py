@@ -343,12 +343,12 @@ def to_onnx(model, *, dtype=None, opset=None, input_name="X", name="numbanet"):
     Examples
     --------
     >>> import numpy as np, numbanet
-    >>> import onnxruntime as ort  # doctest: +SKIP
+    >>> import onnxruntime as ort
     >>> net = numbanet.Network([3, 8, 2], activations=["tanh", "softmax"], loss="cross_entropy", seed=0)
-    >>> model = numbanet.to_onnx(net)  # doctest: +SKIP
-    >>> session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])  # doctest: +SKIP
+    >>> model = numbanet.to_onnx(net)
+    >>> session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
     >>> X = np.ones((4, 3))
-    >>> bool(np.allclose(session.run(None, {"X": X})[0], net.predict(X), rtol=0, atol=1e-12))  # doctest: +SKIP
+    >>> bool(np.allclose(session.run(None, {"X": X})[0], net.predict(X), rtol=0, atol=1e-12))
     True
     """
     net, est = _network_of(model, "to_onnx")
@@ -648,6 +648,22 @@ def from_torch(module, loss=None, seed=None):
         other settings, an activation without a Linear before it, a softmax
         before the last Linear, a dtype other than float32 or float64, or
         Linear layers whose widths do not chain).
+
+    Examples
+    --------
+    >>> import numpy as np, numbanet, torch
+    >>> net = numbanet.Network([4, 8, 1], activations=["elu", "sigmoid"], loss="binary_cross_entropy", seed=0)
+    >>> module = numbanet.to_torch(net)
+    >>> module
+    Sequential(
+      (0): Linear(in_features=4, out_features=8, bias=True)
+      (1): ELU(alpha=1.0)
+      (2): Linear(in_features=8, out_features=1, bias=True)
+      (3): Sigmoid()
+    )
+    >>> back = numbanet.from_torch(module)
+    >>> back.activation_names, back.loss_name, bool(np.array_equal(back.params, net.params))
+    (('elu', 'sigmoid'), 'binary_cross_entropy', True)
     """
     import torch
     from torch import nn
