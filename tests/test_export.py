@@ -543,3 +543,26 @@ def test_skops_round_trip_with_the_documented_trusted_list(iris, kind, solver, t
     np.testing.assert_array_equal(loaded.net_.params, est.net_.params)
     # It keeps training where the original would.
     _fit_quietly(loaded.set_params(warm_start=True, max_iter=2), X, y if kind == "MLPClassifier" else X[:, 0])
+
+
+def test_skl2onnx_casts_integer_features(skl2onnx, iris):
+    from skl2onnx.common.data_types import Int64TensorType
+
+    X, y = iris
+    Xi = np.round(X * 10).astype(np.int64)
+    clf = _fit_quietly(numbanet.MLPClassifier(hidden_layer_sizes=(8,), max_iter=20, random_state=0), Xi, y)
+    model = skl2onnx.to_onnx(clf, initial_types=[("X", Int64TensorType([None, 4]))], options={"zipmap": False})
+    (label, proba), _ = _ort_run(model, Xi)
+    assert proba.dtype == np.float32
+    np.testing.assert_array_equal(label, clf.predict(Xi))
+    assert _error(proba, clf.net_.astype(np.float32).predict(Xi.astype(np.float32))) <= 1e-6  # a float32 graph
+
+
+def test_skl2onnx_refuses_custom_activation(skl2onnx, iris):
+    X, y = iris
+    swish = numbanet.Activation(
+        "swish2", function=lambda z: z / (1.0 + math.exp(-z)), derivative=lambda z: 1.0 / (1.0 + math.exp(-z))
+    )
+    clf = _fit_quietly(numbanet.MLPClassifier(hidden_layer_sizes=(4,), activations=[swish], max_iter=5), X, y)
+    with pytest.raises(ValueError, match="layer 1 has the custom activation 'swish2'"):
+        skl2onnx.to_onnx(clf, X[:1].astype(np.float32), options={"zipmap": False})
