@@ -46,9 +46,16 @@ __all__ = [
     "load",
     "MLPClassifier",
     "MLPRegressor",
+    "to_onnx",
+    "register_skl2onnx",
+    "to_torch",
+    "from_torch",
 ]
 
-_LAZY = {"MLPClassifier": "numbanet.estimators", "MLPRegressor": "numbanet.estimators"}
+_LAZY = {"MLPClassifier": "numbanet.estimators", "MLPRegressor": "numbanet.estimators",
+         # Export and import: numbanet.export imports onnx, skl2onnx and torch only inside these functions.
+         "to_onnx": "numbanet.export", "register_skl2onnx": "numbanet.export", "to_torch": "numbanet.export",
+         "from_torch": "numbanet.export"}
 
 
 #: Submodules loaded on first use: numbanet.testing imports Hypothesis (a test dependency).

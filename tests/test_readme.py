@@ -21,8 +21,9 @@ def test_readme_has_examples():
 @pytest.mark.parametrize("index", range(len(BLOCKS)))
 def test_readme_example_runs(index, capsys):
     code = BLOCKS[index]
-    if "sklearn" in code:
-        pytest.importorskip("sklearn")
+    for module in ("sklearn", "onnx", "onnxruntime", "skl2onnx", "torch", "skops"):  # optional extras
+        if module in code:
+            pytest.importorskip(module)
     exec(compile(code, f"README.md[python block {index}]", "exec"), {"__name__": f"readme_{index}"})
 
 
