@@ -8,7 +8,7 @@ Runs, each in a fresh Python process:
 * the same again with the cache that run filled (warm).
 
 For the cold run it prints the wall time of each step and the compile time
-of every kernel from Numba's event API (``numba.core.event``, the
+of every kernel (thread CPU time) from Numba's event API (``numba.core.event``, the
 ``numba:compile`` events): *self* time excludes the kernels compiled while
 compiling it (its callees), *total* includes them.
 
@@ -37,10 +37,10 @@ def child_numbanet(record):
 
     class Listener(ev.Listener):
         def on_start(self, event):
-            events.append((time.perf_counter(), "start", event.data["dispatcher"]))
+            events.append((time.thread_time(), "start", event.data["dispatcher"]))
 
         def on_end(self, event):
-            events.append((time.perf_counter(), "end", event.data["dispatcher"]))
+            events.append((time.thread_time(), "end", event.data["dispatcher"]))
 
     if record:
         ev.register("numba:compile", Listener())
@@ -65,6 +65,7 @@ def child_numbanet(record):
         "first_fit": t4 - t3,
         "first_predict": t5 - t4,
         "total": t5 - t0,
+        "cpu": _cpu(),
     }
     if record:
         out["kernels"] = _compile_breakdown(events)
@@ -90,11 +91,18 @@ def _compile_breakdown(events):
     return rows
 
 
+def _cpu():
+    import resource
+
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
 def child_torch():
     t = time.perf_counter()
     import torch  # noqa: F401
 
-    return {"import": time.perf_counter() - t}
+    return {"import": time.perf_counter() - t, "cpu": _cpu()}
 
 
 def run_child(what, cache_dir, record=False):
@@ -133,14 +141,16 @@ def main(argv=None):
 
     cold, warm = results["cold"], results["warm"]
     print("numbanet cold start, 64-64-10 relu/softmax, float64 (seconds, wall)")
-    print(f"{'':14}{'import':>8}{'1st fit':>9}{'predict':>9}{'process':>9}")
+    print(f"{'':14}{'import':>8}{'1st fit':>9}{'predict':>9}{'process':>9}{'CPU':>7}")
     for label, r in (("empty cache", cold), ("warm cache", warm)):
-        print(f"{label:14}{r['import']:8.2f}{r['first_fit']:9.2f}{r['first_predict']:9.2f}{r['process']:9.2f}")
+        print(f"{label:14}{r['import']:8.2f}{r['first_fit']:9.2f}{r['first_predict']:9.2f}{r['process']:9.2f}"
+              f"{r['cpu']:7.2f}")
     if "torch" in results:
-        t = results["torch"]["process"]
-        print(f"{'import torch':14}{results['torch']['import']:8.2f}{'':18}{t:9.2f}")
-        print(f"cold / import torch: {cold['process'] / t:.2f}x   warm / import torch: {warm['process'] / t:.2f}x "
-              "(whole processes)")
+        tr = results["torch"]
+        print(f"{'import torch':14}{tr['import']:8.2f}{'':18}{tr['process']:9.2f}{tr['cpu']:7.2f}")
+        print(f"cold / import torch: {cold['process'] / tr['process']:.2f}x wall, {cold['cpu'] / tr['cpu']:.2f}x CPU; "
+              f"warm / import torch: {warm['process'] / tr['process']:.2f}x wall, {warm['cpu'] / tr['cpu']:.2f}x CPU "
+              "(whole processes; CPU time is the steadier figure on a loaded machine)")
     ks = sorted(cold["kernels"].items(), key=lambda kv: -kv[1]["self"])
     compile_total = sum(r["self"] for _, r in ks)
     print(f"\ncompiling: {compile_total:.2f} s in {sum(r['count'] for _, r in ks)} compilations "

@@ -220,7 +220,7 @@ def forward_batch(Ws, bs, acts, custom, fns, As, Zs, m, dropout, Ms, rng, keep_l
                         A[i, j] *= scale
 
 
-@jit
+@jit_inline
 def batch_step(Ws, bs, dWs, dbs, acts, custom, fns, loss, As, Zs, Ds, Ms, Yb, rw, m, dropout, rng, keep_logits,
                want_grad):
     """Forward, weighted mean cost and (with ``want_grad``) backward of ``m`` rows in the work buffers.
@@ -295,6 +295,18 @@ def l2_penalty(theta, sizes, w_off, l2):
 
 
 @jit
+def copy_rows(src, src_start, m, dst, dst_start):
+    """``dst[dst_start:dst_start + m] = src[src_start:src_start + m]``, as a loop.
+
+    Numba's slice assignment compiles a shape-mismatch error message built
+    with string formatting (about 5 s of compile time); this loop does not.
+    """
+    for i in range(m):
+        for j in range(src.shape[1]):
+            dst[dst_start + i, j] = src[src_start + i, j]
+
+
+@jit
 def _gather(X, Y, sw, idx, start, m, A0, Yb, rw):
     """Copy rows ``idx[start:start+m]`` of X and Y into the batch buffers and
     set the row weights to ``sw_i / sum(sw)``.  Returns ``sum(sw)``."""
@@ -314,7 +326,7 @@ def _gather(X, Y, sw, idx, start, m, A0, Yb, rw):
     return total
 
 
-@jit
+@jit_inline
 def predict(model, X, work, out):
     """Output activations for every row of ``X``, in chunks of ``work.cap`` rows.
 
@@ -335,12 +347,12 @@ def predict(model, X, work, out):
     cap = work.cap
     for start in range(0, n, cap):
         m = min(cap, n - start)
-        As[0][:m] = X[start : start + m]
+        copy_rows(X, start, m, As[0], 0)
         forward_batch(Ws, bs, model.acts, model.custom, model.fns, As, Zs, m, 0.0, Ms, no_rng, False)
-        out[start : start + m] = As[L][:m]
+        copy_rows(As[L], 0, m, out, start)
 
 
-@jit
+@jit_inline
 def cost_and_gradient(model, data, work, grad, want_grad):
     r"""Weighted mean cost of the whole data set and, optionally, its exact gradient.
 
@@ -374,8 +386,8 @@ def cost_and_gradient(model, data, work, grad, want_grad):
     dWs, dbs = param_views(part if want_grad else theta, sizes, model.w_off, model.b_off)
     for start in range(0, n, cap):
         m = min(cap, n - start)
-        As[0][:m] = X[start : start + m]
-        Yb[:m] = Y[start : start + m]
+        copy_rows(X, start, m, As[0], 0)
+        copy_rows(Y, start, m, Yb, 0)
         for i in range(m):
             rw[i] = sw[start + i] / swsum if swsum > 0 else 0.0
         cost += batch_step(Ws, bs, dWs, dbs, acts, custom, fns, loss, As, Zs, Ds, Ms, Yb, rw, m, 0.0, no_rng, logits,
@@ -398,7 +410,7 @@ def _all_finite(v):
     return True
 
 
-@jit
+@jit_inline
 def train_slice(model, data, work, run, max_batches, stop_at_epoch_end):
     """Run at most ``max_batches`` mini-batches of a training run, from the position in ``run.pos``.
 
