@@ -18,6 +18,7 @@ from numbanet.network import Network
 from numbanet.optimizers import SGD, Adam, AdamW, Optimizer, RMSprop
 from numbanet.pieces import Activation, Loss
 from numbanet.schedules import ConstantLR, CosineLR, ExponentialLR, ReduceLROnPlateau, StepLR
+from numbanet.warmup import compile  # noqa: A004 - numbanet.compile, as torch.compile
 
 __version__ = "0.1.0"
 
@@ -44,6 +45,7 @@ __all__ = [
     "ModelFileError",
     "save",
     "load",
+    "compile",
     "MLPClassifier",
     "MLPRegressor",
     "to_onnx",

@@ -39,7 +39,12 @@ class History:
         took, an interrupted epoch's included.
     samples : int
         Rows processed by this ``fit``, summed over its mini-batches.
+    compile_seconds : float
+        Seconds this ``fit`` spent compiling the training kernel, or loading
+        it from Numba's cache, before training (0 once the process has it).
     """
+
+    compile_seconds = 0.0  # a class default, so histories pickled before it existed have it
 
     def __init__(self):
         self.epoch = []
@@ -242,6 +247,22 @@ class Progress:
                 text = "  ".join(f"{k} {v:.4g}" for k, v in stats.items())
                 print(f"epoch {done:g}/{self.total}  {text}  ({now - self.start:.1f}s)", file=sys.stderr)
         self.done = done
+
+    def note(self, text):
+        """Print one line of text beside the bar (to stderr), when enabled."""
+        if not self.enabled:
+            return
+        if self.bar is not None:
+            self.bar.write(text, file=sys.stderr)
+        else:
+            print(text, file=sys.stderr, flush=True)
+
+    def restart(self):
+        """Restart the clock (after a compile), so elapsed times and rates count training only."""
+        self.start = time.perf_counter()
+        if self.bar is not None:
+            self.bar.reset(total=self.total)
+            self.bar.update(self.done)
 
     def close(self):
         if self.bar is not None:

@@ -46,6 +46,7 @@ import zlib
 
 import numpy as np
 
+from numbanet import warmup
 from numbanet.exceptions import TrainingDivergedError
 from numbanet.kernels import training as _train
 from numbanet.schedules import ConstantLR
@@ -175,6 +176,7 @@ class TrainingRun:
                                  self.backup, self.epoch_losses, self.pos, self.acc)
         self.data = _train.Data(self.X, self.Y, self.sw, self.sw_total)
         try:
+            self.history.compile_seconds = self._prepare(work, stop_at_epoch_end)
             while pos[_train.POS_EPOCH] < self.epochs:
                 e = int(pos[_train.POS_EPOCH])
                 if needs_loss and np.isnan(self.lrs[e]):  # at each epoch's start, a resumed one's too
@@ -206,6 +208,25 @@ class TrainingRun:
             self._leave_pending()
             net._buffers.release(ws)
         return self.history
+
+    def _prepare(self, work, stop_at_epoch_end):
+        """Compile or load the training kernel before the first slice; return the seconds it took.
+
+        A slice of no mini-batches does it, under the machine-wide compile
+        lock (:func:`numbanet.warmup.compile_lock`), so the progress bar can
+        say "compiling kernels (first run only)" and its clock, like the
+        training time, leaves the compile out.
+        """
+        dtype = self.net.dtype.name
+        if warmup.kernels_ready(dtype, ("train_slice_flat",)) == "memory":
+            return 0.0
+        if warmup.kernels_ready(dtype, ("train_slice_flat",)) is None:
+            self.bar.note("compiling numbanet's kernels (first run only)...")
+        start = time.perf_counter()
+        with warmup.compile_lock():
+            self._slice(work, 0, stop_at_epoch_end)
+        self.bar.restart()
+        return time.perf_counter() - start
 
     def _slice(self, work, budget, stop_at_epoch_end):
         _train.train_slice_flat(*self.net._model(), *self.data, *work, *self.bundle, budget, stop_at_epoch_end)

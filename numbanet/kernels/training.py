@@ -454,7 +454,8 @@ def train_slice(model, data, work, run, max_batches, stop_at_epoch_end):
         that epoch (``pos[POS_BATCH]`` is 0 again); ``acc``: float64 (1,),
         the running weighted cost of the current epoch.
     max_batches : int
-        The most mini-batches this call runs (at least 1).
+        The most mini-batches this call runs; 0 runs none (a call that only
+        compiles or loads the kernel).
     stop_at_epoch_end : bool
         Return once an epoch ends, so Python can do per-epoch work.
     """

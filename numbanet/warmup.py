@@ -1,0 +1,226 @@
+"""Compiling the kernels ahead of time, once per machine.
+
+numbanet's kernels are compiled by Numba the first time a process needs them
+and kept in Numba's on-disk cache, so only the first run of an installation
+(or of a new numbanet version) pays for the compile; later processes load the
+machine code in a fraction of a second.  This module makes that first compile
+explicit and safe to share:
+
+* :func:`compile` compiles (or loads) every kernel for the given dtypes, with
+  a progress line -- for notebooks, servers and the start of each worker;
+* a file lock in the cache folder makes processes that start at the same time
+  (Dask or loky workers on one machine) wait for the one that compiles, then
+  load its result, instead of all compiling at once;
+* :func:`kernels_ready` says whether a dtype's kernels are already compiled
+  in this process or waiting in the cache, so ``fit`` can say "compiling
+  kernels (first run only)" and report training time without the compile.
+"""
+
+import contextlib
+import os
+import sys
+import threading
+import time
+
+import numpy as np
+
+from numbanet.kernels import training as _train
+
+#: The kernels Python calls: training, prediction, cost and gradient.
+ENTRY_POINTS = ("train_slice_flat", "predict_flat", "cost_and_gradient_flat")
+
+#: dtypes the kernels are compiled for.
+DTYPES = ("float64", "float32")
+
+
+def _dtype_name(dtype):
+    name = np.dtype(dtype).name
+    if name not in DTYPES:
+        raise ValueError(f"numbanet's kernels are compiled for {DTYPES}, not {name!r}")
+    return name
+
+
+def _dispatchers(entry_points):
+    return [getattr(_train, name) for name in entry_points]
+
+
+def _in_memory(dispatcher, dtype):
+    return any(str(sig[0]).startswith(f"array({dtype},") for sig in dispatcher.signatures)
+
+
+def _on_disk(dispatcher, dtype):
+    """Whether Numba's cache holds a current entry of ``dispatcher`` for ``dtype``."""
+    cache = getattr(dispatcher, "_cache", None)
+    cache_file = getattr(cache, "_cache_file", None)
+    if cache_file is None:
+        return False
+    try:
+        index = cache_file._load_index()  # {} when missing, stale or from another Numba
+        magic = dispatcher.targetctx.codegen().magic_tuple()
+    except Exception:  # a private API: never let it break training
+        return False
+    return any(key[1] == magic and str(key[0][0]).startswith(f"array({dtype},") for key in index)
+
+
+def kernels_ready(dtype, entry_points=ENTRY_POINTS):
+    """Where the kernels for ``dtype`` are: ``"memory"``, ``"cache"``, or ``None`` (to compile).
+
+    Parameters
+    ----------
+    dtype : str or numpy dtype
+        ``"float64"`` or ``"float32"``.
+    entry_points : sequence of str
+        Names of kernels in :mod:`numbanet.kernels.training` to check.
+
+    Returns
+    -------
+    str or None
+        ``"memory"`` when this process has compiled or loaded all of them,
+        ``"cache"`` when Numba's on-disk cache holds the rest, ``None`` when
+        at least one must be compiled.
+    """
+    dtype = _dtype_name(dtype)
+    where = "memory"
+    for d in _dispatchers(entry_points):
+        if _in_memory(d, dtype):
+            continue
+        if not _on_disk(d, dtype):
+            return None
+        where = "cache"
+    return where
+
+
+def cache_dir():
+    """The folder of numbanet's compiled kernels (Numba's cache, one folder per kernel-source digest)."""
+    return _train.train_slice_flat._cache._cache_path
+
+
+_LOCAL = threading.RLock()  # re-entrant within a thread; other threads of the process wait here
+_DEPTH = [0]
+
+
+@contextlib.contextmanager
+def compile_lock(timeout=None):
+    """Hold an exclusive file lock in :func:`cache_dir` while compiling.
+
+    Processes that need the kernels at the same time take turns: the first
+    compiles and writes the cache, the others then find it and only load.
+    Re-entrant within a process.  Without ``fcntl`` (Windows) or a writable
+    cache folder, only the in-process lock is taken.
+
+    Parameters
+    ----------
+    timeout : float, optional
+        Seconds to wait for another process before going on without the lock.
+
+    Yields
+    ------
+    bool
+        Whether the machine-wide lock is held (always ``True`` when nested).
+    """
+    with _LOCAL:
+        _DEPTH[0] += 1
+        try:
+            if _DEPTH[0] > 1:
+                yield True
+            else:
+                with _file_lock(timeout) as locked:
+                    yield locked
+        finally:
+            _DEPTH[0] -= 1
+
+
+@contextlib.contextmanager
+def _file_lock(timeout):
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows
+        yield False
+        return
+    try:
+        path = cache_dir()
+        os.makedirs(path, exist_ok=True)
+        fh = open(os.path.join(path, "compile.lock"), "a+")
+    except OSError:
+        yield False
+        return
+    try:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        locked = False
+        while True:
+            try:
+                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                locked = True
+                break
+            except BlockingIOError:
+                if deadline is not None and time.monotonic() >= deadline:
+                    break  # compile anyway: a stuck process must not block training
+                time.sleep(0.05)
+        yield locked
+    finally:
+        fh.close()  # releases the lock
+
+
+def compile(dtypes=DTYPES, progress=True, file=None):
+    """Compile (or load from the cache) every numbanet kernel, ahead of the first ``fit``.
+
+    Run it once at the start of a notebook, a server or a worker: the first
+    ``fit`` and ``predict`` then start at once.  Kernels already compiled in
+    this process are skipped; kernels in Numba's on-disk cache are only
+    loaded.  Processes calling it at the same time on one machine take turns
+    through a file lock, so one compiles and the others load its result.
+
+    Parameters
+    ----------
+    dtypes : sequence of str or numpy dtypes, default ("float64", "float32")
+        The dtypes of the networks that will be used.
+    progress : bool, default True
+        Print a line per dtype to ``file``: what happened and how long it took.
+    file : file-like, default sys.stderr
+
+    Returns
+    -------
+    dict
+        ``{dtype: (what, seconds)}`` with ``what`` one of ``"memory"``
+        (nothing to do), ``"cache"`` (loaded) or ``"compiled"``.
+
+    Examples
+    --------
+    >>> import numbanet
+    >>> report = numbanet.compile(dtypes=["float64"], progress=False)
+    >>> report["float64"][0] in ("memory", "cache", "compiled")
+    True
+    """
+    from numbanet.network import Network
+
+    names = [_dtype_name(d) for d in dtypes]
+    out = sys.stderr if file is None else file
+    report = {}
+    for name in names:
+        where = kernels_ready(name)
+        if where == "memory":
+            report[name] = ("memory", 0.0)
+            continue
+        if progress:
+            doing = "loading numbanet's kernels" if where == "cache" else "compiling numbanet's kernels (first run only)"
+            print(f"{doing} for {name}...", end="", file=out, flush=True)
+        start = time.perf_counter()
+        with compile_lock():
+            where = kernels_ready(name) or "compiled"  # another process may have compiled them meanwhile
+            _exercise(Network, name)
+        seconds = time.perf_counter() - start
+        report[name] = ("cache" if where == "cache" else "compiled", seconds)
+        if progress:
+            print(f" {seconds:.1f} s", file=out, flush=True)
+    return report
+
+
+def _exercise(Network, dtype):
+    """Call every entry point once for ``dtype`` on a tiny network, with the argument types real calls use."""
+    rng = np.random.default_rng(0)
+    X = rng.random((4, 2)).astype(dtype)
+    Y = np.eye(2, dtype=dtype)[[0, 1, 1, 0]]
+    net = Network([2, 3, 2], activations=["relu", "softmax"], loss="cross_entropy", dtype=dtype, seed=0)
+    net.fit(X, Y, epochs=1, batch_size=2, progress=False)
+    net.predict(X)
+    net.loss(X, Y)

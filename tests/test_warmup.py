@@ -1,0 +1,111 @@
+"""numbanet.compile, the machine-wide compile lock, and honest first-run reporting."""
+
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+import numbanet
+from numbanet import engine, warmup
+from numbanet.kernels import training
+
+
+def test_compile_reports_each_dtype_and_then_has_nothing_to_do(capsys):
+    first = numbanet.compile(dtypes=["float64", np.float32], progress=True)
+    assert set(first) == {"float64", "float32"}
+    assert all(what in ("memory", "cache", "compiled") for what, _ in first.values())
+    again = numbanet.compile(progress=True)
+    assert again == {"float64": ("memory", 0.0), "float32": ("memory", 0.0)}
+    err = capsys.readouterr().err
+    assert err.count("\n") == sum(what != "memory" for what, _ in first.values())  # one line per dtype done
+    for dtype in ("float64", "float32"):
+        assert warmup.kernels_ready(dtype) == "memory"
+        assert all(warmup._in_memory(getattr(training, name), dtype) for name in warmup.ENTRY_POINTS)
+
+
+def test_compile_refuses_an_unsupported_dtype():
+    with pytest.raises(ValueError, match=r"compiled for \('float64', 'float32'\), not 'float16'"):
+        numbanet.compile(dtypes=["float16"])
+
+
+def test_the_compile_lock_is_reentrant_within_a_process():
+    with warmup.compile_lock() as outer:
+        with warmup.compile_lock() as inner:
+            assert inner is True
+    assert outer in (True, False)  # False only where the cache folder cannot hold a lock file
+
+
+CHILD = textwrap.dedent(
+    """
+    from numbanet import warmup
+    with warmup.compile_lock(timeout=0) as locked:
+        print("locked" if locked else "busy")
+    """
+)
+
+
+def _child_lock():
+    out = subprocess.run([sys.executable, "-c", CHILD], capture_output=True, text=True, check=True)
+    return out.stdout.strip()
+
+
+def test_another_process_waits_for_the_compile_lock():
+    with warmup.compile_lock() as held:
+        if not held:
+            pytest.skip("no file lock here (no fcntl or a read-only cache folder)")
+        assert _child_lock() == "busy"  # timeout=0: gives up at once while this process holds it
+    assert _child_lock() == "locked"
+
+
+def _xor():
+    X = np.array([[0, 0], [0, 1], [1, 0], [1, 1]], float)
+    return X, np.array([[0], [1], [1], [0]], float)
+
+
+def test_fit_says_when_it_compiles_and_reports_the_time_apart(monkeypatch, capsys):
+    X, Y = _xor()
+    seen = []
+    real = warmup.kernels_ready
+
+    def first_run(dtype, entry_points=warmup.ENTRY_POINTS):
+        seen.append(entry_points)
+        return None  # as on a fresh install: nothing compiled, nothing cached
+
+    monkeypatch.setattr(warmup, "kernels_ready", first_run)
+    net = numbanet.Network([2, 4, 1], seed=0)
+    history = net.fit(X, Y, epochs=3, batch_size=4, progress=True)
+    assert seen and all(e == ("train_slice_flat",) for e in seen)
+    assert "compiling numbanet's kernels (first run only)" in capsys.readouterr().err
+    assert history.compile_seconds > 0.0
+    assert len(history.loss) == 3
+    quiet = numbanet.Network([2, 4, 1], seed=0).fit(X, Y, epochs=3, batch_size=4, progress=False)
+    assert "compiling" not in capsys.readouterr().err
+    assert quiet.loss == history.loss  # the compile step trains nothing
+    monkeypatch.setattr(warmup, "kernels_ready", real)
+    assert numbanet.Network([2, 4, 1], seed=0).fit(X, Y, epochs=3, batch_size=4, progress=False).compile_seconds == 0.0
+
+
+def test_a_slice_of_no_batches_changes_nothing():
+    X, Y = _xor()
+    net = numbanet.Network([2, 4, 1], seed=0)
+    calls = []
+    real = engine.TrainingRun._slice
+
+    def spy(self, work, budget, stop):
+        calls.append(budget)
+        before = (net.params.copy(), self.pos.copy(), self.order.copy(), net._rng_state.copy())
+        real(self, work, budget, stop)
+        if budget == 0:
+            after = (net.params, self.pos, self.order, net._rng_state)
+            for b, a in zip(before, after):
+                assert np.array_equal(b, a)
+
+    engine.TrainingRun._slice, saved = spy, real
+    try:
+        net.fit(X, Y, epochs=2, batch_size=4, progress=False)
+    finally:
+        engine.TrainingRun._slice = saved
+    assert calls[0] >= 1  # kernels already in memory: no zero-batch slice
+    assert 0 not in calls
