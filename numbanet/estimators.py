@@ -737,7 +737,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         try:
             weights = compute_sample_weight(cw, encoded["y"])
         except (ValueError, TypeError, KeyError, IndexError) as e:
-            raise ValueError(f"class_weight={cw!r} does not fit the classes {encoded['classes']!r}: {e}") from None
+            raise ValueError(f"class_weight={cw!r} does not fit the classes {encoded['classes']}: {e}") from None
         weights = np.asarray(weights, dtype=np.float64)
         if not np.all(np.isfinite(weights)) or (weights < 0).any():
             raise ValueError(f"class_weight must give finite non-negative weights; got {cw!r}")
