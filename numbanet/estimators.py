@@ -14,24 +14,38 @@ importing scikit-learn costs more than all of numbanet).  Without it (or with
 a version older than 1.6) this module still imports, and constructing an
 estimator raises :class:`ImportError` saying how to install it.
 
+They learn as scikit-learn's do, per iteration: the initialisation is
+scikit-learn's (Glorot uniform with factor 6, or 2 for logistic layers, for
+weights *and* biases), drawn from ``random_state`` in scikit-learn's order, so
+an integer ``random_state`` starts from exactly the weights scikit-learn's
+estimator starts from; the cost, its L2 term ``alpha / (2 n_batch) ‖W‖²``,
+``batch_size="auto"``, Adam's and SGD's defaults and the convergence rule are
+scikit-learn's; and ``loss_curve_`` is on scikit-learn's scale.  Training then
+differs only in the order of shuffled mini-batches (numbanet's own generator)
+and in where Adam's ``epsilon`` sits.  ``benchmarks/parity.py`` measures it.
+(:class:`numbanet.Network` keeps its own initialisation: He normal for ReLU
+layers, zero biases.)
+
+Beyond scikit-learn's MLP: ``class_weight`` (classifier), ``dropout``,
+``validation_loss_curve_`` with ``early_stopping``, per-layer
+``activations``, numbanet's activation names, float32 training.
+
 Differences from scikit-learn's MLP, on purpose:
 
 * solvers are ``"sgd"`` and ``"adam"`` (no ``"lbfgs"``), with a constant
   learning rate; the update formulas are PyTorch's (see
   :mod:`numbanet.optimizers`), which equal scikit-learn's for SGD with
   (Nesterov) momentum and differ from its Adam only in where ``epsilon`` sits;
-* initialisation is numbanet's (He normal for ReLU layers, Glorot uniform
-  otherwise), seeded from ``random_state``;
-* ``loss_curve_`` holds numbanet's per-sample cost, so for a regressor with
-  k > 1 outputs it is k times scikit-learn's (which also averages over
-  outputs; the gradients are the same);
+* numbanet's L2 strength is constant over an epoch, ``alpha / batch_size``
+  (scaled by the mean sample weight), where scikit-learn divides by each
+  batch's own weight sum: the two differ in the last, smaller batch of an
+  epoch and for unevenly weighted batches;
 * ``activation`` also accepts numbanet's names (``"sigmoid"``,
   ``"leaky_relu"``), and ``activations`` sets each hidden layer separately;
 * a classifier needs at least two classes in ``fit``;
 * sparse input is refused (densify it, or use scikit-learn's MLP).
 
-Non-goals: ``lbfgs``, learning-rate schedules other than constant,
-``class_weight``.
+Non-goals: ``lbfgs``, learning-rate schedules other than constant.
 """
 
 import numbers
@@ -592,7 +606,8 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         ``alpha / (2 * sum of its sample weights) * sum_l ||W^l||^2`` to its
         mean loss.  The network gets ``l2 = alpha / (batch_size * mean weight)``
         (numbanet's ``l2`` is λ in ``λ/2 · Σ‖W‖²``), which is scikit-learn's
-        penalty exactly for unweighted data and for full batches.
+        penalty exactly for every full-size batch of unweighted data (the
+        last, smaller batch of an epoch gets the same λ).
     batch_size : int or "auto", default "auto"
         ``"auto"`` is ``min(200, n_samples)``; larger values are capped at ``n_samples``.
     learning_rate_init : float, default 1e-3
@@ -603,7 +618,8 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
     shuffle : bool, default True
         Reshuffle the samples every epoch.
     random_state : int, RandomState or None
-        Seeds initialisation, shuffling and the early-stopping split.
+        Seeds initialisation (scikit-learn's draws: an int gives scikit-learn's
+        initial weights), shuffling, dropout and the early-stopping split.
     tol : float, default 1e-4
         Convergence: training stops when the training loss (or, with
         ``early_stopping``, the validation score) has not improved by at least
@@ -623,6 +639,22 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
     beta_1, beta_2, epsilon : float
         Adam's hyper-parameters.
     n_iter_no_change : int, default 10
+    class_weight : None, "balanced", dict or list of dicts, default None
+        Weights of the classes, as in scikit-learn's classifiers: each
+        sample's weight is multiplied by its class's
+        (:func:`sklearn.utils.class_weight.compute_sample_weight`), and by
+        ``sample_weight`` when that is given too.  ``"balanced"`` weighs a
+        class by ``n_samples / (n_classes * its count)`` in the data passed
+        to ``fit`` (refused by ``partial_fit``, where one batch does not show
+        the class frequencies: pass the dict instead).  A dict maps labels to
+        weights (missing labels weigh 1); multilabel targets take
+        ``"balanced"`` or one dict per label.  With ``early_stopping`` the
+        validation score is weighted the same way.
+    dropout : float in [0, 1), default 0
+        Inverted-dropout probability of every hidden unit during training
+        (:class:`numbanet.Network`'s ``dropout``); prediction uses every
+        unit.  Its masks are drawn from ``random_state``, so a fit is
+        reproducible.
     activations : list of str or Activation, optional
         One activation per hidden layer, overriding ``activation``.
     loss : {None, "log_loss", "cross_entropy", "binary_cross_entropy", "mse"}, default None
@@ -646,13 +678,19 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
     out_activation_ : {"logistic", "softmax"}
         scikit-learn's name of the output activation.
     loss_curve_ : list of float
-        Training loss of every epoch (numbanet's cost, including the L2 term).
+        Training loss of every epoch, as scikit-learn reports it: the mean
+        per-sample loss over the epoch's mini-batches (each measured before
+        its update) plus the L2 term.
     loss_ : float
         The last entry of ``loss_curve_``.
     best_loss_ : float or None
         Lowest training loss (None with ``early_stopping``).
     validation_scores_ : list of float or None
         Validation accuracy of every epoch (with ``early_stopping``).
+    validation_loss_curve_ : list of float or None
+        With ``early_stopping``: the loss of the held-out samples after every
+        epoch, on the scale of ``loss_curve_`` (L2 term included), one entry
+        per entry of ``validation_scores_``; None otherwise.
     best_validation_score_ : float or None
     n_iter_ : int
         Epochs run by the last ``fit`` (1 after ``partial_fit``).
@@ -888,12 +926,18 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
 class MLPRegressor(RegressorMixin, _BaseMLP):
     """Multilayer perceptron regressor on a :class:`numbanet.Network`, scikit-learn compatible.
 
-    Identity output units and the squared error (``mse``: ½‖a − y‖² per
-    sample).  ``y`` may be 1-D (``predict`` returns 1-D) or 2-D for several
-    outputs.  Parameters and attributes are those of :class:`MLPClassifier`
-    without the class handling; ``loss`` is None, ``"squared_error"`` or
-    ``"mse"``, ``out_activation_`` is ``"identity"``, and
-    ``validation_scores_`` holds R² scores.
+    Identity output units trained on the squared error, whose gradient is
+    that of ½‖a − y‖² per sample (numbanet's ``mse``, scikit-learn's
+    gradient too).  ``y`` may be 1-D (``predict`` returns 1-D) or 2-D for
+    several outputs.  Parameters and attributes are those of
+    :class:`MLPClassifier` without the class handling (no
+    ``class_weight``); ``loss`` is None, ``"squared_error"`` or ``"mse"``,
+    ``out_activation_`` is ``"identity"``, and ``validation_scores_`` holds
+    R² scores.  ``loss_curve_`` and ``validation_loss_curve_`` report
+    scikit-learn's value, ``0.5 * mean over samples and outputs of (a − y)²``
+    plus the L2 term: for k > 1 outputs, 1/k of the squared-error term that
+    is minimised (the L2 term of each epoch's entry taken at the weights of
+    the epoch's end).
 
     Examples
     --------
