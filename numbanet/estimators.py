@@ -314,6 +314,16 @@ class _BaseMLP(BaseEstimator):
                 raise ValueError(f"dtype must be None, float32 or float64; got {self.dtype!r}")
         return hidden, acts
 
+    def __setstate__(self, state):
+        # Estimators pickled before dropout and validation_loss_curve_ existed load as if fitted
+        # with dropout=0 (a validation loss they did not record is NaN, one per validation score).
+        state = dict(state)
+        state.setdefault("dropout", 0.0)
+        if "net_" in state and "validation_loss_curve_" not in state:
+            scores = state.get("validation_scores_")
+            state["validation_loss_curve_"] = None if scores is None else [float("nan")] * len(scores)
+        super().__setstate__(state)
+
     def _reported_loss(self, net, cost):
         """numbanet's cost (per-sample loss plus L2 term) on scikit-learn's scale, as ``loss_curve_`` reports it.
 
@@ -332,11 +342,14 @@ class _BaseMLP(BaseEstimator):
         """The Glorot factor of every weighted layer: 2 for logistic layers, else 6 (scikit-learn's).
 
         scikit-learn uses factor 2 in every layer, the output layer included,
-        when ``activation="logistic"``.  With ``activations`` (one per hidden
-        layer) a hidden layer uses 2 when it is logistic, and the output layer
-        uses 2 when every hidden layer is.
+        when ``activation="logistic"`` (numbanet's "sigmoid" alike).  With
+        ``activations`` (one per hidden layer) a hidden layer uses 2 when it
+        is logistic, and the output layer uses 2 when every hidden layer is.
         """
-        logistic = [a == "sigmoid" for a in acts]
+        if self.activations is None:
+            logistic = isinstance(self.activation, str) and self.activation in ("logistic", "sigmoid")
+            return [2.0 if logistic else 6.0] * (len(acts) + 1)
+        logistic = [isinstance(a, str) and a == "sigmoid" for a in acts]
         return [2.0 if lg else 6.0 for lg in logistic] + [2.0 if all(logistic) else 6.0]
 
     def _with_class_weight(self, sw, encoded, incremental):
@@ -750,6 +763,11 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
             n_iter_no_change=n_iter_no_change, dropout=dropout, activations=activations, loss=loss, dtype=dtype,
         )
         self.class_weight = class_weight
+
+    def __setstate__(self, state):
+        state = dict(state)
+        state.setdefault("class_weight", None)  # pickled before class_weight existed
+        super().__setstate__(state)
 
     def _with_class_weight(self, sw, encoded, incremental):
         """Multiply ``sw`` by the weight of each sample's class (``class_weight``); None stays None without it."""
