@@ -176,6 +176,12 @@ def test_balanced_class_weight_for_multilabel_targets():
     a = MLPClassifier(class_weight="balanced", **kw).fit(X, Y)
     b = MLPClassifier(**kw).fit(X, Y, sample_weight=compute_sample_weight("balanced", Y))
     np.testing.assert_array_equal(a.net_.params, b.net_.params)
+    per_label = [{0: 1.0, 1: 2.0}, {0: 1.0, 1: 3.0}, {0: 1.0, 1: 5.0}]
+    c = MLPClassifier(class_weight=per_label, **kw).fit(X, Y)
+    d = MLPClassifier(**kw).fit(X, Y, sample_weight=np.prod([[2.0, 3.0, 5.0]] ** Y, axis=1))
+    np.testing.assert_array_equal(c.net_.params, d.net_.params)
+    with pytest.raises(ValueError, match="multilabel targets class_weight must be 'balanced' or a list of dicts"):
+        MLPClassifier(class_weight={0: 1.0, 1: 2.0}, **kw).fit(X, Y)
 
 
 @pytest.mark.parametrize(
