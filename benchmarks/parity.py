@@ -50,20 +50,25 @@ def datasets():
         "wine": lambda: (*ds.load_wine(return_X_y=True), "classification"),
         "breast_cancer": lambda: (*ds.load_breast_cancer(return_X_y=True), "classification"),
         "diabetes": lambda: (*ds.load_diabetes(return_X_y=True), "regression"),
-        "make_regression": lambda: (*ds.make_regression(n_samples=500, n_features=20, noise=10.0, random_state=0),
-                                    "regression"),
-        "make_classification": lambda: (*ds.make_classification(n_samples=500, n_features=20, random_state=0),
-                                        "classification"),
+        "make_regression": lambda: (
+            *ds.make_regression(n_samples=500, n_features=20, noise=10.0, random_state=0),
+            "regression",
+        ),
+        "make_classification": lambda: (
+            *ds.make_classification(n_samples=500, n_features=20, random_state=0),
+            "classification",
+        ),
     }
 
 
 def split(name):
-    """The fixed, standardised 75/25 split of data set ``name``: ``(Xtr, Xte, ytr, yte, task)``."""
+    """Return the fixed, standardised 75/25 split of data set ``name``: ``(Xtr, Xte, ytr, yte, task)``."""
     from sklearn.model_selection import train_test_split
 
     X, y, task = datasets()[name]()
-    Xtr, Xte, ytr, yte = train_test_split(X, y, test_size=0.25, random_state=0,
-                                          stratify=y if task == "classification" else None)
+    Xtr, Xte, ytr, yte = train_test_split(
+        X, y, test_size=0.25, random_state=0, stratify=y if task == "classification" else None
+    )
     mu, sd = Xtr.mean(axis=0), Xtr.std(axis=0)
     sd[sd == 0] = 1.0
     Xtr, Xte = (Xtr - mu) / sd, (Xte - mu) / sd
@@ -93,22 +98,35 @@ def table(names, iterations, seeds):
     for name in names:
         Xtr, Xte, ytr, yte, task = split(name)
         for it in iterations:
-            scores = {lib: [score(lib, task, it, s, (Xtr, Xte, ytr, yte)) for s in seeds]
-                      for lib in ("sklearn", "numbanet")}
+            scores = {
+                lib: [score(lib, task, it, s, (Xtr, Xte, ytr, yte)) for s in seeds] for lib in ("sklearn", "numbanet")
+            }
             sk, nb = float(np.median(scores["sklearn"])), float(np.median(scores["numbanet"]))
-            rows.append({"dataset": name, "iterations": it, "sklearn": sk, "numbanet": nb, "difference": nb - sk,
-                         "ok": nb >= sk - TOLERANCE, "scores": scores})
+            rows.append(
+                {
+                    "dataset": name,
+                    "iterations": it,
+                    "sklearn": sk,
+                    "numbanet": nb,
+                    "difference": nb - sk,
+                    "ok": nb >= sk - TOLERANCE,
+                    "scores": scores,
+                }
+            )
             print(_line(rows[-1]), flush=True)
     return rows
 
 
 def _line(row):
     verdict = "ok" if row["ok"] else f"WORSE by more than {TOLERANCE}"
-    return (f"{row['dataset']:<20} {row['iterations']:>5} {row['sklearn']:>9.4f} {row['numbanet']:>9.4f} "
-            f"{row['difference']:>+9.4f}  {verdict}")
+    return (
+        f"{row['dataset']:<20} {row['iterations']:>5} {row['sklearn']:>9.4f} {row['numbanet']:>9.4f} "
+        f"{row['difference']:>+9.4f}  {verdict}"
+    )
 
 
 def main(argv=None):
+    """Print the table for the data sets and budgets asked for; return 0 when every row is ``ok``."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="iris and diabetes, 20 iterations, 2 seeds")
     parser.add_argument("--only", nargs="+", choices=sorted(datasets()), help="these data sets only")
@@ -121,16 +139,27 @@ def main(argv=None):
 
     import numbanet
 
-    print(f"numbanet {numbanet.__version__} against scikit-learn {sklearn.__version__}: held-out score "
-          f"(accuracy or R²), median over random_state {list(seeds)}")
+    print(
+        f"numbanet {numbanet.__version__} against scikit-learn {sklearn.__version__}: held-out score "
+        f"(accuracy or R²), median over random_state {list(seeds)}"
+    )
     print(f"{'data set':<20} {'iter':>5} {'sklearn':>9} {'numbanet':>9} {'diff':>9}  verdict")
     rows = table(names, iterations, seeds)
     bad = [r for r in rows if not r["ok"]]
     print(f"{len(rows) - len(bad)} of {len(rows)} rows within {TOLERANCE} of scikit-learn or better")
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"numbanet": numbanet.__version__, "sklearn": sklearn.__version__, "seeds": list(seeds),
-                       "tolerance": TOLERANCE, "rows": rows}, f, indent=1)
+            json.dump(
+                {
+                    "numbanet": numbanet.__version__,
+                    "sklearn": sklearn.__version__,
+                    "seeds": list(seeds),
+                    "tolerance": TOLERANCE,
+                    "rows": rows,
+                },
+                f,
+                indent=1,
+            )
     return 0 if not bad else 1
 
 

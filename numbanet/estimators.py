@@ -325,7 +325,7 @@ class _BaseMLP(BaseEstimator):
         super().__setstate__(state)
 
     def _reported_loss(self, net, cost):
-        """numbanet's cost (per-sample loss plus L2 term) on scikit-learn's scale, as ``loss_curve_`` reports it.
+        """Convert numbanet's cost (per-sample loss plus L2 term) to scikit-learn's scale, as ``loss_curve_`` reports it.
 
         scikit-learn's squared error is ``0.5 * mean over samples and outputs``
         while its gradient is that of the sum over outputs (numbanet's ``mse``);
@@ -339,7 +339,7 @@ class _BaseMLP(BaseEstimator):
         return float((cost - penalty) / k + penalty)
 
     def _init_factors(self, acts):
-        """The Glorot factor of every weighted layer: 2 for logistic layers, else 6 (scikit-learn's).
+        """Return the Glorot factor of every weighted layer: 2 for logistic layers, else 6 (scikit-learn's).
 
         scikit-learn uses factor 2 in every layer, the output layer included,
         when ``activation="logistic"`` (numbanet's "sigmoid" alike).  With
