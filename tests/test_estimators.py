@@ -1,7 +1,7 @@
 """MLPClassifier / MLPRegressor: scikit-learn's estimator checks, and the behaviour they promise.
 
-scikit-learn's own suite (``parametrize_with_checks``) runs on small, fast
-settings; the other tests cover what it does not: real accuracy on digits,
+scikit-learn's own suite (``parametrize_with_checks``) runs at scikit-learn's
+defaults with ``max_iter=50``; the other tests cover what it does not: real accuracy on digits,
 string and multilabel targets, sample weights, ``partial_fit``, warm starts,
 convergence, early stopping, pipelines, grid search in worker processes, and
 that numbanet imports without scikit-learn.
