@@ -14,24 +14,38 @@ importing scikit-learn costs more than all of numbanet).  Without it (or with
 a version older than 1.6) this module still imports, and constructing an
 estimator raises :class:`ImportError` saying how to install it.
 
+They learn as scikit-learn's do, per iteration: the initialisation is
+scikit-learn's (Glorot uniform with factor 6, or 2 for logistic layers, for
+weights *and* biases), drawn from ``random_state`` in scikit-learn's order, so
+an integer ``random_state`` starts from exactly the weights scikit-learn's
+estimator starts from; the cost, its L2 term ``alpha / (2 n_batch) ‖W‖²``,
+``batch_size="auto"``, Adam's and SGD's defaults and the convergence rule are
+scikit-learn's; and ``loss_curve_`` is on scikit-learn's scale.  Training then
+differs only in the order of shuffled mini-batches (numbanet's own generator)
+and in where Adam's ``epsilon`` sits.  ``benchmarks/parity.py`` measures it.
+(:class:`numbanet.Network` keeps its own initialisation: He normal for ReLU
+layers, zero biases.)
+
+Beyond scikit-learn's MLP: ``class_weight`` (classifier), ``dropout``,
+``validation_loss_curve_`` with ``early_stopping``, per-layer
+``activations``, numbanet's activation names, float32 training.
+
 Differences from scikit-learn's MLP, on purpose:
 
 * solvers are ``"sgd"`` and ``"adam"`` (no ``"lbfgs"``), with a constant
   learning rate; the update formulas are PyTorch's (see
   :mod:`numbanet.optimizers`), which equal scikit-learn's for SGD with
   (Nesterov) momentum and differ from its Adam only in where ``epsilon`` sits;
-* initialisation is numbanet's (He normal for ReLU layers, Glorot uniform
-  otherwise), seeded from ``random_state``;
-* ``loss_curve_`` holds numbanet's per-sample cost, so for a regressor with
-  k > 1 outputs it is k times scikit-learn's (which also averages over
-  outputs; the gradients are the same);
+* numbanet's L2 strength is constant over an epoch, ``alpha / batch_size``
+  (scaled by the mean sample weight), where scikit-learn divides by each
+  batch's own weight sum: the two differ in the last, smaller batch of an
+  epoch and for unevenly weighted batches;
 * ``activation`` also accepts numbanet's names (``"sigmoid"``,
   ``"leaky_relu"``), and ``activations`` sets each hidden layer separately;
 * a classifier needs at least two classes in ``fit``;
 * sparse input is refused (densify it, or use scikit-learn's MLP).
 
-Non-goals: ``lbfgs``, learning-rate schedules other than constant,
-``class_weight``.
+Non-goals: ``lbfgs``, learning-rate schedules other than constant.
 """
 
 import numbers
@@ -52,6 +66,7 @@ try:
     from sklearn.metrics import r2_score
     from sklearn.model_selection import train_test_split
     from sklearn.utils import check_random_state
+    from sklearn.utils.class_weight import compute_sample_weight
     from sklearn.utils.multiclass import check_classification_targets, type_of_target, unique_labels
     from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data  # validate_data: >= 1.6
 except ImportError as exc:  # pragma: no cover - exercised in a subprocess by the tests
@@ -108,15 +123,19 @@ class _Monitor(Callback):
         self.count = 0
         self.converged = False
         self.best_params = None
+        self.curve = []  # this fit's training losses on scikit-learn's scale, one per epoch seen
 
     def on_epoch_end(self, net, history):
         est, s = self.est, self.state
-        loss = history.loss[-1]
+        loss = est._reported_loss(net, history.loss[-1])
+        self.curve.append(loss)
         if est.verbose:
             print(f"Iteration {len(s['loss_curve']) + len(history.loss)}, loss = {loss:.8f}")
         tol = float(est.tol)
         if self.validation is not None:
-            score = est._net_score(net, *self.validation)
+            Xv, Yv, swv = self.validation
+            s["validation_loss_curve"].append(est._reported_loss(net, net.loss(Xv, Yv, swv)))
+            score = est._net_score(net, Xv, Yv, swv)
             s["validation_scores"].append(score)
             if est.verbose:
                 print(f"Validation score: {score:f}")
@@ -142,6 +161,23 @@ class _Monitor(Callback):
                       "Stopping.")
             return True
         return False
+
+
+def _sklearn_init(rs, sizes, factors):
+    """scikit-learn's MLP initialisation: Glorot uniform for weights *and* biases.
+
+    Layer ``l`` draws its ``(n_in, n_out)`` weight matrix, then its bias, from
+    ``U(-r, r)`` with ``r = sqrt(factors[l] / (n_in + n_out))``, in float64 from
+    the RandomState ``rs`` (scikit-learn's ``_init_coef``).  Returns a list of
+    ``(coef, intercept)`` pairs in scikit-learn's orientation.
+    """
+    layers = []
+    for n_in, n_out, factor in zip(sizes[:-1], sizes[1:], factors):
+        bound = np.sqrt(factor / (n_in + n_out))
+        coef = rs.uniform(-bound, bound, (n_in, n_out))
+        intercept = rs.uniform(-bound, bound, n_out)
+        layers.append((coef, intercept))
+    return layers
 
 
 class _BaseMLP(BaseEstimator):
@@ -172,6 +208,7 @@ class _BaseMLP(BaseEstimator):
         beta_2=0.999,
         epsilon=1e-8,
         n_iter_no_change=10,
+        dropout=0.0,
         activations=None,
         loss=None,
         dtype=None,
@@ -197,6 +234,7 @@ class _BaseMLP(BaseEstimator):
         self.beta_2 = beta_2
         self.epsilon = epsilon
         self.n_iter_no_change = n_iter_no_change
+        self.dropout = dropout
         self.activations = activations
         self.loss = loss
         self.dtype = dtype
@@ -259,6 +297,7 @@ class _BaseMLP(BaseEstimator):
             fraction = V.non_negative_float(self.validation_fraction, "validation_fraction", upper=1.0, upper_open=True)
             if fraction <= 0:
                 raise ValueError(f"validation_fraction must be in (0, 1) with early_stopping; got {fraction}")
+        V.non_negative_float(self.dropout, "dropout", upper=1.0, upper_open=True)
         if self.solver == "sgd":
             V.non_negative_float(self.momentum, "momentum", upper=1.0, upper_open=True)
         else:
@@ -274,6 +313,48 @@ class _BaseMLP(BaseEstimator):
             if dt not in (np.dtype(np.float32), np.dtype(np.float64)):
                 raise ValueError(f"dtype must be None, float32 or float64; got {self.dtype!r}")
         return hidden, acts
+
+    def __setstate__(self, state):
+        # Estimators pickled before dropout and validation_loss_curve_ existed load as if fitted
+        # with dropout=0 (a validation loss they did not record is NaN, one per validation score).
+        state = dict(state)
+        state.setdefault("dropout", 0.0)
+        if "net_" in state and "validation_loss_curve_" not in state:
+            scores = state.get("validation_scores_")
+            state["validation_loss_curve_"] = None if scores is None else [float("nan")] * len(scores)
+        super().__setstate__(state)
+
+    def _reported_loss(self, net, cost):
+        """Convert numbanet's cost (per-sample loss plus L2 term) to scikit-learn's scale, as ``loss_curve_`` reports it.
+
+        scikit-learn's squared error is ``0.5 * mean over samples and outputs``
+        while its gradient is that of the sum over outputs (numbanet's ``mse``);
+        so for a regressor with k > 1 outputs the data term is divided by k.
+        The L2 term, taken at ``net``'s current weights, is left as it is.
+        """
+        k = net.sizes[-1] if self._out_task == "regression" else 1
+        if k == 1:
+            return float(cost)
+        penalty = 0.5 * net.l2 * sum(float(np.dot(W.ravel(), W.ravel())) for W in net.weights)
+        return float((cost - penalty) / k + penalty)
+
+    def _init_factors(self, acts):
+        """Return the Glorot factor of every weighted layer: 2 for logistic layers, else 6 (scikit-learn's).
+
+        scikit-learn uses factor 2 in every layer, the output layer included,
+        when ``activation="logistic"`` (numbanet's "sigmoid" alike).  With
+        ``activations`` (one per hidden layer) a hidden layer uses 2 when it
+        is logistic, and the output layer uses 2 when every hidden layer is.
+        """
+        if self.activations is None:
+            logistic = isinstance(self.activation, str) and self.activation in ("logistic", "sigmoid")
+            return [2.0 if logistic else 6.0] * (len(acts) + 1)
+        logistic = [isinstance(a, str) and a == "sigmoid" for a in acts]
+        return [2.0 if lg else 6.0 for lg in logistic] + [2.0 if all(logistic) else 6.0]
+
+    def _with_class_weight(self, sw, encoded, incremental):
+        """``sample_weight`` (None or validated) times the class weights of the targets (classifier only)."""
+        return sw
 
     def _make_optimizer(self):
         if self.solver == "sgd":
@@ -347,17 +428,27 @@ class _BaseMLP(BaseEstimator):
         Y, encoded = self._encode_targets(y, first, incremental, classes)
         n = X.shape[0]
         sw = None if sample_weight is None else V.sample_weights(sample_weight, n)
+        sw = self._with_class_weight(sw, encoded, incremental)
         out_act, loss = self._output_layer(encoded)
         rs = check_random_state(self.random_state)
 
         if first:
             dtype = np.dtype(self.dtype) if self.dtype is not None else X.dtype
+            sizes = [X.shape[1], *hidden, Y.shape[1]]
+            # scikit-learn's initialisation, drawn first from the same generator in the same
+            # order as scikit-learn's MLP draws it, so an int random_state starts from the very
+            # weights scikit-learn's estimator starts from.
+            initial = _sklearn_init(rs, sizes, self._init_factors(acts))
             seed = int(rs.randint(np.iinfo(np.int32).max))
-            net = Network([X.shape[1], *hidden, Y.shape[1]], activations=[*acts, out_act], loss=loss,
-                          dtype=dtype, seed=seed)
+            net = Network(sizes, activations=[*acts, out_act], loss=loss, dtype=dtype, seed=seed,
+                          dropout=float(self.dropout))
+            for W, b, (coef, intercept) in zip(net.weights, net.biases, initial):
+                W[...] = coef.T
+                b[...] = intercept
             state = {"loss_curve": [], "t": 0,
                      "best_loss": None if self.early_stopping else np.inf,
                      "validation_scores": [] if self.early_stopping else None,
+                     "validation_loss_curve": [] if self.early_stopping else None,
                      "best_validation_score": -np.inf if self.early_stopping else None}
         else:
             net = self.net_
@@ -370,11 +461,15 @@ class _BaseMLP(BaseEstimator):
                 )
             state = {"loss_curve": list(self.loss_curve_), "t": self.t_, "best_loss": self.best_loss_,
                      "validation_scores": None if self.validation_scores_ is None else list(self.validation_scores_),
+                     "validation_loss_curve": (None if getattr(self, "validation_loss_curve_", None) is None
+                                               else list(self.validation_loss_curve_)),
                      "best_validation_score": self.best_validation_score_}
             if self.early_stopping and state["validation_scores"] is None:
-                state.update(validation_scores=[], best_validation_score=-np.inf, best_loss=None)
+                state.update(validation_scores=[], validation_loss_curve=[], best_validation_score=-np.inf,
+                             best_loss=None)
             elif not self.early_stopping and state["best_loss"] is None:
-                state.update(best_loss=np.inf, validation_scores=None, best_validation_score=None)
+                state.update(best_loss=np.inf, validation_scores=None, validation_loss_curve=None,
+                             best_validation_score=None)
 
         validation = None
         Xt, Yt, swt = X, Y, sw
@@ -418,6 +513,7 @@ class _BaseMLP(BaseEstimator):
 
         monitor = _Monitor(self, state, validation)
         net.l2 = l2
+        net.dropout = float(self.dropout)
         epochs = 1 if incremental else int(self.max_iter)
         before = net.history
         try:
@@ -429,11 +525,11 @@ class _BaseMLP(BaseEstimator):
                 # Interrupted (Ctrl-C), diverged or a failing callback: the network keeps the weights
                 # of its last completed mini-batch (or last finite epoch); the attributes describe them.
                 training.append(True)
-                self._store_fitted(net, optimizer, state, net.history, Y.shape[1], out_act, encoded)
+                self._store_fitted(net, optimizer, state, net.history, monitor, Y.shape[1], out_act, encoded)
             raise
         if validation is not None and monitor.best_params is not None:
             net.params[...] = monitor.best_params
-        self._store_fitted(net, optimizer, state, history, Y.shape[1], out_act, encoded)
+        self._store_fitted(net, optimizer, state, history, monitor, Y.shape[1], out_act, encoded)
         if not incremental and not monitor.converged and len(history.loss) == self.max_iter:
             warnings.warn(
                 f"{type(self).__name__}: maximum iterations ({self.max_iter}) reached and the optimization "
@@ -443,16 +539,19 @@ class _BaseMLP(BaseEstimator):
             )
         return self
 
-    def _store_fitted(self, net, optimizer, state, history, n_outputs, out_act, encoded):
+    def _store_fitted(self, net, optimizer, state, history, monitor, n_outputs, out_act, encoded):
         """Set the fitted attributes from the network and this fit's history, so they agree."""
         self.net_ = net
         self._optimizer = optimizer
         self.n_outputs_ = n_outputs
         self.out_activation_ = _SKLEARN_OUT_NAME[out_act]
-        self.loss_curve_ = state["loss_curve"] + list(history.loss)
+        # Epochs that ended without the monitor (an interrupted epoch end) are converted here.
+        unseen = [self._reported_loss(net, h) for h in history.loss[len(monitor.curve):]]
+        self.loss_curve_ = state["loss_curve"] + monitor.curve[:len(history.loss)] + unseen
         self.loss_ = self.loss_curve_[-1] if self.loss_curve_ else None
         self.best_loss_ = state["best_loss"]
         self.validation_scores_ = state["validation_scores"]
+        self.validation_loss_curve_ = state["validation_loss_curve"]
         self.best_validation_score_ = state["best_validation_score"]
         self.n_iter_ = len(history.loss)
         self.t_ = state["t"] + history.samples
@@ -520,7 +619,8 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         ``alpha / (2 * sum of its sample weights) * sum_l ||W^l||^2`` to its
         mean loss.  The network gets ``l2 = alpha / (batch_size * mean weight)``
         (numbanet's ``l2`` is λ in ``λ/2 · Σ‖W‖²``), which is scikit-learn's
-        penalty exactly for unweighted data and for full batches.
+        penalty exactly for every full-size batch of unweighted data (the
+        last, smaller batch of an epoch gets the same λ).
     batch_size : int or "auto", default "auto"
         ``"auto"`` is ``min(200, n_samples)``; larger values are capped at ``n_samples``.
     learning_rate_init : float, default 1e-3
@@ -531,7 +631,8 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
     shuffle : bool, default True
         Reshuffle the samples every epoch.
     random_state : int, RandomState or None
-        Seeds initialisation, shuffling and the early-stopping split.
+        Seeds initialisation (scikit-learn's draws: an int gives scikit-learn's
+        initial weights), shuffling, dropout and the early-stopping split.
     tol : float, default 1e-4
         Convergence: training stops when the training loss (or, with
         ``early_stopping``, the validation score) has not improved by at least
@@ -551,6 +652,22 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
     beta_1, beta_2, epsilon : float
         Adam's hyper-parameters.
     n_iter_no_change : int, default 10
+    class_weight : None, "balanced", dict or list of dicts, default None
+        Weights of the classes, as in scikit-learn's classifiers: each
+        sample's weight is multiplied by its class's
+        (:func:`sklearn.utils.class_weight.compute_sample_weight`), and by
+        ``sample_weight`` when that is given too.  ``"balanced"`` weighs a
+        class by ``n_samples / (n_classes * its count)`` in the data passed
+        to ``fit`` (refused by ``partial_fit``, where one batch does not show
+        the class frequencies: pass the dict instead).  A dict maps labels to
+        weights (missing labels weigh 1); multilabel targets take
+        ``"balanced"`` or one dict per label.  With ``early_stopping`` the
+        validation score is weighted the same way.
+    dropout : float in [0, 1), default 0
+        Inverted-dropout probability of every hidden unit during training
+        (:class:`numbanet.Network`'s ``dropout``); prediction uses every
+        unit.  Its masks are drawn from ``random_state``, so a fit is
+        reproducible.
     activations : list of str or Activation, optional
         One activation per hidden layer, overriding ``activation``.
     loss : {None, "log_loss", "cross_entropy", "binary_cross_entropy", "mse"}, default None
@@ -574,13 +691,19 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
     out_activation_ : {"logistic", "softmax"}
         scikit-learn's name of the output activation.
     loss_curve_ : list of float
-        Training loss of every epoch (numbanet's cost, including the L2 term).
+        Training loss of every epoch, as scikit-learn reports it: the mean
+        per-sample loss over the epoch's mini-batches (each measured before
+        its update) plus the L2 term.
     loss_ : float
         The last entry of ``loss_curve_``.
     best_loss_ : float or None
         Lowest training loss (None with ``early_stopping``).
     validation_scores_ : list of float or None
         Validation accuracy of every epoch (with ``early_stopping``).
+    validation_loss_curve_ : list of float or None
+        With ``early_stopping``: the loss of the held-out samples after every
+        epoch, on the scale of ``loss_curve_`` (L2 term included), one entry
+        per entry of ``validation_scores_``; None otherwise.
     best_validation_score_ : float or None
     n_iter_ : int
         Epochs run by the last ``fit`` (1 after ``partial_fit``).
@@ -601,6 +724,85 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
     """
 
     _out_task = "classification"
+
+    def __init__(
+        self,
+        hidden_layer_sizes=(100,),
+        activation="relu",
+        *,
+        solver="adam",
+        alpha=0.0001,
+        batch_size="auto",
+        learning_rate_init=0.001,
+        max_iter=200,
+        shuffle=True,
+        random_state=None,
+        tol=1e-4,
+        verbose=False,
+        warm_start=False,
+        momentum=0.9,
+        nesterovs_momentum=True,
+        early_stopping=False,
+        validation_fraction=0.1,
+        beta_1=0.9,
+        beta_2=0.999,
+        epsilon=1e-8,
+        n_iter_no_change=10,
+        class_weight=None,
+        dropout=0.0,
+        activations=None,
+        loss=None,
+        dtype=None,
+    ):
+        super().__init__(
+            hidden_layer_sizes, activation, solver=solver, alpha=alpha, batch_size=batch_size,
+            learning_rate_init=learning_rate_init, max_iter=max_iter, shuffle=shuffle, random_state=random_state,
+            tol=tol, verbose=verbose, warm_start=warm_start, momentum=momentum,
+            nesterovs_momentum=nesterovs_momentum, early_stopping=early_stopping,
+            validation_fraction=validation_fraction, beta_1=beta_1, beta_2=beta_2, epsilon=epsilon,
+            n_iter_no_change=n_iter_no_change, dropout=dropout, activations=activations, loss=loss, dtype=dtype,
+        )
+        self.class_weight = class_weight
+
+    def __setstate__(self, state):
+        state = dict(state)
+        state.setdefault("class_weight", None)  # pickled before class_weight existed
+        super().__setstate__(state)
+
+    def _with_class_weight(self, sw, encoded, incremental):
+        """Multiply ``sw`` by the weight of each sample's class (``class_weight``); None stays None without it."""
+        cw = self.class_weight
+        if cw is None:
+            return sw
+        if isinstance(cw, str):
+            if cw != "balanced":
+                raise ValueError(f"class_weight must be None, 'balanced' or a dict {{class: weight}}; got {cw!r}")
+            if incremental:
+                raise ValueError(
+                    "class_weight='balanced' is not supported by partial_fit: one batch does not show the class "
+                    "frequencies. Compute them once on all the data with "
+                    "sklearn.utils.class_weight.compute_class_weight('balanced', classes=..., y=...) and pass "
+                    "the resulting dict as class_weight"
+                )
+        elif encoded["multilabel"]:
+            if not isinstance(cw, (list, tuple)) or not all(isinstance(d, dict) for d in cw):
+                raise ValueError("for multilabel targets class_weight must be 'balanced' or a list of dicts, one "
+                                 f"per label ({encoded['classes'].size}); got {cw!r}")
+        elif not isinstance(cw, dict):
+            raise ValueError(f"class_weight must be None, 'balanced' or a dict {{class: weight}}; got {cw!r}")
+        try:
+            weights = compute_sample_weight(cw, encoded["y"])
+        except (ValueError, TypeError, KeyError, IndexError) as e:
+            raise ValueError(f"class_weight={cw!r} does not fit the classes {encoded['classes']}: {e}") from None
+        weights = np.asarray(weights, dtype=np.float64)
+        if not np.all(np.isfinite(weights)) or (weights < 0).any():
+            raise ValueError(f"class_weight must give finite non-negative weights; got {cw!r}")
+        if sw is not None:
+            weights = sw * weights
+        if not (weights > 0).any():
+            raise ValueError(f"every sample has weight 0 under class_weight={cw!r}"
+                             + ("" if sw is None else " times sample_weight"))
+        return V.sample_weights(weights, weights.shape[0])
 
     def _encode_targets(self, y, first, incremental, classes):
         """Check class labels and encode them as the network's target matrix."""
@@ -664,7 +866,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
                 Y = np.zeros((y.shape[0], cls.size))
                 Y[np.arange(y.shape[0]), pos] = 1.0
             labels = pos
-        return Y, {"classes": cls, "multilabel": multilabel, "labels": labels}
+        return Y, {"classes": cls, "multilabel": multilabel, "labels": labels, "y": y}
 
     def _output_layer(self, encoded):
         n_classes = encoded["classes"].size
@@ -742,12 +944,18 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
 class MLPRegressor(RegressorMixin, _BaseMLP):
     """Multilayer perceptron regressor on a :class:`numbanet.Network`, scikit-learn compatible.
 
-    Identity output units and the squared error (``mse``: ½‖a − y‖² per
-    sample).  ``y`` may be 1-D (``predict`` returns 1-D) or 2-D for several
-    outputs.  Parameters and attributes are those of :class:`MLPClassifier`
-    without the class handling; ``loss`` is None, ``"squared_error"`` or
-    ``"mse"``, ``out_activation_`` is ``"identity"``, and
-    ``validation_scores_`` holds R² scores.
+    Identity output units trained on the squared error, whose gradient is
+    that of ½‖a − y‖² per sample (numbanet's ``mse``, scikit-learn's
+    gradient too).  ``y`` may be 1-D (``predict`` returns 1-D) or 2-D for
+    several outputs.  Parameters and attributes are those of
+    :class:`MLPClassifier` without the class handling (no
+    ``class_weight``); ``loss`` is None, ``"squared_error"`` or ``"mse"``,
+    ``out_activation_`` is ``"identity"``, and ``validation_scores_`` holds
+    R² scores.  ``loss_curve_`` and ``validation_loss_curve_`` report
+    scikit-learn's value, ``0.5 * mean over samples and outputs of (a − y)²``
+    plus the L2 term: for k > 1 outputs, 1/k of the squared-error term that
+    is minimised (the L2 term of each epoch's entry taken at the weights of
+    the epoch's end).
 
     Examples
     --------
