@@ -30,7 +30,7 @@ import math
 
 import numpy as np
 
-from numbanet._jit import jit
+from numbanet._jit import jit, jit_inline
 from numbanet.kernels.pieces import FN_SLOPE, FN_VALUE, activation_fn
 
 IDENTITY = 0
@@ -98,19 +98,19 @@ CODES = {name: b.code for name, b in BUILTINS.items()}
 # --- the pairs: σ(z) and σ'(z) ----------------------------------------------------
 
 
-@jit
+@jit_inline
 def identity(z):
     r""":math:`\sigma(z) = z`."""
     return z
 
 
-@jit
+@jit_inline
 def identity_slope(z, a):
     r""":math:`\sigma'(z) = 1`."""
     return 1.0
 
 
-@jit
+@jit_inline
 def sigmoid(z):
     r""":math:`\sigma(z) = 1 / (1 + e^{-z})`, as :math:`e^z / (1 + e^z)` for z < 0 so exp never overflows."""
     if z >= 0:
@@ -119,92 +119,92 @@ def sigmoid(z):
     return e / (1.0 + e)
 
 
-@jit
+@jit_inline
 def sigmoid_slope(z, a):
     r""":math:`\sigma'(z) = a (1 - a)`."""
     return a * (1.0 - a)
 
 
-@jit
+@jit_inline
 def tanh(z):
     r""":math:`\tanh z`."""
     return np.tanh(z)
 
 
-@jit
+@jit_inline
 def tanh_slope(z, a):
     r""":math:`\tanh'(z) = 1 - a^2`."""
     return 1.0 - a * a
 
 
-@jit
+@jit_inline
 def relu(z):
     r""":math:`\max(z, 0)`."""
     return z if z > 0 else 0.0
 
 
-@jit
+@jit_inline
 def relu_slope(z, a):
     """1 where ``a > 0`` (exactly where z > 0), else 0 (0 at the kink, as PyTorch)."""
     return 1.0 if a > 0 else 0.0
 
 
-@jit
+@jit_inline
 def leaky_relu(z):
     r""":math:`z` for z > 0, else ``LEAKY_SLOPE`` · z."""
     return z if z > 0 else LEAKY_SLOPE * z
 
 
-@jit
+@jit_inline
 def leaky_relu_slope(z, a):
     """1 where ``a > 0``, else ``LEAKY_SLOPE``."""
     return 1.0 if a > 0 else LEAKY_SLOPE
 
 
-@jit
+@jit_inline
 def elu(z):
     r""":math:`z` for z > 0, else :math:`e^z - 1` (α = 1, PyTorch's default)."""
     return z if z > 0 else np.expm1(z)
 
 
-@jit
+@jit_inline
 def elu_slope(z, a):
     r"""1 where ``a > 0``, else :math:`e^z = a + 1`."""
     return 1.0 if a > 0 else a + 1.0
 
 
-@jit
+@jit_inline
 def gelu(z):
     r""":math:`z \Phi(z) = \tfrac12 z (1 + \operatorname{erf}(z / \sqrt 2))` (exact, PyTorch's default)."""
     return 0.5 * z * (1.0 + math.erf(z * _INV_SQRT2))
 
 
-@jit
+@jit_inline
 def gelu_slope(z, a):
     r""":math:`\Phi(z) + z \varphi(z)`, :math:`\varphi(z) = e^{-z^2/2} / \sqrt{2\pi}`."""
     return 0.5 * (1.0 + math.erf(z * _INV_SQRT2)) + z * np.exp(-0.5 * z * z) * _INV_SQRT_2PI
 
 
-@jit
+@jit_inline
 def silu(z):
     r""":math:`z \, s(z)` with the logistic :math:`s` (also called swish)."""
     return z * sigmoid(z)
 
 
-@jit
+@jit_inline
 def silu_slope(z, a):
     r""":math:`s(z) (1 + z (1 - s(z)))`."""
     s = sigmoid(z)
     return s * (1.0 + z * (1.0 - s))
 
 
-@jit
+@jit_inline
 def softplus(z):
     r""":math:`\log(1 + e^z)`, as :math:`\max(z, 0) + \log(1 + e^{-|z|})` so exp never overflows."""
     return (z if z > 0 else 0.0) + np.log1p(np.exp(-abs(z)))
 
 
-@jit
+@jit_inline
 def softplus_slope(z, a):
     r""":math:`s(z) = 1 - e^{-a}`, computed as ``-expm1(-a)`` (exact for tiny a)."""
     return -np.expm1(-a)
@@ -273,7 +273,7 @@ def slope(code, z, a, k, fns):
     return builtin_slope(code, z, a)
 
 
-@jit
+@jit_inline
 def needs_z(code):
     """Whether σ'(z) needs z itself, not only ``a = σ(z)``: then the pre-activations are kept."""
     return code == GELU or code == SILU or code == CUSTOM

@@ -51,7 +51,7 @@ TINY64 = float(np.finfo(np.float64).tiny)
 TINY32 = float(np.finfo(np.float32).tiny)
 
 
-@jit
+@jit_inline
 def _safe_log(x, tiny):
     return np.log(x if x > tiny else tiny)
 
@@ -59,32 +59,32 @@ def _safe_log(x, tiny):
 # --- the pairs: c(a, y) and ∂c/∂a, per output -------------------------------------------
 
 
-@jit
+@jit_inline
 def mse(a, y, tiny):
     r""":math:`\tfrac12 (a - y)^2`."""
     d = a - y
     return 0.5 * d * d
 
 
-@jit
+@jit_inline
 def mse_slope(a, y, tiny):
     r""":math:`a - y`."""
     return a - y
 
 
-@jit
+@jit_inline
 def cross_entropy(a, y, tiny):
     r""":math:`-y \log a` (0 where y = 0)."""
     return -y * _safe_log(a, tiny) if y != 0.0 else 0.0
 
 
-@jit
+@jit_inline
 def cross_entropy_slope(a, y, tiny):
     r""":math:`-y / a`."""
     return -y / (a if a > tiny else tiny)
 
 
-@jit
+@jit_inline
 def binary_cross_entropy(a, y, tiny):
     r""":math:`-[y \log a + (1 - y) \log(1 - a)]`."""
     c = 0.0
@@ -95,7 +95,7 @@ def binary_cross_entropy(a, y, tiny):
     return c
 
 
-@jit
+@jit_inline
 def binary_cross_entropy_slope(a, y, tiny):
     r""":math:`-y / a + (1 - y) / (1 - a)`."""
     p = a if a > tiny else tiny
@@ -104,14 +104,14 @@ def binary_cross_entropy_slope(a, y, tiny):
     return -y / p + (1.0 - y) / q
 
 
-@jit
+@jit_inline
 def huber(a, y, tiny):
     r""":math:`\tfrac12 d^2` for :math:`|d| \le 1`, else :math:`|d| - \tfrac12`, with d = a - y (δ = 1)."""
     d = abs(a - y)
     return 0.5 * d * d if d <= 1.0 else d - 0.5
 
 
-@jit
+@jit_inline
 def huber_slope(a, y, tiny):
     """``d`` for ``|d| <= 1``, else ``sign(d)``."""
     d = a - y
@@ -366,7 +366,7 @@ def output_delta_simplified(A, Y, loss, row_weight, out):
 
 
 
-@jit
+@jit_inline
 def is_simplified(loss, act):
     """Whether ``(loss, act)`` is a pair whose output delta is ``A - Y``."""
     return (loss == CROSS_ENTROPY and act == SOFTMAX) or (
