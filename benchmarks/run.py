@@ -215,8 +215,6 @@ def run_train(w, quick, rounds):
         data[w.subset[0]] = tuple(a[:k] for a in data[w.subset[0]])
         scale[w.subset[0]] *= n / k
         notes[w.subset[0]] = f"timed on {k} samples, scaled x{n / k:g}"
-    if "sklearn" in impls:
-        notes["sklearn"] = "trains in {}"
     units = {name: (lambda p=p, d=data[name]: p.train(d, epochs, w.batch, w.lr)) for name, p in impls.items()}
     if w.gemm:
         gemm_units = gemm.units(n, w.batch, w.sizes, np.dtype(w.dtype), quick)
@@ -229,8 +227,10 @@ def run_train(w, quick, rounds):
         "targets": {name: (w.targets[name][1] if name in w.targets else None) for name in impls},
         "skipped": skipped, "checks": [],
     }
+    if "sklearn" in impls:
+        notes["sklearn"] = f"trains in {impls['sklearn'].dtype_kept()}"
     for name, note in notes.items():
-        result["impls"][name]["note"] = note.format(impls[name].dtype_kept()) if name == "sklearn" else note
+        result["impls"][name]["note"] = note
     _ratios(result, w.targets)
     lines = [f"{k}: {v}" for k, v in skipped.items()]
     if w.gemm:
