@@ -272,8 +272,8 @@ def run_progress(w, quick, rounds):
               "impls": {k: summary(t, 1.0 / steps) for k, t in times.items()},
               "progress_none_resolves_to": resolved, "checks": []}
     base_t = result["impls"]["progress=False"]
-    lines = [f"progress=None resolves here to {resolved} (stderr is {'' if resolved else 'not '}a terminal or a "
-             f"notebook); in a notebook it is True. progress=True writes to {os.devnull}."]
+    lines = [f"progress=None resolves here to {resolved} (True in a terminal or a notebook, False in a pipe or a "
+             f"log); progress=True writes its bar to {os.devnull}."]
     for k in ("progress=None", "progress=True"):
         c = check(k, result["impls"][k]["median"] / base_t["median"], w.targets.get(k))
         result["checks"].append(c)
@@ -377,6 +377,10 @@ def parse_only(text):
     return [w.name for w in WORKLOADS if w.name in chosen]
 
 
+LABELS = {"gemm_fraction": "% of float32 GEMM rate", "gemm_multiple": "epoch / its GEMMs alone",
+          "warm/torch": "warm start / import torch", "cold/torch": "cold start / import torch"}
+
+
 def print_summary(results):
     print("=" * 78)
     print("summary: peer ratio = peer time / numbanet time (> 1: numbanet faster); targets from docs/performance.md")
@@ -387,11 +391,8 @@ def print_summary(results):
             value = f"{100 * c['value']:7.1f}%" if pct else f"{c['value']:7.2f}x"
             target = (f"{c['target'][0]} {100 * c['target'][1]:g}%" if pct else fmt_target(c["target"])) \
                 if c["target"] else "-"
-            label = {"gemm_fraction": "% of float32 GEMM rate", "gemm_multiple": "epoch / its GEMMs alone",
-                     "warm/torch": "warm start / import torch", "cold/torch": "cold start / import torch"}.get(
-                         c["what"], c["what"] if c["what"].startswith("progress") else f"vs {c['what']}")
-            if c["what"].startswith("progress"):
-                label += " / False"
+            label = LABELS.get(c["what"]) or (f"{c['what']} / False" if c["what"].startswith("progress")
+                                                 else f"vs {c['what']}")
             print(f"    {name:<10} {label:<26} {value:>8}  {target:>9}  {c['verdict'] or ''}")
 
 
