@@ -15,6 +15,15 @@ from timing import check, fmt_target, fmt_time
 RATE_SHAPE, RATE_REPS = (256, 784, 128), 300
 
 
+def _buffers(n, batch, sizes, dtype):
+    rng = np.random.default_rng(0)
+    A = [rng.random((batch, s)).astype(dtype) for s in sizes]  # A[0]: the gathered batch
+    D = [rng.random((batch, s)).astype(dtype) for s in sizes[1:]]  # D[l]: the delta of layer l
+    W = [rng.random((o, i)).astype(dtype) for i, o in zip(sizes[:-1], sizes[1:])]
+    dW = [np.empty_like(w) for w in W]
+    batches = [min(batch, n - s) for s in range(0, n, batch)]
+    return A, D, W, dW, batches
+
 
 def epoch_gemm_floor(n, batch, sizes, dtype):
     """A unit that runs, as bare ``np.dot(..., out=)`` calls on preallocated buffers, exactly
@@ -29,13 +38,8 @@ def epoch_gemm_floor(n, batch, sizes, dtype):
     ``dense.SMALL`` multiply-adds in loops instead; none is that small for the
     MNIST-shaped workloads.
     """
-    rng = np.random.default_rng(0)
-    A = [rng.random((batch, s)).astype(dtype) for s in sizes]  # A[0]: the gathered batch
-    D = [rng.random((batch, s)).astype(dtype) for s in sizes[1:]]  # D[l]: the delta of layer l
-    W = [rng.random((o, i)).astype(dtype) for i, o in zip(sizes[:-1], sizes[1:])]
-    dW = [np.empty_like(w) for w in W]
+    A, D, W, dW, batches = _buffers(n, batch, sizes, dtype)
     L = len(W)
-    batches = [min(batch, n - s) for s in range(0, n, batch)]
 
     def run():
         for m in batches:
@@ -47,6 +51,39 @@ def epoch_gemm_floor(n, batch, sizes, dtype):
                     np.dot(D[l][:m], W[l], out=D[l - 1][:m])
 
     run.calls = len(batches) * (3 * L - 1)
+    return run
+
+
+def _jitted_epoch():
+    import numba
+
+    @numba.njit(cache=True)
+    def epoch(batches, A, D, W, dW):
+        L = len(W)
+        for m in batches:
+            for l in range(L):
+                np.dot(A[l][:m], W[l].T, A[l + 1][:m])
+            for l in range(L - 1, -1, -1):
+                np.dot(D[l][:m].T, A[l][:m], dW[l])
+                if l > 0:
+                    np.dot(D[l][:m], W[l], D[l - 1][:m])
+
+    return epoch
+
+
+def epoch_gemm_floor_numba(n, batch, sizes, dtype):
+    """The products of :func:`epoch_gemm_floor` from one Numba kernel: ``np.dot`` there calls
+    SciPy's BLAS, as numbanet's kernels do, with no Python dispatch per call."""
+    from numba.typed import List
+
+    A, D, W, dW, batches = _buffers(n, batch, sizes, dtype)
+    epoch = _jitted_epoch()
+    args = (np.array(batches, dtype=np.int64), List(A), List(D), List(W), List(dW))
+    epoch(*args)  # compile (or load from the cache) now, not in the warm-up round
+
+    def run():
+        epoch(*args)
+
     return run
 
 
@@ -86,12 +123,14 @@ def epoch_flops(n, batch, sizes):
 
 def units(n, batch, sizes, dtype, quick=False):
     """The timed units of a workload with ``gemm=True``: the epoch's products alone, their
-    Python dispatch alone, and the reference GEMM (``RATE_REPS`` calls, a tenth with ``quick``)."""
+    Python dispatch alone, the same products from a Numba kernel, and the reference GEMM
+    (``RATE_REPS`` calls, a tenth with ``quick``)."""
     floor = epoch_gemm_floor(n, batch, sizes, dtype)
     rng = np.random.default_rng(1)
     p, k, q = RATE_SHAPE
     A, B = rng.random((p, k), dtype=np.float32), rng.random((k, q), dtype=np.float32)
-    return {"_gemm_epoch": floor, "_dispatch": dispatch_only(floor.calls, dtype),
+    return {"_gemm_epoch": floor, "_gemm_epoch_numba": epoch_gemm_floor_numba(n, batch, sizes, dtype),
+            "_dispatch": dispatch_only(floor.calls, dtype),
             "_gemm_rate": gemm_rate(A, B, RATE_REPS // 10 if quick else RATE_REPS)}
 
 
@@ -102,6 +141,7 @@ def report(w, n, units, times, result):
     nb = result["impls"]["numbanet"]["median"]
     floor = statistics.median(times["_gemm_epoch"])
     dispatch = statistics.median(times["_dispatch"])
+    jitted = statistics.median(times["_gemm_epoch_numba"])
     rate = 2 * np.prod(RATE_SHAPE) / statistics.median(times["_gemm_rate"]) * units["_gemm_rate"].reps
     fraction = flops / nb / rate
     multiple = nb / floor
@@ -117,6 +157,7 @@ def report(w, n, units, times, result):
         "dispatch_only_s": dispatch,
         "multiple": multiple, "multiple_target": mc["target"], "multiple_verdict": mc["verdict"],
         "multiple_without_dispatch": nb / max(floor - dispatch, 1e-12),
+        "epoch_gemms_numba_s": jitted, "multiple_numba": nb / jitted,
     }
     g = result["gemm"]
     return [
@@ -126,6 +167,8 @@ def report(w, n, units, times, result):
         f"({flops / floor / 1e9:.1f} GFLOP/s; Python dispatch alone {fmt_time(dispatch).strip()})",
         f"      numbanet epoch / GEMMs alone = {multiple:.2f}x  (target {fmt_target(mc['target'])})  "
         f"{mc['verdict'] or ''}   [{g['multiple_without_dispatch']:.2f}x without the dispatch]",
+        f"      the same products from a Numba kernel (SciPy's BLAS, numbanet's path; no dispatch): "
+        f"{fmt_time(jitted).strip()}; numbanet epoch / that = {g['multiple_numba']:.2f}x",
         f"      numbanet epoch {flops / nb / 1e9:.1f} GFLOP/s = {100 * fraction:.1f} % of a float32 np.dot "
         f"(256x784)·(784x128) at {rate / 1e9:.1f} GFLOP/s"
         + (f"  (target {fc['target'][0]} {100 * fc['target'][1]:.0f} %)  {fc['verdict']}" if fc["target"] else ""),
