@@ -10,8 +10,8 @@ import peers
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-
 def _cpu():
+    """The CPU model and the number of physical cores (distinct physical id, core id pairs)."""
     model, cores = platform.processor() or "unknown", set()
     try:
         with open("/proc/cpuinfo") as f:
