@@ -28,8 +28,16 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 
 
-def child_numbanet(record):
-    """Import, first fit and predict, timed; with ``record``, every kernel's compile time."""
+#: The network, data and fit of the child (``--net``, ``--rows``, ``--batch``, ``--dtype``).
+DEFAULT_NET = {"sizes": (64, 64, 10), "rows": 256, "batch": 32, "dtype": "float64"}
+
+
+def child_numbanet(record, sizes=DEFAULT_NET["sizes"], rows=DEFAULT_NET["rows"], batch=DEFAULT_NET["batch"],
+                   dtype=DEFAULT_NET["dtype"]):
+    """Import, build a relu/softmax network of ``sizes``, a first one-epoch fit of ``rows``
+    random rows and a predict, timed; with ``record``, every kernel's compile time.
+
+    ``benchmarks/run.py`` (workload ``startup``) runs this same child for its warm start-up."""
     t0 = time.perf_counter()
     import numba.core.event as ev
 
@@ -51,11 +59,12 @@ def child_numbanet(record):
 
     t2 = time.perf_counter()
     rng = np.random.default_rng(0)
-    X = rng.random((256, 64))
-    Y = np.eye(10)[rng.integers(0, 10, 256)]
-    net = numbanet.Network([64, 64, 10], activations=["relu", "softmax"], loss="cross_entropy", seed=0)
+    X = rng.random((rows, sizes[0])).astype(dtype)
+    Y = np.eye(sizes[-1], dtype=dtype)[rng.integers(0, sizes[-1], rows)]
+    acts = ["relu"] * (len(sizes) - 2) + ["softmax"]
+    net = numbanet.Network(list(sizes), activations=acts, loss="cross_entropy", dtype=dtype, seed=0)
     t3 = time.perf_counter()
-    net.fit(X, Y, epochs=1, batch_size=32, progress=False)
+    net.fit(X, Y, epochs=1, batch_size=batch, progress=False)
     t4 = time.perf_counter()
     net.predict(X)
     t5 = time.perf_counter()
@@ -105,9 +114,18 @@ def child_torch():
     return {"import": time.perf_counter() - t, "cpu": _cpu()}
 
 
-def run_child(what, cache_dir, record=False):
-    env = dict(os.environ, NUMBA_CACHE_DIR=cache_dir, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
+def run_child(what, cache_dir, record=False, net=None):
+    """Run ``--child what`` in a fresh process with ``NUMBA_CACHE_DIR=cache_dir`` (None: this
+    process's environment) and a network ``net`` (keys of :data:`DEFAULT_NET`); returns its
+    JSON, with ``process``: the whole process's wall time."""
+    env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    if cache_dir is not None:
+        env["NUMBA_CACHE_DIR"] = cache_dir
     cmd = [sys.executable, os.path.abspath(__file__), "--child", what] + (["--record"] if record else [])
+    if net:
+        net = dict(DEFAULT_NET, **net)
+        cmd += ["--net", ",".join(map(str, net["sizes"])), "--rows", str(net["rows"]), "--batch", str(net["batch"]),
+                "--dtype", net["dtype"]]
     t = time.perf_counter()
     res = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True)
     out = json.loads(res.stdout.strip().splitlines()[-1])
@@ -119,11 +137,19 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--child", choices=["numbanet", "torch"], help=argparse.SUPPRESS)
     ap.add_argument("--record", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--net", default=",".join(map(str, DEFAULT_NET["sizes"])), help=argparse.SUPPRESS)
+    ap.add_argument("--rows", type=int, default=DEFAULT_NET["rows"], help=argparse.SUPPRESS)
+    ap.add_argument("--batch", type=int, default=DEFAULT_NET["batch"], help=argparse.SUPPRESS)
+    ap.add_argument("--dtype", default=DEFAULT_NET["dtype"], help=argparse.SUPPRESS)
     ap.add_argument("--json", help="also write the results to this file")
     ap.add_argument("--top", type=int, default=15, help="kernels listed (by self time)")
     args = ap.parse_args(argv)
     if args.child:
-        print(json.dumps(child_numbanet(args.record) if args.child == "numbanet" else child_torch()))
+        if args.child == "torch":
+            print(json.dumps(child_torch()))
+        else:
+            sizes = tuple(int(s) for s in args.net.split(","))
+            print(json.dumps(child_numbanet(args.record, sizes, args.rows, args.batch, args.dtype)))
         return 0
 
     results = {}

@@ -7,17 +7,20 @@ Usage::
     python benchmarks/run.py --only xor,mnist64   # chosen workloads
     python benchmarks/run.py --json results.json  # also write the results as JSON
 
-Workloads (``--only`` names): ``mnist16``, ``mnist64``, ``mnist256`` (or
-``mnist`` for all three), ``xor``, ``sigmoid``, ``startup``, ``memory``.
+The workloads are the rows of :data:`WORKLOADS` (``--only`` takes their names,
+and ``mnist`` for the three MNIST-shaped ones): network, dtype, batch, data
+size, peers and targets.  That table drives both the runs and the summary.
 
 Method.  All implementations of a workload live in this one process and run
 round-robin: a warm-up round (compiles numbanet's kernels or loads them from
 the cache, builds PyTorch's autograd machinery, allocates buffers), then
 ``rounds`` rounds in which every implementation runs once, the starting
-implementation rotating from round to round.  Medians are reported; a ratio
-is ``peer time / numbanet time``, so a ratio above 1 means numbanet is faster,
-and it is printed next to its target (docs/performance.md) with ``meets`` or ``SHORT``.
-Start-up and peak memory are measured in fresh subprocesses.
+implementation rotating from round to round, each after a garbage collection
+and a pause (``--settle``).  Medians are reported; a peer ratio is
+``peer time / numbanet time``, so a ratio above 1 means numbanet is faster,
+and it is printed next to its target with ``meets`` or ``SHORT``.  Start-up
+and peak memory are measured in fresh subprocesses (:mod:`coldstart`,
+:mod:`_children`).
 
 Every implementation does the same mathematics (see :mod:`peers`); each keeps
 training its own model from round to round.  The data are synthetic and
@@ -25,544 +28,336 @@ MNIST-shaped (:func:`peers.mnist_like`), seeded.
 """
 
 import argparse
-import gc
+import contextlib
 import json
 import os
-import platform
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass, field
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
 sys.path.insert(0, HERE)
+if os.path.isdir(os.path.join(ROOT, "numbanet")):
+    sys.path.insert(0, ROOT)  # this checkout's numbanet, not an editable install's
 
+import _children  # noqa: E402
+import coldstart  # noqa: E402
+import gemm  # noqa: E402
 import numpy as np  # noqa: E402
+import peers  # noqa: E402
+import timing  # noqa: E402
+from _machine import commit_info, limit_threads, machine_info, print_header  # noqa: E402
+from timing import check, fmt_target, fmt_time, interleaved, summary  # noqa: E402
 
 import numbanet  # noqa: E402
-import peers  # noqa: E402
 
-WORKLOADS = ["mnist16", "mnist64", "mnist256", "xor", "sigmoid", "startup", "memory"]
-
-#: docs/performance.md: numbanet must be at least this many times faster than the peer.
-TARGETS = {
-    ("mnist64", "torch"): 2.0,
-    ("mnist64", "numpy"): 1.3,
-    ("mnist64", "sklearn"): 2.5,
-    ("mnist256", "torch"): 1.5,
-    ("mnist256", "numpy"): 1.2,
-    ("xor", "torch"): 200.0,
-    ("xor", "numpy"): 20.0,
-    ("sigmoid", "textbook"): 30.0,
-    ("sigmoid", "numpy"): 3.0,
-    ("sigmoid", "torch"): 12.0,
-}
-GEMM_TARGET = 0.60  # numbanet's epoch must reach 60 % of the float32 GEMM rate (batch 256)
-STARTUP_TARGET = 0.5  # warm start-up under 0.5x the time of `import torch`
+# ------------------------------------------------------------------ the table
 
 
-# ------------------------------------------------------------------ machine
+@dataclass(frozen=True)
+class Workload:
+    """One row of the benchmark table.
 
-
-def _cpu_model():
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
-
-def machine_info():
-    """What the numbers were measured on."""
-    import numba
-    import scipy
-
-    info = {
-        "cpu": _cpu_model(),
-        "logical_cpus": os.cpu_count(),
-        "usable_cpus": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "numpy": np.__version__,
-        "scipy": scipy.__version__,
-        "numba": numba.__version__,
-        "numbanet": numbanet.__version__,
-        "OPENBLAS_CORETYPE": os.environ.get("OPENBLAS_CORETYPE", "(unset)"),
-        "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "(unset)"),
-        "load_average": os.getloadavg() if hasattr(os, "getloadavg") else None,
-    }
-    if peers.have("torch"):
-        import torch
-
-        info["torch"] = torch.__version__
-        info["torch_threads"] = torch.get_num_threads()
-        info["torch_blas"] = "MKL" if torch.backends.mkl.is_available() else "other"
-    else:
-        info["torch"] = None
-    if peers.have("sklearn"):
-        import sklearn
-
-        info["sklearn"] = sklearn.__version__
-    else:
-        info["sklearn"] = None
-    if peers.have("threadpoolctl"):
-        import threadpoolctl
-
-        info["threadpools"] = [
-            {k: p.get(k) for k in ("user_api", "internal_api", "version", "num_threads", "architecture", "filepath")}
-            for p in threadpoolctl.threadpool_info()
-        ]
-    return info
-
-
-def limit_threads(n):
-    """Limit every thread pool in this process to ``n`` threads (BLAS, OpenMP, torch)."""
-    if peers.have("torch"):
-        import torch
-
-        torch.set_num_threads(n)
-    if not peers.have("threadpoolctl"):
-        raise SystemExit("--threads needs threadpoolctl")
-    import threadpoolctl
-
-    # Kept for the life of the process: the object is not used as a context manager.
-    limit_threads.limiter = threadpoolctl.threadpool_limits(n)
-
-
-def print_machine(info):
-    print("=" * 78)
-    print("numbanet benchmarks (targets: docs/performance.md)")
-    print("=" * 78)
-    print(f"CPU           {info['cpu']}  ({info['logical_cpus']} logical, {info['usable_cpus']} usable)")
-    print(f"Python        {info['python']}  on {info['platform']}")
-    print(f"versions      numpy {info['numpy']}, scipy {info['scipy']}, numba {info['numba']}, "
-          f"numbanet {info['numbanet']}, torch {info['torch']}, scikit-learn {info['sklearn']}")
-    if info.get("torch"):
-        print(f"torch         {info['torch_threads']} threads, BLAS {info['torch_blas']}")
-    print(f"environment   OPENBLAS_CORETYPE={info['OPENBLAS_CORETYPE']}  OMP_NUM_THREADS={info['OMP_NUM_THREADS']}")
-    for p in info.get("threadpools", []):
-        lib = os.path.basename(p["filepath"] or "")
-        print(f"threadpool    {p['internal_api']} {p['version'] or ''} ({p['user_api']}, {p['num_threads']} threads"
-              f"{', ' + p['architecture'] if p.get('architecture') else ''}) {lib}")
-    if info.get("threads_limited_to"):
-        print(f"threads       limited to {info['threads_limited_to']} in every pool (--threads)")
-    if info["load_average"] is not None:
-        la = info["load_average"]
-        print(f"load average  {la[0]:.2f} {la[1]:.2f} {la[2]:.2f} at start (other work on the machine skews times)")
-    print()
-
-
-# ------------------------------------------------------------------ timing
-
-
-#: Pause before each timed unit, in seconds (``--settle``).  BLAS and OpenMP
-#: worker threads busy-wait for a while after a call (OpenBLAS, libgomp); on a
-#: machine with few cores the threads a peer left spinning would otherwise
-#: steal the CPU from whichever implementation runs next.
-SETTLE = 0.2
-
-
-def interleaved(units, rounds):
-    """Run every ``units[name]()`` once to warm up, then ``rounds`` round-robin rounds.
-
-    Each timed run starts after a garbage collection and a pause of
-    :data:`SETTLE` seconds, so that it does not share the CPU with the worker
-    threads the previous implementation left spinning.
-
-    Returns
-    -------
-    dict name -> list of seconds (one per round)
+    ``kind`` picks the runner: ``train`` (the peers side by side), ``progress``
+    (numbanet's fit with and without a progress bar), ``startup`` and ``memory``
+    (fresh processes).  Pairs ``(full, quick)`` give the size of a normal and of
+    a ``--quick`` run.  ``targets`` maps what is checked to ``(">=" or "<=",
+    value)``: a peer name (peer time / numbanet time), ``gemm_fraction``
+    (numbanet's epoch GFLOP/s / a float32 GEMM's), ``gemm_multiple``
+    (numbanet's epoch / the same epoch's matrix products alone), ``progress=...``
+    (time with that setting / time with ``progress=False``), ``warm/torch`` and
+    ``cold/torch`` (start-up / ``import torch``).
     """
-    names = list(units)
-    for name in names:
-        units[name]()
-    times = {name: [] for name in names}
-    for r in range(rounds):
-        k = r % len(names)
-        for name in names[k:] + names[:k]:
-            gc.collect()
-            if SETTLE > 0:
-                time.sleep(SETTLE)
-            t0 = time.perf_counter()
-            units[name]()
-            times[name].append(time.perf_counter() - t0)
-    return times
+
+    name: str
+    kind: str
+    title: str
+    sizes: tuple = ()
+    activations: tuple = ()
+    loss: str = ""
+    dtype: str = "float32"
+    batch: int = 0
+    lr: float = 0.0
+    data: str = "mnist"  # "mnist" (peers.mnist_like, `rows` of them) or "xor" (the 4 points)
+    rows: tuple = (60000, 6000)
+    epochs: tuple = (1, 1)  # epochs per timed run
+    per: str = "epoch"  # times reported per "epoch" or per "step" (mini-batch)
+    peers: tuple = ()
+    subset: tuple = ()  # (peer, full rows, quick rows): that peer is timed on a subset and scaled
+    gemm: bool = False  # also time the epoch's matrix products alone
+    reps: tuple = (5, 2)  # start-up: fresh processes per measurement
+    targets: dict = field(default_factory=dict)
+
+    def size(self, pair, quick):
+        return pair[1] if quick else pair[0]
 
 
-def summary(ts, scale=1.0):
-    s = [t * scale for t in ts]
-    return {"median": statistics.median(s), "min": min(s), "max": max(s), "runs": s}
+_MNIST = dict(kind="train", sizes=(784, 128, 10), activations=("relu", "softmax"), loss="cross_entropy",
+              dtype="float32", lr=0.1, peers=("numbanet", "numpy", "torch", "sklearn"))
+_XOR = dict(sizes=(2, 8, 1), activations=("sigmoid", "sigmoid"), loss="mse", dtype="float64", batch=4, lr=2.0,
+            data="xor", rows=(4, 4), epochs=(20000, 500), per="step")
+
+WORKLOADS = [
+    Workload("mnist16", batch=16, title="784-128-10 relu/softmax cross-entropy float32, SGD, batch 16, one epoch",
+             **_MNIST),
+    Workload("mnist64", batch=64, gemm=True,
+             title="784-128-10 relu/softmax cross-entropy float32, SGD, batch 64, one epoch",
+             targets={"torch": (">=", 2.0), "numpy": (">=", 1.3), "sklearn": (">=", 2.5),
+                      "gemm_multiple": ("<=", 1.15)}, **_MNIST),
+    Workload("mnist256", batch=256, gemm=True,
+             title="784-128-10 relu/softmax cross-entropy float32, SGD, batch 256, one epoch",
+             targets={"torch": (">=", 1.5), "numpy": (">=", 1.2), "gemm_fraction": (">=", 0.60),
+                      "gemm_multiple": ("<=", 1.15)}, **_MNIST),
+    Workload("xor", kind="train", peers=("numbanet", "numpy", "torch"),
+             title="2-8-1 sigmoid/MSE float64 XOR, fit(X, Y, epochs, batch_size=4), SGD: per step",
+             targets={"torch": (">=", 200.0), "numpy": (">=", 20.0)}, **_XOR),
+    Workload("progress", kind="progress", peers=("numbanet",),
+             title="the XOR fit with a progress bar: time / time with progress=False",
+             targets={"progress=None": ("<=", 1.5), "progress=True": ("<=", 1.5)}, **_XOR),
+    Workload("sigmoid", kind="train", sizes=(784, 30, 10), activations=("sigmoid", "sigmoid"), loss="mse",
+             dtype="float64", batch=10, lr=3.0, peers=("numbanet", "numpy", "torch", "textbook"),
+             subset=("textbook", 2000, 300),
+             title="784-30-10 sigmoid/MSE float64, SGD, batch 10, one epoch",
+             targets={"textbook": (">=", 30.0), "numpy": (">=", 3.0), "torch": (">=", 12.0)}),
+    Workload("startup", kind="startup", sizes=(784, 128, 10), dtype="float32", batch=64, rows=(1000, 1000),
+             title="start-up in fresh processes: import, build, first fit, predict, against `import torch`",
+             targets={"warm/torch": ("<=", 0.5), "cold/torch": ("<=", 4.0)}),
+    Workload("memory", kind="memory", sizes=(784, 128, 10), batch=64, peers=("numbanet", "numpy", "torch"),
+             title="peak resident memory (VmHWM) of a fresh process: the data + import + one epoch at batch 64"),
+]
+BY_NAME = {w.name: w for w in WORKLOADS}
+GROUPS = {"mnist": ["mnist16", "mnist64", "mnist256"]}
 
 
-def fmt_time(t):
-    if t >= 1.0:
-        return f"{t:8.3f} s "
-    if t >= 1e-3:
-        return f"{t * 1e3:8.2f} ms"
-    return f"{t * 1e6:8.2f} us"
-
-
-def verdict(ratio, target):
-    if target is None:
-        return ""
-    return "meets" if ratio >= target else "SHORT"
-
-
-def print_table(title, result, unit_label):
-    print(f"--- {title}")
-    print(f"    {'impl':<10} {'median ' + unit_label:>14} {'min':>11} {'max':>11}   {'ratio':>8}  {'target':>7}  "
-          f"verdict  {'(ratio of minima)'}")
-    base = result["impls"]["numbanet"]["median"]
-    for name, r in result["impls"].items():
-        ratio = r["median"] / base
-        target = result["targets"].get(name)
-        line = f"    {name:<10} {fmt_time(r['median']):>14} {fmt_time(r['min']):>11} {fmt_time(r['max']):>11}"
-        if name == "numbanet":
-            line += f"   {'1':>7}x"
-        else:
-            rmin = r["min"] / result["impls"]["numbanet"]["min"]
-            line += (f"   {ratio:7.2f}x  {('>= %gx' % target) if target else '-':>7}  {verdict(ratio, target):<7}"
-                     f"  ({rmin:.2f}x)")
-        if r.get("note"):
-            line += f"   ({r['note']})"
-        print(line)
-    for line in result.get("extra_lines", []):
+def print_result(r):
+    print(f"--- {r['title']}")
+    if r.get("impls") and "ratios" in r:
+        print(f"    {'impl':<14} {'median':>11} {'min':>11} {'max':>11}   {'ratio':>8}  {'target':>8}  "
+              f"verdict  (ratio of minima)")
+        for name, s in r["impls"].items():
+            line = f"    {name:<14} {fmt_time(s['median']):>11} {fmt_time(s['min']):>11} {fmt_time(s['max']):>11}"
+            q = r["ratios"].get(name)
+            if q is None:
+                line += f"   {'1':>7}x"
+            else:
+                tgt = fmt_target((">=", q["target"]) if q["target"] else None)
+                line += (f"   {q['ratio']:7.2f}x  {tgt:>8}  {q['verdict'] or '':<7}"
+                         f"  ({q['ratio_of_minima']:.2f}x)")
+            if s.get("note"):
+                line += f"   ({s['note']})"
+            print(line)
+    for line in r.get("extra_lines", []):
         print("    " + line)
     print()
 
 
-def ratios_of(result):
-    base = result["impls"]["numbanet"]["median"]
+# ---------------------------------------------------------------- runners
+
+
+XOR_X = np.array([[0, 0], [0, 1], [1, 0], [1, 1]], dtype=np.float64)
+XOR_Y = np.array([[0], [1], [1], [0]], dtype=np.float64)
+
+
+def _data(w, quick):
+    if w.data == "xor":
+        return XOR_X.astype(w.dtype), XOR_Y.astype(w.dtype)
+    return peers.mnist_like(w.size(w.rows, quick), np.dtype(w.dtype), seed=0)
+
+
+def _network(w):
+    return numbanet.Network(list(w.sizes), activations=list(w.activations), loss=w.loss, dtype=np.dtype(w.dtype),
+                            seed=0)
+
+
+PEERS = {  # name -> (module that must be importable or None, factory from a numbanet.Network)
+    "numbanet": (None, lambda net: peers.NumbanetMLP.from_network(net)),
+    "numpy": (None, lambda net: peers.NumpyMLP.from_network(net, seed=1)),
+    "torch": ("torch", lambda net: peers.TorchMLP.from_network(net, seed=2)),
+    "sklearn": ("sklearn", lambda net: peers.SklearnMLP.from_network(net, seed=3)),
+    "textbook": (None, lambda net: peers.ReferenceMLP.from_network(net, seed=4)),
+}
+
+
+def _ratios(result, targets):
+    base = result["impls"]["numbanet"]
     out = {}
-    for name, r in result["impls"].items():
+    for name, s in result["impls"].items():
         if name != "numbanet":
-            target = result["targets"].get(name)
-            ratio = r["median"] / base
-            out[name] = {"ratio": ratio, "ratio_of_minima": r["min"] / result["impls"]["numbanet"]["min"],
-                         "target": target, "verdict": verdict(ratio, target) or None}
+            c = check(name, s["median"] / base["median"], targets.get(name))
+            out[name] = {"ratio": c["value"], "ratio_of_minima": s["min"] / base["min"],
+                         "target": c["target"][1] if c["target"] else None, "verdict": c["verdict"]}
+            result["checks"].append(c)
     result["ratios"] = out
-    return result
 
 
-# ---------------------------------------------------------------- workloads
-
-
-def _mnist_net(dtype=np.float32):
-    return numbanet.Network([784, 128, 10], activations=["relu", "softmax"], loss="cross_entropy",
-                            dtype=dtype, seed=0)
-
-
-def gemm_rate(A, B, reps):
-    """Seconds per ``np.dot(A, B, out)`` over ``reps`` calls."""
-    out = np.empty((A.shape[0], B.shape[1]), dtype=A.dtype)
-    np.dot(A, B, out=out)
-    t0 = time.perf_counter()
-    for _ in range(reps):
-        np.dot(A, B, out=out)
-    return (time.perf_counter() - t0) / reps
-
-
-def epoch_gemm_floor(n, batch, sizes, dtype):
-    """A unit that runs, with np.dot, exactly the GEMMs of one numbanet epoch (no other work)."""
-    rng = np.random.default_rng(0)
-    A = [rng.random((batch, s)).astype(dtype) for s in sizes]
-    D = [rng.random((batch, s)).astype(dtype) for s in sizes[1:]]
-    W = [rng.random((o, i)).astype(dtype) for i, o in zip(sizes[:-1], sizes[1:])]
-    dW = [np.empty_like(w) for w in W]
-    L = len(W)
-    batches = [min(batch, n - s) for s in range(0, n, batch)]
-
-    def run():
-        for m in batches:
-            for l in range(L):
-                np.dot(A[l][:m], W[l].T, out=A[l + 1][:m])
-            for l in range(L - 1, -1, -1):
-                np.dot(D[l][:m].T, A[l][:m], out=dW[l])
-                if l > 0:
-                    np.dot(D[l][:m], W[l], out=D[l - 1][:m])
-
-    return run
-
-
-def epoch_flops(n, batch, sizes):
-    """Flops of one epoch's GEMMs: forward, delta propagation (not into the input), weight gradient."""
-    total = 0
-    for start in range(0, n, batch):
-        m = min(batch, n - start)
-        for l, (i, o) in enumerate(zip(sizes[:-1], sizes[1:])):
-            gemms = 3 if l > 0 else 2
-            total += gemms * 2 * m * i * o
-    return total
-
-
-def _peers(net, sklearn=False):
-    """numbanet, NumPy, and (when importable) PyTorch and scikit-learn, each starting from
-    ``net``'s weights; returns ``(impls, notes)`` with a note for every peer skipped."""
-    impls = {"numbanet": peers.NumbanetMLP.from_network(net), "numpy": peers.NumpyMLP.from_network(net, seed=1)}
-    notes = {}
-    if peers.have("torch"):
-        impls["torch"] = peers.TorchMLP.from_network(net, seed=2)
-    else:
-        notes["torch"] = "skipped: torch not importable"
-    if sklearn:
-        if peers.have("sklearn"):
-            impls["sklearn"] = peers.SklearnMLP.from_network(net, seed=3)
+def run_train(w, quick, rounds):
+    """The peers of ``w`` side by side, each training its own copy of one network."""
+    X, Y = _data(w, quick)
+    n, epochs = X.shape[0], w.size(w.epochs, quick)
+    net = _network(w)
+    impls, skipped = {}, {}
+    for name in w.peers:
+        module, make = PEERS[name]
+        if module and not peers.have(module):
+            skipped[name] = f"skipped: {module} not importable"
         else:
-            notes["sklearn"] = "skipped: scikit-learn not importable"
-    return impls, notes
-
-
-def bench_mnist(batch, n, rounds, with_gemm):
-    """784-128-10 ReLU/softmax, cross-entropy, float32, SGD lr 0.1: one epoch."""
-    X, Y = peers.mnist_like(n, np.float32, seed=0)
-    lr = 0.1
-    net = _mnist_net()
-    impls, notes = _peers(net, sklearn=True)
+            impls[name] = make(net)
     data = {name: p.prepare(X, Y) for name, p in impls.items()}
-    units = {name: (lambda p=p, d=data[name]: p.epoch(d, batch, lr)) for name, p in impls.items()}
-    sizes = [784, 128, 10]
-    gemm_reps = 0
-    if with_gemm:
-        rng = np.random.default_rng(1)
-        Ag = rng.random((256, 784), dtype=np.float32)
-        Bg = rng.random((784, 128), dtype=np.float32)
-        gemm_reps = 300
-        units["_gemm"] = lambda: gemm_rate(Ag, Bg, gemm_reps)
-        units["_gemm_epoch"] = epoch_gemm_floor(n, batch, sizes, np.float32)
+    scale = {name: 1.0 / epochs for name in impls}
+    if w.per == "step":
+        scale = {name: s / -(-n // w.batch) for name, s in scale.items()}
+    notes = {}
+    if w.subset and w.subset[0] in impls:
+        k = min(n, w.size(w.subset[1:], quick))
+        data[w.subset[0]] = tuple(a[:k] for a in data[w.subset[0]])
+        scale[w.subset[0]] *= n / k
+        notes[w.subset[0]] = f"timed on {k} samples, scaled x{n / k:g}"
+    units = {name: (lambda p=p, d=data[name]: p.train(d, epochs, w.batch, w.lr)) for name, p in impls.items()}
+    if w.gemm:
+        gemm_units = gemm.units(n, w.batch, w.sizes, np.dtype(w.dtype), quick)
+        units.update(gemm_units)
     times = interleaved(units, rounds)
     result = {
-        "title": f"784-128-10 relu/softmax cross-entropy float32, SGD lr {lr}, batch {batch}, one epoch of {n}",
-        "n": n, "batch": batch, "rounds": rounds,
-        "impls": {name: summary(times[name]) for name in impls},
-        "targets": {name: TARGETS.get((f"mnist{batch}", name)) for name in impls},
-        "skipped": notes,
+        "title": f"{w.title}" + (f" of {n}" if w.per == "epoch" else f", epochs={epochs}") + f", lr {w.lr}",
+        "kind": w.kind, "n": n, "batch": w.batch, "epochs": epochs, "per": w.per, "rounds": rounds,
+        "impls": {name: summary(times[name], scale[name]) for name in impls},
+        "targets": {name: (w.targets[name][1] if name in w.targets else None) for name in impls},
+        "skipped": skipped, "checks": [],
     }
     if "sklearn" in impls:
-        result["impls"]["sklearn"]["note"] = f"trains in {impls['sklearn'].dtype_kept()}"
-    lines = []
-    if with_gemm:
-        flops = epoch_flops(n, batch, sizes)
-        gemm_s = [t / gemm_reps for t in times["_gemm"]]
-        gflops_ref = 2 * 256 * 784 * 128 / statistics.median(gemm_s) / 1e9
-        gflops_nb = flops / result["impls"]["numbanet"]["median"] / 1e9
-        floor = statistics.median(times["_gemm_epoch"])
-        pct = gflops_nb / gflops_ref
-        result["gemm"] = {
-            "epoch_gflop": flops / 1e9,
-            "numbanet_gflops": gflops_nb,
-            "reference_gemm": "np.dot (256x784)·(784x128) float32",
-            "reference_gflops": gflops_ref,
-            "fraction": pct,
-            "target": GEMM_TARGET,
-            "verdict": verdict(pct, GEMM_TARGET),
-            "epoch_gemms_only_s": floor,
-            "epoch_gemms_only_gflops": flops / floor / 1e9,
-        }
-        lines.append(f"GEMM: the epoch's matrix products are {flops / 1e9:.2f} GFLOP "
-                     f"(3 GEMMs per layer per batch, 2 for the first layer)")
-        lines.append(f"      numbanet epoch {gflops_nb:6.2f} GFLOP/s; float32 np.dot (256x784)·(784x128) "
-                     f"{gflops_ref:6.2f} GFLOP/s -> {100 * pct:5.1f} %  (target >= {100 * GEMM_TARGET:.0f} %)  "
-                     f"{verdict(pct, GEMM_TARGET)}")
-        lines.append(f"      the same epoch's GEMMs alone (np.dot, same shapes): {fmt_time(floor).strip()} "
-                     f"= {flops / floor / 1e9:.2f} GFLOP/s; numbanet epoch / GEMMs alone = "
-                     f"{result['impls']['numbanet']['median'] / floor:.2f}")
-    for name, why in notes.items():
-        lines.append(f"{name}: {why}")
-    result["extra_lines"] = lines
-    return ratios_of(result)
-
-
-def bench_xor(epochs, rounds):
-    """2-8-1 sigmoid/MSE XOR, fit(X, Y, epochs, batch_size=4): time per step."""
-    X = np.array([[0, 0], [0, 1], [1, 0], [1, 1]], dtype=np.float64)
-    Y = np.array([[0], [1], [1], [0]], dtype=np.float64)
-    lr = 2.0
-    net = numbanet.Network([2, 8, 1], activations="sigmoid", loss="mse", seed=0)
-    impls, notes = _peers(net)
-    data = {name: p.prepare(X, Y) for name, p in impls.items()}
-    units = {name: (lambda p=p, d=data[name]: p.train(d, epochs, 4, lr)) for name, p in impls.items()}
-    times = interleaved(units, rounds)
-    result = {
-        "title": f"2-8-1 sigmoid/MSE float64 XOR, fit(X, Y, epochs={epochs}, batch_size=4), lr {lr}: per step",
-        "epochs": epochs, "rounds": rounds,
-        "impls": {name: summary(times[name], 1.0 / epochs) for name in impls},
-        "targets": {name: TARGETS.get(("xor", name)) for name in impls},
-        "skipped": notes,
-        "extra_lines": [f"{k}: {v}" for k, v in notes.items()],
-    }
-    return ratios_of(result)
-
-
-def bench_sigmoid(n, n_textbook, rounds):
-    """784-30-10 sigmoid/MSE float64, batch 10, lr 3.0: one epoch of n (textbook: scaled from a subset)."""
-    X, Y = peers.mnist_like(n, np.float64, seed=0)
-    lr, batch = 3.0, 10
-    net = numbanet.Network([784, 30, 10], activations="sigmoid", loss="mse", dtype=np.float64, seed=0)
-    impls, notes = _peers(net)
-    impls["textbook"] = peers.ReferenceMLP.from_network(net, seed=4)
-    data = {name: p.prepare(X, Y) for name, p in impls.items()}
-    data["textbook"] = (X[:n_textbook], Y[:n_textbook])
-    units = {name: (lambda p=p, d=data[name]: p.epoch(d, batch, lr)) for name, p in impls.items()}
-    times = interleaved(units, rounds)
-    scale = {name: 1.0 for name in impls}
-    scale["textbook"] = n / n_textbook
-    result = {
-        "title": f"784-30-10 sigmoid/MSE float64, SGD lr {lr}, batch {batch}, one epoch of {n}",
-        "n": n, "n_textbook": n_textbook, "rounds": rounds,
-        "impls": {name: summary(times[name], scale[name]) for name in impls},
-        "targets": {name: TARGETS.get(("sigmoid", name)) for name in impls},
-        "skipped": notes,
-        "extra_lines": [f"{k}: {v}" for k, v in notes.items()],
-    }
-    result["impls"]["textbook"]["note"] = f"timed on {n_textbook} samples, scaled x{n / n_textbook:g}"
-    return ratios_of(result)
-
-
-# --------------------------------------------------------- subprocess checks
-
-STARTUP_NUMBANET = r"""
-import time
-t0 = time.perf_counter()
-import numpy as np
-import numbanet
-t1 = time.perf_counter()
-rng = np.random.default_rng(0)
-X = rng.random((1000, 784), dtype=np.float32)
-Y = np.eye(10, dtype=np.float32)[rng.integers(0, 10, 1000)]
-net = numbanet.Network([784, 128, 10], activations=["relu", "softmax"], loss="cross_entropy",
-                       dtype=np.float32, seed=0)
-net.fit(X, Y, epochs=1, batch_size=64, optimizer=numbanet.SGD(lr=0.1), progress=False)
-P = net.predict(X)
-t2 = time.perf_counter()
-import json
-print(json.dumps({"import": t1 - t0, "total": t2 - t0}))
-"""
-
-STARTUP_TORCH = r"""
-import time
-t0 = time.perf_counter()
-import torch
-t1 = time.perf_counter()
-import json
-print(json.dumps({"import": t1 - t0, "total": t1 - t0}))
-"""
-
-
-def _child(code, env=None, timeout=900):
-    t0 = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=timeout,
-                          cwd=HERE)
-    wall = time.perf_counter() - t0
-    if proc.returncode != 0:
-        raise RuntimeError(f"benchmark subprocess failed:\n{proc.stderr}")
-    out = json.loads(proc.stdout.strip().splitlines()[-1])
-    out["process_wall"] = wall
-    return out
-
-
-def bench_startup(reps, cold):
-    """Fresh processes: numbanet import+build+fit+predict (warm and cold cache) vs `import torch`."""
-    env = dict(os.environ)
-    _child(STARTUP_NUMBANET, env)  # make sure the cache is warm
-    has_torch = peers.have("torch")
-    if has_torch:
-        _child(STARTUP_TORCH, env)  # and the file system cache
-    warm, torch_runs = [], []
-    for _ in range(reps):
-        warm.append(_child(STARTUP_NUMBANET, env))
-        if has_torch:
-            torch_runs.append(_child(STARTUP_TORCH, env))
-    result = {"reps": reps}
-
-    def med(runs, key):
-        return statistics.median(r[key] for r in runs)
-
-    result["numbanet_warm"] = {k: med(warm, k) for k in ("import", "total", "process_wall")}
-    lines = [f"numbanet, warm cache: import {fmt_time(result['numbanet_warm']['import']).strip()}, "
-             f"import+build+fit 1000+predict {fmt_time(result['numbanet_warm']['total']).strip()} "
-             f"(whole process {fmt_time(result['numbanet_warm']['process_wall']).strip()})"]
-    if has_torch:
-        result["torch_import"] = {k: med(torch_runs, k) for k in ("import", "process_wall")}
-        frac = result["numbanet_warm"]["total"] / result["torch_import"]["import"]
-        result["fraction_of_torch_import"] = frac
-        result["target"] = STARTUP_TARGET
-        result["verdict"] = "meets" if frac < STARTUP_TARGET else "SHORT"
-        lines.append(f"import torch: {fmt_time(result['torch_import']['import']).strip()} "
-                     f"(whole process {fmt_time(result['torch_import']['process_wall']).strip()})")
-        lines.append(f"numbanet warm start = {frac:.2f}x import torch  (target < {STARTUP_TARGET}x)  {result['verdict']}")
-    else:
-        lines.append("import torch: skipped, torch not importable")
-    if cold:
-        with tempfile.TemporaryDirectory(prefix="numbanet-cold-cache-") as d:
-            cenv = dict(env, NUMBA_CACHE_DIR=d)
-            c = _child(STARTUP_NUMBANET, cenv)
-        result["numbanet_cold"] = c
-        lines.append(f"numbanet, cold cache (empty NUMBA_CACHE_DIR, compiles everything): import "
-                     f"{fmt_time(c['import']).strip()}, total {fmt_time(c['total']).strip()} "
-                     f"(whole process {fmt_time(c['process_wall']).strip()})")
-    else:
-        lines.append("numbanet, cold cache: skipped in --quick mode")
+        notes["sklearn"] = f"trains in {impls['sklearn'].dtype_kept()}"
+    for name, note in notes.items():
+        result["impls"][name]["note"] = note
+    _ratios(result, w.targets)
+    lines = [f"{k}: {v}" for k, v in skipped.items()]
+    if w.gemm:
+        lines += gemm.report(w, n, gemm_units, times, result)
     result["extra_lines"] = lines
     return result
 
 
-MEMORY_CHILD = r"""
-import json, resource, sys
-import numpy as np
-sys.path.insert(0, {here!r})
-import peers
-X, Y = peers.mnist_like({n}, np.float32, seed=0)
-def kb():
-    # VmHWM: this process's peak resident set.  (ru_maxrss would report at least the
-    # parent's size: Linux carries it over through fork and exec.)
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1])
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-after_data = kb()
-which = {which!r}
-rng = np.random.default_rng(0)
-if which == "numbanet":
-    import numbanet
-    net = numbanet.Network([784, 128, 10], activations=["relu", "softmax"], loss="cross_entropy",
-                           dtype=np.float32, seed=0)
-    p = peers.NumbanetMLP(net)
-else:
-    W = [rng.normal(0, (2 / 784) ** 0.5, (128, 784)).astype(np.float32),
-         rng.uniform(-0.2, 0.2, (10, 128)).astype(np.float32)]
-    b = [np.zeros(128, np.float32), np.zeros(10, np.float32)]
-    cls = peers.TorchMLP if which == "torch" else peers.NumpyMLP
-    p = cls(W, b, ["relu", "softmax"], "cross_entropy", np.float32)
-after_import = kb()
-p.epoch(p.prepare(X, Y), 64, 0.1)
-print(json.dumps({{"after_data_kb": after_data, "after_import_kb": after_import, "peak_kb": kb()}}))
-"""
+def run_progress(w, quick, rounds):
+    """numbanet's XOR fit with ``progress=None`` and ``progress=True`` against ``progress=False``."""
+    from numbanet.callbacks import default_progress
+
+    X, Y = _data(w, quick)
+    epochs = w.size(w.epochs, quick)
+    base = _network(w)
+    sink = open(os.devnull, "w")
+
+    def unit(mode):
+        net = base.copy()
+        opt = numbanet.SGD(lr=w.lr)
+
+        def fit():
+            if mode is True:  # the bar's output is discarded: its cost in this process is timed, not the terminal's
+                with contextlib.redirect_stderr(sink):
+                    net.fit(X, Y, epochs=epochs, batch_size=w.batch, optimizer=opt, progress=True)
+            else:
+                net.fit(X, Y, epochs=epochs, batch_size=w.batch, optimizer=opt, progress=mode)
+
+        return fit
+
+    modes = {"progress=False": False, "progress=None": None, "progress=True": True}
+    try:
+        times = interleaved({k: unit(m) for k, m in modes.items()}, rounds)
+    finally:
+        sink.close()
+    resolved = default_progress()
+    steps = epochs * -(-X.shape[0] // w.batch)
+    result = {"title": f"{w.title}, epochs={epochs}: per step", "kind": w.kind, "epochs": epochs, "rounds": rounds,
+              "impls": {k: summary(t, 1.0 / steps) for k, t in times.items()},
+              "progress_none_resolves_to": resolved, "checks": []}
+    base_t = result["impls"]["progress=False"]
+    lines = [f"progress=None resolves here to {resolved} (True in a terminal or a notebook, False in a pipe or a "
+             f"log); progress=True writes its bar to {os.devnull}."]
+    for k in ("progress=None", "progress=True"):
+        c = check(k, result["impls"][k]["median"] / base_t["median"], w.targets.get(k))
+        result["checks"].append(c)
+        lines.append(f"{k:<15} {fmt_time(result['impls'][k]['median']).strip():>10} per step = {c['value']:.2f}x "
+                     f"progress=False ({fmt_time(base_t['median']).strip()})  (target {fmt_target(c['target'])})  "
+                     f"{c['verdict'] or ''}")
+    result["ratios_to_progress_false"] = {c["what"]: c["value"] for c in result["checks"]}
+    result["extra_lines"] = lines
+    return result
 
 
-def bench_memory(n):
-    """Peak resident set size (VmHWM) of one float32 epoch (batch 64) of the MNIST-shaped workload, each in its own process."""
-    result = {"n": n, "impls": {}}
-    lines = [f"peak RSS (VmHWM) of a fresh process: data ({n}x784 float32 = {n * 784 * 4 / 2**20:.0f} MiB) + import + "
-             f"one epoch at batch 64"]
-    for which in ("numbanet", "numpy", "torch"):
+def run_startup(w, quick, rounds):
+    """Fresh processes (``coldstart.py --child``): numbanet import+build+fit+predict with a warm
+    cache (``w``'s network) and with an empty one (coldstart's 64-64-10), against ``import torch``."""
+    net = {"sizes": w.sizes, "rows": w.size(w.rows, quick), "batch": w.batch, "dtype": w.dtype}
+    reps = w.size(w.reps, quick)
+    has_torch = peers.have("torch")
+    coldstart.run_child("numbanet", None, net=net)  # fill the cache
+    if has_torch:
+        coldstart.run_child("torch", None)  # and the file system cache
+    warm, tor = [], []
+    for _ in range(reps):
+        warm.append(coldstart.run_child("numbanet", None, net=net))
+        if has_torch:
+            tor.append(coldstart.run_child("torch", None))
+
+    def med(runs):
+        return {k: statistics.median(r[k] for r in runs) for k in runs[0] if isinstance(runs[0][k], float)}
+
+    result = {"title": w.title, "kind": w.kind, "reps": reps, "net": net, "numbanet_warm": med(warm), "checks": []}
+    wm = result["numbanet_warm"]
+    lines = [f"numbanet {'-'.join(map(str, w.sizes))} {w.dtype}, warm cache: import {fmt_time(wm['import']).strip()}, "
+             f"import+build+fit {net['rows']}+predict {fmt_time(wm['total']).strip()} "
+             f"(whole process {fmt_time(wm['process']).strip()})"]
+    if has_torch:
+        ti = result["torch_import"] = med(tor)
+        lines.append(f"import torch: {fmt_time(ti['import']).strip()} "
+                     f"(whole process {fmt_time(ti['process']).strip()})")
+        c = check("warm/torch", wm["total"] / ti["import"], w.targets.get("warm/torch"))
+        result["checks"].append(c)
+        result["fraction_of_torch_import"] = c["value"]
+        lines.append(f"numbanet warm start = {c['value']:.2f}x import torch  (target {fmt_target(c['target'])})  "
+                     f"{c['verdict']}")
+    else:
+        lines.append("import torch: skipped, torch not importable")
+    if quick:
+        lines.append("numbanet, empty cache: skipped in --quick mode (python benchmarks/coldstart.py breaks it down)")
+    else:
+        with tempfile.TemporaryDirectory(prefix="numbanet-cold-cache-") as d:
+            cold = result["numbanet_cold"] = coldstart.run_child("numbanet", d)
+        sizes = "-".join(map(str, coldstart.DEFAULT_NET["sizes"]))
+        lines.append(f"numbanet {sizes}, empty cache (compiles everything): import {fmt_time(cold['import']).strip()}, "
+                     f"first fit {fmt_time(cold['first_fit']).strip()}, predict "
+                     f"{fmt_time(cold['first_predict']).strip()}, total {fmt_time(cold['total']).strip()}")
+        if has_torch:
+            c = check("cold/torch", cold["total"] / result["torch_import"]["import"], w.targets.get("cold/torch"))
+            result["checks"].append(c)
+            lines.append(f"numbanet cold start = {c['value']:.2f}x import torch  (target {fmt_target(c['target'])})"
+                         f"  {c['verdict']}")
+    result["extra_lines"] = lines
+    return result
+
+
+def run_memory(w, quick, rounds):
+    """Peak RSS (VmHWM) of one float32 epoch at batch 64, each implementation in its own process."""
+    n = w.size(w.rows, quick)
+    result = {"title": w.title, "kind": w.kind, "n": n, "impls": {}, "checks": []}
+    lines = [f"data: {n}x784 float32 = {n * 784 * 4 / 2**20:.0f} MiB"]
+    for which in w.peers:
         if which == "torch" and not peers.have("torch"):
             lines.append("torch: skipped, torch not importable")
             continue
-        r = _child(MEMORY_CHILD.format(here=HERE, n=n, which=which))
-        result["impls"][which] = r
+        r = result["impls"][which] = _children.run(["memory", which, "--n", n])
         lines.append(f"{which:<9} after data {r['after_data_kb'] / 1024:7.1f} MiB, after import+build "
                      f"{r['after_import_kb'] / 1024:7.1f} MiB, peak {r['peak_kb'] / 1024:7.1f} MiB "
                      f"(+{(r['peak_kb'] - r['after_data_kb']) / 1024:.1f} MiB over the data)")
-    if "torch" in result["impls"]:
-        nb, tc = result["impls"]["numbanet"]["peak_kb"], result["impls"]["torch"]["peak_kb"]
-        lines.append(f"torch peak / numbanet peak = {tc / nb:.2f}")
+    if {"numbanet", "torch"} <= set(result["impls"]):
+        lines.append(f"torch peak / numbanet peak = "
+                     f"{result['impls']['torch']['peak_kb'] / result['impls']['numbanet']['peak_kb']:.2f}")
     result["extra_lines"] = lines
     return result
+
+
+RUNNERS = {"train": run_train, "progress": run_progress, "startup": run_startup, "memory": run_memory}
 
 
 # --------------------------------------------------------------------- main
@@ -570,87 +365,70 @@ def bench_memory(n):
 
 def parse_only(text):
     if not text:
-        return list(WORKLOADS)
-    chosen = []
-    for name in text.split(","):
-        name = name.strip()
-        if name == "mnist":
-            chosen += ["mnist16", "mnist64", "mnist256"]
-        elif name in WORKLOADS:
-            chosen.append(name)
+        return [w.name for w in WORKLOADS]
+    chosen = set()
+    for name in (s.strip() for s in text.split(",")):
+        if name in GROUPS:
+            chosen.update(GROUPS[name])
+        elif name in BY_NAME:
+            chosen.add(name)
         else:
-            raise SystemExit(f"unknown workload {name!r}; choose from {', '.join(WORKLOADS)} (or 'mnist')")
-    return [w for w in WORKLOADS if w in chosen]
+            raise SystemExit(f"unknown workload {name!r}; choose from {', '.join(BY_NAME)} (or 'mnist')")
+    return [w.name for w in WORKLOADS if w.name in chosen]
+
+
+LABELS = {"gemm_fraction": "% of float32 GEMM rate", "gemm_multiple": "epoch / its GEMMs alone",
+          "warm/torch": "warm start / import torch", "cold/torch": "cold start / import torch"}
+
+
+def print_summary(results):
+    print("=" * 78)
+    print("summary: peer ratio = peer time / numbanet time (> 1: numbanet faster); targets from docs/performance.md")
+    print(f"    {'workload':<10} {'check':<26} {'value':>8}  {'target':>9}  verdict")
+    for name, r in results["workloads"].items():
+        for c in r["checks"]:
+            pct = c["what"] == "gemm_fraction"
+            value = f"{100 * c['value']:7.1f}%" if pct else f"{c['value']:7.2f}x"
+            target = (f"{c['target'][0]} {100 * c['target'][1]:g}%" if pct else fmt_target(c["target"])) \
+                if c["target"] else "-"
+            label = LABELS.get(c["what"]) or (f"{c['what']} / False" if c["what"].startswith("progress")
+                                                 else f"vs {c['what']}")
+            print(f"    {name:<10} {label:<26} {value:>8}  {target:>9}  {c['verdict'] or ''}")
 
 
 def main(argv=None):
-    global SETTLE
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="smoke run: small data, 2 rounds, no cold start")
     ap.add_argument("--json", metavar="PATH", help="write the results as JSON")
-    ap.add_argument("--only", metavar="NAMES", help=f"comma-separated workloads: {', '.join(WORKLOADS)}, mnist")
+    ap.add_argument("--only", metavar="NAMES", help=f"comma-separated workloads: {', '.join(BY_NAME)}, mnist")
     ap.add_argument("--rounds", type=int, help="timed rounds (default 5, or 2 with --quick)")
     ap.add_argument("--threads", type=int, metavar="N",
                     help="limit every BLAS and OpenMP pool (threadpoolctl) and torch to N threads; "
                          "default: leave every library at its own default")
-    ap.add_argument("--settle", type=float, default=SETTLE, metavar="SECONDS",
+    ap.add_argument("--settle", type=float, default=timing.SETTLE, metavar="SECONDS",
                     help=f"pause before each timed run so other libraries' spinning threads go idle "
-                         f"(default {SETTLE}; 0 disables)")
+                         f"(default {timing.SETTLE}; 0 disables)")
     args = ap.parse_args(argv)
-    SETTLE = args.settle
+    timing.SETTLE = args.settle
     chosen = parse_only(args.only)
-    quick = args.quick
-    rounds = args.rounds or (2 if quick else 5)
-    n = 6000 if quick else 60000
+    rounds = args.rounds or (2 if args.quick else 5)
+    commit = commit_info()
     info = machine_info()
     if args.threads:
         limit_threads(args.threads)
         info["threads_limited_to"] = args.threads
-    print_machine(info)
-    print(f"mode: {'quick' if quick else 'full'}; {rounds} timed rounds after a warm-up round; "
-          f"ratio = peer time / numbanet time (> 1: numbanet faster)\n")
-    results = {"machine": info, "quick": quick, "rounds": rounds, "workloads": {}}
+    print_header(info, commit)
+    print(f"mode: {'quick' if args.quick else 'full'}; {rounds} timed rounds after a warm-up round; "
+          f"settle {timing.SETTLE} s\n")
+    results = {"commit": commit, "machine": info, "quick": args.quick, "rounds": rounds, "settle_s": timing.SETTLE,
+               "workloads": {}}
     t_start = time.perf_counter()
-    for w in chosen:
-        if w.startswith("mnist"):
-            batch = int(w[5:])
-            r = bench_mnist(batch, n, rounds, with_gemm=batch == 256)
-            print_table(r["title"], r, "epoch")
-        elif w == "xor":
-            r = bench_xor(500 if quick else 20000, rounds)
-            print_table(r["title"], r, "step")
-        elif w == "sigmoid":
-            r = bench_sigmoid(n, 300 if quick else 2000, rounds)
-            print_table(r["title"], r, "epoch")
-        elif w == "startup":
-            r = bench_startup(2 if quick else 5, cold=not quick)
-            print("--- start-up in fresh processes")
-            for line in r["extra_lines"]:
-                print("    " + line)
-            print()
-        else:
-            r = bench_memory(n)
-            print("--- memory")
-            for line in r["extra_lines"]:
-                print("    " + line)
-            print()
-        results["workloads"][w] = r
+    for name in chosen:
+        w = BY_NAME[name]
+        r = results["workloads"][name] = RUNNERS[w.kind](w, args.quick, rounds)
+        print_result(r)
         sys.stdout.flush()
-    # summary against the targets
-    print("=" * 78)
-    print("summary: ratio = peer time / numbanet time; target from docs/performance.md")
-    print(f"    {'workload':<10} {'versus':<26} {'ratio':>8}  {'target':>8}  verdict")
-    for w, r in results["workloads"].items():
-        for name, q in r.get("ratios", {}).items():
-            tgt = f">= {q['target']:g}x" if q["target"] else "-"
-            print(f"    {w:<10} {name:<26} {q['ratio']:7.2f}x  {tgt:>8}  {q['verdict'] or ''}")
-        if "gemm" in r:
-            g = r["gemm"]
-            print(f"    {w:<10} {'% of float32 GEMM rate':<26} {100 * g['fraction']:7.1f}%  "
-                  f"{'>= %d%%' % (100 * g['target']):>8}  {g['verdict']}")
-        if "fraction_of_torch_import" in r:
-            print(f"    {w:<10} {'start-up / import torch':<26} {r['fraction_of_torch_import']:7.2f}x  "
-                  f"{'< %gx' % r['target']:>8}  {r['verdict']}")
+    print_summary(results)
     la = os.getloadavg() if hasattr(os, "getloadavg") else None
     results["load_average_end"] = la
     results["elapsed_s"] = time.perf_counter() - t_start

@@ -4,9 +4,11 @@ A speed ratio means something only if both sides do the same mathematics:
 these tests train numbanet and a peer from the same weights, on the same
 rows in the same order (no shuffling), and require the same weights after the
 epochs, to rounding.  They are the correctness twins of
-``benchmarks/peers.py``.  The last test runs ``benchmarks/run.py --quick
---only xor`` in a subprocess and checks that it prints its ratios; no timing
-is asserted anywhere.
+``benchmarks/peers.py``.  The others check the workload table of
+``benchmarks/run.py``, that its GEMM-only floor does numbanet's matrix
+products, run every workload at a tiny size, and run the script itself in a
+subprocess (ratios printed, commit and machine in the JSON); no timing is
+asserted anywhere.
 """
 
 import importlib.util
@@ -140,19 +142,125 @@ def test_mnist_like_data():
     np.testing.assert_array_equal(Y, Y2)
 
 
-def test_quick_xor_benchmark_runs_and_prints_ratios(tmp_path):
+def _load_run():
+    """``benchmarks/run.py`` as a module (it puts benchmarks/ and this checkout on ``sys.path``)."""
+    spec = importlib.util.spec_from_file_location("numbanet_bench_run", os.path.join(BENCH, "run.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def run():
+    return _load_run()
+
+
+def test_workload_table_is_consistent(run):
+    names = [w.name for w in run.WORKLOADS]
+    assert len(names) == len(set(names))
+    special = {"gemm_fraction", "gemm_multiple", "progress=None", "progress=True", "warm/torch", "cold/torch"}
+    with open(os.path.join(ROOT, "docs", "performance.md")) as f:
+        docs = f.read()
+    for w in run.WORKLOADS:
+        assert w.kind in run.RUNNERS, w.name
+        assert f"`{w.name}`" in docs, f"docs/performance.md does not list workload {w.name}"
+        assert set(w.peers) <= set(run.PEERS), w.name
+        for key, (op, bound) in w.targets.items():
+            assert op in (">=", "<="), (w.name, key)
+            assert bound > 0
+            assert key in w.peers or key in special, (w.name, key)
+            if key in w.peers:
+                assert op == ">=" and key != "numbanet"
+        if w.kind in ("train", "progress"):
+            assert len(w.activations) == len(w.sizes) - 1
+            assert w.batch > 0 and w.lr > 0 and w.per in ("epoch", "step")
+            assert w.peers[0] == "numbanet"
+        if w.gemm:
+            assert w.kind == "train" and w.dtype == "float32" and "gemm_multiple" in w.targets
+    assert {"mnist64", "mnist256"} <= {w.name for w in run.WORKLOADS if w.gemm}
+    assert run.parse_only("mnist,xor") == ["mnist16", "mnist64", "mnist256", "xor"]
+    assert run.parse_only(None) == names
+
+
+def test_gemm_floor_does_numbanets_products(run, monkeypatch):
+    """Per batch: X·W1ᵀ, H·W2ᵀ forward; δ2ᵀ·H, δ2·W2, δ1ᵀ·X backward (none into the input)."""
+    gemm = sys.modules["gemm"]
+    n, batch, sizes = 300, 128, (784, 128, 10)
+    floor = gemm.epoch_gemm_floor(n, batch, sizes, np.float32)
+    calls = []
+    real_dot = np.dot
+
+    def dot(a, b, out):
+        assert out.flags.c_contiguous and out.dtype == np.float32
+        calls.append((a.shape, b.shape, out.shape))
+        return real_dot(a, b, out=out)
+
+    monkeypatch.setattr(gemm.np, "dot", dot)
+    floor()
+    want = []
+    for m in (128, 128, 44):
+        want += [((m, 784), (784, 128), (m, 128)), ((m, 128), (128, 10), (m, 10)),
+                 ((10, m), (m, 128), (10, 128)), ((m, 10), (10, 128), (m, 128)), ((128, m), (m, 784), (128, 784))]
+    assert calls == want
+    assert floor.calls == len(want)
+    assert gemm.epoch_flops(n, batch, sizes) == sum(2 * a[0] * a[1] * b[1] for a, b, _ in want)
+
+
+TINY = {  # overrides that make each workload a smoke test (no timing is asserted)
+    "train": dict(rows=(300, 300), epochs=(1, 1), subset=("textbook", 40, 40)),
+    "progress": dict(epochs=(20, 20)),
+    "startup": dict(rows=(64, 64), reps=(1, 1)),
+    "memory": dict(rows=(500, 500)),
+}
+
+
+@pytest.mark.parametrize("name", ["mnist16", "mnist64", "mnist256", "xor", "progress", "sigmoid", "startup",
+                                  "memory"])
+def test_each_workload_runs_tiny(run, name, monkeypatch):
+    import dataclasses
+
+    w = run.BY_NAME[name]
+    over = dict(TINY[w.kind])
+    if w.kind == "train" and not w.subset:
+        over.pop("subset")
+    if w.data == "xor":
+        over.update(rows=w.rows, epochs=(20, 20))
+    monkeypatch.setattr(run.timing, "SETTLE", 0.0)
+    r = run.RUNNERS[w.kind](dataclasses.replace(w, **over), True, 1)
+    assert r["title"] and isinstance(r["extra_lines"], list)
+    for c in r["checks"]:
+        assert c["value"] > 0
+        assert c["verdict"] in (("meets", "SHORT") if c["target"] else (None,))
+    checked = {c["what"] for c in r["checks"]}
+    if w.kind == "train":
+        assert r["impls"]["numbanet"]["median"] > 0
+        assert set(r["ratios"]) == set(r["impls"]) - {"numbanet"}
+    if w.gemm:
+        assert r["gemm"]["multiple"] > 0 and r["gemm"]["multiple_numba"] > 0 and {"gemm_multiple"} <= checked
+        assert any("GEMMs alone" in line for line in r["extra_lines"])
+    if w.kind == "progress":
+        assert checked == {"progress=None", "progress=True"}
+        assert set(r["ratios_to_progress_false"]) == checked
+    if w.kind == "startup":
+        assert r["numbanet_warm"]["total"] > 0
+    if w.kind == "memory":
+        assert r["impls"]["numbanet"]["peak_kb"] > 0
+
+
+def test_quick_benchmark_runs_and_prints_ratios(tmp_path):
     out = tmp_path / "bench.json"
     proc = subprocess.run(
-        [sys.executable, os.path.join(BENCH, "run.py"), "--quick", "--only", "xor", "--rounds", "1",
-         "--json", str(out)],
+        [sys.executable, os.path.join(BENCH, "run.py"), "--quick", "--only", "xor,progress", "--rounds", "1",
+         "--settle", "0", "--json", str(out)],
         capture_output=True, text=True, timeout=300, cwd=ROOT,
     )
     assert proc.returncode == 0, proc.stderr
     text = proc.stdout
     assert "XOR" in text and "per step" in text
     assert "numpy" in text and "x  " in text
-    assert "summary" in text and ">= 20x" in text
+    assert "summary" in text and ">= 20x" in text and "progress=True / False" in text
     assert ("meets" in text) or ("SHORT" in text)
+    assert f"from {os.path.join(ROOT, 'numbanet')}" in text  # this checkout's numbanet, not an installed one
     import json
 
     result = json.loads(out.read_text())
@@ -160,3 +268,10 @@ def test_quick_xor_benchmark_runs_and_prints_ratios(tmp_path):
     assert set(xor["impls"]) >= {"numbanet", "numpy"}
     assert xor["ratios"]["numpy"]["ratio"] > 0
     assert xor["ratios"]["numpy"]["target"] == 20.0
+    assert set(result["workloads"]["progress"]["ratios_to_progress_false"]) == {"progress=None", "progress=True"}
+    commit = result["commit"]
+    assert len(commit["sha"]) == 40 and isinstance(commit["dirty"], bool)
+    machine = result["machine"]
+    for key in ("cpu", "logical_cpus", "physical_cores", "numpy", "numba", "scipy", "numpy_blas", "numbanet_path"):
+        assert key in machine
+    assert machine["numbanet_path"] == os.path.join(ROOT, "numbanet")

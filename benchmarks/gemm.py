@@ -1,0 +1,175 @@
+"""numbanet's epoch against its own matrix products (for ``benchmarks/run.py``).
+
+:func:`epoch_gemm_floor` does, as bare BLAS calls, exactly the matrix products of one
+numbanet training epoch; the benchmark times it in the same interleaved rounds as
+numbanet and reports numbanet's epoch time as a multiple of it (the 1.15x target of
+docs/performance.md), and numbanet's GFLOP/s as a fraction of a plain float32 GEMM's.
+"""
+
+import statistics
+
+import numpy as np
+from timing import check, fmt_target, fmt_time
+
+#: The reference GEMM whose rate numbanet's epoch is compared with: (256x784)·(784x128) float32.
+RATE_SHAPE, RATE_REPS = (256, 784, 128), 300
+
+
+def _buffers(n, batch, sizes, dtype):
+    rng = np.random.default_rng(0)
+    A = [rng.random((batch, s)).astype(dtype) for s in sizes]  # A[0]: the gathered batch
+    D = [rng.random((batch, s)).astype(dtype) for s in sizes[1:]]  # D[l]: the delta of layer l
+    W = [rng.random((o, i)).astype(dtype) for i, o in zip(sizes[:-1], sizes[1:])]
+    dW = [np.empty_like(w) for w in W]
+    batches = [min(batch, n - s) for s in range(0, n, batch)]
+    return A, D, W, dW, batches
+
+
+def epoch_gemm_floor(n, batch, sizes, dtype):
+    """A unit that runs, as bare ``np.dot(..., out=)`` calls on preallocated buffers, exactly
+    the matrix products of one numbanet epoch and nothing else.
+
+    Per mini-batch of ``m`` rows (the last one smaller), as in
+    ``numbanet.kernels.training.batch_step``: forward ``A^l = A^{l-1} W^T`` for
+    every layer (``dense.forward``); backward, from the last layer down, the
+    weight gradient ``dW = Δ^T A^{l-1}`` (``dense.layer_gradients``) and, except
+    for the first layer (no delta goes into the input), ``Δ^{l-1} = Δ W``
+    (``dense.hidden_delta``).  numbanet does products of at most
+    ``dense.SMALL`` multiply-adds in loops instead; none is that small for the
+    MNIST-shaped workloads.
+    """
+    A, D, W, dW, batches = _buffers(n, batch, sizes, dtype)
+    L = len(W)
+
+    def run():
+        for m in batches:
+            for l in range(L):
+                np.dot(A[l][:m], W[l].T, out=A[l + 1][:m])
+            for l in range(L - 1, -1, -1):
+                np.dot(D[l][:m].T, A[l][:m], out=dW[l])
+                if l > 0:
+                    np.dot(D[l][:m], W[l], out=D[l - 1][:m])
+
+    run.calls = len(batches) * (3 * L - 1)
+    return run
+
+
+def _jitted_epoch():
+    import numba
+
+    @numba.njit(cache=True)
+    def epoch(batches, A, D, W, dW):
+        L = len(W)
+        for m in batches:
+            for l in range(L):
+                np.dot(A[l][:m], W[l].T, A[l + 1][:m])
+            for l in range(L - 1, -1, -1):
+                np.dot(D[l][:m].T, A[l][:m], dW[l])
+                if l > 0:
+                    np.dot(D[l][:m], W[l], D[l - 1][:m])
+
+    return epoch
+
+
+def epoch_gemm_floor_numba(n, batch, sizes, dtype):
+    """The products of :func:`epoch_gemm_floor` from one Numba kernel: ``np.dot`` there calls
+    SciPy's BLAS, as numbanet's kernels do, with no Python dispatch per call."""
+    from numba.typed import List
+
+    A, D, W, dW, batches = _buffers(n, batch, sizes, dtype)
+    epoch = _jitted_epoch()
+    args = (np.array(batches, dtype=np.int64), List(A), List(D), List(W), List(dW))
+    epoch(*args)  # compile (or load from the cache) now, not in the warm-up round
+
+    def run():
+        epoch(*args)
+
+    return run
+
+
+def dispatch_only(calls, dtype):
+    """A unit making ``calls`` 1x1 ``np.dot(..., out=)`` calls: the Python and NumPy dispatch
+    that :func:`epoch_gemm_floor` pays on top of BLAS (numbanet's kernels do not)."""
+    a, b, out = np.ones((1, 1), dtype), np.ones((1, 1), dtype), np.empty((1, 1), dtype)
+
+    def run():
+        for _ in range(calls):
+            np.dot(a, b, out=out)
+
+    return run
+
+
+def gemm_rate(A, B, reps):
+    """A unit making ``reps`` calls ``np.dot(A, B, out)`` (the reference GEMM)."""
+    out = np.empty((A.shape[0], B.shape[1]), dtype=A.dtype)
+
+    def run():
+        for _ in range(reps):
+            np.dot(A, B, out=out)
+
+    run.reps = reps
+    return run
+
+
+def epoch_flops(n, batch, sizes):
+    """Flops of one epoch's matrix products (those of :func:`epoch_gemm_floor`)."""
+    total = 0
+    for start in range(0, n, batch):
+        m = min(batch, n - start)
+        for l, (i, o) in enumerate(zip(sizes[:-1], sizes[1:])):
+            total += (3 if l > 0 else 2) * 2 * m * i * o
+    return total
+
+
+def units(n, batch, sizes, dtype, quick=False):
+    """The timed units of a workload with ``gemm=True``: the epoch's products alone, their
+    Python dispatch alone, the same products from a Numba kernel, and the reference GEMM
+    (``RATE_REPS`` calls, a tenth with ``quick``)."""
+    floor = epoch_gemm_floor(n, batch, sizes, dtype)
+    rng = np.random.default_rng(1)
+    p, k, q = RATE_SHAPE
+    A, B = rng.random((p, k), dtype=np.float32), rng.random((k, q), dtype=np.float32)
+    return {"_gemm_epoch": floor, "_gemm_epoch_numba": epoch_gemm_floor_numba(n, batch, sizes, dtype),
+            "_dispatch": dispatch_only(floor.calls, dtype),
+            "_gemm_rate": gemm_rate(A, B, RATE_REPS // 10 if quick else RATE_REPS)}
+
+
+def report(w, n, units, times, result):
+    """The epoch against its matrix products (``units`` from :func:`units`, timed in ``times``):
+    the GEMM-only multiple and the GFLOP/s fraction, into ``result``; returns the lines to print."""
+    flops = epoch_flops(n, w.batch, w.sizes)
+    nb = result["impls"]["numbanet"]["median"]
+    floor = statistics.median(times["_gemm_epoch"])
+    dispatch = statistics.median(times["_dispatch"])
+    jitted = statistics.median(times["_gemm_epoch_numba"])
+    rate = 2 * np.prod(RATE_SHAPE) / statistics.median(times["_gemm_rate"]) * units["_gemm_rate"].reps
+    fraction = flops / nb / rate
+    multiple = nb / floor
+    fc = check("gemm_fraction", fraction, w.targets.get("gemm_fraction"))
+    mc = check("gemm_multiple", multiple, w.targets.get("gemm_multiple"))
+    result["checks"] += [fc, mc]
+    result["gemm"] = {
+        "epoch_gflop": flops / 1e9, "numbanet_gflops": flops / nb / 1e9,
+        "reference_gemm": "np.dot (256x784)·(784x128) float32", "reference_gflops": rate / 1e9,
+        "fraction": fraction, "fraction_target": fc["target"], "fraction_verdict": fc["verdict"],
+        "epoch_gemms_only_s": floor, "epoch_gemms_only_gflops": flops / floor / 1e9,
+        "gemm_calls": units["_gemm_epoch"].calls,
+        "dispatch_only_s": dispatch,
+        "multiple": multiple, "multiple_target": mc["target"], "multiple_verdict": mc["verdict"],
+        "multiple_without_dispatch": nb / max(floor - dispatch, 1e-12),
+        "epoch_gemms_numba_s": jitted, "multiple_numba": nb / jitted,
+    }
+    g = result["gemm"]
+    return [
+        f"GEMM: the epoch's matrix products are {flops / 1e9:.2f} GFLOP in {g['gemm_calls']} calls (per batch: "
+        f"X·W1ᵀ, H·W2ᵀ, δ2ᵀ·H, δ2·W2, δ1ᵀ·X; none into the input)",
+        f"      the same products alone, bare np.dot(out=) of the same shapes: {fmt_time(floor).strip()} "
+        f"({flops / floor / 1e9:.1f} GFLOP/s; Python dispatch alone {fmt_time(dispatch).strip()})",
+        f"      numbanet epoch / GEMMs alone = {multiple:.2f}x  (target {fmt_target(mc['target'])})  "
+        f"{mc['verdict'] or ''}   [{g['multiple_without_dispatch']:.2f}x without the dispatch]",
+        f"      the same products from a Numba kernel (SciPy's BLAS, numbanet's path; no dispatch): "
+        f"{fmt_time(jitted).strip()}; numbanet epoch / that = {g['multiple_numba']:.2f}x",
+        f"      numbanet epoch {flops / nb / 1e9:.1f} GFLOP/s = {100 * fraction:.1f} % of a float32 np.dot "
+        f"(256x784)·(784x128) at {rate / 1e9:.1f} GFLOP/s"
+        + (f"  (target {fc['target'][0]} {100 * fc['target'][1]:.0f} %)  {fc['verdict']}" if fc["target"] else ""),
+    ]
