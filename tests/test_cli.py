@@ -130,3 +130,27 @@ def test_python_dash_m():
     )
     assert bad.returncode == 2
     assert "--epochs" in bad.stderr and "positive integer" in bad.stderr
+
+
+def test_the_compile_is_reported_apart_from_the_training_time(capsys, monkeypatch):
+    import time
+
+    from numbanet import engine
+
+    def first_run(self, work, stop_at_epoch_end):
+        time.sleep(0.6)  # stands for compiling the kernel on a fresh install
+        return 0.6
+
+    monkeypatch.setattr(engine.TrainingRun, "_prepare", first_run)
+    start = time.perf_counter()
+    assert main(["--epochs", "2", "--no-progress"]) == 0
+    whole = time.perf_counter() - start
+    out = capsys.readouterr().out
+    assert "compiling the kernels took 0.6 s more (first run only" in out
+    seconds = float(out.split("training time ")[1].split(" s")[0])
+    assert seconds <= whole - 0.6 + 0.005  # the compile is taken out (a bound by construction, not a speed)
+
+
+def test_no_compile_line_once_the_kernels_are_loaded(capsys):
+    assert main(["--epochs", "1", "--no-progress"]) == 0
+    assert "compiling" not in capsys.readouterr().out
