@@ -104,17 +104,21 @@ class WorkerLostError(RuntimeError):
         1-based epoch (counting every epoch the network has trained).
     step : int
         1-based optimizer step of the fit that was in progress (``sync``), or
-        the 1-based averaging round (``local``).
+        the 1-based averaging round (``local``); 0 while setting up.
     """
 
     def __init__(self, worker, epoch, step, what, cause):
         self.worker = worker
         self.epoch = epoch
         self.step = step
+        unit = "averaging round" if what == "round" else "step"
+        where = {"setup": "while setting up the fit", "epoch": f"at the start of epoch {epoch}, before {unit} {step}",
+                 "step": f"during step {step} of this fit (epoch {epoch})",
+                 "round": f"during averaging round {step} of this fit (epoch {epoch})"}[what]
         super().__init__(
-            f"worker {worker} was lost during {what} {step} (epoch {epoch}): {type(cause).__name__}: {cause}. "
-            f"The network holds the weights and optimizer state from before that {what}; call fit again "
-            "to continue on the workers that remain."
+            f"worker {worker} was lost {where}: {type(cause).__name__}: {cause}. The network holds the weights "
+            f"and optimizer state of the last completed {unit} (its counters and history agree with them); "
+            "call fit again to continue on the workers that remain."
         )
 
 
@@ -139,6 +143,23 @@ async def _forget_stop(fit_id):
     with _STOP_LOCK:
         _STOP.pop(fit_id, None)
     return True
+
+
+_LAST_ROUNDS = {}  # fit id -> (steps run, steps asked) of its latest local round on this worker; 16 kept
+
+
+def _note_round(fit_id, done, k):
+    with _STOP_LOCK:
+        _LAST_ROUNDS.pop(fit_id, None)
+        _LAST_ROUNDS[fit_id] = (done, k)
+        while len(_LAST_ROUNDS) > 16:
+            del _LAST_ROUNDS[next(iter(_LAST_ROUNDS))]
+
+
+def last_round(fit_id):
+    """``(steps run, steps asked)`` of the latest local-SGD round of a fit on this worker, or None."""
+    with _STOP_LOCK:
+        return _LAST_ROUNDS.get(fit_id)
 
 
 def _open_rows(desc, lo, hi):
@@ -186,6 +207,7 @@ class _Shard:
             xs.append(x)
             ys.append(y)
         # One block: used in place (a memory map or the worker's own chunk, no copy); several: joined once.
+        self.joined = len(xs) > 1
         self.X = xs[0] if len(xs) == 1 else V.read_only(np.concatenate(xs))
         self.Y = ys[0] if len(ys) == 1 else V.read_only(np.concatenate(ys))
         self.sw = np.ascontiguousarray(sw, dtype=np.float64)
@@ -198,8 +220,16 @@ class _Shard:
         self.local = None
 
     def info(self):
-        """Rows held, their weight sum, and this worker's process id (for tests)."""
-        return self.rows, self.sw_total, os.getpid()
+        """Rows held, their weight sum, this worker's process id, and whether X is used in place.
+
+        ``in_place`` is ``"memmap"`` when X is a view of a memory map opened here, ``"block"`` when it is
+        the worker's own block of the data itself, ``"joined"`` when several blocks were joined into one.
+        """
+        base = self.X
+        while base is not None and not isinstance(base, np.memmap):
+            base = base.base if isinstance(base, np.ndarray) else None
+        how = "memmap" if base is not None else ("joined" if self.joined else "block")
+        return self.rows, self.sw_total, os.getpid(), how
 
     # -- sync --------------------------------------------------------------------------------
 
@@ -298,6 +328,7 @@ class _Shard:
             elapsed = time.perf_counter() - start
             d = int(pos[_train.POS_DONE])
             if pos[_train.POS_STATUS] != _train.OK:
+                _note_round(fit_id, done, k)
                 return None, None, int(pos[_train.POS_T]), cost, wsum, rows, done, True
             done += d
             if pos[_train.POS_EPOCH] == 1:  # the pass over the shard ended: start another
@@ -311,6 +342,7 @@ class _Shard:
             rows += seg.size
             rate = d / elapsed if elapsed > 0 else float("inf")
             budget = int(max(1, min(budget * 8, rate * _LOCAL_SLICE_SECONDS)))
+        _note_round(fit_id, done, k)
         return (net.params.copy(), self.opt.state.copy(), int(pos[_train.POS_T]), cost, wsum, rows, done,
                 False)
 
@@ -505,7 +537,7 @@ class DataParallel:
         if not net._fit_lock.acquire(blocking=False):
             raise RuntimeError("this network is being trained by another fit right now; concurrent training of one "
                                "network is refused")
-        fit_id = uuid.uuid4().hex
+        fit_id = self.fit_id = uuid.uuid4().hex
         self._actors = []
         try:
             return self._fit(X, Y, epochs, batch_size, optimizer, shuffle, validation_data, validation_split,
@@ -723,12 +755,13 @@ class DataParallel:
         return shards
 
     def _place_dask(self, data, workers):
-        from distributed import futures_of
+        from distributed import futures_of, wait
 
         client = self.client
-        X, Y = client.persist([data["X"], data["Y"]])
+        X, Y = client.persist([data["X"], data["Y"]])  # already persisted arrays stay where they are
         xf = {f.key: f for f in futures_of(X)}
         yf = {f.key: f for f in futures_of(Y)}
+        wait(list(xf.values()) + list(yf.values()), timeout=self.timeout)  # to know where each block is
         xkeys = [k[0] for k in X.__dask_keys__()]
         ykeys = [k[0] for k in Y.__dask_keys__()]
         starts = np.concatenate([[0], np.cumsum(X.chunks[0])]).astype(np.int64)
@@ -787,7 +820,7 @@ class DataParallel:
                 raise
             except Exception as exc:
                 if _is_lost(exc):
-                    raise WorkerLostError(w, self.net.epochs_trained + 1, 0, "set-up", exc) from exc
+                    raise WorkerLostError(w, self.net.epochs_trained + 1, 0, "setup", exc) from exc
                 raise
             self._actors.append((w, actor))
         return self._actors
@@ -839,7 +872,7 @@ class DataParallel:
                 if shuffle:
                     _rng.shuffle(order, net._rng_state)  # exactly the draw train_slice makes at an epoch's start
                 self._gather([(w, a.begin_epoch(rng_before, shuffle, batch_size)) for w, a in actors], first + e + 1,
-                             0, "epoch start")
+                             opt.t - t_start + 1, "epoch")
                 acc = 0.0
                 for b in range(n_batches):
                     start = b * batch_size
@@ -898,12 +931,12 @@ class DataParallel:
         net = self.net
         actors = self._actors
         W = len(actors)
-        infos = self._gather([(w, a.info()) for w, a in actors], net.epochs_trained + 1, 0, "set-up")
+        infos = self._gather([(w, a.info()) for w, a in actors], net.epochs_trained + 1, 0, "setup")
         shard_w = np.array([i[1] for i in infos], dtype=np.float64)
         weights = shard_w / shard_w.sum()
         seeds = [int(_rng.next_u64(net._rng_state)) for _ in actors]  # each worker its own stream, from net's
         self._gather([(w, a.begin_local(s, batch_size, _fresh(opt), shuffle, clip))
-                      for (w, a), s in zip(actors, seeds)], net.epochs_trained + 1, 0, "set-up")
+                      for (w, a), s in zip(actors, seeds)], net.epochs_trained + 1, 0, "setup")
         n = data["n"]
         steps_per_epoch = -(-(-(-n // batch_size)) // W)
         theta, state = net.params, opt.state
@@ -928,7 +961,7 @@ class DataParallel:
                 k = min(self.sync_every, steps_per_epoch - done)
                 rnd = history.rounds + 1
                 res = self._gather([(w, a.local_round(theta, state, opt.t, lr, k, fit_id)) for w, a in actors],
-                                   first + e + 1, rnd, "averaging round")
+                                   first + e + 1, rnd, "round")
                 comm["bytes_to_workers"] += W * (theta.nbytes + state.nbytes)
                 if any(r[7] for r in res):
                     self._restore(backup, opt, t0)
