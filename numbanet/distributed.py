@@ -487,8 +487,12 @@ class DataParallel:
             raise ValueError(f"timeout must be a positive number of seconds or None; got {timeout!r}")
         self.timeout = None if timeout is None else float(timeout)
         self.warm_up = bool(warm_up)
-        #: Per-fit communication record of the last fit: steps (or rounds) and bytes sent and received.
+        #: Record of the last fit: strategy, workers, steps (and rounds), bytes of parameters, gradients
+        #: and optimizer state sent to and received from the workers, and the seconds of the training
+        #: loop (set-up excluded).  benchmarks/distributed.py reads it.
         self.comm = {}
+        #: Identity of the last fit on the workers (see :func:`last_round`).
+        self.fit_id = None
 
     def __repr__(self):
         return f"DataParallel({self.net!r}, strategy={self.strategy!r}, sync_every={self.sync_every})"
@@ -620,10 +624,12 @@ class DataParallel:
         for cb in cbs:
             cb.on_train_begin(net)
         loop = self._sync_loop if self.strategy == "sync" else self._local_loop
+        started = time.perf_counter()
         try:
             loop(data, epochs, min(batch_size, data["n"]), shuffle, optimizer, schedule, lrs, clip, history, bar,
                  epoch_end, fit_id)
         finally:
+            self.comm["loop_seconds"] = time.perf_counter() - started
             bar.close()
         for cb in cbs:
             cb.on_train_end(net, history)
