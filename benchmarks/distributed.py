@@ -98,7 +98,17 @@ def one_machine_step(sizes, X, Y, batch, steps):
 
 
 def worker_compute(sizes, X, Y, batch, workers, repeats):
-    """Median seconds of one worker's gradient share plus the client's optimizer step."""
+    """Median seconds of one worker's gradient share plus the client's optimizer step, on one core.
+
+    The BLAS runs single-threaded here, as in a Dask worker process with one thread.
+    """
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(1):
+        return _worker_compute(sizes, X, Y, batch, workers, repeats)
+
+
+def _worker_compute(sizes, X, Y, batch, workers, repeats):
     from numbanet.kernels import training as _train
     from numbanet.kernels.updates import update
 
@@ -119,8 +129,8 @@ def worker_compute(sizes, X, Y, batch, workers, repeats):
     return statistics.median(times[1:])
 
 
-def echo_round_trip(client, n_params, repeats):
-    workers = sorted(client.scheduler_info()["workers"])
+def echo_round_trip(client, n_params, repeats, n_workers=2):
+    workers = sorted(client.scheduler_info()["workers"])[:n_workers]
     actors = [client.submit(Echo, n_params, actor=True, workers=[w]).result() for w in workers]
     theta = np.zeros(n_params)
     times = []
@@ -208,11 +218,17 @@ def main(argv=None):
     with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0",
                       silence_logs=40) as cluster, Client(cluster) as client:
         DataParallel(make_net([4, 3, 2]), client).fit(*data(8, 4, 2), progress=False)  # warm-up on the workers
+        latency = {"one_worker_ms": echo_round_trip(client, 1, 4 * repeats, 1) * 1e3,
+                   "two_workers_ms": echo_round_trip(client, 1, 4 * repeats, 2) * 1e3}
+        print(f"round trip of an empty step: 1 worker {latency['one_worker_ms']:.2f} ms, "
+              f"2 workers {latency['two_workers_ms']:.2f} ms", flush=True)
         sync = bench_sync(client, nets, batches, steps, repeats)
         loc = bench_local(client, *local)
     result = {"machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
                           "platform": platform.platform(), "numpy": np.__version__},
-              "workers": 2, "threads_per_worker": 1, "sync": sync, "local": loc}
+              "load_average": os.getloadavg(), "workers": 2, "threads_per_worker": 1, "latency": latency,
+              "sync": sync, "local": loc}
+    print(f"load average of the machine: {os.getloadavg()}")
     if args.json:
         with open(args.json, "w") as f:
             json.dump(result, f, indent=1)
