@@ -148,7 +148,9 @@ def sync_step(client, sizes, X, Y, batch, steps):
     net = make_net(sizes)
     dp = DataParallel(net, client)
     n = batch * steps
-    dp.fit(X[:n], Y[:n], epochs=1, batch_size=batch, optimizer=numbanet.SGD(lr=0.01), shuffle=False, progress=False)
+    # Shuffled, as in real use: each worker then holds about half of every batch (unshuffled, a batch
+    # lies within one shard and one worker computes it all).
+    dp.fit(X[:n], Y[:n], epochs=1, batch_size=batch, optimizer=numbanet.SGD(lr=0.01), shuffle=True, progress=False)
     c = dp.comm
     return c["loop_seconds"] / c["steps"], (c["bytes_to_workers"] + c["bytes_from_workers"]) / c["steps"]
 
@@ -198,6 +200,74 @@ def bench_local(client, sizes, batch, sync_everys, epochs, n):
     return rows
 
 
+#: Assumed bandwidth of the client's network link for the modelled clusters (10 Gbit/s Ethernet), bytes/s.
+#: Not measured: on one machine the "network" is a loopback copy.
+ASSUMED_BANDWIDTH = 1.25e9
+
+#: Cores of the modelled clusters.
+MODEL_CORES = (8, 64, 512)
+
+
+def flops_per_sample(sizes):
+    """Multiply-adds x 2 of forward (1x) and backward (2x) for one sample: 6 x sum of n_in x n_out."""
+    return 6 * sum(a * b for a, b in zip(sizes[:-1], sizes[1:]))
+
+
+def model(result, nets, local_sizes, local_batch):
+    """The scaling model of docs/distributed.md, from this run's measurements; returns its tables.
+
+    sync, W workers of one core each, global batch B, P parameters, f flops a sample:
+        T_step(W) = B f / (W R) + a W + 16 W P / bw
+    R: one core's rate (measured, worker share + update at the largest batch), a: the client's latency
+    per worker and step (measured: empty round trip to 2 workers / 2), bw: ASSUMED_BANDWIDTH.
+    Speed-up S(W) = T_step(1 core, no communication) / T_step(W).
+
+    local SGD, W workers, k local steps a round, t: one local step (measured, one machine):
+        round communication C(W) = a W + 48 W P / bw   (weights and two state rows, out and back)
+        efficiency k t / (k t + C(W)) >= 0.9  <=>  k >= 9 C(W) / t
+    """
+    a = result["latency"]["two_workers_ms"] / 2 / 1e3
+    out = {"assumed_bandwidth": ASSUMED_BANDWIDTH, "latency_per_worker_s": a, "sync": [], "local": []}
+    for name, sizes in nets:
+        rows = [r for r in result["sync"] if r["net"] == name]
+        big = max(rows, key=lambda r: r["batch"])
+        f = flops_per_sample(sizes)
+        P = big["n_params"]
+        R = (big["batch"] / 2) * f / (big["grad_ms"] / 1e3)
+        comm = lambda W: a * W + 16 * W * P / ASSUMED_BANDWIDTH  # noqa: E731
+        # The smallest batch at which 2 workers beat one core: B f / R (1 - 1/2) > comm(2).
+        break_even = comm(2) * R / (f * 0.5)
+        for B in (256, 1024, 4096, 16384):
+            for W in MODEL_CORES:
+                t1 = B * f / R
+                tW = B * f / (W * R) + comm(W)
+                best = max(range(1, W + 1), key=lambda w: t1 / (B * f / (w * R) + comm(w)))
+                out["sync"].append({"net": name, "batch": B, "cores": W, "speedup": t1 / tW,
+                                    "efficiency": t1 / tW / W, "best_workers": best,
+                                    "best_speedup": t1 / (B * f / (best * R) + comm(best)),
+                                    "core_gflops": R / 1e9, "break_even_batch_2_workers": break_even})
+    one = next(r for r in result["local"] if r["sync_every"] is None)
+    t = local_batch / one["samples_per_s"]
+    P = sum(a_ * b + b for a_, b in zip(local_sizes[:-1], local_sizes[1:]))
+    for W in MODEL_CORES:
+        C = a * W + 48 * W * P / ASSUMED_BANDWIDTH
+        out["local"].append({"cores": W, "round_comm_s": C, "step_s": t, "sync_every_for_90": 9 * C / t})
+    return out
+
+
+def print_model(m):
+    print(f"\nMODELLED (not measured): latency {m['latency_per_worker_s'] * 1e3:.2f} ms per worker and step, "
+          f"client bandwidth assumed {m['assumed_bandwidth'] / 1e9:.2f} GB/s")
+    for r in m["sync"]:
+        print(f"sync {r['net']:>16} batch {r['batch']:5d} on {r['cores']:3d} one-core workers: speed-up "
+              f"{r['speedup']:6.2f}x (efficiency {r['efficiency']:5.1%}); best with {r['best_workers']:3d} workers: "
+              f"{r['best_speedup']:6.2f}x  [core {r['core_gflops']:.1f} GFLOP/s, 2 workers pay from batch "
+              f"{r['break_even_batch_2_workers']:.0f}]")
+    for r in m["local"]:
+        print(f"local on {r['cores']:3d} workers: round communication {r['round_comm_s'] * 1e3:8.1f} ms, step "
+              f"{r['step_s'] * 1e3:.3f} ms -> sync_every >= {r['sync_every_for_90']:.0f} for 90% efficiency")
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="smoke run: small nets and batches, few steps")
@@ -229,6 +299,8 @@ def main(argv=None):
               "load_average": os.getloadavg(), "workers": 2, "threads_per_worker": 1, "latency": latency,
               "sync": sync, "local": loc}
     print(f"load average of the machine: {os.getloadavg()}")
+    result["model"] = model(result, nets, local[0], local[1])
+    print_model(result["model"])
     if args.json:
         with open(args.json, "w") as f:
             json.dump(result, f, indent=1)

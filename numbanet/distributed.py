@@ -178,16 +178,16 @@ class _Shard:
     Created on the worker as a Dask actor.  ``parts`` are the shard's arrays
     (NumPy shards sent once, the worker's own blocks of a Dask array, or a
     memory map opened here), each a ``(X, Y)`` block of consecutive global
-    rows ``ranges[i] = (lo, hi)``.
+    rows ``ranges[i] = (lo, hi, step)``: global rows ``lo, lo + step, ...`` below ``hi``.
     """
 
     def __init__(self, net, ranges, sw, n_global, sources, *blocks):
         self.net = net.copy()  # in a threaded cluster the argument may be the client's own object
-        self.ranges = [(int(lo), int(hi)) for lo, hi in ranges]
+        self.ranges = [(int(lo), int(hi), int(step)) for lo, hi, step in ranges]
         self.n_global = int(n_global)
         xs, ys = [], []
         k = 0
-        for (lo, hi), (xsrc, ysrc) in zip(self.ranges, sources):
+        for (lo, hi, step), (xsrc, ysrc) in zip(self.ranges, sources):
             if xsrc is None:
                 x = blocks[k]
                 k += 1
@@ -203,7 +203,8 @@ class _Shard:
                 y = self.net._Y(y)
                 V.check_rows(x, y)
             except ValueError as exc:
-                raise ValueError(f"rows {lo} to {hi - 1} of the training data: {exc}") from None
+                which = f"rows {lo} to {hi - 1}" if step == 1 else f"every {step}th row from {lo}"
+                raise ValueError(f"{which} of the training data: {exc}") from None
             xs.append(x)
             ys.append(y)
         # One block: used in place (a memory map or the worker's own chunk, no copy); several: joined once.
@@ -213,8 +214,8 @@ class _Shard:
         self.sw = np.ascontiguousarray(sw, dtype=np.float64)
         self.sw_total = float(self.sw.sum())
         self.rows = self.X.shape[0]
-        starts = np.cumsum([0] + [hi - lo for lo, hi in self.ranges])
-        self.local_lo = starts[:-1]
+        #: Global row number of each local row.
+        self.global_rows = np.concatenate([np.arange(lo, hi, step, dtype=np.int64) for lo, hi, step in self.ranges])
         self.grad = np.empty(self.net.n_params, dtype=self.net.dtype)
         self.model = None
         self.local = None
@@ -239,20 +240,16 @@ class _Shard:
         order = np.arange(n, dtype=np.int64)
         if shuffle:
             _rng.shuffle(order, np.array(rng_state, dtype=np.uint64).copy())
-        pos_parts, local_parts = [], []
-        for (lo, hi), llo in zip(self.ranges, self.local_lo):
-            p = np.flatnonzero((order >= lo) & (order < hi))
-            pos_parts.append(p)
-            local_parts.append(order[p] - lo + llo)
-        pos = np.concatenate(pos_parts)
-        local = np.concatenate(local_parts)
-        keep = np.argsort(pos, kind="stable")  # back into the epoch's order
-        pos, local = pos[keep], local[keep]
+        local_of = np.full(n, -1, dtype=np.int64)  # global row -> local row, -1 where not held here
+        local_of[self.global_rows] = np.arange(self.global_rows.size, dtype=np.int64)
+        in_order = local_of[order]
+        pos = np.flatnonzero(in_order >= 0)  # positions in the epoch's order of the rows held here
+        local = in_order[pos]
         n_batches = -(-n // batch_size)
         self.ep_rows = local
         self.ep_bounds = np.searchsorted(pos // batch_size, np.arange(n_batches + 1), side="left")
-        self.cap = min(batch_size, max(1, self.rows))
-        self.ws, self.ws_cap = self.net._buffers.acquire(self.cap)
+        if self.model is None:
+            self.ws, self.ws_cap = self.net._buffers.acquire(min(batch_size, max(1, self.rows)))
         self.model = self.net._model()._replace(l2=0.0)  # the client adds the L2 term once
         return True
 
@@ -369,7 +366,7 @@ def warm_up(dtypes=("float64", "float32")):
         net.fit(X, Y, epochs=1, batch_size=2, progress=False)
         net.predict(X)
         net.loss(X, Y)
-        shard = _Shard(net, [(0, 4)], np.ones(4), 4, [(None, None)], X, Y)
+        shard = _Shard(net, [(0, 4, 1)], np.ones(4), 4, [(None, None)], X, Y)
         shard.begin_epoch(net._rng_state.copy(), True, 2)
         shard.gradient(net.params.copy(), 0, 2.0)
         shard.begin_local(1, 2, SGD(lr=0.1), True, 0.0)
@@ -521,6 +518,12 @@ class DataParallel:
         ``strategy="local"`` records in the history also ``rounds``
         (averaging rounds run) and ``steps`` (local steps per worker).
 
+        ``validation_data`` is evaluated on the client (Dask arrays are
+        computed there).  An interrupted ``fit`` leaves ``net`` consistent
+        (the weights of the last completed step or round, with their
+        optimizer state and counters); unlike ``Network.fit``, a later fit
+        does not finish the interrupted epoch but starts a new one.
+
         Returns
         -------
         History
@@ -602,16 +605,22 @@ class DataParallel:
         first = net.epochs_trained
         lrs = schedule_rates(schedule, first, epochs, optimizer.lr)
         workers = self._workers()
-        # Everything is checked: from here on the network changes.
-        if split > 0:
-            data = self._split_validation(data, split)
-            Xv, Yv = data.pop("val")
+        # Set-up on the cluster: a failure here (a bad row found by a worker, a lost worker) changes nothing.
+        rng_state = net._rng.bit_generator.state
+        try:
+            if split > 0:
+                data = self._split_validation(data, split)
+                Xv, Yv = data.pop("val")
+            if self.warm_up:
+                self._register_warm_up()
+            shards = self._place(data, workers)
+            self._start_actors(shards, data)
+        except BaseException:
+            net._rng.bit_generator.state = rng_state
+            raise
+        # From here on the network changes.
         if progress is None:
             progress = default_progress()
-        if self.warm_up:
-            self._register_warm_up()
-        shards = self._place(data, workers)
-        self._start_actors(shards, data)
         optimizer.bind(net.n_params, net.dtype)
         net.optimizer = optimizer
         net._pending = None  # a pending epoch of net.fit is not continued here
@@ -747,15 +756,26 @@ class DataParallel:
         self.client._numbanet_warm_up = True
 
     def _place(self, data, workers):
-        """Decide which worker holds which rows; return ``[(worker, ranges, sources, blocks)]`` by first row."""
+        """Decide which worker holds which rows.
+
+        Returns ``[(worker, ranges, sources, X blocks, Y blocks)]`` in a fixed order (by first row), the
+        order in which the client adds the workers' results.
+        """
         n = data["n"]
         if data["kind"] == "dask":
             return self._place_dask(data, workers)
-        bounds = np.linspace(0, n, min(len(workers), n) + 1).round().astype(np.int64)
+        W = min(len(workers), n)
+        if data["xsrc"] is None and data["ysrc"] is None:
+            # In memory: row i goes to shard i mod W, so that every batch, shuffled or not, is spread
+            # over all workers (the shard is copied once, as sending it copies it anyway).
+            return [(workers[k], [(k, n, W)], [(None, None)], [np.ascontiguousarray(data["X"][k::W])],
+                     [np.ascontiguousarray(data["Y"][k::W])]) for k in range(W)]
+        # A memory map: consecutive rows, so that each worker reads one stretch of the file.
+        bounds = np.linspace(0, n, W + 1).round().astype(np.int64)
         shards = []
-        for k in range(bounds.size - 1):
+        for k in range(W):
             lo, hi = int(bounds[k]), int(bounds[k + 1])
-            shards.append((workers[k], [(lo, hi)], [(data["xsrc"], data["ysrc"])],
+            shards.append((workers[k], [(lo, hi, 1)], [(data["xsrc"], data["ysrc"])],
                            [data["X"][lo:hi]] if data["xsrc"] is None else [],
                            [data["Y"][lo:hi]] if data["ysrc"] is None else []))
         return shards
@@ -792,7 +812,7 @@ class DataParallel:
             mine = [i for i in range(len(xkeys)) if owner[i] == w and starts[i + 1] > starts[i]]
             if not mine:
                 continue
-            ranges = [(int(starts[i]), int(starts[i + 1])) for i in mine]
+            ranges = [(int(starts[i]), int(starts[i + 1]), 1) for i in mine]
             shards.append((w, ranges, [(None, None)] * len(mine), [xf[xkeys[i]] for i in mine],
                            [yf[ykeys[i]] for i in mine]))
         shards.sort(key=lambda s: s[1][0][0])
@@ -813,7 +833,7 @@ class DataParallel:
                 if ys is None:
                     blocks.append(next(it_y))
             blocks = [b if hasattr(b, "key") else client.scatter(b, workers=[w], direct=False, hash=False) for b in blocks]
-            swk = np.concatenate([sw[lo:hi] for lo, hi in ranges])
+            swk = np.concatenate([sw[lo:hi:step] for lo, hi, step in ranges])
             fut = client.submit(_Shard, net, ranges, swk, n, sources, *blocks, actor=True, workers=[w],
                                 allow_other_workers=False, pure=False)
             self._futures += [fut, *blocks]

@@ -207,7 +207,7 @@ def test_dask_array_blocks_used_in_place(client):
     data = dp._prepare(Xp, Yp, None, 0.0)
     shards = dp._place(data, dp._workers())
     for w, ranges, _, xblocks, _ in shards:
-        for (lo, hi), block in zip(ranges, xblocks):
+        for (lo, hi, _), block in zip(ranges, xblocks):
             assert w in holders[block.key]  # each worker takes the block it already holds
     actors = dp._start_actors(shards, data)
     infos = [a.info().result() for _, a in actors]
