@@ -58,10 +58,12 @@ class Echo:
         self.out = np.zeros(n)
 
     def echo(self, theta):
+        """Return a parameter-sized array, whatever came in."""
         return self.out.copy()
 
 
 def data(n, n_in=784, n_out=10, seed=0):
+    """Return synthetic MNIST-shaped inputs in [0, 1) and one-hot targets."""
     rng = np.random.default_rng(seed)
     X = rng.random((n, n_in))
     Y = np.eye(n_out)[rng.integers(0, n_out, n)]
@@ -69,6 +71,7 @@ def data(n, n_in=784, n_out=10, seed=0):
 
 
 def make_net(sizes, seed=0):
+    """Return a ReLU network with a softmax output and cross-entropy."""
     acts = ["relu"] * (len(sizes) - 2) + ["softmax"]
     return numbanet.Network(sizes, activations=acts, loss="cross_entropy", seed=seed)
 
@@ -80,9 +83,11 @@ class StepTimer(numbanet.Callback):
         self.times = []
 
     def on_train_begin(self, net):
+        """Start the clock."""
         self.last = time.perf_counter()
 
     def on_epoch_end(self, net, history):
+        """Record the epoch's seconds."""
         now = time.perf_counter()
         self.times.append(now - self.last)
         self.last = now
@@ -130,6 +135,7 @@ def _worker_compute(sizes, X, Y, batch, workers, repeats):
 
 
 def echo_round_trip(client, n_params, repeats, n_workers=2):
+    """Median seconds of one call to ``n_workers`` Echo actors at once, ``n_params`` numbers each way."""
     workers = sorted(client.scheduler_info()["workers"])[:n_workers]
     actors = [client.submit(Echo, n_params, actor=True, workers=[w]).result() for w in workers]
     theta = np.zeros(n_params)
@@ -145,6 +151,7 @@ def echo_round_trip(client, n_params, repeats, n_workers=2):
 
 
 def sync_step(client, sizes, X, Y, batch, steps):
+    """Seconds and payload bytes of one DataParallel sync step, over ``steps`` steps (set-up excluded)."""
     net = make_net(sizes)
     dp = DataParallel(net, client)
     n = batch * steps
@@ -156,6 +163,7 @@ def sync_step(client, sizes, X, Y, batch, steps):
 
 
 def bench_sync(client, nets, batches, steps, repeats):
+    """Measure and print the sync table."""
     rows = []
     for name, sizes in nets:
         n_params = make_net(sizes).n_params
@@ -177,6 +185,7 @@ def bench_sync(client, nets, batches, steps, repeats):
 
 
 def bench_local(client, sizes, batch, sync_everys, epochs, n):
+    """Measure and print local-SGD throughput against one machine."""
     X, Y = data(n, sizes[0], sizes[-1])
     net = make_net(sizes)
     start = time.perf_counter()
@@ -209,12 +218,29 @@ MODEL_CORES = (8, 64, 512)
 
 
 def flops_per_sample(sizes):
-    """Multiply-adds x 2 of forward (1x) and backward (2x) for one sample: 6 x sum of n_in x n_out."""
-    return 6 * sum(a * b for a, b in zip(sizes[:-1], sizes[1:]))
+    """Count the floating-point operations of one sample's step.
+
+    2 n_in n_out for each layer's forward product, for its weight gradient, and for the delta passed back
+    to the layer below (not below the first).
+    """
+    pairs = list(zip(sizes[:-1], sizes[1:]))
+    return sum(6 * a * b for a, b in pairs) - 2 * pairs[0][0] * pairs[0][1]
+
+
+def remodel(path):
+    """Recompute and print the model from a JSON file this script wrote (``--remodel out.json``)."""
+    with open(path) as f:
+        result = json.load(f)
+    nets = sorted({(r["net"], tuple(int(x) for x in r["net"].split("-"))) for r in result["sync"]},
+                  key=lambda t: t[1])
+    result["model"] = model(result, nets, result["local_sizes"], result["local_batch"])
+    print_model(result["model"])
+    with open(path, "w") as f:
+        json.dump(result, f, indent=1)
 
 
 def model(result, nets, local_sizes, local_batch):
-    """The scaling model of docs/distributed.md, from this run's measurements; returns its tables.
+    """Compute the scaling model of docs/distributed.md from this run's measurements; return its tables.
 
     sync, W workers of one core each, global batch B, P parameters, f flops a sample:
         T_step(W) = B f / (W R) + a W + 16 W P / bw
@@ -256,6 +282,7 @@ def model(result, nets, local_sizes, local_batch):
 
 
 def print_model(m):
+    """Print the modelled tables, labelled as modelled."""
     print(f"\nMODELLED (not measured): latency {m['latency_per_worker_s'] * 1e3:.2f} ms per worker and step, "
           f"client bandwidth assumed {m['assumed_bandwidth'] / 1e9:.2f} GB/s")
     for r in m["sync"]:
@@ -269,10 +296,14 @@ def print_model(m):
 
 
 def main(argv=None):
+    """Run the benchmark; return the results as a dict."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="smoke run: small nets and batches, few steps")
     parser.add_argument("--json", help="also write the results to this JSON file")
+    parser.add_argument("--remodel", metavar="JSON", help="only recompute the model from an earlier --json file")
     args = parser.parse_args(argv)
+    if args.remodel:
+        return remodel(args.remodel)
 
     from dask.distributed import Client, LocalCluster
 
@@ -297,7 +328,7 @@ def main(argv=None):
     result = {"machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
                           "platform": platform.platform(), "numpy": np.__version__},
               "load_average": os.getloadavg(), "workers": 2, "threads_per_worker": 1, "latency": latency,
-              "sync": sync, "local": loc}
+              "sync": sync, "local": loc, "local_sizes": local[0], "local_batch": local[1]}
     print(f"load average of the machine: {os.getloadavg()}")
     result["model"] = model(result, nets, local[0], local[1])
     print_model(result["model"])

@@ -157,7 +157,7 @@ def _note_round(fit_id, done, k):
 
 
 def last_round(fit_id):
-    """``(steps run, steps asked)`` of the latest local-SGD round of a fit on this worker, or None."""
+    """Return ``(steps run, steps asked)`` of the latest local-SGD round of a fit on this worker, or None."""
     with _STOP_LOCK:
         return _LAST_ROUNDS.get(fit_id)
 
@@ -254,7 +254,7 @@ class _Shard:
         return True
 
     def gradient(self, theta, b, wsum):
-        """This shard's part of batch ``b``: ``(sum_i s_i c_i / wsum, its gradient)``, or ``(0.0, None)``.
+        """Return this shard's part of batch ``b``: ``(sum_i s_i c_i / wsum, its gradient)``, or ``(0.0, None)``.
 
         ``wsum`` is the sample-weight sum of the whole global batch, so the
         parts of all shards add up to the batch's weighted mean cost and its
@@ -430,7 +430,7 @@ def _is_dask_array(a):
 
 
 def _memmap_source(a):
-    """A description workers can open, for a memory map of a whole file region; None otherwise."""
+    """Describe a memory map of a whole file region so that workers can open it; None for other arrays."""
     if not isinstance(a, np.memmap) or not isinstance(getattr(a, "base", None), mmap.mmap):
         return None
     if a.filename is None or a.ndim not in (1, 2):
@@ -832,7 +832,8 @@ class DataParallel:
                     blocks.append(next(it_x))
                 if ys is None:
                     blocks.append(next(it_y))
-            blocks = [b if hasattr(b, "key") else client.scatter(b, workers=[w], direct=False, hash=False) for b in blocks]
+            blocks = [b if hasattr(b, "key") else client.scatter(b, workers=[w], direct=False, hash=False)
+                      for b in blocks]
             swk = np.concatenate([sw[lo:hi:step] for lo, hi, step in ranges])
             fut = client.submit(_Shard, net, ranges, swk, n, sources, *blocks, actor=True, workers=[w],
                                 allow_other_workers=False, pure=False)
@@ -968,7 +969,6 @@ class DataParallel:
         theta, state = net.params, opt.state
         backup = np.empty((3, net.n_params), dtype=net.dtype)
         first = net.epochs_trained
-        t_start = opt.t
         history.rounds = 0
         history.steps = 0
         comm = {"strategy": "local", "workers": W, "rounds": 0, "steps": 0, "bytes_to_workers": 0,
@@ -1043,7 +1043,7 @@ class DataParallel:
 
 
 def _fresh(opt):
-    """The optimizer's hyper-parameters without its state (each worker gets the state per round)."""
+    """Copy the optimizer's hyper-parameters without its state (each worker gets the state per round)."""
     import copy
 
     clone = copy.copy(opt)
@@ -1068,8 +1068,8 @@ def _is_lost(exc):
     if isinstance(exc, (OSError, CancelledError, asyncio.TimeoutError, DaskTimeout, TimeoutError)):
         return True
     try:
-        from distributed.comm.core import CommClosedError
         from distributed.client import FutureCancelledError
+        from distributed.comm.core import CommClosedError
     except ImportError:  # pragma: no cover
         return False
     return isinstance(exc, (CommClosedError, FutureCancelledError))

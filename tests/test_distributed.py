@@ -451,3 +451,23 @@ def test_a_killed_worker_fails_the_fit_naming_it_and_the_step():
     finally:
         client.close()
         cluster.close()
+
+
+# ------------------------------------------------------------------------------------------ benchmark
+
+
+def test_benchmark_model_recomputes_from_the_committed_results(tmp_path):
+    import json
+    import shutil
+
+    path = tmp_path / "results.json"
+    shutil.copy(os.path.join(ROOT, "benchmarks", "distributed_results.json"), path)
+    out = subprocess.run([sys.executable, os.path.join(ROOT, "benchmarks", "distributed.py"), "--remodel", str(path)],
+                         capture_output=True, text=True, cwd=ROOT)
+    assert out.returncode == 0, out.stderr
+    assert "MODELLED (not measured)" in out.stdout
+    model = json.loads(path.read_text())["model"]
+    assert sorted({r["cores"] for r in model["sync"]}) == [8, 64, 512]
+    assert [r["cores"] for r in model["local"]] == [8, 64, 512]
+    for r in model["sync"]:  # more cores never help beyond the best number of workers
+        assert r["speedup"] <= r["best_speedup"] + 1e-12
