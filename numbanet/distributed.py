@@ -64,7 +64,7 @@ import numpy as np
 
 from numbanet import _validation as V
 from numbanet.callbacks import EarlyStopping, History, Progress, as_callbacks, default_progress
-from numbanet.engine import schedule_rates
+from numbanet.engine import PendingEpoch, data_fingerprint, schedule_rates
 from numbanet.exceptions import TrainingDivergedError
 from numbanet.kernels import rng as _rng
 from numbanet.kernels import training as _train
@@ -234,12 +234,18 @@ class _Shard:
 
     # -- sync --------------------------------------------------------------------------------
 
-    def begin_epoch(self, rng_state, shuffle, batch_size):
-        """Compute the global row order of an epoch as ``fit`` draws it, and this shard's rows per batch."""
+    def begin_epoch(self, rng_state, shuffle, batch_size, order=None):
+        """Compute the global row order of an epoch as ``fit`` draws it, and this shard's rows per batch.
+
+        ``order``, when given, is the order of an interrupted epoch being finished.
+        """
         n = self.n_global
-        order = np.arange(n, dtype=np.int64)
-        if shuffle:
-            _rng.shuffle(order, np.array(rng_state, dtype=np.uint64).copy())
+        if order is not None:
+            order = np.asarray(order, dtype=np.int64)
+        else:
+            order = np.arange(n, dtype=np.int64)
+            if shuffle:
+                _rng.shuffle(order, np.array(rng_state, dtype=np.uint64).copy())
         local_of = np.full(n, -1, dtype=np.int64)  # global row -> local row, -1 where not held here
         local_of[self.global_rows] = np.arange(self.global_rows.size, dtype=np.int64)
         in_order = local_of[order]
@@ -521,8 +527,11 @@ class DataParallel:
         ``validation_data`` is evaluated on the client (Dask arrays are
         computed there).  An interrupted ``fit`` leaves ``net`` consistent
         (the weights of the last completed step or round, with their
-        optimizer state and counters); unlike ``Network.fit``, a later fit
-        does not finish the interrupted epoch but starts a new one.
+        optimizer state and counters).  As with ``Network.fit``, an epoch
+        that a ``sync`` fit on NumPy arrays or memory maps stopped in the
+        middle of is finished first by the next ``fit`` -- this one's or
+        ``net.fit`` -- on the same data with the same batch size, shuffle
+        setting and optimizer, so the result equals an uninterrupted run.
 
         Returns
         -------
@@ -623,7 +632,9 @@ class DataParallel:
             progress = default_progress()
         optimizer.bind(net.n_params, net.dtype)
         net.optimizer = optimizer
-        net._pending = None  # a pending epoch of net.fit is not continued here
+        # An epoch interrupted (by net.fit or a sync fit) on the same data is finished first, as fit does.
+        self._pending_in = net._pending if self.strategy == "sync" else None
+        net._pending = None
         history = History()
         net.history = history
         epoch_end = None
@@ -886,22 +897,39 @@ class DataParallel:
         self.comm = comm
         itemsize = net.dtype.itemsize
         last_bar = time.perf_counter()
+        # The key under which Network.fit keeps an interrupted epoch (engine.PendingEpoch), for in-memory data.
+        fingerprint = None
+        if data["kind"] == "memory":
+            fingerprint = data_fingerprint(data["X"], data["Y"], sw, batch_size, shuffle)
+        pending = self._pending_in
+        self._pending_in = None
+        if pending is None or fingerprint is None or pending.key != (fingerprint, id(opt), opt.t):
+            pending = None
+        order, b_next, acc, t0 = None, 0, 0.0, opt.t
+        diverged = False
         try:
             for e in range(epochs):
                 if schedule.needs_loss and np.isnan(lrs[e]):
                     lrs[e] = _check(schedule, first + e, opt.lr)
                 lr = float(lrs[e])
-                backup[0] = theta
-                backup[1:] = state
-                t0, samples0 = opt.t, history.samples
-                order = np.arange(n, dtype=np.int64)
-                rng_before = net._rng_state.copy()
-                if shuffle:
-                    _rng.shuffle(order, net._rng_state)  # exactly the draw train_slice makes at an epoch's start
-                self._gather([(w, a.begin_epoch(rng_before, shuffle, batch_size)) for w, a in actors], first + e + 1,
-                             opt.t - t_start + 1, "epoch")
-                acc = 0.0
-                for b in range(n_batches):
+                samples0 = history.samples
+                if pending is not None:  # finish the interrupted epoch first
+                    order, b_first, acc, t0 = pending.order, pending.batch, pending.acc, pending.t0
+                    backup[:] = pending.backup.reshape(backup.shape)
+                    calls = [(w, a.begin_epoch(None, shuffle, batch_size, order)) for w, a in actors]
+                    pending = None
+                else:
+                    backup[0] = theta
+                    backup[1:] = state
+                    t0, b_first, acc = opt.t, 0, 0.0
+                    order = np.arange(n, dtype=np.int64)
+                    rng_before = net._rng_state.copy()
+                    if shuffle:
+                        _rng.shuffle(order, net._rng_state)  # exactly the draw train_slice makes at an epoch's start
+                    calls = [(w, a.begin_epoch(rng_before, shuffle, batch_size)) for w, a in actors]
+                b_next = b_first
+                self._gather(calls, first + e + 1, opt.t - t_start + 1, "epoch")
+                for b in range(b_first, n_batches):
                     start = b * batch_size
                     m = min(batch_size, n - start)
                     if unit:
@@ -923,11 +951,12 @@ class DataParallel:
                     if l2 != 0.0:
                         c += _train.l2_penalty(theta, sizes, w_off, l2)
                     if not np.isfinite(c):
+                        diverged = True
                         self._restore(backup, opt, t0)
                         history.samples = samples0
                         raise TrainingDivergedError(first + e + 1, b + 1, lr)
-                    acc += wsum * c
                     with _NoInterrupt():
+                        acc += wsum * c
                         if wsum > 0:
                             if l2 != 0.0:
                                 _train.add_l2_gradient(theta, grad, sizes, w_off, l2)
@@ -938,20 +967,27 @@ class DataParallel:
                             comm["steps"] += 1
                         history.samples += m
                         history.steps = opt.t - t_start
+                        b_next = b + 1
                     now = time.perf_counter()
                     if now - last_bar > 0.1:
                         bar.update(e + (b + 1) / n_batches, history)
                         last_bar = now
                 if not _train._all_finite(theta):
+                    diverged = True
                     self._restore(backup, opt, t0)
                     history.samples = samples0
                     history.steps = opt.t - t_start
                     raise TrainingDivergedError(first + e + 1, n_batches, lr)
+                b_next = 0
                 if self._end_epoch(history, first + e, acc / sw_total if sw_total > 0 else 0.0, lr, epochs, e, bar,
                                    epoch_end):
                     break
         finally:
             history.steps = opt.t - t_start
+            if 0 < b_next < n_batches and not diverged and fingerprint is not None:
+                # Stopped inside an epoch: leave it pending, as Network.fit does, for this or a later fit.
+                net._pending = PendingEpoch((fingerprint, id(opt), opt.t), order, b_next, acc,
+                                            backup.reshape(-1).copy(), t0)
 
     def _local_loop(self, data, epochs, batch_size, shuffle, opt, schedule, lrs, clip, history, bar, epoch_end,
                     fit_id):
