@@ -8,8 +8,10 @@
 Two strategies (see docs/distributed.md for measurements and a scaling model):
 
 ``"sync"`` (synchronous data-parallel SGD)
-    The rows are split into one shard per worker, sent (or opened, for memory
-    maps, or left where they are, for Dask arrays) once per ``fit``.  Each
+    The rows are split into one shard per worker (row ``i`` of a NumPy array
+    to worker ``i mod W``; consecutive rows of a memory map; the chunks a
+    worker holds of a Dask array), sent (or opened, or left where they are)
+    once per ``fit``.  Each
     global mini-batch -- the same rows, in the same order, that
     :meth:`numbanet.Network.fit` would take, drawn from the network's own
     generator -- is split by rows across the workers that hold them.  Each
@@ -21,14 +23,16 @@ Two strategies (see docs/distributed.md for measurements and a scaling model):
     new weights go out with the next step.  The result equals ``net.fit`` on
     one machine up to the rounding of the sums (about 1e-16 per step).
 
-    Client-side combine rather than an all-reduce among workers: on the
-    cluster sizes Dask users run (tens of workers) the combine is one
-    round trip through the client per step either way, the optimizer state
-    stays in one place (so Ctrl-C, divergence and worker loss leave ``net``
-    consistent without any reconciliation), and the sum is in a fixed order,
-    which makes results deterministic.  Its cost grows with the worker count
-    (the client sends and receives ``n_params`` numbers per worker per step);
-    docs/distributed.md models where that stops paying.
+    Client-side combine rather than an all-reduce among workers: the
+    optimizer state stays in one place (so Ctrl-C, divergence and worker
+    loss leave ``net`` consistent without any reconciliation), the sum is in
+    a fixed order (deterministic, equal to one machine to rounding), and
+    Dask has no collective operations to build an all-reduce from (a ring or
+    tree of actor calls pays the same per-call latency).  Its cost grows
+    with the worker count -- the client sends and receives ``n_params``
+    numbers per worker per step, one worker after another --
+    docs/distributed.md measures it and models where it stops paying (a
+    handful of workers for the networks measured there).
 
 ``"local"`` (local SGD, periodic model averaging)
     Each worker trains ``sync_every`` mini-batches on its own shard with the
@@ -40,14 +44,17 @@ Two strategies (see docs/distributed.md for measurements and a scaling model):
     ``sync_every`` times less often.
 
 Workers keep their shard and a copy of the network in a Dask actor for the
-whole ``fit``; each step is one actor round trip (about 2 ms), not a task.
+whole ``fit``; each step is one actor round trip (about 1.5 ms), not a task.
 
 Faults.  When a worker is lost during a ``fit``, the fit stops with
 :class:`WorkerLostError`, naming the worker and the step; ``net`` keeps the
 weights, optimizer state and counters of the last completed step (``sync``)
 or of the last completed averaging round (``local``).  It does not retry on
 the remaining workers: call ``fit`` again (the cluster's replacement worker
-or the remaining ones take the data afresh).
+or the remaining ones take the data afresh).  A ``sync`` fit on NumPy arrays
+or memory maps stopped inside an epoch -- a lost worker, Ctrl-C -- leaves the
+epoch pending on the network as ``Network.fit`` does, and the next ``fit``
+(either) finishes it first, so the result equals an uninterrupted run.
 
 Importing :mod:`numbanet` never imports Dask; this module does.
 """
@@ -567,6 +574,7 @@ class DataParallel:
         finally:
             self._actors = []
             self._futures = []  # released: the actors and their shards go away on the workers
+            self._persisted = None
             try:
                 self.client.run(_forget_stop, fit_id, wait=False)
             except Exception:  # noqa: S110 - a closed client, a lost worker: nothing left to clean

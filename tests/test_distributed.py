@@ -18,11 +18,18 @@ import pytest
 
 import numbanet
 
-if os.environ.get("CI"):
-    import dask  # noqa: F401  - in CI the test extra installs Dask: a missing one is a failure, not a skip
-    import distributed  # noqa: F401
-else:
-    pytest.importorskip("distributed")
+
+
+def _need(module):
+    """Import ``module``: in CI (where the test extra installs it) a missing one fails; elsewhere it skips."""
+    if os.environ.get("CI"):
+        import importlib
+
+        return importlib.import_module(module)
+    return pytest.importorskip(module)
+
+
+_need("distributed")
 
 from dask.distributed import Client, LocalCluster  # noqa: E402
 
@@ -182,7 +189,7 @@ def test_sync_diverges_like_fit(threads):
 
 
 def test_dask_array_chunks_stay_and_unequal_shards_match(client):
-    da = pytest.importorskip("dask.array")
+    da = _need("dask.array")
     X, Y, sw = _data(n=90)
     Xd = da.from_array(X, chunks=(30, 5)).rechunk({0: (20, 70)})  # very uneven: 20 rows and 70 rows
     Yd = da.from_array(Y, chunks=(20, 3))
@@ -195,7 +202,7 @@ def test_dask_array_chunks_stay_and_unequal_shards_match(client):
 
 
 def test_dask_array_blocks_used_in_place(client):
-    da = pytest.importorskip("dask.array")
+    da = _need("dask.array")
     X, Y, _ = _data(n=80)
     Xd, Yd = da.from_array(X, chunks=(40, 5)), da.from_array(Y, chunks=(40, 3))
     Xp, Yp = client.persist([Xd, Yd])
@@ -300,9 +307,9 @@ def test_local_sgd_is_deterministic_across_clusters(threads, procs):
 
 @pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 def test_incremental_parallel_post_fit_and_joblib_search_on_the_cluster(threads):
-    dask_ml_wrappers = pytest.importorskip("dask_ml.wrappers")
-    da = pytest.importorskip("dask.array")
-    joblib = pytest.importorskip("joblib")
+    dask_ml_wrappers = _need("dask_ml.wrappers")
+    da = _need("dask.array")
+    joblib = _need("joblib")
     from sklearn.model_selection import GridSearchCV
 
     X, _, _ = _data(n=120)
