@@ -89,9 +89,9 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
 
 __all__ = ["DataParallel", "WorkerLostError", "WarmUp", "warm_up"]
 
-#: A shard is "very uneven" when it holds more than this many times the mean rows per worker;
-#: the blocks of a Dask array are then reassigned to balance the rows.
-REBALANCE_FACTOR = 2.0
+#: A shard is "very uneven" when it holds more than this many times the mean rows per worker
+#: (with 2 workers: more than 75 % of the rows); the blocks of a Dask array are then reassigned.
+REBALANCE_FACTOR = 1.5
 
 #: Seconds a worker trains between looks at the stop flag in a local-SGD round.
 _LOCAL_SLICE_SECONDS = 0.05

@@ -223,6 +223,27 @@ def test_dask_array_blocks_used_in_place(client):
     dp._actors = dp._futures = []
 
 
+def test_dask_chunks_all_on_one_worker_are_rebalanced(threads):
+    da = _need("dask.array")
+    from distributed import wait
+
+    X, Y, _ = _data(n=90)
+    first, second = sorted(threads.scheduler_info()["workers"])
+    Xp = threads.persist(da.from_array(X, chunks=(30, 5)), workers=[first])
+    Yp = threads.persist(da.from_array(Y, chunks=(30, 3)), workers=[first])
+    wait([Xp, Yp])
+    dp = DataParallel(_net(), threads)
+    shards = dp._place(dp._prepare(Xp, Yp, None, 0.0), [first, second])
+    rows = {w: sum(hi - lo for lo, hi, _ in ranges) for w, ranges, *_ in shards}
+    assert sorted(rows.values()) == [30, 60]  # all 90 rows on one worker: chunks moved
+    # Only the workers named take part; a balanced placement is left as it is.
+    net = _net()
+    one = net.copy()
+    one.fit(X, Y, epochs=1, batch_size=15, progress=False)
+    DataParallel(net, threads, workers=[first]).fit(Xp, Yp, epochs=1, batch_size=15, progress=False)
+    assert np.abs(net.params - one.params).max() <= 1e-12
+
+
 def test_memmap_each_worker_opens_its_rows(client, tmp_path):
     X, Y, sw = _data(n=70)
     np.save(tmp_path / "X.npy", X)
