@@ -135,6 +135,19 @@ def test_sync_equals_one_machine_on_processes(procs):
     np.testing.assert_allclose(h2.loss, h1.loss, rtol=0, atol=1e-12)
 
 
+def test_sync_with_custom_pieces_on_processes(procs):
+    import math
+
+    swish = numbanet.Activation("swish", function=lambda z: z / (1.0 + math.exp(-z)),
+                                derivative=lambda z: (1.0 + math.exp(-z) + z * math.exp(-z)) / (1.0 + math.exp(-z)) ** 2)
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(40, 4))
+    Y = np.sin(X[:, :1])
+    net = numbanet.Network([4, 6, 1], activations=[swish, "identity"], seed=0)
+    one, h1, h2 = _both(procs, net, X, Y, numbanet.SGD(lr=0.1), epochs=2, batch_size=8)  # pieces pickled to workers
+    assert np.abs(net.params - one.params).max() <= 1e-12
+
+
 def test_sync_equals_one_machine_with_validation_schedule_and_early_stopping(threads):
     X, Y, _ = _data(n=60)
     Xv, Yv, _ = _data(n=20, seed=5)
