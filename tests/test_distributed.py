@@ -19,7 +19,6 @@ import pytest
 import numbanet
 
 
-
 def _need(module):
     """Import ``module``: in CI (where the test extra installs it) a missing one fails; elsewhere it skips."""
     if os.environ.get("CI"):
@@ -138,8 +137,9 @@ def test_sync_equals_one_machine_on_processes(procs):
 def test_sync_with_custom_pieces_on_processes(procs):
     import math
 
-    swish = numbanet.Activation("swish", function=lambda z: z / (1.0 + math.exp(-z)),
-                                derivative=lambda z: (1.0 + math.exp(-z) + z * math.exp(-z)) / (1.0 + math.exp(-z)) ** 2)
+    swish = numbanet.Activation(
+        "swish", function=lambda z: z / (1.0 + math.exp(-z)),
+        derivative=lambda z: (1.0 + math.exp(-z) + z * math.exp(-z)) / (1.0 + math.exp(-z)) ** 2)
     rng = np.random.default_rng(0)
     X = rng.normal(size=(40, 4))
     Y = np.sin(X[:, :1])
