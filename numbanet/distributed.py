@@ -873,8 +873,19 @@ class DataParallel:
 
     # ----------------------------------------------------------------- steps
 
-    def _gather(self, calls, epoch, step, what):
-        """Wait for one answer per actor call ``[(worker, future)]``, in shard order."""
+    def _gather(self, method, args, epoch, step, what):
+        """Call ``method`` on every worker's actor at once and return the answers in shard order.
+
+        ``args`` is one tuple of arguments for all, or a list of one tuple per actor.
+        """
+        calls = []
+        for i, (w, actor) in enumerate(self._actors):
+            try:
+                calls.append((w, getattr(actor, method)(*(args[i] if isinstance(args, list) else args))))
+            except Exception as exc:
+                if _is_lost(exc):
+                    raise WorkerLostError(w, epoch, step, what, exc) from exc
+                raise
         out = []
         for w, fut in calls:
             try:
@@ -915,6 +926,7 @@ class DataParallel:
             pending = None
         order, b_next, acc, t0 = None, 0, 0.0, opt.t
         diverged = False
+        rng_before = None  # the generator before this epoch's draw, until the epoch's first step
         try:
             for e in range(epochs):
                 if schedule.needs_loss and np.isnan(lrs[e]):
@@ -924,19 +936,19 @@ class DataParallel:
                 if pending is not None:  # finish the interrupted epoch first
                     order, b_first, acc, t0 = pending.order, pending.batch, pending.acc, pending.t0
                     backup[:] = pending.backup.reshape(backup.shape)
-                    calls = [(w, a.begin_epoch(None, shuffle, batch_size, order)) for w, a in actors]
+                    call = (None, shuffle, batch_size, order)
                     pending = None
                 else:
                     backup[0] = theta
                     backup[1:] = state
                     t0, b_first, acc = opt.t, 0, 0.0
                     order = np.arange(n, dtype=np.int64)
-                    rng_before = net._rng_state.copy()
+                    rng_before = net._rng_state.copy()  # the draw counts once the epoch's first step is taken
                     if shuffle:
                         _rng.shuffle(order, net._rng_state)  # exactly the draw train_slice makes at an epoch's start
-                    calls = [(w, a.begin_epoch(rng_before, shuffle, batch_size)) for w, a in actors]
+                    call = (rng_before, shuffle, batch_size)
                 b_next = b_first
-                self._gather(calls, first + e + 1, opt.t - t_start + 1, "epoch")
+                self._gather("begin_epoch", call, first + e + 1, opt.t - t_start + 1, "epoch")
                 for b in range(b_first, n_batches):
                     start = b * batch_size
                     m = min(batch_size, n - start)
@@ -947,7 +959,7 @@ class DataParallel:
                     step = opt.t - t_start + 1
                     c = 0.0
                     if wsum > 0:
-                        parts = self._gather([(w, a.gradient(theta, b, wsum)) for w, a in actors], first + e + 1,
+                        parts = self._gather("gradient", (theta, b, wsum), first + e + 1,
                                              step, "step")
                         comm["bytes_to_workers"] += len(actors) * theta.nbytes
                         grad[:] = 0.0
@@ -976,6 +988,7 @@ class DataParallel:
                         history.samples += m
                         history.steps = opt.t - t_start
                         b_next = b + 1
+                        rng_before = None
                     now = time.perf_counter()
                     if now - last_bar > 0.1:
                         bar.update(e + (b + 1) / n_batches, history)
@@ -992,6 +1005,10 @@ class DataParallel:
                     break
         finally:
             history.steps = opt.t - t_start
+            if rng_before is not None and not diverged:
+                # Stopped before the epoch's first step: undraw its order, as the kernel draws it together
+                # with that step, so that the next fit draws the same one.
+                net._rng_state[:] = rng_before
             if 0 < b_next < n_batches and not diverged and fingerprint is not None:
                 # Stopped inside an epoch: leave it pending, as Network.fit does, for this or a later fit.
                 net._pending = PendingEpoch((fingerprint, id(opt), opt.t), order, b_next, acc,
@@ -1002,12 +1019,12 @@ class DataParallel:
         net = self.net
         actors = self._actors
         W = len(actors)
-        infos = self._gather([(w, a.info()) for w, a in actors], net.epochs_trained + 1, 0, "setup")
+        infos = self._gather("info", (), net.epochs_trained + 1, 0, "setup")
         shard_w = np.array([i[1] for i in infos], dtype=np.float64)
         weights = shard_w / shard_w.sum()
         seeds = [int(_rng.next_u64(net._rng_state)) for _ in actors]  # each worker its own stream, from net's
-        self._gather([(w, a.begin_local(s, batch_size, _fresh(opt), shuffle, clip))
-                      for (w, a), s in zip(actors, seeds)], net.epochs_trained + 1, 0, "setup")
+        self._gather("begin_local", [(s, batch_size, _fresh(opt), shuffle, clip) for s in seeds],
+                     net.epochs_trained + 1, 0, "setup")
         n = data["n"]
         steps_per_epoch = -(-(-(-n // batch_size)) // W)
         theta, state = net.params, opt.state
@@ -1030,7 +1047,7 @@ class DataParallel:
             while done < steps_per_epoch:
                 k = min(self.sync_every, steps_per_epoch - done)
                 rnd = history.rounds + 1
-                res = self._gather([(w, a.local_round(theta, state, opt.t, lr, k, fit_id)) for w, a in actors],
+                res = self._gather("local_round", (theta, state, opt.t, lr, k, fit_id),
                                    first + e + 1, rnd, "round")
                 comm["bytes_to_workers"] += W * (theta.nbytes + state.nbytes)
                 if any(r[7] for r in res):
@@ -1111,6 +1128,8 @@ def _is_lost(exc):
 
     if isinstance(exc, (OSError, CancelledError, asyncio.TimeoutError, DaskTimeout, TimeoutError)):
         return True
+    if isinstance(exc, RuntimeError) and "Worker holding Actor was lost" in str(exc):
+        return True  # distributed.actor: the actor's worker died with the call pending
     try:
         from distributed.client import FutureCancelledError
         from distributed.comm.core import CommClosedError

@@ -470,7 +470,7 @@ def test_ctrl_c_stops_local_rounds_on_the_workers(procs):
         assert asked == 1000 and done < asked
 
 
-def test_a_killed_worker_fails_the_fit_naming_it_and_the_step_and_fit_continues_exactly():
+def test_killed_workers_fail_the_fit_naming_them_and_the_step_and_fit_continues_exactly():
     cluster, client = _cluster(True)
     try:
         X, Y, _ = _data(n=60)
@@ -478,30 +478,57 @@ def test_a_killed_worker_fails_the_fit_naming_it_and_the_step_and_fit_continues_
         net0 = net.copy()
         opt = numbanet.SGD(lr=0.05, momentum=0.9)
         opt0 = copy.deepcopy(opt)
-        kw = dict(epochs=100, batch_size=6)
-        victim = sorted(client.scheduler_info()["workers"])[1]
-        pid = _pid_of(client, victim)
+        kw = dict(epochs=100, batch_size=6)  # 10 steps an epoch
+
+        def victim_and_pid():
+            deadline = time.time() + 60
+            while len(client.scheduler_info()["workers"]) < 2 and time.time() < deadline:
+                time.sleep(0.05)  # the nanny restarts a killed worker
+            victim = sorted(client.scheduler_info()["workers"])[1]
+            return victim, _pid_of(client, victim)
+
+        def gone(victim):
+            deadline = time.time() + 60
+            while victim in client.scheduler_info()["workers"] and time.time() < deadline:
+                time.sleep(0.05)
+
+        # 1. Killed between epochs: the fit fails at the start of epoch 3, after 20 steps.
+        victim, pid = victim_and_pid()
+
+        def kill_now(net, history):
+            if len(history.loss) == 2:
+                os.kill(pid, signal.SIGKILL)
+                gone(victim)
+
+        with pytest.raises(WorkerLostError, match="at the start of epoch 3, before step 21") as info:
+            DataParallel(net, client).fit(X, Y, optimizer=opt, callbacks=kill_now, progress=False, **kw)
+        assert info.value.worker == victim and victim in str(info.value)
+        assert opt.t == 20 and net.epochs_trained == 2 and len(net.history.loss) == 2
+        assert np.abs(net.params - _steps_on_one_machine(net0, X, Y, opt0, 20, **kw).params).max() <= 1e-12
+
+        # 2. Fit again; killed inside an epoch: the error names the step that was lost.
+        victim, pid = victim_and_pid()
 
         def kill_soon(net, history):
-            if len(history.loss) == 2:
+            if len(history.loss) == 1:
                 threading.Timer(0.2, os.kill, (pid, signal.SIGKILL)).start()
 
         with pytest.raises(WorkerLostError) as info:
-            DataParallel(net, client).fit(X, Y, optimizer=opt, callbacks=kill_soon, progress=False, **kw)
+            DataParallel(net, client).fit(X, Y, epochs=98, batch_size=6, callbacks=kill_soon, progress=False)
         err = info.value
         assert err.worker == victim and victim in str(err) and f"step {err.step}" in str(err)
-        assert err.step == opt.t + 1 and 20 <= opt.t < 1000  # the step that was lost, after the completed ones
-        one = _steps_on_one_machine(net0, X, Y, opt0, opt.t, **kw)
-        assert np.abs(net.params - one.params).max() <= 1e-12
-        assert net.epochs_trained == opt.t // 10 and len(net.history.loss) == net.epochs_trained
-        # Fit again on the workers there are now: the interrupted epoch is finished first.
-        deadline = time.time() + 60
-        while victim in client.scheduler_info()["workers"] and time.time() < deadline:
-            time.sleep(0.05)
+        t = opt.t
+        assert err.step == t - 20 + 1 and 30 <= t < 1000  # the step lost, after the completed ones of this fit
+        assert np.abs(net.params - _steps_on_one_machine(net0, X, Y, opt0, t, **kw).params).max() <= 1e-12
+        assert net.epochs_trained == t // 10 and net.optimizer.t == t
+
+        # 3. Fit again on the workers there are now: an interrupted epoch is finished first.
+        gone(victim)
         DataParallel(net, client).fit(X, Y, epochs=100 - net.epochs_trained, batch_size=6, progress=False)
         whole = net0.copy()
         whole.fit(X, Y, optimizer=copy.deepcopy(opt0), progress=False, **kw)
         assert np.abs(net.params - whole.params).max() <= 1e-12
+        assert net.optimizer.t == 1000 and net.epochs_trained == 100
     finally:
         client.close()
         cluster.close()
