@@ -76,6 +76,7 @@ from numbanet.exceptions import TrainingDivergedError
 from numbanet.kernels import rng as _rng
 from numbanet.kernels import training as _train
 from numbanet.kernels.updates import clip_by_global_norm, update
+from numbanet.network import Network
 from numbanet.optimizers import SGD, Optimizer
 from numbanet.schedules import as_schedule
 
@@ -363,27 +364,26 @@ class _Shard:
 def warm_up(dtypes=("float64", "float32")):
     """Compile (or load from Numba's cache) the kernels a data-parallel fit runs, once per process.
 
-    Calls ``numbanet.compile()`` when this numbanet has it; otherwise trains,
-    evaluates and takes one data-parallel gradient of a tiny network per
-    dtype, which compiles the same specialisations a fit uses.
+    :func:`numbanet.compile` compiles every entry point (under its machine-wide
+    lock, so workers starting together compile once); then one data-parallel
+    gradient and one local round of a tiny network per dtype compile the
+    specialisations for a worker's own arrays.
     """
-    import numbanet
+    from numbanet.warmup import compile as compile_kernels
+    from numbanet.warmup import compile_lock
 
-    if hasattr(numbanet, "compile"):
-        numbanet.compile()
-        return True
+    compile_kernels(dtypes, progress=False)
     X = np.array([[0.0, 0.0], [0.0, 1.0], [1.0, 0.0], [1.0, 1.0]])
     Y = np.array([[1.0, 0.0], [0.0, 1.0], [0.0, 1.0], [1.0, 0.0]])
-    for dt in dtypes:
-        net = numbanet.Network([2, 3, 2], activations=["tanh", "softmax"], loss="cross_entropy", dtype=dt, seed=0)
-        net.fit(X, Y, epochs=1, batch_size=2, progress=False)
-        net.predict(X)
-        net.loss(X, Y)
-        shard = _Shard(net, [(0, 4, 1)], np.ones(4), 4, [(None, None)], X, Y)
-        shard.begin_epoch(net._rng_state.copy(), True, 2)
-        shard.gradient(net.params.copy(), 0, 2.0)
-        shard.begin_local(1, 2, SGD(lr=0.1), True, 0.0)
-        shard.local_round(net.params.copy(), shard.opt.state.copy(), 0, 0.1, 2, "warm-up")
+    with compile_lock():
+        for dt in dtypes:
+            net = Network([2, 3, 2], activations=["tanh", "softmax"], loss="cross_entropy", dtype=dt, seed=0)
+            Xd, Yd = X.astype(dt), Y.astype(dt)
+            shard = _Shard(net, [(0, 4, 1)], np.ones(4), 4, [(None, None)], Xd, Yd)
+            shard.begin_epoch(net._rng_state.copy(), True, 2)
+            shard.gradient(net.params.copy(), 0, 2.0)
+            shard.begin_local(1, 2, SGD(lr=0.1), True, 0.0)
+            shard.local_round(net.params.copy(), shard.opt.state.copy(), 0, 0.1, 2, "warm-up")
     with _STOP_LOCK:
         _STOP.pop("warm-up", None)
     return True

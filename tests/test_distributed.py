@@ -385,10 +385,15 @@ def test_warm_up_plugin_compiles_on_every_worker_process(procs):
         assert n_grad >= 2 and n_train >= 2  # float64 and float32 of each
 
 
-def test_warm_up_calls_numbanet_compile_when_there_is_one(monkeypatch):
+def test_warm_up_compiles_every_entry_point_through_numbanet_compile(monkeypatch):
+    from numbanet import warmup
+
     calls = []
-    monkeypatch.setattr(numbanet, "compile", lambda: calls.append(1), raising=False)
-    assert warm_up() and calls == [1]
+    real = warmup.compile
+    monkeypatch.setattr(warmup, "compile", lambda *a, **k: calls.append((a, k)) or real(*a, **k))
+    warm_up(("float64",))
+    assert calls == [((("float64",),), {"progress": False})]
+    assert warmup.kernels_ready("float64") == "memory"
 
 
 # ------------------------------------------------------------------------------------- faults, Ctrl-C
