@@ -18,7 +18,8 @@ from numbanet.network import Network
 from numbanet.optimizers import SGD, Adam, AdamW, Optimizer, RMSprop
 from numbanet.pieces import Activation, Loss
 from numbanet.schedules import ConstantLR, CosineLR, ExponentialLR, ReduceLROnPlateau, StepLR
-from numbanet.warmup import compile  # noqa: A004 - numbanet.compile, as torch.compile
+# numbanet.compile, as torch.compile; kept out of __all__ so that `from numbanet import *` cannot shadow the built-in.
+from numbanet.warmup import compile
 
 __version__ = "0.1.0"
 
@@ -45,7 +46,6 @@ __all__ = [
     "ModelFileError",
     "save",
     "load",
-    "compile",
     "MLPClassifier",
     "MLPRegressor",
     "to_onnx",

@@ -109,3 +109,10 @@ def test_a_slice_of_no_batches_changes_nothing():
         engine.TrainingRun._slice = saved
     assert calls[0] >= 1  # kernels already in memory: no zero-batch slice
     assert 0 not in calls
+
+
+def test_a_star_import_does_not_shadow_the_builtin_compile():
+    namespace = {}
+    exec("from numbanet import *", namespace)
+    assert "compile" not in namespace
+    assert numbanet.compile is warmup.compile
