@@ -25,18 +25,6 @@ def grad(net, X, Y, sample_weight=None):
     return flat_params(net, *net.gradients(X, Y, sample_weight=sample_weight))
 
 
-def regression(n=12, n_in=3, n_out=2, seed=0, scale=1.0):
-    rng = np.random.default_rng(seed)
-    return rng.normal(size=(n, n_in)), scale * rng.normal(size=(n, n_out))
-
-
-def classification(n=40, n_in=4, n_classes=3, seed=0):
-    rng = np.random.default_rng(seed)
-    X = rng.normal(size=(n, n_in))
-    labels = (X[:, 0] > 0).astype(int) + (X[:, 1] > 0.5).astype(int)
-    return X, np.eye(n_classes)[labels % n_classes]
-
-
 def small_net(seed=0, **kw):
     """A 3-5-2 tanh/identity network for the ``regression()`` data."""
     import numbanet

@@ -35,6 +35,8 @@ from dask.distributed import Client, LocalCluster  # noqa: E402
 from numbanet import engine  # noqa: E402
 from numbanet.distributed import DataParallel, WarmUp, WorkerLostError, warm_up  # noqa: E402
 
+from naive import random_classification  # noqa: E402
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
@@ -69,9 +71,8 @@ def client(request):
 
 def _data(n=101, n_in=5, n_out=3, seed=0):
     rng = np.random.default_rng(seed)
-    X = rng.normal(size=(n, n_in))
-    Y = np.eye(n_out)[rng.integers(0, n_out, n)]
-    return X, Y, rng.uniform(0.0, 2.0, n)
+    X, Y = random_classification(n, n_in, n_out, rng=rng)
+    return X, Y, rng.uniform(0.0, 2.0, n)  # and sample weights
 
 
 def _net(seed=1, l2=0.01, dtype=np.float64, dropout=0.0):

@@ -11,7 +11,8 @@ import pytest
 import numbanet
 from numbanet import SGD, Adam, Callback, EarlyStopping
 
-from helpers import QUIET, classification, grad, regression, small_net
+from helpers import QUIET, grad, small_net
+from naive import classification, regression
 
 
 class Recorder(Callback):

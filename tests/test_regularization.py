@@ -13,7 +13,8 @@ import numbanet
 from numbanet.kernels import rng
 from numbanet import SGD, Adam
 
-from helpers import QUIET, classification, grad, regression, small_net
+from helpers import QUIET, grad, small_net
+from naive import classification, np_activate, regression
 
 
 # ---------------------------------------------------------------------- L2
@@ -91,16 +92,13 @@ def _dropout_masks(net, n_rows):
     return masks
 
 
-_NP_ACT = {"tanh": np.tanh, "sigmoid": lambda z: 1 / (1 + np.exp(-z)), "identity": lambda z: z}
-
-
 def _masked_mse(net, theta, X, Y, masks):
     """Mean MSE cost of ``net`` with parameters ``theta`` and fixed dropout masks, in NumPy."""
     A = X
     for l, (n_in, n_out) in enumerate(zip(net.sizes[:-1], net.sizes[1:])):
         w, b = net._w_off[l], net._b_off[l]
         W = theta[w : w + n_out * n_in].reshape(n_out, n_in)
-        A = _NP_ACT[net.activations[l]](A @ W.T + theta[b : b + n_out])
+        A = np_activate(A @ W.T + theta[b : b + n_out], net.activations[l])
         if l < net.n_layers - 1:
             A = A * masks[l]
     return float(np.mean(0.5 * np.sum((A - Y) ** 2, axis=1)))

@@ -9,7 +9,8 @@ import pytest
 import numbanet
 from numbanet import Adam, CosineLR
 
-from helpers import QUIET, classification
+from helpers import QUIET
+from naive import classification
 
 
 # ---------------------------------------------------------- reproducibility

@@ -13,7 +13,8 @@ import numbanet
 from numbanet import SGD, Adam
 from numbanet.testing import batches, networks
 
-from helpers import QUIET, classification, grad
+from helpers import QUIET, grad
+from naive import classification
 
 
 # ----------------------------------------------------------- sample weights

@@ -10,7 +10,8 @@ import pytest
 import numbanet
 from numbanet import SGD, CosineLR, ExponentialLR, ReduceLROnPlateau, StepLR
 
-from helpers import QUIET, grad, regression, small_net
+from helpers import QUIET, grad, small_net
+from naive import regression
 
 
 # ---------------------------------------------------------------- schedules
