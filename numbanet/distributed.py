@@ -109,7 +109,8 @@ class WorkerLostError(RuntimeError):
     worker : str
         Address of the lost worker.
     epoch : int
-        1-based epoch (counting every epoch the network has trained).
+        0-based epoch (counting every epoch the network has trained), as in
+        :attr:`numbanet.History.epoch` and :class:`numbanet.TrainingDivergedError`.
     step : int
         1-based optimizer step of the fit that was in progress (``sync``), or
         the 1-based averaging round (``local``); 0 while setting up.
@@ -120,9 +121,10 @@ class WorkerLostError(RuntimeError):
         self.epoch = epoch
         self.step = step
         unit = "averaging round" if what == "round" else "step"
-        where = {"setup": "while setting up the fit", "epoch": f"at the start of epoch {epoch}, before {unit} {step}",
-                 "step": f"during step {step} of this fit (epoch {epoch})",
-                 "round": f"during averaging round {step} of this fit (epoch {epoch})"}[what]
+        where = {"setup": "while setting up the fit",
+                 "epoch": f"at the start of epoch {epoch} (counted from 0), before {unit} {step}",
+                 "step": f"during step {step} of this fit (epoch {epoch}, counted from 0)",
+                 "round": f"during averaging round {step} of this fit (epoch {epoch}, counted from 0)"}[what]
         super().__init__(
             f"worker {worker} was lost {where}: {type(cause).__name__}: {cause}. The network holds the weights "
             f"and optimizer state of the last completed {unit} (its counters and history agree with them); "
@@ -866,7 +868,7 @@ class DataParallel:
                 raise
             except Exception as exc:
                 if _is_lost(exc):
-                    raise WorkerLostError(w, self.net.epochs_trained + 1, 0, "setup", exc) from exc
+                    raise WorkerLostError(w, self.net.epochs_trained, 0, "setup", exc) from exc
                 raise
             self._actors.append((w, actor))
         return self._actors
@@ -948,7 +950,7 @@ class DataParallel:
                         _rng.shuffle(order, net._rng_state)  # exactly the draw train_slice makes at an epoch's start
                     call = (rng_before, shuffle, batch_size)
                 b_next = b_first
-                self._gather("begin_epoch", call, first + e + 1, opt.t - t_start + 1, "epoch")
+                self._gather("begin_epoch", call, first + e, opt.t - t_start + 1, "epoch")
                 for b in range(b_first, n_batches):
                     start = b * batch_size
                     m = min(batch_size, n - start)
@@ -959,7 +961,7 @@ class DataParallel:
                     step = opt.t - t_start + 1
                     c = 0.0
                     if wsum > 0:
-                        parts = self._gather("gradient", (theta, b, wsum), first + e + 1,
+                        parts = self._gather("gradient", (theta, b, wsum), first + e,
                                              step, "step")
                         comm["bytes_to_workers"] += len(actors) * theta.nbytes
                         grad[:] = 0.0
@@ -974,7 +976,7 @@ class DataParallel:
                         diverged = True
                         self._restore(backup, opt, t0)
                         history.samples = samples0
-                        raise TrainingDivergedError(first + e + 1, b + 1, lr)
+                        raise TrainingDivergedError(first + e, b + 1, lr)
                     with _NoInterrupt():
                         acc += wsum * c
                         if wsum > 0:
@@ -998,7 +1000,7 @@ class DataParallel:
                     self._restore(backup, opt, t0)
                     history.samples = samples0
                     history.steps = opt.t - t_start
-                    raise TrainingDivergedError(first + e + 1, n_batches, lr)
+                    raise TrainingDivergedError(first + e, n_batches, lr)
                 b_next = 0
                 if self._end_epoch(history, first + e, acc / sw_total if sw_total > 0 else 0.0, lr, epochs, e, bar,
                                    epoch_end):
@@ -1019,12 +1021,12 @@ class DataParallel:
         net = self.net
         actors = self._actors
         W = len(actors)
-        infos = self._gather("info", (), net.epochs_trained + 1, 0, "setup")
+        infos = self._gather("info", (), net.epochs_trained, 0, "setup")
         shard_w = np.array([i[1] for i in infos], dtype=np.float64)
         weights = shard_w / shard_w.sum()
         seeds = [int(_rng.next_u64(net._rng_state)) for _ in actors]  # each worker its own stream, from net's
         self._gather("begin_local", [(s, batch_size, _fresh(opt), shuffle, clip) for s in seeds],
-                     net.epochs_trained + 1, 0, "setup")
+                     net.epochs_trained, 0, "setup")
         n = data["n"]
         steps_per_epoch = -(-(-(-n // batch_size)) // W)
         theta, state = net.params, opt.state
@@ -1048,12 +1050,12 @@ class DataParallel:
                 k = min(self.sync_every, steps_per_epoch - done)
                 rnd = history.rounds + 1
                 res = self._gather("local_round", (theta, state, opt.t, lr, k, fit_id),
-                                   first + e + 1, rnd, "round")
+                                   first + e, rnd, "round")
                 comm["bytes_to_workers"] += W * (theta.nbytes + state.nbytes)
                 if any(r[7] for r in res):
                     self._restore(backup, opt, t0)
                     history.samples, history.steps = samples0, steps0
-                    raise TrainingDivergedError(first + e + 1, done + max(r[6] for r in res) + 1, lr)
+                    raise TrainingDivergedError(first + e, done + max(r[6] for r in res) + 1, lr)
                 new_theta = np.zeros_like(theta)
                 new_state = np.zeros_like(state)
                 for wk, r in zip(weights, res):
@@ -1063,7 +1065,7 @@ class DataParallel:
                 if not _train._all_finite(new_theta):
                     self._restore(backup, opt, t0)
                     history.samples, history.steps = samples0, steps0
-                    raise TrainingDivergedError(first + e + 1, done + k, lr)
+                    raise TrainingDivergedError(first + e, done + k, lr)
                 ran = min(r[6] for r in res)
                 with _NoInterrupt():
                     theta[:] = new_theta

@@ -498,7 +498,7 @@ def test_killed_workers_fail_the_fit_naming_them_and_the_step_and_fit_continues_
             while victim in client.scheduler_info()["workers"] and time.time() < deadline:
                 time.sleep(0.05)
 
-        # 1. Killed between epochs: the fit fails at the start of epoch 3, after 20 steps.
+        # 1. Killed between epochs: the fit fails at the start of epoch 2 (the third), after 20 steps.
         victim, pid = victim_and_pid()
 
         def kill_now(net, history):
@@ -506,7 +506,8 @@ def test_killed_workers_fail_the_fit_naming_them_and_the_step_and_fit_continues_
                 os.kill(pid, signal.SIGKILL)
                 gone(victim)
 
-        with pytest.raises(WorkerLostError, match="at the start of epoch 3, before step 21") as info:
+        lost_at = r"at the start of epoch 2 \(counted from 0\), before step 21"
+        with pytest.raises(WorkerLostError, match=lost_at) as info:
             DataParallel(net, client).fit(X, Y, optimizer=opt, callbacks=kill_now, progress=False, **kw)
         assert info.value.worker == victim and victim in str(info.value)
         assert opt.t == 20 and net.epochs_trained == 2 and len(net.history.loss) == 2

@@ -283,16 +283,16 @@ def test_divergence_raises_and_restores_start_of_epoch():
         net.fit(X, Y, optimizer=opt, callbacks=rec, **kw)
     err = info.value
     assert isinstance(err, ArithmeticError)
-    E = err.epoch
-    assert E >= 2 and len(rec.params) == E - 1  # diverged after some finite epochs
+    E = err.epoch  # 0-based, as History.epoch
+    assert E >= 1 and len(rec.params) == E  # diverged after some finite epochs
     msg = str(err)
     assert f"epoch {E}" in msg and f"batch {err.batch}" in msg and "lower learning rate" in msg
     assert 1 <= err.batch <= 4 and err.lr == 1e12
     assert np.all(np.isfinite(net.params)) and np.all(np.isfinite(opt.state))
-    np.testing.assert_array_equal(net.params, rec.params[E - 2])
-    np.testing.assert_array_equal(opt.state, rec.values[E - 2])
+    np.testing.assert_array_equal(net.params, rec.params[E - 1])
+    np.testing.assert_array_equal(opt.state, rec.values[E - 1])
     assert not np.array_equal(net.params, theta0)
-    assert net.epochs_trained == E - 1 and opt.t == 4 * (E - 1)
+    assert net.epochs_trained == E and opt.t == 4 * E
 
     # Without callbacks the epochs run in one jitted call: same epoch, same restored state.
     again, X, Y, kw = _diverging()
@@ -301,18 +301,19 @@ def test_divergence_raises_and_restores_start_of_epoch():
     assert (info2.value.epoch, info2.value.batch) == (E, err.batch)
     np.testing.assert_array_equal(again.params, net.params)
 
-    # Training can go on from the restored weights with a sane rate.
+    # Training can go on from the restored weights with a sane rate; the epoch
+    # that diverged is run again under the same number.
     h = net.fit(X, Y, epochs=3, optimizer=SGD(lr=1e-4), **QUIET)
-    assert np.all(np.isfinite(h.loss)) and h.epoch == [E - 1, E, E + 1]
+    assert np.all(np.isfinite(h.loss)) and h.epoch == [E, E + 1, E + 2]
 
 
 def test_divergence_in_first_epoch_restores_initial_weights():
     net, X, Y, kw = _diverging()
     theta0 = net.params.copy()
-    with pytest.raises(numbanet.TrainingDivergedError, match="epoch 1,") as info:
+    with pytest.raises(numbanet.TrainingDivergedError, match=r"epoch 0 \(counted from 0") as info:
         net.fit(X, Y, optimizer=SGD(lr=1e300), **kw)
     np.testing.assert_array_equal(net.params, theta0)
-    assert net.epochs_trained == 0 and info.value.epoch == 1
+    assert net.epochs_trained == 0 and info.value.epoch == 0
 
 
 # --------------------------------------------------------------- continuing
