@@ -69,7 +69,7 @@ import uuid
 
 import numpy as np
 
-from numbanet import _validation as V
+from numbanet import _validation as check
 from numbanet.callbacks import EarlyStopping, History, Progress, as_callbacks, default_progress
 from numbanet.engine import PendingEpoch, data_fingerprint, schedule_rates
 from numbanet.exceptions import TrainingDivergedError
@@ -209,9 +209,9 @@ class _Shard:
             else:
                 y = _open_rows(ysrc, lo, hi)
             try:
-                x = self.net._X(x)
-                y = self.net._Y(y)
-                V.check_rows(x, y)
+                x = self.net._checked_inputs(x)
+                y = self.net._checked_targets(y)
+                check.check_rows(x, y)
             except ValueError as exc:
                 which = f"rows {lo} to {hi - 1}" if step == 1 else f"every {step}th row from {lo}"
                 raise ValueError(f"{which} of the training data: {exc}") from None
@@ -219,8 +219,8 @@ class _Shard:
             ys.append(y)
         # One block: used in place (a memory map or the worker's own chunk, no copy); several: joined once.
         self.joined = len(xs) > 1
-        self.X = xs[0] if len(xs) == 1 else V.read_only(np.concatenate(xs))
-        self.Y = ys[0] if len(ys) == 1 else V.read_only(np.concatenate(ys))
+        self.X = xs[0] if len(xs) == 1 else check.read_only(np.concatenate(xs))
+        self.Y = ys[0] if len(ys) == 1 else check.read_only(np.concatenate(ys))
         self.sw = np.ascontiguousarray(sw, dtype=np.float64)
         self.sw_total = float(self.sw.sum())
         self.rows = self.X.shape[0]
@@ -280,8 +280,8 @@ class _Shard:
         if rows.size == 0:
             return 0.0, None
         np.copyto(self.net.params, theta)
-        Xb = V.read_only(self.X[rows])
-        Yb = V.read_only(self.Y[rows])
+        Xb = check.read_only(self.X[rows])
+        Yb = check.read_only(self.Y[rows])
         swb = self.sw[rows]
         grad = np.empty(self.net.n_params, dtype=self.net.dtype)
         cap = self.ws_cap
@@ -493,7 +493,7 @@ class DataParallel:
         self.net = net
         self.client = client
         self.strategy = strategy
-        self.sync_every = V.positive_int(sync_every, "sync_every")
+        self.sync_every = check.positive_int(sync_every, "sync_every")
         self.workers = None if workers is None else [str(w) for w in workers]
         if timeout is not None and (not np.isfinite(float(timeout)) or float(timeout) <= 0):
             raise ValueError(f"timeout must be a positive number of seconds or None; got {timeout!r}")
@@ -586,25 +586,25 @@ class DataParallel:
     def _fit(self, X, Y, epochs, batch_size, optimizer, shuffle, validation_data, validation_split, progress,
              sample_weight, callbacks, early_stopping, lr_schedule, clip_norm, fit_id):
         net = self.net
-        epochs = V.positive_int(epochs, "epochs")
-        batch_size = V.positive_int(batch_size, "batch_size")
+        epochs = check.positive_int(epochs, "epochs")
+        batch_size = check.positive_int(batch_size, "batch_size")
         if self.strategy == "sync" and net.dropout > 0:
             raise ValueError(f"strategy='sync' cannot reproduce dropout (this network has dropout={net.dropout}): "
                              "its masks are drawn row by row from one generator; use strategy='local' or dropout=0")
-        split = V.non_negative_float(validation_split, "validation_split", upper=1.0, upper_open=True)
+        split = check.non_negative_float(validation_split, "validation_split", upper=1.0, upper_open=True)
         if optimizer is None:
             optimizer = net.optimizer if net.optimizer is not None else SGD(lr=0.1)
         if not isinstance(optimizer, Optimizer):
             raise ValueError(f"optimizer must be a numbanet optimizer (SGD, Adam, ...); got {optimizer!r}")
         schedule = as_schedule(lr_schedule)
-        clip = 0.0 if clip_norm is None else V.non_negative_float(clip_norm, "clip_norm")
+        clip = 0.0 if clip_norm is None else check.non_negative_float(clip_norm, "clip_norm")
         optimizer._validate()
         cbs = as_callbacks(callbacks)
         if early_stopping is not None and early_stopping is not False:
             if isinstance(early_stopping, EarlyStopping):
                 cbs.append(early_stopping)
             else:
-                cbs.append(EarlyStopping(patience=V.positive_int(early_stopping, "early_stopping")))
+                cbs.append(EarlyStopping(patience=check.positive_int(early_stopping, "early_stopping")))
         if split > 0 and validation_data is not None:
             raise ValueError("give either validation_data or validation_split, not both")
         data = self._prepare(X, Y, sample_weight, split)
@@ -618,9 +618,9 @@ class DataParallel:
                 Xv = Xv.compute()
             if _is_dask_array(Yv):
                 Yv = Yv.compute()
-            Xv = net._X(Xv, "validation X")
-            Yv = net._Y(Yv, "validation Y")
-            V.check_rows(Xv, Yv, "validation X", "validation Y")
+            Xv = net._checked_inputs(Xv, "validation X")
+            Yv = net._checked_targets(Yv, "validation Y")
+            check.check_rows(Xv, Yv, "validation X", "validation Y")
         first = net.epochs_trained
         lrs = schedule_rates(schedule, first, epochs, optimizer.lr)
         workers = self._workers()
@@ -679,18 +679,18 @@ class DataParallel:
             Xs = self._check_shape(X, "X", net.sizes[0], "features")
         else:
             xsrc = None
-            Xs = net._X(X)
+            Xs = net._checked_inputs(X)
         if ysrc is not None and split == 0:
             Ys = self._check_shape(Y, "Y", net.sizes[-1], "outputs")
             if ysrc[3] != Ys.shape:  # a 1-D memory map read as one column
                 ysrc = None
-                Ys = net._Y(Y)
+                Ys = net._checked_targets(Y)
         else:
             ysrc = None
-            Ys = net._Y(Y)
-        V.check_rows(Xs, Ys)
+            Ys = net._checked_targets(Y)
+        check.check_rows(Xs, Ys)
         n = Xs.shape[0]
-        sw = V.sample_weights(sample_weight, n)
+        sw = check.sample_weights(sample_weight, n)
         return {"kind": "memory", "X": Xs, "Y": Ys, "xsrc": xsrc, "ysrc": ysrc, "sw": sw, "n": n}
 
     def _check_shape(self, a, name, n_cols, what):
@@ -727,7 +727,7 @@ class DataParallel:
         Y = Y.rechunk({0: X.chunks[0], 1: -1})
         if _is_dask_array(sample_weight):
             sample_weight = sample_weight.compute()
-        sw = V.sample_weights(sample_weight, n)
+        sw = check.sample_weights(sample_weight, n)
         return {"kind": "dask", "X": X, "Y": Y, "sw": sw, "n": n}
 
     def _split_validation(self, data, split):
@@ -740,11 +740,11 @@ class DataParallel:
                              f"{X.shape[0] - n_val} for training; both need at least 1")
         perm = net._rng.permutation(X.shape[0])
         val, tr = perm[:n_val], np.sort(perm[n_val:])
-        out = dict(data, X=V.read_only(X[tr]), Y=V.read_only(Y[tr]), sw=np.ascontiguousarray(sw[tr]),
+        out = dict(data, X=check.read_only(X[tr]), Y=check.read_only(Y[tr]), sw=np.ascontiguousarray(sw[tr]),
                    n=tr.size, xsrc=None, ysrc=None)
         if out["sw"].sum() <= 0:
             raise ValueError("after validation_split every training sample has weight 0")
-        out["val"] = (V.read_only(X[val]), V.read_only(Y[val]))
+        out["val"] = (check.read_only(X[val]), check.read_only(Y[val]))
         return out
 
     def _workers(self):
