@@ -69,7 +69,7 @@ import uuid
 
 import numpy as np
 
-from numbanet import _validation as V
+from numbanet import _validation as check
 from numbanet.callbacks import EarlyStopping, History, Progress, as_callbacks, default_progress
 from numbanet.engine import PendingEpoch, data_fingerprint, schedule_rates
 from numbanet.exceptions import TrainingDivergedError
@@ -109,7 +109,8 @@ class WorkerLostError(RuntimeError):
     worker : str
         Address of the lost worker.
     epoch : int
-        1-based epoch (counting every epoch the network has trained).
+        0-based epoch (counting every epoch the network has trained), as in
+        :attr:`numbanet.History.epoch` and :class:`numbanet.TrainingDivergedError`.
     step : int
         1-based optimizer step of the fit that was in progress (``sync``), or
         the 1-based averaging round (``local``); 0 while setting up.
@@ -120,9 +121,10 @@ class WorkerLostError(RuntimeError):
         self.epoch = epoch
         self.step = step
         unit = "averaging round" if what == "round" else "step"
-        where = {"setup": "while setting up the fit", "epoch": f"at the start of epoch {epoch}, before {unit} {step}",
-                 "step": f"during step {step} of this fit (epoch {epoch})",
-                 "round": f"during averaging round {step} of this fit (epoch {epoch})"}[what]
+        where = {"setup": "while setting up the fit",
+                 "epoch": f"at the start of epoch {epoch} (counted from 0), before {unit} {step}",
+                 "step": f"during step {step} of this fit (epoch {epoch}, counted from 0)",
+                 "round": f"during averaging round {step} of this fit (epoch {epoch}, counted from 0)"}[what]
         super().__init__(
             f"worker {worker} was lost {where}: {type(cause).__name__}: {cause}. The network holds the weights "
             f"and optimizer state of the last completed {unit} (its counters and history agree with them); "
@@ -207,9 +209,9 @@ class _Shard:
             else:
                 y = _open_rows(ysrc, lo, hi)
             try:
-                x = self.net._X(x)
-                y = self.net._Y(y)
-                V.check_rows(x, y)
+                x = self.net._checked_inputs(x)
+                y = self.net._checked_targets(y)
+                check.check_rows(x, y)
             except ValueError as exc:
                 which = f"rows {lo} to {hi - 1}" if step == 1 else f"every {step}th row from {lo}"
                 raise ValueError(f"{which} of the training data: {exc}") from None
@@ -217,8 +219,8 @@ class _Shard:
             ys.append(y)
         # One block: used in place (a memory map or the worker's own chunk, no copy); several: joined once.
         self.joined = len(xs) > 1
-        self.X = xs[0] if len(xs) == 1 else V.read_only(np.concatenate(xs))
-        self.Y = ys[0] if len(ys) == 1 else V.read_only(np.concatenate(ys))
+        self.X = xs[0] if len(xs) == 1 else check.read_only(np.concatenate(xs))
+        self.Y = ys[0] if len(ys) == 1 else check.read_only(np.concatenate(ys))
         self.sw = np.ascontiguousarray(sw, dtype=np.float64)
         self.sw_total = float(self.sw.sum())
         self.rows = self.X.shape[0]
@@ -278,8 +280,8 @@ class _Shard:
         if rows.size == 0:
             return 0.0, None
         np.copyto(self.net.params, theta)
-        Xb = V.read_only(self.X[rows])
-        Yb = V.read_only(self.Y[rows])
+        Xb = check.read_only(self.X[rows])
+        Yb = check.read_only(self.Y[rows])
         swb = self.sw[rows]
         grad = np.empty(self.net.n_params, dtype=self.net.dtype)
         cap = self.ws_cap
@@ -491,7 +493,7 @@ class DataParallel:
         self.net = net
         self.client = client
         self.strategy = strategy
-        self.sync_every = V.positive_int(sync_every, "sync_every")
+        self.sync_every = check.positive_int(sync_every, "sync_every")
         self.workers = None if workers is None else [str(w) for w in workers]
         if timeout is not None and (not np.isfinite(float(timeout)) or float(timeout) <= 0):
             raise ValueError(f"timeout must be a positive number of seconds or None; got {timeout!r}")
@@ -584,25 +586,25 @@ class DataParallel:
     def _fit(self, X, Y, epochs, batch_size, optimizer, shuffle, validation_data, validation_split, progress,
              sample_weight, callbacks, early_stopping, lr_schedule, clip_norm, fit_id):
         net = self.net
-        epochs = V.positive_int(epochs, "epochs")
-        batch_size = V.positive_int(batch_size, "batch_size")
+        epochs = check.positive_int(epochs, "epochs")
+        batch_size = check.positive_int(batch_size, "batch_size")
         if self.strategy == "sync" and net.dropout > 0:
             raise ValueError(f"strategy='sync' cannot reproduce dropout (this network has dropout={net.dropout}): "
                              "its masks are drawn row by row from one generator; use strategy='local' or dropout=0")
-        split = V.non_negative_float(validation_split, "validation_split", upper=1.0, upper_open=True)
+        split = check.non_negative_float(validation_split, "validation_split", upper=1.0, upper_open=True)
         if optimizer is None:
             optimizer = net.optimizer if net.optimizer is not None else SGD(lr=0.1)
         if not isinstance(optimizer, Optimizer):
             raise ValueError(f"optimizer must be a numbanet optimizer (SGD, Adam, ...); got {optimizer!r}")
         schedule = as_schedule(lr_schedule)
-        clip = 0.0 if clip_norm is None else V.non_negative_float(clip_norm, "clip_norm")
+        clip = 0.0 if clip_norm is None else check.non_negative_float(clip_norm, "clip_norm")
         optimizer._validate()
         cbs = as_callbacks(callbacks)
         if early_stopping is not None and early_stopping is not False:
             if isinstance(early_stopping, EarlyStopping):
                 cbs.append(early_stopping)
             else:
-                cbs.append(EarlyStopping(patience=V.positive_int(early_stopping, "early_stopping")))
+                cbs.append(EarlyStopping(patience=check.positive_int(early_stopping, "early_stopping")))
         if split > 0 and validation_data is not None:
             raise ValueError("give either validation_data or validation_split, not both")
         data = self._prepare(X, Y, sample_weight, split)
@@ -616,9 +618,9 @@ class DataParallel:
                 Xv = Xv.compute()
             if _is_dask_array(Yv):
                 Yv = Yv.compute()
-            Xv = net._X(Xv, "validation X")
-            Yv = net._Y(Yv, "validation Y")
-            V.check_rows(Xv, Yv, "validation X", "validation Y")
+            Xv = net._checked_inputs(Xv, "validation X")
+            Yv = net._checked_targets(Yv, "validation Y")
+            check.check_rows(Xv, Yv, "validation X", "validation Y")
         first = net.epochs_trained
         lrs = schedule_rates(schedule, first, epochs, optimizer.lr)
         workers = self._workers()
@@ -677,18 +679,18 @@ class DataParallel:
             Xs = self._check_shape(X, "X", net.sizes[0], "features")
         else:
             xsrc = None
-            Xs = net._X(X)
+            Xs = net._checked_inputs(X)
         if ysrc is not None and split == 0:
             Ys = self._check_shape(Y, "Y", net.sizes[-1], "outputs")
             if ysrc[3] != Ys.shape:  # a 1-D memory map read as one column
                 ysrc = None
-                Ys = net._Y(Y)
+                Ys = net._checked_targets(Y)
         else:
             ysrc = None
-            Ys = net._Y(Y)
-        V.check_rows(Xs, Ys)
+            Ys = net._checked_targets(Y)
+        check.check_rows(Xs, Ys)
         n = Xs.shape[0]
-        sw = V.sample_weights(sample_weight, n)
+        sw = check.sample_weights(sample_weight, n)
         return {"kind": "memory", "X": Xs, "Y": Ys, "xsrc": xsrc, "ysrc": ysrc, "sw": sw, "n": n}
 
     def _check_shape(self, a, name, n_cols, what):
@@ -725,7 +727,7 @@ class DataParallel:
         Y = Y.rechunk({0: X.chunks[0], 1: -1})
         if _is_dask_array(sample_weight):
             sample_weight = sample_weight.compute()
-        sw = V.sample_weights(sample_weight, n)
+        sw = check.sample_weights(sample_weight, n)
         return {"kind": "dask", "X": X, "Y": Y, "sw": sw, "n": n}
 
     def _split_validation(self, data, split):
@@ -738,11 +740,11 @@ class DataParallel:
                              f"{X.shape[0] - n_val} for training; both need at least 1")
         perm = net._rng.permutation(X.shape[0])
         val, tr = perm[:n_val], np.sort(perm[n_val:])
-        out = dict(data, X=V.read_only(X[tr]), Y=V.read_only(Y[tr]), sw=np.ascontiguousarray(sw[tr]),
+        out = dict(data, X=check.read_only(X[tr]), Y=check.read_only(Y[tr]), sw=np.ascontiguousarray(sw[tr]),
                    n=tr.size, xsrc=None, ysrc=None)
         if out["sw"].sum() <= 0:
             raise ValueError("after validation_split every training sample has weight 0")
-        out["val"] = (V.read_only(X[val]), V.read_only(Y[val]))
+        out["val"] = (check.read_only(X[val]), check.read_only(Y[val]))
         return out
 
     def _workers(self):
@@ -866,7 +868,7 @@ class DataParallel:
                 raise
             except Exception as exc:
                 if _is_lost(exc):
-                    raise WorkerLostError(w, self.net.epochs_trained + 1, 0, "setup", exc) from exc
+                    raise WorkerLostError(w, self.net.epochs_trained, 0, "setup", exc) from exc
                 raise
             self._actors.append((w, actor))
         return self._actors
@@ -948,7 +950,7 @@ class DataParallel:
                         _rng.shuffle(order, net._rng_state)  # exactly the draw train_slice makes at an epoch's start
                     call = (rng_before, shuffle, batch_size)
                 b_next = b_first
-                self._gather("begin_epoch", call, first + e + 1, opt.t - t_start + 1, "epoch")
+                self._gather("begin_epoch", call, first + e, opt.t - t_start + 1, "epoch")
                 for b in range(b_first, n_batches):
                     start = b * batch_size
                     m = min(batch_size, n - start)
@@ -959,7 +961,7 @@ class DataParallel:
                     step = opt.t - t_start + 1
                     c = 0.0
                     if wsum > 0:
-                        parts = self._gather("gradient", (theta, b, wsum), first + e + 1,
+                        parts = self._gather("gradient", (theta, b, wsum), first + e,
                                              step, "step")
                         comm["bytes_to_workers"] += len(actors) * theta.nbytes
                         grad[:] = 0.0
@@ -974,7 +976,7 @@ class DataParallel:
                         diverged = True
                         self._restore(backup, opt, t0)
                         history.samples = samples0
-                        raise TrainingDivergedError(first + e + 1, b + 1, lr)
+                        raise TrainingDivergedError(first + e, b + 1, lr)
                     with _NoInterrupt():
                         acc += wsum * c
                         if wsum > 0:
@@ -998,7 +1000,7 @@ class DataParallel:
                     self._restore(backup, opt, t0)
                     history.samples = samples0
                     history.steps = opt.t - t_start
-                    raise TrainingDivergedError(first + e + 1, n_batches, lr)
+                    raise TrainingDivergedError(first + e, n_batches, lr)
                 b_next = 0
                 if self._end_epoch(history, first + e, acc / sw_total if sw_total > 0 else 0.0, lr, epochs, e, bar,
                                    epoch_end):
@@ -1019,12 +1021,12 @@ class DataParallel:
         net = self.net
         actors = self._actors
         W = len(actors)
-        infos = self._gather("info", (), net.epochs_trained + 1, 0, "setup")
+        infos = self._gather("info", (), net.epochs_trained, 0, "setup")
         shard_w = np.array([i[1] for i in infos], dtype=np.float64)
         weights = shard_w / shard_w.sum()
         seeds = [int(_rng.next_u64(net._rng_state)) for _ in actors]  # each worker its own stream, from net's
         self._gather("begin_local", [(s, batch_size, _fresh(opt), shuffle, clip) for s in seeds],
-                     net.epochs_trained + 1, 0, "setup")
+                     net.epochs_trained, 0, "setup")
         n = data["n"]
         steps_per_epoch = -(-(-(-n // batch_size)) // W)
         theta, state = net.params, opt.state
@@ -1048,12 +1050,12 @@ class DataParallel:
                 k = min(self.sync_every, steps_per_epoch - done)
                 rnd = history.rounds + 1
                 res = self._gather("local_round", (theta, state, opt.t, lr, k, fit_id),
-                                   first + e + 1, rnd, "round")
+                                   first + e, rnd, "round")
                 comm["bytes_to_workers"] += W * (theta.nbytes + state.nbytes)
                 if any(r[7] for r in res):
                     self._restore(backup, opt, t0)
                     history.samples, history.steps = samples0, steps0
-                    raise TrainingDivergedError(first + e + 1, done + max(r[6] for r in res) + 1, lr)
+                    raise TrainingDivergedError(first + e, done + max(r[6] for r in res) + 1, lr)
                 new_theta = np.zeros_like(theta)
                 new_state = np.zeros_like(state)
                 for wk, r in zip(weights, res):
@@ -1063,7 +1065,7 @@ class DataParallel:
                 if not _train._all_finite(new_theta):
                     self._restore(backup, opt, t0)
                     history.samples, history.steps = samples0, steps0
-                    raise TrainingDivergedError(first + e + 1, done + k, lr)
+                    raise TrainingDivergedError(first + e, done + k, lr)
                 ran = min(r[6] for r in res)
                 with _NoInterrupt():
                     theta[:] = new_theta

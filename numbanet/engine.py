@@ -265,7 +265,7 @@ class TrainingRun:
 
     def _diverged(self):
         e = int(self.pos[_train.POS_BAD_EPOCH])
-        raise TrainingDivergedError(self.first_epoch + e + 1, int(self.pos[_train.POS_BAD_BATCH]) + 1,
+        raise TrainingDivergedError(self.first_epoch + e, int(self.pos[_train.POS_BAD_BATCH]) + 1,
                                     float(self.lrs[e]))
 
 

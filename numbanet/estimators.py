@@ -53,7 +53,7 @@ import warnings
 
 import numpy as np
 
-from numbanet import _validation as V
+from numbanet import _validation as check
 from numbanet.callbacks import Callback
 from numbanet.kernels.activations import BUILTINS as _BUILTINS
 from numbanet.network import Network
@@ -284,26 +284,27 @@ class _BaseMLP(BaseEstimator):
         if self.solver not in ("sgd", "adam"):
             extra = "; numbanet has no 'lbfgs' (use solver='adam' or 'sgd')" if self.solver == "lbfgs" else ""
             raise ValueError(f"solver must be 'sgd' or 'adam'; got {self.solver!r}{extra}")
-        V.non_negative_float(self.alpha, "alpha")
+        check.non_negative_float(self.alpha, "alpha")
         if not (isinstance(self.batch_size, str) and self.batch_size == "auto"):
             if not _is_int(self.batch_size) or self.batch_size < 1:
                 raise ValueError(f"batch_size must be 'auto' or a positive integer; got {self.batch_size!r}")
-        if V.non_negative_float(self.learning_rate_init, "learning_rate_init") <= 0:
+        if check.non_negative_float(self.learning_rate_init, "learning_rate_init") <= 0:
             raise ValueError(f"learning_rate_init must be > 0; got {self.learning_rate_init}")
-        V.positive_int(self.max_iter, "max_iter")
-        V.non_negative_float(self.tol, "tol")
-        V.positive_int(self.n_iter_no_change, "n_iter_no_change")
+        check.positive_int(self.max_iter, "max_iter")
+        check.non_negative_float(self.tol, "tol")
+        check.positive_int(self.n_iter_no_change, "n_iter_no_change")
         if self.early_stopping:
-            fraction = V.non_negative_float(self.validation_fraction, "validation_fraction", upper=1.0, upper_open=True)
+            fraction = check.non_negative_float(self.validation_fraction, "validation_fraction", upper=1.0,
+                                                upper_open=True)
             if fraction <= 0:
                 raise ValueError(f"validation_fraction must be in (0, 1) with early_stopping; got {fraction}")
-        V.non_negative_float(self.dropout, "dropout", upper=1.0, upper_open=True)
+        check.non_negative_float(self.dropout, "dropout", upper=1.0, upper_open=True)
         if self.solver == "sgd":
-            V.non_negative_float(self.momentum, "momentum", upper=1.0, upper_open=True)
+            check.non_negative_float(self.momentum, "momentum", upper=1.0, upper_open=True)
         else:
-            V.non_negative_float(self.beta_1, "beta_1", upper=1.0, upper_open=True)
-            V.non_negative_float(self.beta_2, "beta_2", upper=1.0, upper_open=True)
-            if V.non_negative_float(self.epsilon, "epsilon") <= 0:
+            check.non_negative_float(self.beta_1, "beta_1", upper=1.0, upper_open=True)
+            check.non_negative_float(self.beta_2, "beta_2", upper=1.0, upper_open=True)
+            if check.non_negative_float(self.epsilon, "epsilon") <= 0:
                 raise ValueError(f"epsilon must be > 0; got {self.epsilon}")
         if self.dtype is not None:
             try:
@@ -427,7 +428,7 @@ class _BaseMLP(BaseEstimator):
         )
         Y, encoded = self._encode_targets(y, first, incremental, classes)
         n = X.shape[0]
-        sw = None if sample_weight is None else V.sample_weights(sample_weight, n)
+        sw = None if sample_weight is None else check.sample_weights(sample_weight, n)
         sw = self._with_class_weight(sw, encoded, incremental)
         out_act, loss = self._output_layer(encoded)
         rs = check_random_state(self.random_state)
@@ -802,7 +803,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         if not (weights > 0).any():
             raise ValueError(f"every sample has weight 0 under class_weight={cw!r}"
                              + ("" if sw is None else " times sample_weight"))
-        return V.sample_weights(weights, weights.shape[0])
+        return check.sample_weights(weights, weights.shape[0])
 
     def _encode_targets(self, y, first, incremental, classes):
         """Check class labels and encode them as the network's target matrix."""

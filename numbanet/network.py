@@ -22,7 +22,7 @@ import threading
 
 import numpy as np
 
-from numbanet import _validation as V
+from numbanet import _validation as check
 from numbanet.callbacks import EarlyStopping, History, Progress, accuracy, as_callbacks, default_progress
 from numbanet.engine import CHUNK, TrainingRun, WorkspacePool, schedule_rates
 from numbanet.kernels import activations as _act
@@ -179,8 +179,8 @@ class Network:
         self.custom_loss = loss if isinstance(loss, Loss) else None
         self.dtype = dt
         self.seed = seed
-        self.l2 = V.non_negative_float(l2, "l2")
-        self.dropout = V.non_negative_float(dropout, "dropout", upper=1.0, upper_open=True)
+        self.l2 = check.non_negative_float(l2, "l2")
+        self.dropout = check.non_negative_float(dropout, "dropout", upper=1.0, upper_open=True)
         self.optimizer = None
         self.epochs_trained = 0
         self.history = None
@@ -318,11 +318,13 @@ class Network:
 
     # --------------------------------------------------------------- checks
 
-    def _X(self, X, name="X"):
-        return V.as_matrix(X, name, self.dtype, n_cols=self.sizes[0], what="features")
+    def _checked_inputs(self, X, name="X"):
+        """``X`` as a read-only C-contiguous matrix of ``self.dtype``, one column per input; else ValueError."""
+        return check.as_matrix(X, name, self.dtype, n_cols=self.sizes[0], what="features")
 
-    def _Y(self, Y, name="Y"):
-        Y = V.as_matrix(Y, name, self.dtype, n_cols=self.sizes[-1], allow_1d=self.sizes[-1] == 1, what="outputs")
+    def _checked_targets(self, Y, name="Y"):
+        """``Y`` as such a matrix, one column per output, with values valid for the loss; else ValueError."""
+        Y = check.as_matrix(Y, name, self.dtype, n_cols=self.sizes[-1], allow_1d=self.sizes[-1] == 1, what="outputs")
         if self.loss_name in ("cross_entropy", "binary_cross_entropy"):
             lo, hi = Y.min(), Y.max()
             if lo < 0 or hi > 1:
@@ -330,14 +332,15 @@ class Network:
                     f"{name} must lie in [0, 1] for loss {self.loss_name!r} (one-hot labels or probabilities); "
                     f"found values from {lo:g} to {hi:g}"
                 )
-        V.check_target_rows(Y, name, self.loss_name)
+        check.check_target_rows(Y, name, self.loss_name)
         return Y
 
-    def _XY(self, X, Y, sample_weight=None):
-        X = self._X(X)
-        Y = self._Y(Y)
-        V.check_rows(X, Y)
-        sw = V.sample_weights(sample_weight, X.shape[0])
+    def _checked_data(self, X, Y, sample_weight=None):
+        """``(X, Y, sample_weight)`` checked alike and against each other (same number of rows)."""
+        X = self._checked_inputs(X)
+        Y = self._checked_targets(Y)
+        check.check_rows(X, Y)
+        sw = check.sample_weights(sample_weight, X.shape[0])
         return X, Y, sw
 
     # ----------------------------------------------------- evaluation methods
@@ -358,7 +361,7 @@ class Network:
             writing into the result cannot change the caller's data);
             ``A[l+1] = σ(Z[l])``.
         """
-        A = [np.array(self._X(X))]  # a writeable copy: never the caller's array
+        A = [np.array(self._checked_inputs(X))]  # a writeable copy: never the caller's array
         Z = []
         for W, b, code, k in zip(self.weights, self.biases, self._acts_arr, self._custom_arr):
             z = np.empty((A[-1].shape[0], W.shape[0]), dtype=self.dtype)
@@ -380,7 +383,7 @@ class Network:
         -------
         ndarray of shape (n_samples, n_outputs), the network's dtype
         """
-        X = self._X(X)
+        X = self._checked_inputs(X)
         out = np.empty((X.shape[0], self.sizes[-1]), dtype=self.dtype)
         ws, cap = self._buffers.acquire(min(CHUNK, X.shape[0]))
         try:
@@ -416,7 +419,7 @@ class Network:
         -------
         float
         """
-        X, Y, sw = self._XY(X, Y, sample_weight)
+        X, Y, sw = self._checked_data(X, Y, sample_weight)
         return float(self._cost(X, Y, sw, None))
 
     def gradients(self, X, Y, sample_weight=None):
@@ -431,7 +434,7 @@ class Network:
         db : list of ndarray
             ``db[l]`` shaped like ``biases[l]``.
         """
-        X, Y, sw = self._XY(X, Y, sample_weight)
+        X, Y, sw = self._checked_data(X, Y, sample_weight)
         grad = np.empty_like(self.params)
         self._cost(X, Y, sw, grad)
         return self._unflatten(grad)
@@ -449,9 +452,9 @@ class Network:
         """
         if self.loss_name not in ("cross_entropy", "binary_cross_entropy"):
             raise ValueError(f"accuracy is defined for classification losses; this network uses {self.loss_name!r}")
-        X = self._X(X)
-        Y = self._Y(Y)
-        V.check_rows(X, Y)
+        X = self._checked_inputs(X)
+        Y = self._checked_targets(Y)
+        check.check_rows(X, Y)
         return accuracy(self.loss_name, self.predict(X), Y)
 
     # -------------------------------------------------------------- training
@@ -558,23 +561,23 @@ class Network:
 
     def _fit(self, X, Y, epochs, batch_size, optimizer, shuffle, validation_data, validation_split, progress,
              sample_weight, callbacks, early_stopping, lr_schedule, clip_norm):
-        epochs = V.positive_int(epochs, "epochs")
-        batch_size = V.positive_int(batch_size, "batch_size")
-        X, Y, sw = self._XY(X, Y, sample_weight)
-        split = V.non_negative_float(validation_split, "validation_split", upper=1.0, upper_open=True)
+        epochs = check.positive_int(epochs, "epochs")
+        batch_size = check.positive_int(batch_size, "batch_size")
+        X, Y, sw = self._checked_data(X, Y, sample_weight)
+        split = check.non_negative_float(validation_split, "validation_split", upper=1.0, upper_open=True)
         if optimizer is None:
             optimizer = self.optimizer if self.optimizer is not None else SGD(lr=0.1)
         if not isinstance(optimizer, Optimizer):
             raise ValueError(f"optimizer must be a numbanet optimizer (SGD, Adam, ...); got {optimizer!r}")
         schedule = as_schedule(lr_schedule)
-        clip = 0.0 if clip_norm is None else V.non_negative_float(clip_norm, "clip_norm")
+        clip = 0.0 if clip_norm is None else check.non_negative_float(clip_norm, "clip_norm")
         optimizer._validate()
         cbs = as_callbacks(callbacks)
         if early_stopping is not None and early_stopping is not False:
             if isinstance(early_stopping, EarlyStopping):
                 cbs.append(early_stopping)
             else:
-                cbs.append(EarlyStopping(patience=V.positive_int(early_stopping, "early_stopping")))
+                cbs.append(EarlyStopping(patience=check.positive_int(early_stopping, "early_stopping")))
         if split > 0 and validation_data is not None:
             raise ValueError("give either validation_data or validation_split, not both")
         if split > 0:
@@ -589,9 +592,9 @@ class Network:
                 Xv, Yv = validation_data
             except (TypeError, ValueError):
                 raise ValueError("validation_data must be a pair (X_val, Y_val)") from None
-            Xv = self._X(Xv, "validation X")
-            Yv = self._Y(Yv, "validation Y")
-            V.check_rows(Xv, Yv, "validation X", "validation Y")
+            Xv = self._checked_inputs(Xv, "validation X")
+            Yv = self._checked_targets(Yv, "validation Y")
+            check.check_rows(Xv, Yv, "validation X", "validation Y")
         else:
             Xv = Yv = None
         # Learning rates of every epoch, up front, so that a bad schedule is refused before any
@@ -602,8 +605,8 @@ class Network:
         if split > 0:
             perm = self._rng.permutation(X.shape[0])
             val, tr = perm[:n_val], np.sort(perm[n_val:])
-            Xv, Yv = V.read_only(X[val]), V.read_only(Y[val])
-            X, Y, sw = V.read_only(X[tr]), V.read_only(Y[tr]), np.ascontiguousarray(sw[tr])
+            Xv, Yv = check.read_only(X[val]), check.read_only(Y[val])
+            X, Y, sw = check.read_only(X[tr]), check.read_only(Y[tr]), np.ascontiguousarray(sw[tr])
             if sw.sum() <= 0:
                 raise ValueError("after validation_split every training sample has weight 0")
         if progress is None:

@@ -15,3 +15,19 @@ def flat_params(net, dW, db, dtype=None):
     for v, b in zip(views_b, db):
         v[...] = np.ravel(b)
     return out
+
+
+QUIET = dict(progress=False)
+
+
+def grad(net, X, Y, sample_weight=None):
+    """``net.gradients`` as one vector in the layout of ``net.params``."""
+    return flat_params(net, *net.gradients(X, Y, sample_weight=sample_weight))
+
+
+def small_net(seed=0, **kw):
+    """A 3-5-2 tanh/identity network for the ``regression()`` data."""
+    import numbanet
+
+    kw.setdefault("activations", ["tanh", "identity"])
+    return numbanet.Network([3, 5, 2], seed=seed, **kw)

@@ -17,27 +17,11 @@ from numbanet import reference
 from numbanet.kernels import training
 
 from helpers import flat_params
+from naive import log_cosh, log_cosh_derivative, regression, swish, swish_derivative
 
 
-def swish_f(z):
-    return z / (1.0 + math.exp(-z))
-
-
-def swish_d(z):
-    e = math.exp(-z)
-    return (1.0 + e + z * e) / (1.0 + e) ** 2
-
-
-def log_cosh_c(a, y):
-    return math.log(math.cosh(a - y))
-
-
-def log_cosh_d(a, y):
-    return math.tanh(a - y)
-
-
-SWISH = numbanet.Activation("swish", function=swish_f, derivative=swish_d)
-LOG_COSH = numbanet.Loss("log_cosh", cost=log_cosh_c, derivative=log_cosh_d)
+SWISH = numbanet.Activation("swish", function=swish, derivative=swish_derivative)
+LOG_COSH = numbanet.Loss("log_cosh", cost=log_cosh, derivative=log_cosh_derivative)
 # The same pieces as written in the README, with lambdas.
 SWISH_LAMBDA = numbanet.Activation(
     "swish",
@@ -50,16 +34,11 @@ TANH_COPY = numbanet.Activation("my_tanh", function=math.tanh, derivative=lambda
 MSE_COPY = numbanet.Loss("my_mse", cost=lambda a, y: 0.5 * (a - y) ** 2, derivative=lambda a, y: a - y)
 
 
-def data(n=20, n_in=4, n_out=1, seed=0):
-    rng = np.random.default_rng(seed)
-    return rng.standard_normal((n, n_in)), rng.standard_normal((n, n_out))
-
-
 # ------------------------------------------------------------------------ API
 
 
 def test_api_as_documented():
-    X, Y = data()
+    X, Y = regression(20, 4, 1)
     net = numbanet.Network([4, 16, 1], activations=[SWISH_LAMBDA, "identity"], loss=LOG_COSH, seed=0)
     assert net.activations[0] is SWISH_LAMBDA and net.activation_names == ("swish", "identity")
     assert net.loss_name == "log_cosh" and net.custom_loss is LOG_COSH
@@ -114,7 +93,7 @@ TORCH_CASES = [
 @pytest.mark.parametrize(("sizes", "acts", "loss", "names", "loss_name", "n_out"), TORCH_CASES)
 def test_gradients_match_torch_autograd(sizes, acts, loss, names, loss_name, n_out):
     torch = pytest.importorskip("torch")
-    X, Y = data(n=13, n_in=4, n_out=n_out, seed=1)
+    X, Y = regression(n=13, n_in=4, n_out=n_out, seed=1)
     Y = Y * 3  # targets far enough to reach huber's linear part
     if loss_name == "cross_entropy":
         Y = np.eye(n_out)[np.arange(13) % n_out]
@@ -134,7 +113,7 @@ def test_gradients_match_torch_autograd(sizes, acts, loss, names, loss_name, n_o
 
 @pytest.mark.parametrize(("sizes", "acts", "loss", "names", "loss_name", "n_out"), TORCH_CASES[:3])
 def test_gradients_match_the_reference(sizes, acts, loss, names, loss_name, n_out):
-    X, Y = data(n=9, n_in=4, n_out=n_out, seed=3)
+    X, Y = regression(n=9, n_in=4, n_out=n_out, seed=3)
     net = numbanet.Network(sizes, activations=acts, loss=loss, seed=4)
     W, B, A = reference.from_network(net)
     ref_loss = LOG_COSH if loss is LOG_COSH else loss
@@ -147,7 +126,7 @@ def test_gradients_match_the_reference(sizes, acts, loss, names, loss_name, n_ou
 @pytest.mark.parametrize(("copy", "name"), [(SIGMOID_COPY, "sigmoid"), (TANH_COPY, "tanh")])
 def test_custom_copy_of_a_built_in_trains_like_it(copy, name, dtype):
     """Through the custom path (callbacks, stored Z, dropout) the same mathematics as the built-in."""
-    X, Y = data(n=40, n_in=4, n_out=2, seed=5)
+    X, Y = regression(n=40, n_in=4, n_out=2, seed=5)
     nets = []
     for act, loss in ((name, "mse"), (copy, MSE_COPY)):
         net = numbanet.Network([4, 8, 6, 2], activations=[act, act, "identity"], loss=loss, seed=6, dtype=dtype,
@@ -160,7 +139,7 @@ def test_custom_copy_of_a_built_in_trains_like_it(copy, name, dtype):
 
 
 def test_custom_and_built_in_activations_mix_per_layer():
-    X, Y = data(n=15, n_in=4, n_out=3, seed=7)
+    X, Y = regression(n=15, n_in=4, n_out=3, seed=7)
     Y = np.eye(3)[np.arange(15) % 3]
     net = numbanet.Network([4, 5, 6, 5, 3], activations=[SWISH, "relu", TANH_COPY, "softmax"], loss="cross_entropy",
                            seed=8)
@@ -173,21 +152,21 @@ def test_custom_and_built_in_activations_mix_per_layer():
 
 
 def test_planted_error_caught_by_check_activation_and_gradcheck():
-    wrong = numbanet.Activation("swish", function=swish_f,
+    wrong = numbanet.Activation("swish", function=swish,
                                 derivative=lambda z: 1.0 / (1.0 + math.exp(-z)))  # the z e^{-z} term is missing
     with pytest.raises(AssertionError, match="swish"):
         numbanet.testing.check_activation(wrong)
-    X, Y = data(seed=9)
+    X, Y = regression(20, 4, 1, seed=9)
     net = numbanet.Network([4, 6, 1], activations=[wrong, "identity"], seed=10)
     result = numbanet.gradcheck(net, X, Y)
     assert not result.passed and result.failures
 
 
 def test_planted_loss_error_caught_by_check_loss_and_gradcheck():
-    wrong = numbanet.Loss("log_cosh", cost=log_cosh_c, derivative=lambda a, y: 0.9 * math.tanh(a - y))
+    wrong = numbanet.Loss("log_cosh", cost=log_cosh, derivative=lambda a, y: 0.9 * math.tanh(a - y))
     with pytest.raises(AssertionError, match="log_cosh"):
         numbanet.testing.check_loss(wrong)
-    X, Y = data(seed=11)
+    X, Y = regression(20, 4, 1, seed=11)
     net = numbanet.Network([4, 6, 1], activations=["tanh", "identity"], loss=wrong, seed=12)
     assert not numbanet.gradcheck(net, X, Y).passed
 
@@ -210,24 +189,24 @@ def test_functions_numba_cannot_compile_are_refused_at_construction(fn):
 @pytest.mark.parametrize("name", ["relu", "softmax", "gelu"])
 def test_built_in_names_are_refused(name):
     with pytest.raises(ValueError, match="built-in activation"):
-        numbanet.Activation(name, function=swish_f, derivative=swish_d)
+        numbanet.Activation(name, function=swish, derivative=swish_derivative)
 
 
 @pytest.mark.parametrize("name", ["mse", "huber", "cross_entropy"])
 def test_built_in_loss_names_are_refused(name):
     with pytest.raises(ValueError, match="built-in loss"):
-        numbanet.Loss(name, cost=log_cosh_c, derivative=log_cosh_d)
+        numbanet.Loss(name, cost=log_cosh, derivative=log_cosh_derivative)
 
 
 @pytest.mark.parametrize("name", ["", "my swish", 3, None])
 def test_names_must_be_identifiers(name):
     with pytest.raises(ValueError, match="identifier"):
-        numbanet.Activation(name, function=swish_f, derivative=swish_d)
+        numbanet.Activation(name, function=swish, derivative=swish_derivative)
 
 
 def test_not_callable_refused():
     with pytest.raises(ValueError, match="must be a function"):
-        numbanet.Activation("swish", function=1.0, derivative=swish_d)
+        numbanet.Activation("swish", function=1.0, derivative=swish_derivative)
 
 
 def test_two_different_activations_with_one_name_refused():
@@ -247,7 +226,7 @@ def test_cross_entropy_still_needs_softmax_and_custom_losses_take_any_output():
 
 
 def test_a_new_custom_piece_does_not_compile_new_kernel_specialisations():
-    X, Y = data(n=10, n_in=3, n_out=2, seed=13)
+    X, Y = regression(n=10, n_in=3, n_out=2, seed=13)
     warm = numbanet.Network([3, 4, 2], activations=[SWISH, "identity"], loss=LOG_COSH, seed=0)
     warm.fit(X, Y, progress=False)
     warm.loss(X, Y)
@@ -268,7 +247,7 @@ def test_a_new_custom_piece_does_not_compile_new_kernel_specialisations():
 
 
 def test_save_and_load_with_the_custom_mapping(tmp_path):
-    X, Y = data(seed=14)
+    X, Y = regression(20, 4, 1, seed=14)
     net = numbanet.Network([4, 6, 1], activations=[SWISH, "identity"], loss=LOG_COSH, seed=15)
     net.fit(X, Y, epochs=3, progress=False)
     path = tmp_path / "net.npz"
@@ -278,11 +257,11 @@ def test_save_and_load_with_the_custom_mapping(tmp_path):
     with pytest.raises(numbanet.ModelFileError, match="'swish'"):
         numbanet.load(path, custom={"log_cosh": LOG_COSH})
     with pytest.raises(numbanet.ModelFileError, match="must be a numbanet.Activation"):
-        numbanet.load(path, custom={"swish": numbanet.Loss("swish", log_cosh_c, log_cosh_d), "log_cosh": LOG_COSH})
+        numbanet.load(path, custom={"swish": numbanet.Loss("swish", log_cosh, log_cosh_derivative), "log_cosh": LOG_COSH})
     with pytest.raises(ValueError, match="names must match"):
         numbanet.load(path, custom={"swish": TANH_COPY})
     with pytest.raises(ValueError, match="custom must be a dict"):
-        numbanet.load(path, custom={"swish": swish_f})
+        numbanet.load(path, custom={"swish": swish})
     loaded = numbanet.load(path, custom=net.custom_pieces)
     np.testing.assert_array_equal(loaded.predict(X), net.predict(X))
     assert loaded.loss(X, Y) == net.loss(X, Y)
@@ -290,7 +269,7 @@ def test_save_and_load_with_the_custom_mapping(tmp_path):
 
 
 def test_pickling_with_def_functions_and_lambdas():
-    X, Y = data(seed=16)
+    X, Y = regression(20, 4, 1, seed=16)
     net = numbanet.Network([4, 6, 1], activations=[SWISH, "identity"], loss=LOG_COSH, seed=17)
     copy = pickle.loads(pickle.dumps(net))
     np.testing.assert_array_equal(copy.predict(X), net.predict(X))
@@ -328,10 +307,10 @@ def test_estimators_take_an_activation():
 def test_load_refuses_a_different_piece_under_the_saved_name(tmp_path):
     net = numbanet.Network([4, 6, 1], activations=[SWISH, "identity"], loss=LOG_COSH, seed=19)
     numbanet.save(net, tmp_path / "net.npz")
-    impostor = numbanet.Activation("swish", function=swish_f, derivative=lambda z: 1.0 / (1.0 + math.exp(-z)))
+    impostor = numbanet.Activation("swish", function=swish, derivative=lambda z: 1.0 / (1.0 + math.exp(-z)))
     with pytest.raises(numbanet.ModelFileError, match="'swish' passed in custom computes other values"):
         numbanet.load(tmp_path / "net.npz", custom={"swish": impostor, "log_cosh": LOG_COSH})
-    same_again = numbanet.Activation("swish", function=swish_f, derivative=swish_d)  # recreated, same maths
+    same_again = numbanet.Activation("swish", function=swish, derivative=swish_derivative)  # recreated, same maths
     loaded = numbanet.load(tmp_path / "net.npz", custom={"swish": same_again, "log_cosh": LOG_COSH})
     assert loaded.activations[0] is same_again
 
@@ -345,7 +324,7 @@ def test_custom_activation_initialisation():
     g = numbanet.Network([200, 300, 1], activations=[SWISH, "identity"], seed=0)
     assert np.abs(g.weights[0]).max() <= np.sqrt(6 / 500)  # Glorot uniform by default
     with pytest.raises(ValueError, match="init must be"):
-        numbanet.Activation("x", function=swish_f, derivative=swish_d, init="zeros")
+        numbanet.Activation("x", function=swish, derivative=swish_derivative, init="zeros")
 
 
 def test_errors_inside_custom_pieces_follow_numpy_arithmetic():
@@ -356,6 +335,6 @@ def test_errors_inside_custom_pieces_follow_numpy_arithmetic():
 
 @pytest.mark.parametrize(("cls", "name"), [(numbanet.Loss, "relu"), (numbanet.Activation, "mse")])
 def test_names_of_built_ins_of_the_other_kind_are_refused(cls, name):
-    args = (log_cosh_c, log_cosh_d) if cls is numbanet.Loss else (swish_f, swish_d)
+    args = (log_cosh, log_cosh_derivative) if cls is numbanet.Loss else (swish, swish_derivative)
     with pytest.raises(ValueError, match="built-in activation or loss"):
         cls(name, *args)

@@ -35,6 +35,8 @@ from dask.distributed import Client, LocalCluster  # noqa: E402
 from numbanet import engine  # noqa: E402
 from numbanet.distributed import DataParallel, WarmUp, WorkerLostError, warm_up  # noqa: E402
 
+from naive import random_classification  # noqa: E402
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
@@ -69,9 +71,8 @@ def client(request):
 
 def _data(n=101, n_in=5, n_out=3, seed=0):
     rng = np.random.default_rng(seed)
-    X = rng.normal(size=(n, n_in))
-    Y = np.eye(n_out)[rng.integers(0, n_out, n)]
-    return X, Y, rng.uniform(0.0, 2.0, n)
+    X, Y = random_classification(n, n_in, n_out, rng=rng)
+    return X, Y, rng.uniform(0.0, 2.0, n)  # and sample weights
 
 
 def _net(seed=1, l2=0.01, dtype=np.float64, dropout=0.0):
@@ -497,7 +498,7 @@ def test_killed_workers_fail_the_fit_naming_them_and_the_step_and_fit_continues_
             while victim in client.scheduler_info()["workers"] and time.time() < deadline:
                 time.sleep(0.05)
 
-        # 1. Killed between epochs: the fit fails at the start of epoch 3, after 20 steps.
+        # 1. Killed between epochs: the fit fails at the start of epoch 2 (the third), after 20 steps.
         victim, pid = victim_and_pid()
 
         def kill_now(net, history):
@@ -505,7 +506,8 @@ def test_killed_workers_fail_the_fit_naming_them_and_the_step_and_fit_continues_
                 os.kill(pid, signal.SIGKILL)
                 gone(victim)
 
-        with pytest.raises(WorkerLostError, match="at the start of epoch 3, before step 21") as info:
+        lost_at = r"at the start of epoch 2 \(counted from 0\), before step 21"
+        with pytest.raises(WorkerLostError, match=lost_at) as info:
             DataParallel(net, client).fit(X, Y, optimizer=opt, callbacks=kill_now, progress=False, **kw)
         assert info.value.worker == victim and victim in str(info.value)
         assert opt.t == 20 and net.epochs_trained == 2 and len(net.history.loss) == 2

@@ -21,14 +21,9 @@ import pytest
 import numbanet
 from numbanet.schedules import LambdaLR, as_schedule
 
+from naive import random_classification
+
 N, D, K = 12, 4, 3
-
-
-def _data(seed=0):
-    rng = np.random.default_rng(seed)
-    X = rng.standard_normal((N, D))
-    labels = rng.integers(0, K, N)
-    return X, np.eye(K)[labels], labels
 
 
 def _net(dtype=np.float64):
@@ -36,7 +31,7 @@ def _net(dtype=np.float64):
 
 
 def _trained_net(dtype=np.float64):
-    X, Y, _ = _data()
+    X, Y, _ = random_classification(N, D, K, with_labels=True)
     net = _net(dtype)
     net.fit(X, Y, epochs=2, batch_size=4, optimizer=numbanet.SGD(lr=0.1, momentum=0.9), progress=False)
     return net
@@ -66,7 +61,7 @@ METHODS = ["fit", "partial_fit", "loss", "gradients", "accuracy"]
 @pytest.mark.parametrize("method", METHODS)
 def test_cross_entropy_refuses_all_zero_target_rows(method, dtype):
     """Rows of zeros in cross_entropy targets are refused by every method, naming row, sum and count."""
-    X, Y, _ = _data()
+    X, Y, _ = random_classification(N, D, K, with_labels=True)
     Y = Y.copy()
     Y[[3, 7, 8]] = 0.0
     Y_before = Y.copy()
@@ -80,7 +75,7 @@ def test_cross_entropy_refuses_all_zero_target_rows(method, dtype):
 
 def test_cross_entropy_zero_row_message_counts_a_single_row():
     """One such row is counted in the singular."""
-    X, Y, _ = _data()
+    X, Y, _ = random_classification(N, D, K, with_labels=True)
     Y[11] = 0.0
     with pytest.raises(ValueError, match=re.escape("Y row 11 sums to 0 (1 row of 12 does)")):
         _net().loss(X, Y)
@@ -88,7 +83,7 @@ def test_cross_entropy_zero_row_message_counts_a_single_row():
 
 def test_cross_entropy_refuses_all_zero_rows_in_validation_data():
     """Validation targets go through the same check, before anything changes."""
-    X, Y, _ = _data()
+    X, Y, _ = random_classification(N, D, K, with_labels=True)
     Yv = Y.copy()
     Yv[5] = 0.0
     net = _trained_net()
@@ -100,7 +95,7 @@ def test_cross_entropy_refuses_all_zero_rows_in_validation_data():
 
 def test_cross_entropy_accepts_soft_labels_and_rows_not_summing_to_one():
     """Soft labels and positive row sums other than 1 are still accepted."""
-    X, Y, _ = _data()
+    X, Y, _ = random_classification(N, D, K, with_labels=True)
     soft = 0.8 * Y + 0.2 / K  # label smoothing: rows sum to 1
     weighted = Y * np.linspace(0.1, 1.0, N)[:, None]  # positive sums other than 1
     net = _net()
@@ -112,7 +107,7 @@ def test_cross_entropy_accepts_soft_labels_and_rows_not_summing_to_one():
 
 def test_zero_rows_are_fine_for_other_losses():
     """Only cross_entropy needs a class per row."""
-    X, Y, _ = _data()
+    X, Y, _ = random_classification(N, D, K, with_labels=True)
     Y[0] = 0.0
     for acts, loss in ((["tanh", "sigmoid"], "binary_cross_entropy"), (["tanh", "identity"], "mse")):
         net = numbanet.Network([D, 5, K], activations=acts, loss=loss, seed=0)
@@ -140,7 +135,7 @@ HINT = "Y looks like integer class labels; one-hot encode them"
 @pytest.mark.parametrize("method", ["fit", "loss", "gradients"])
 def test_integer_labels_as_targets_get_a_one_hot_hint(make, example, method):
     """A label vector (or one column of labels) for a 3-output net gets a one-hot hint."""
-    X, _, labels = _data()
+    X, _, labels = random_classification(N, D, K, with_labels=True)
     net = _trained_net()
     snap = _snapshot(net)
     with pytest.raises(ValueError) as info:
@@ -154,7 +149,7 @@ def test_integer_labels_as_targets_get_a_one_hot_hint(make, example, method):
 
 def test_integer_label_hint_keeps_the_shape_message():
     """The hint is added to the shape message, not instead of it."""
-    X, _, labels = _data()
+    X, _, labels = random_classification(N, D, K, with_labels=True)
     net = _net()
     with pytest.raises(ValueError, match=re.escape("Y must be 2-D, of shape (n_samples, n_outputs); got a 1-D array")):
         net.fit(X, labels, progress=False)
@@ -164,7 +159,7 @@ def test_integer_label_hint_keeps_the_shape_message():
 
 def test_integer_label_hint_names_labels_beyond_the_outputs():
     """Labels beyond the outputs are named, without a wrong np.eye example."""
-    X, _, labels = _data()
+    X, _, labels = random_classification(N, D, K, with_labels=True)
     with pytest.raises(ValueError) as info:
         _net().fit(X, labels + 3, progress=False)
     message = str(info.value)
@@ -174,7 +169,7 @@ def test_integer_label_hint_names_labels_beyond_the_outputs():
 
 def test_integer_label_hint_for_validation_targets():
     """Validation targets get the hint under their own name."""
-    X, Y, labels = _data()
+    X, Y, labels = random_classification(N, D, K, with_labels=True)
     with pytest.raises(ValueError, match="validation Y looks like integer class labels"):
         _net().fit(X, Y, validation_data=(X, labels), progress=False)
 
@@ -190,7 +185,7 @@ def test_integer_label_hint_for_validation_targets():
 )
 def test_no_label_hint_when_targets_do_not_look_like_labels(make):
     """Negative, fractional and boolean targets get no label hint."""
-    X, _, labels = _data()
+    X, _, labels = random_classification(N, D, K, with_labels=True)
     with pytest.raises(ValueError, match="Y must be 2-D") as info:
         _net().fit(X, make(labels), progress=False)
     assert "class labels" not in str(info.value)
@@ -198,7 +193,7 @@ def test_no_label_hint_when_targets_do_not_look_like_labels(make):
 
 def test_no_label_hint_for_a_wrong_number_of_columns_other_than_one():
     """Two columns for three outputs are not labels."""
-    X, Y, _ = _data()
+    X, Y, _ = random_classification(N, D, K, with_labels=True)
     with pytest.raises(ValueError, match="Y has 2 outputs, but the network expects 3") as info:
         _net().fit(X, Y[:, :2], progress=False)
     assert "class labels" not in str(info.value)
@@ -206,7 +201,7 @@ def test_no_label_hint_for_a_wrong_number_of_columns_other_than_one():
 
 def test_single_output_net_still_takes_a_1d_integer_target():
     """A 1-D integer target still fits a single-output net."""
-    X, _, labels = _data()
+    X, _, labels = random_classification(N, D, K, with_labels=True)
     y = (labels > 0).astype(int)
     net = numbanet.Network([D, 3, 1], activations=["tanh", "sigmoid"], loss="binary_cross_entropy", seed=0)
     history = net.fit(X, y, epochs=2, progress=False)
@@ -232,7 +227,7 @@ def _nullable_frame(pd, X):
 def test_pandas_nullable_missing_values_are_named_as_missing(column, method):
     """pd.NA in nullable Float64 / Int64 / boolean columns is reported as missing, at its place."""
     pd = pytest.importorskip("pandas")
-    X, Y, _ = _data()
+    X, Y, _ = random_classification(N, D, K, with_labels=True)
     df = _nullable_frame(pd, X)
     df.loc[4, column] = pd.NA
     df.loc[9, "i"] = pd.NA
@@ -258,7 +253,7 @@ def test_pandas_nullable_missing_values_are_named_as_missing(column, method):
 def test_pandas_missing_values_in_targets_and_sample_weight():
     """Targets and sample weights with pd.NA are reported as missing too."""
     pd = pytest.importorskip("pandas")
-    X, Y, _ = _data()
+    X, Y, _ = random_classification(N, D, K, with_labels=True)
     net = _trained_net()
     snap = _snapshot(net)
     # Int64 and Float64 columns together convert to an object array holding pd.NA.
@@ -301,7 +296,7 @@ def test_pandas_single_nullable_column_with_missing_values_is_refused():
 def test_pandas_nullable_frame_without_missing_values_works():
     """Nullable columns without missing values train exactly like the float array."""
     pd = pytest.importorskip("pandas")
-    X, Y, _ = _data()
+    X, Y, _ = random_classification(N, D, K, with_labels=True)
     df = _nullable_frame(pd, X)
     plain = df.astype(float).to_numpy()
     dfY = pd.DataFrame({k: pd.array(Y[:, k].astype(int), dtype="Int64") for k in range(K)})
@@ -317,7 +312,7 @@ def test_pandas_nullable_frame_without_missing_values_works():
                          ids=["None", "np.nan", "float-nan", "float32-nan"])
 def test_missing_values_in_object_arrays(value):
     """None and NaN in object arrays are reported as missing values."""
-    X, _, _ = _data()
+    X, _, _ = random_classification(N, D, K, with_labels=True)
     obj = X.astype(object)
     obj[3, 2] = value
     message = f"X contains missing values (1 of 48; first at row 3, column 2: {value!r})"
@@ -327,7 +322,7 @@ def test_missing_values_in_object_arrays(value):
 
 def test_object_arrays_of_non_numbers_are_still_non_numeric():
     """Text stays non-numeric and infinity stays non-finite."""
-    X, _, _ = _data()
+    X, _, _ = random_classification(N, D, K, with_labels=True)
     obj = X.astype(object)
     obj[1, 1] = "text"
     with pytest.raises(ValueError, match="X contains non-numeric values"):
@@ -340,7 +335,7 @@ def test_object_arrays_of_non_numbers_are_still_non_numeric():
 
 def test_object_array_without_missing_values_works():
     """An object array of numbers is accepted."""
-    X, _, _ = _data()
+    X, _, _ = random_classification(N, D, K, with_labels=True)
     net = _net()
     np.testing.assert_array_equal(net.predict(X.astype(object)), net.predict(X))
 
@@ -351,7 +346,7 @@ def test_object_array_without_missing_values_works():
 @pytest.mark.parametrize("max_entries", [0, -1, -10, 2.0, 0.5, True, False, "3", np.float64(4)])
 def test_gradcheck_refuses_bad_max_entries(max_entries):
     """max_entries of 0, negatives, non-integers and bools is refused, naming the value."""
-    X, Y, _ = _data()
+    X, Y, _ = random_classification(N, D, K, with_labels=True)
     net = _net()
     before = net.params.tobytes()
     message = f"max_entries must be a positive integer or None; got {max_entries!r}"
@@ -363,7 +358,7 @@ def test_gradcheck_refuses_bad_max_entries(max_entries):
 @pytest.mark.parametrize("max_entries", [1, np.int64(3), np.int32(5), None])
 def test_gradcheck_accepts_positive_integers_and_none(max_entries):
     """Positive Python and NumPy integers and None are accepted."""
-    X, Y, _ = _data()
+    X, Y, _ = random_classification(N, D, K, with_labels=True)
     net = _net()
     r = numbanet.gradcheck(net, X, Y, max_entries=max_entries)
     assert r.passed, r.report

@@ -10,13 +10,12 @@ absolute floor for entries that cancel to (near) zero.
 import numpy as np
 import pytest
 
-from scipy.special import erf
-
 import numbanet
 from numbanet.kernels import activations as act
 from numbanet.kernels import dense, losses, pieces, training, updates
 
 from helpers import flat_params
+from naive import np_activate, np_prime
 
 DTYPES = [np.float32, np.float64]
 ELEMENTWISE = ["identity", "sigmoid", "tanh", "relu", "leaky_relu", "elu", "gelu", "silu", "softplus"]
@@ -41,60 +40,6 @@ def close(actual, desired, dtype, scale=1.0):
 
 def rand(rng, shape, dtype, low=-3.0, high=3.0):
     return rng.uniform(low, high, size=shape).astype(dtype)
-
-
-# --- NumPy twins (float64, from Z) ------------------------------------------
-
-
-def np_activate(Z, name):
-    Z = Z.astype(np.float64)
-    if name == "identity":
-        return Z.copy()
-    if name == "sigmoid":
-        return 0.5 * (1.0 + np.tanh(0.5 * Z))  # an independent stable form
-    if name == "tanh":
-        return np.tanh(Z)
-    if name == "relu":
-        return np.maximum(Z, 0.0)
-    if name == "leaky_relu":
-        return np.where(Z > 0, Z, SLOPE * Z)
-    if name == "elu":
-        return np.where(Z > 0, Z, np.expm1(np.minimum(Z, 0)))
-    if name == "gelu":
-        return 0.5 * Z * (1 + erf(Z / np.sqrt(2)))
-    if name == "silu":
-        return Z * 0.5 * (1.0 + np.tanh(0.5 * Z))
-    if name == "softplus":
-        return np.logaddexp(0.0, Z)
-    if name == "softmax":
-        e = np.exp(Z - Z.max(axis=1, keepdims=True))
-        return e / e.sum(axis=1, keepdims=True)
-    raise AssertionError(name)
-
-
-def np_prime(Z, name):
-    """Analytic σ'(Z) computed from Z."""
-    Z = Z.astype(np.float64)
-    if name == "identity":
-        return np.ones_like(Z)
-    if name == "sigmoid":
-        return 1.0 / (2.0 + 2.0 * np.cosh(Z))  # e^{-z}/(1+e^{-z})^2
-    if name == "tanh":
-        return 1.0 / np.cosh(Z) ** 2
-    if name == "relu":
-        return (Z > 0).astype(np.float64)
-    if name == "leaky_relu":
-        return np.where(Z > 0, 1.0, SLOPE)
-    if name == "elu":
-        return np.where(Z > 0, 1.0, np.exp(np.minimum(Z, 0)))
-    if name == "gelu":
-        return 0.5 * (1 + erf(Z / np.sqrt(2))) + Z * np.exp(-Z * Z / 2) / np.sqrt(2 * np.pi)
-    if name == "silu":
-        s = 0.5 * (1.0 + np.tanh(0.5 * Z))
-        return s + Z * s * (1 - s)
-    if name == "softplus":
-        return 0.5 * (1.0 + np.tanh(0.5 * Z))
-    raise AssertionError(name)
 
 
 def softmax_jacobian_rows(Z):

@@ -13,6 +13,7 @@ import numbanet
 from numbanet import SGD, Adam, AdamW, RMSprop
 
 from helpers import flat_params
+from naive import regression
 
 N_PARAMS = 23
 N_STEPS = 10
@@ -264,11 +265,6 @@ def test_step_with_changing_lr_matches_torch_scheduler():
 # ------------------------------------------------------- inside the fit loop
 
 
-def _data(n=6, n_in=3, n_out=2, seed=0):
-    rng = np.random.default_rng(seed)
-    return rng.normal(size=(n, n_in)), rng.normal(size=(n, n_out))
-
-
 def test_flat_helper_matches_parameter_layout():
     net = numbanet.Network([3, 4, 2], seed=0)
     np.testing.assert_array_equal(flat_params(net, net.weights, net.biases), net.params)
@@ -279,7 +275,7 @@ def test_flat_helper_matches_parameter_layout():
 def test_fit_full_batch_equals_manual_steps(name, l2):
     """fit with batch_size=n and shuffle=False is a sequence of opt.step(params, gradients)."""
     make, _, _ = CASES[name]
-    X, Y = _data()
+    X, Y = regression(6)
     net = numbanet.Network([3, 5, 2], activations=["tanh", "identity"], seed=1, l2=l2)
     manual = net.copy()
     history = net.fit(X, Y, epochs=N_STEPS, batch_size=X.shape[0], optimizer=make(), shuffle=False, progress=False)
@@ -294,7 +290,7 @@ def test_fit_full_batch_equals_manual_steps(name, l2):
 
 
 def test_fit_float32_equals_manual_steps():
-    X, Y = _data()
+    X, Y = regression(6)
     net = numbanet.Network([3, 5, 2], activations=["sigmoid", "identity"], seed=1, dtype=np.float32)
     manual = net.copy()
     net.fit(X, Y, epochs=N_STEPS, batch_size=X.shape[0], optimizer=Adam(lr=0.01), shuffle=False, progress=False)
@@ -308,7 +304,7 @@ def test_fit_float32_equals_manual_steps():
 @pytest.mark.parametrize("name", ["sgd_momentum", "adam", "rmsprop_momentum"])
 def test_state_continues_across_fit_calls(name):
     make, _, _ = CASES[name]
-    X, Y = _data(n=10)
+    X, Y = regression(10)
     a = numbanet.Network([3, 4, 2], activations=["tanh", "identity"], seed=2)
     b = a.copy()
     opt_a = make()
@@ -327,7 +323,7 @@ def test_state_continues_across_fit_calls(name):
 
 
 def test_state_reset_for_other_size_or_dtype():
-    X, Y = _data()
+    X, Y = regression(6)
     opt = Adam(lr=0.01)
     small = numbanet.Network([3, 4, 2], seed=3)
     small.fit(X, Y, epochs=3, batch_size=2, optimizer=opt, shuffle=False, progress=False)
@@ -350,7 +346,7 @@ def test_state_reset_for_other_size_or_dtype():
 
 def test_same_size_and_dtype_keeps_state():
     # The documented converse: a network of the same size and dtype continues the state.
-    X, Y = _data()
+    X, Y = regression(6)
     opt = SGD(lr=0.1, momentum=0.9)
     a = numbanet.Network([3, 4, 2], seed=4)
     a.fit(X, Y, epochs=1, batch_size=6, optimizer=opt, shuffle=False, progress=False)
@@ -400,7 +396,7 @@ def test_invalid_hyper_parameters_raise(make):
 
 
 def test_invalid_hyper_parameter_set_later_refused_by_fit_without_change():
-    X, Y = _data()
+    X, Y = regression(6)
     net = numbanet.Network([3, 4, 2], seed=0)
     before = net.params.copy()
     opt = SGD(lr=0.1)

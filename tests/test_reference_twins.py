@@ -35,6 +35,8 @@ import pytest
 
 from numbanet import reference
 
+from naive import log_cosh, log_cosh_derivative, swish, swish_derivative
+
 TOL = 1e-12
 NET_TOL = 1e-10
 NEW_ACTIVATIONS = ["elu", "gelu", "silu", "softplus"]
@@ -189,13 +191,8 @@ def test_huber_per_output_and_central_differences():
 # --- your own activations and losses, in whole networks -------------------------------------
 
 
-def _sigmoid(z):
-    return 1.0 / (1.0 + math.exp(-z))
-
-
-SWISH = SimpleNamespace(function=lambda z: z * _sigmoid(z),
-                        derivative=lambda z: _sigmoid(z) * (1.0 + z * (1.0 - _sigmoid(z))))
-LOG_COSH = SimpleNamespace(cost=lambda a, y: math.log(math.cosh(a - y)), derivative=lambda a, y: math.tanh(a - y))
+SWISH = SimpleNamespace(function=swish, derivative=swish_derivative)
+LOG_COSH = SimpleNamespace(cost=log_cosh, derivative=log_cosh_derivative)
 
 
 def torch_piece(torch, spec):

@@ -15,20 +15,15 @@ import pytest
 
 import numbanet
 
+from naive import random_classification
+
 # ----------------------------------------------------------------- helpers
 
 N, D, K = 12, 4, 3
 
 
-def _data(seed=0):
-    rng = np.random.default_rng(seed)
-    X = rng.standard_normal((N, D))
-    Y = np.eye(K)[rng.integers(0, K, N)]
-    return X, Y
-
-
 def _trained_net(dtype=np.float64):
-    X, Y = _data()
+    X, Y = random_classification(N, D, K)
     net = numbanet.Network([D, 5, K], activations=["tanh", "softmax"], loss="cross_entropy", dtype=dtype, seed=0)
     net.fit(X, Y, epochs=2, batch_size=4, optimizer=numbanet.SGD(lr=0.1, momentum=0.9), progress=False)
     return net
@@ -56,7 +51,7 @@ def _with(arr, idx, value):
     return out
 
 
-X0, Y0 = _data()
+X0, Y0 = random_classification(N, D, K)
 
 #: (case id, X, Y, message fragment): every one must be refused by fit, loss and gradients.
 BAD_XY = [
@@ -279,7 +274,7 @@ def test_network_accepts_1d_targets_for_one_output():
 
 
 def test_network_never_modifies_its_inputs():
-    X, Y = _data()
+    X, Y = random_classification(N, D, K)
     sw = np.linspace(0.5, 2.0, N)
     Xv, Yv = X[:6], Y[:6]
     copies = [a.copy() for a in (X, Y, sw, Xv, Yv)]
@@ -311,7 +306,7 @@ KW = dict(hidden_layer_sizes=(5,), max_iter=5, learning_rate_init=0.01, random_s
 
 
 def _fitted(kind):
-    X, Y = _data()
+    X, Y = random_classification(N, D, K)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         if kind == "classifier":
@@ -492,7 +487,7 @@ def test_estimators_accept_equivalent_inputs(kind, variant):
 
 @needs_sklearn
 def test_estimators_never_modify_their_inputs():
-    X, Y = _data()
+    X, Y = random_classification(N, D, K)
     y = Y.argmax(axis=1)
     yr = X @ np.arange(1.0, D + 1)
     sw = np.linspace(0.5, 2.0, N)

@@ -4,10 +4,10 @@ Every activation is two scalar functions side by side: ``name(z)`` is σ(z)
 and ``name_slope(z, a)`` is σ'(z), given both z and ``a = σ(z)`` so that each
 derivative is written in its cheapest stable form (``a (1 - a)`` for the
 sigmoid, ``Φ(z) + z φ(z)`` for GELU).  :func:`builtin_value` and
-:func:`builtin_slope` dispatch on the code; the batch kernels below apply them
-one value at a time; the batch kernels below apply the pairs to whole
-matrices ``Z`` of shape ``(n_samples, n_units)`` (one sample per row) with one
-loop per activation, because a loop that branches on the code inside is
+:func:`builtin_slope` dispatch on the code, one value at a time; the batch
+kernels below apply the pairs to whole matrices ``Z`` of shape
+``(n_samples, n_units)`` (one sample per row) with one loop per activation,
+because a loop that branches on the code inside is
 neither inlined nor vectorised (measured 20x slower for relu).
 
 Adding a built-in activation: its pair, a code, a line in
@@ -302,7 +302,7 @@ def _softmax_rows(Z, out):
 
 @jit
 def _apply_more(Z, b, code, k, fns):
-    """:func:`bias_activate` for the newer activations and custom ones, kept apart so the classic loops stay small."""
+    """:func:`bias_activate` for ELU, GELU, SiLU, softplus and custom activations, apart so its own loops stay small."""
     n, m = Z.shape
     if code == ELU:
         for i in range(n):
@@ -364,7 +364,8 @@ def bias_activate(Z, b, code, k, fns):
     and written: LLVM inlines and vectorises such a loop.  A loop over a
     runtime choice of activations it does not (measured 20x slower for relu),
     nor one reading one array and writing another that may alias it (4x).
-    The newer activations and custom ones have their loops in
+    ReLU, sigmoid, tanh, leaky ReLU, identity and softmax have their loops
+    here; ELU, GELU, SiLU, softplus and custom activations have theirs in
     :func:`_apply_more`, which keeps this function small enough to stay fast
     for tiny layers.
 
@@ -466,7 +467,7 @@ def backprop_inplace(D, A, Z, code, k, fns, a_scale):
 
 @jit
 def _backprop_more(D, A, Z, code, k, fns, a_scale):
-    """:func:`backprop_inplace` for the newer activations and custom ones (see :func:`_apply_more`)."""
+    """:func:`backprop_inplace` for ELU, GELU, SiLU, softplus and custom activations (see :func:`_apply_more`)."""
     n, m = A.shape
     if code == ELU:
         for i in range(n):
