@@ -501,7 +501,7 @@ class DataParallel:
         self.warm_up = bool(warm_up)
         #: Record of the last fit: strategy, workers, steps (and rounds), bytes of parameters, gradients
         #: and optimizer state sent to and received from the workers, and the seconds of the training
-        #: loop (set-up excluded).  benchmarks/distributed.py reads it.
+        #: loop (set-up excluded).  benchmarks/dataparallel.py reads it.
         self.comm = {}
         #: Identity of the last fit on the workers (see :func:`last_round`).
         self.fit_id = None

@@ -549,8 +549,8 @@ def test_benchmark_model_recomputes_from_the_committed_results(tmp_path):
     import shutil
 
     path = tmp_path / "results.json"
-    shutil.copy(os.path.join(ROOT, "benchmarks", "distributed_results.json"), path)
-    out = subprocess.run([sys.executable, os.path.join(ROOT, "benchmarks", "distributed.py"), "--remodel", str(path)],
+    shutil.copy(os.path.join(ROOT, "benchmarks", "dataparallel_results.json"), path)
+    out = subprocess.run([sys.executable, os.path.join(ROOT, "benchmarks", "dataparallel.py"), "--remodel", str(path)],
                          capture_output=True, text=True, cwd=ROOT)
     assert out.returncode == 0, out.stderr
     assert "MODELLED (not measured)" in out.stdout

@@ -2,9 +2,9 @@ r"""Measure data-parallel training on Dask: the per-step cost of ``sync`` and th
 
 Usage::
 
-    python benchmarks/distributed.py                 # everything (a few minutes on 2 cores)
-    python benchmarks/distributed.py --quick         # smoke run: small nets and batches, few steps
-    python benchmarks/distributed.py --json out.json # also write the results as JSON
+    python benchmarks/dataparallel.py                 # everything (a few minutes on 2 cores)
+    python benchmarks/dataparallel.py --quick         # smoke run: small nets and batches, few steps
+    python benchmarks/dataparallel.py --json out.json # also write the results as JSON
 
 It starts a ``LocalCluster`` of 2 worker processes with 1 thread each and
 measures, on synthetic MNIST-shaped data (float64):
@@ -44,8 +44,7 @@ import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
-# This file's folder first on sys.path would make ``import distributed`` find this very script.
-sys.path[:] = [ROOT] + [p for p in sys.path if os.path.abspath(p or os.curdir) != HERE]
+sys.path.insert(0, ROOT)  # this checkout's numbanet, not an editable install's
 
 import numbanet  # noqa: E402
 from numbanet.distributed import DataParallel  # noqa: E402
