@@ -57,3 +57,11 @@ def test_ipynb_is_committed_executed_with_its_plots(path):
     assert any("image/png" in o.get("data", {}) for o in outputs), f"{path.name} shows no plot"
     # Executed in order, top to bottom, in one kernel.
     assert [cell.execution_count for cell in code] == list(range(1, len(code) + 1))
+
+
+@pytest.mark.parametrize("translation", sorted(NOTEBOOKS.glob("[0-9]*.*.py")), ids=lambda p: p.name)
+def test_a_translation_runs_the_same_code_as_its_original(translation):
+    """NAME.LANG.py differs from NAME.py in its prose only: the same code cells, so the same checks and outputs."""
+    original = translation.with_name(translation.name.split(".")[0] + ".py")
+    code = [[cell.source for cell in jupytext.read(path).cells if cell.cell_type == "code"] for path in (original, translation)]
+    assert code[1] == code[0], f"the code cells of {translation.name} differ from {original.name}'s"
