@@ -7,11 +7,14 @@
   in pyproject.toml).  An example that imports an optional package (scikit-learn,
   ONNX, PyTorch, ...) is skipped when that package is not installed, as README's
   examples are (tests/test_readme.py).
+* Tests marked ``requires_jit`` (they check compilation itself) are skipped
+  when ``NUMBA_DISABLE_JIT=1`` runs the kernels as plain Python (.ci/coverage).
 """
 
 import importlib.util
 import re
 
+import numba
 import pytest
 
 collect_ignore_glob = ["notebooks/*.py"]
@@ -35,6 +38,8 @@ def _imported(source):
 
 def pytest_collection_modifyitems(config, items):
     for item in items:
+        if numba.config.DISABLE_JIT and item.get_closest_marker("requires_jit"):
+            item.add_marker(pytest.mark.skip(reason="needs Numba's JIT; NUMBA_DISABLE_JIT=1 runs the kernels as Python"))
         if not isinstance(item, pytest.DoctestItem):
             continue
         source = "".join(example.source for example in item.dtest.examples)
