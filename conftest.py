@@ -37,9 +37,10 @@ def _imported(source):
 
 
 def pytest_collection_modifyitems(config, items):
+    """Skip requires_jit tests when the JIT is off, and examples whose optional package is missing."""
     for item in items:
         if numba.config.DISABLE_JIT and item.get_closest_marker("requires_jit"):
-            item.add_marker(pytest.mark.skip(reason="needs Numba's JIT; NUMBA_DISABLE_JIT=1 runs the kernels as Python"))
+            item.add_marker(pytest.mark.skip(reason="needs Numba's JIT; NUMBA_DISABLE_JIT=1 runs kernels as Python"))
         if not isinstance(item, pytest.DoctestItem):
             continue
         source = "".join(example.source for example in item.dtest.examples)

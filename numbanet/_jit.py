@@ -102,7 +102,7 @@ jit_inline = njit(cache=True, nogil=True, error_model="numpy", inline="always")
 
 
 def _as_python(fn):
-    """A kernel run as Python (``NUMBA_DISABLE_JIT=1``, the coverage run), with NumPy's floating-point warnings off.
+    """Wrap a kernel run as Python (``NUMBA_DISABLE_JIT=1``, the coverage run) to turn NumPy's warnings off.
 
     Compiled with ``error_model="numpy"``, a kernel's overflow, division by zero
     and invalid operations give inf or NaN silently, and uint64 arithmetic wraps

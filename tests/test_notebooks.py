@@ -63,5 +63,5 @@ def test_ipynb_is_committed_executed_with_its_plots(path):
 def test_a_translation_runs_the_same_code_as_its_original(translation):
     """NAME.LANG.py differs from NAME.py in its prose only: the same code cells, so the same checks and outputs."""
     original = translation.with_name(translation.name.split(".")[0] + ".py")
-    code = [[cell.source for cell in jupytext.read(path).cells if cell.cell_type == "code"] for path in (original, translation)]
+    code = [[c.source for c in jupytext.read(path).cells if c.cell_type == "code"] for path in (original, translation)]
     assert code[1] == code[0], f"the code cells of {translation.name} differ from {original.name}'s"

@@ -105,7 +105,7 @@ if config.DISABLE_JIT:
 
 
 def callback(signature, fn):
-    """Return a C callback of ``signature`` calling the compiled scalar function ``fn``; its ``address`` is an fns entry.
+    """Return a C callback of ``signature`` calling the scalar function ``fn``; its ``address`` goes in ``fns``.
 
     A Numba ``cfunc``; with the JIT disabled, a ctypes callback of the same signature.
     """
