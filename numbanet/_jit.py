@@ -30,11 +30,13 @@ nothing for any other code in the process.  Folders of earlier sources stay
 behind; they are small and may be deleted.
 """
 
+import functools
 import hashlib
 import os
 import tempfile
 
-from numba import njit
+import numpy as np
+from numba import config, njit
 from numba.core import caching
 
 _PACKAGE = os.path.dirname(os.path.abspath(__file__))
@@ -97,3 +99,25 @@ jit = njit(cache=True, nogil=True, error_model="numpy")
 #: call from the training loop does not pay a function call and a reference-count
 #: increment and decrement for every array argument.
 jit_inline = njit(cache=True, nogil=True, error_model="numpy", inline="always")
+
+
+def _as_python(fn):
+    """Wrap a kernel run as Python (``NUMBA_DISABLE_JIT=1``, the coverage run) to turn NumPy's warnings off.
+
+    Compiled with ``error_model="numpy"``, a kernel's overflow, division by zero
+    and invalid operations give inf or NaN silently, and uint64 arithmetic wraps
+    silently (:mod:`numbanet.kernels.rng`); as Python the same operations on
+    NumPy scalars and arrays would warn.
+    """
+
+    @functools.wraps(fn)
+    def kernel(*args, **kwargs):
+        with np.errstate(all="ignore"):
+            return fn(*args, **kwargs)
+
+    kernel.py_func = fn
+    return kernel
+
+
+if config.DISABLE_JIT:
+    jit = jit_inline = _as_python

@@ -46,7 +46,7 @@ import types as pytypes
 
 import numba
 import numpy as np
-from numba import cfunc, njit, types
+from numba import njit, types
 
 from numbanet.kernels.activations import BUILTINS as _BUILTIN_ACTIVATIONS
 from numbanet.kernels.losses import CODES as _BUILTIN_LOSSES
@@ -58,6 +58,7 @@ from numbanet.kernels.pieces import (
     FN_VALUE,
     LOSS_SIGNATURE,
     builtin_fns,
+    callback,
 )
 
 _F64 = types.float64
@@ -195,7 +196,7 @@ class Loss:
         c = _compile("loss", name, "cost", cost, sig)
         d = _compile("loss", name, "derivative", derivative, sig)
         self._compiled = (c, d)
-        self._callbacks = (cfunc(LOSS_SIGNATURE)(c), cfunc(LOSS_SIGNATURE)(d))
+        self._callbacks = (callback(LOSS_SIGNATURE, c), callback(LOSS_SIGNATURE, d))
 
     def fingerprint(self):
         """Return c and ∂c/∂a at a few fixed points (see :meth:`Activation.fingerprint`)."""
@@ -269,8 +270,8 @@ def network_fns(activations, loss):
     if hit is None or hit[0] != (tuple(activations), loss):
         owners = ()
         if activations:
-            owners = (cfunc(ACTIVATION_SIGNATURE)(_dispatch([a._compiled[0] for a in activations])),
-                      cfunc(ACTIVATION_SIGNATURE)(_dispatch([a._compiled[1] for a in activations])))
+            owners = (callback(ACTIVATION_SIGNATURE, _dispatch([a._compiled[0] for a in activations])),
+                      callback(ACTIVATION_SIGNATURE, _dispatch([a._compiled[1] for a in activations])))
         hit = ((tuple(activations), loss), owners)
         _CACHE[key] = hit
         while len(_CACHE) > _CACHE_SIZE:

@@ -13,6 +13,8 @@ import shutil
 import subprocess
 import sys
 
+import pytest
+
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 PROBE = """
@@ -36,6 +38,7 @@ def _probe(tmp_path):
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+@pytest.mark.requires_jit
 def test_edit_to_a_called_kernel_reaches_its_cached_caller(tmp_path):
     shutil.copytree(ROOT / "numbanet", tmp_path / "numbanet", ignore=shutil.ignore_patterns("__pycache__"))
     first = _probe(tmp_path)

@@ -174,6 +174,7 @@ def test_planted_loss_error_caught_by_check_loss_and_gradcheck():
 # ---------------------------------------------------------------- refusals
 
 
+@pytest.mark.requires_jit  # with the JIT disabled nothing is compiled, so nothing is refused
 @pytest.mark.parametrize("fn", [
     lambda z: str(z),  # a string, not a float
     lambda z: np.array([z, z]),  # not a scalar
@@ -225,6 +226,7 @@ def test_cross_entropy_still_needs_softmax_and_custom_losses_take_any_output():
 # ------------------------------------------------------- no recompilation
 
 
+@pytest.mark.requires_jit
 def test_a_new_custom_piece_does_not_compile_new_kernel_specialisations():
     X, Y = regression(n=10, n_in=3, n_out=2, seed=13)
     warm = numbanet.Network([3, 4, 2], activations=[SWISH, "identity"], loss=LOG_COSH, seed=0)
@@ -327,6 +329,7 @@ def test_custom_activation_initialisation():
         numbanet.Activation("x", function=swish, derivative=swish_derivative, init="zeros")
 
 
+@pytest.mark.requires_jit  # Python's float division raises ZeroDivisionError
 def test_errors_inside_custom_pieces_follow_numpy_arithmetic():
     inv = numbanet.Activation("inv", function=lambda z: 1.0 / z, derivative=lambda z: -1.0 / (z * z))
     f, d = inv._compiled

@@ -221,6 +221,7 @@ def test_divergence_restores_and_counts_agree():
     assert np.all(np.isfinite(net.params))
 
 
+@pytest.mark.requires_jit  # counts time slices of compiled speed: as Python, 5000 epochs take many more
 def test_progress_bar_does_not_force_a_slice_per_epoch(monkeypatch, xor):
     X, Y = xor
     calls = []

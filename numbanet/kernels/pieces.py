@@ -25,9 +25,16 @@ of a 2-8-1 network) and is typed fast by Numba's dispatcher.  A network without 
 pieces passes zeros (:func:`builtin_fns`): only layers coded ``CUSTOM`` (or
 the loss ``CUSTOM``) ever call a callback.  The objects that own the
 compiled callbacks must outlive the calls (the network keeps them).
+
+With ``NUMBA_DISABLE_JIT=1`` (the coverage run) the kernels run as Python,
+which cannot call an intrinsic: :func:`callback` then makes ctypes callbacks
+of the same signatures, and :func:`activation_fn` and :func:`loss_fn` call an
+address through ctypes, so the same addresses travel the same way.
 """
 
-from numba import types
+import ctypes
+
+from numba import cfunc, config, types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
@@ -73,6 +80,38 @@ def loss_fn(typingctx, addr):
     if isinstance(addr, types.Integer):
         return _LOSS_FN(addr), _function_from_address(_LOSS_FN)
     return None
+
+
+if config.DISABLE_JIT:
+    _CTYPES = {
+        ACTIVATION_SIGNATURE: ctypes.CFUNCTYPE(ctypes.c_double, ctypes.c_int64, ctypes.c_double),
+        LOSS_SIGNATURE: ctypes.CFUNCTYPE(ctypes.c_double, ctypes.c_double, ctypes.c_double),
+    }
+
+    def activation_fn(addr):  # noqa: F811 -- plain Python stands in for the intrinsic
+        """Call the custom activation callback at ``addr`` through ctypes (JIT disabled)."""
+        return _CTYPES[ACTIVATION_SIGNATURE](addr)
+
+    def loss_fn(addr):  # noqa: F811
+        """Call the custom loss callback at ``addr`` through ctypes (JIT disabled)."""
+        return _CTYPES[LOSS_SIGNATURE](addr)
+
+    class _PythonCallback:
+        """A ctypes callback standing in for a Numba cfunc: ``address`` is what the kernels receive."""
+
+        def __init__(self, signature, fn):
+            self._fn = _CTYPES[signature](fn)  # kept alive as long as this object
+            self.address = ctypes.cast(self._fn, ctypes.c_void_p).value
+
+
+def callback(signature, fn):
+    """Return a C callback of ``signature`` calling the scalar function ``fn``; its ``address`` goes in ``fns``.
+
+    A Numba ``cfunc``; with the JIT disabled, a ctypes callback of the same signature.
+    """
+    if config.DISABLE_JIT:
+        return _PythonCallback(signature, fn)
+    return cfunc(signature)(fn)
 
 
 def builtin_fns():
