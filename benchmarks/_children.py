@@ -17,7 +17,7 @@ ROOT = os.path.dirname(HERE)
 
 
 def _peak_kb():
-    """This process's peak resident set (VmHWM) in KiB.
+    """Return this process's peak resident set (VmHWM) in KiB.
 
     ``ru_maxrss`` would report at least the parent's size: Linux carries it over
     through fork and exec.
@@ -45,12 +45,15 @@ def memory(which, n):
     if which == "numbanet":
         import numbanet
 
-        net = numbanet.Network([784, 128, 10], activations=["relu", "softmax"], loss="cross_entropy",
-                               dtype=np.float32, seed=0)
+        net = numbanet.Network(
+            [784, 128, 10], activations=["relu", "softmax"], loss="cross_entropy", dtype=np.float32, seed=0
+        )
         p = peers.NumbanetMLP(net)
     else:
-        W = [rng.normal(0, (2 / 784) ** 0.5, (128, 784)).astype(np.float32),
-             rng.uniform(-0.2, 0.2, (10, 128)).astype(np.float32)]
+        W = [
+            rng.normal(0, (2 / 784) ** 0.5, (128, 784)).astype(np.float32),
+            rng.uniform(-0.2, 0.2, (10, 128)).astype(np.float32),
+        ]
         b = [np.zeros(128, np.float32), np.zeros(10, np.float32)]
         cls = peers.TorchMLP if which == "torch" else peers.NumpyMLP
         p = cls(W, b, ["relu", "softmax"], "cross_entropy", np.float32)

@@ -11,7 +11,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def _cpu():
-    """The CPU model and the number of physical cores (distinct physical id, core id pairs)."""
+    """Return the CPU model and the number of physical cores (distinct physical id, core id pairs)."""
     model, cores = platform.processor() or "unknown", set()
     try:
         with open("/proc/cpuinfo") as f:
@@ -31,7 +31,8 @@ def _cpu():
 
 
 def commit_info():
-    """The commit measured: ``git rev-parse HEAD`` and whether the work tree differs from it."""
+    """Return the commit measured: ``git rev-parse HEAD`` and whether the work tree differs from it."""
+
     def git(*args):
         try:
             return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, timeout=30).stdout.strip()
@@ -41,12 +42,15 @@ def commit_info():
     sha = git("rev-parse", "HEAD")
     if not sha:
         return {"sha": None, "dirty": None, "branch": None}
-    return {"sha": sha, "dirty": bool(git("status", "--porcelain", "--untracked-files=no")),
-            "branch": git("rev-parse", "--abbrev-ref", "HEAD") or None}
+    return {
+        "sha": sha,
+        "dirty": bool(git("status", "--porcelain", "--untracked-files=no")),
+        "branch": git("rev-parse", "--abbrev-ref", "HEAD") or None,
+    }
 
 
 def machine_info():
-    """What the numbers were measured on: CPU, cores, library versions, BLAS and thread pools."""
+    """Describe what the numbers were measured on: CPU, cores, library versions, BLAS and thread pools."""
     import numba
     import scipy
 
@@ -112,18 +116,24 @@ def print_header(info, commit):
     dirty = " + uncommitted changes" if commit["dirty"] else ""
     print(f"commit        {commit['sha'] or 'unknown'} ({commit['branch']}){dirty}")
     print(f"numbanet      {info['numbanet']} from {info['numbanet_path']}")
-    print(f"CPU           {info['cpu']}  ({info['logical_cpus']} logical, {info['physical_cores']} physical cores, "
-          f"{info['usable_cpus']} usable)")
+    print(
+        f"CPU           {info['cpu']}  ({info['logical_cpus']} logical, {info['physical_cores']} physical cores, "
+        f"{info['usable_cpus']} usable)"
+    )
     print(f"Python        {info['python']}  on {info['platform']}")
-    print(f"versions      numpy {info['numpy']} (BLAS {info['numpy_blas']}), scipy {info['scipy']}, "
-          f"numba {info['numba']}, numbanet {info['numbanet']}, torch {info['torch']}, scikit-learn {info['sklearn']}")
+    print(
+        f"versions      numpy {info['numpy']} (BLAS {info['numpy_blas']}), scipy {info['scipy']}, "
+        f"numba {info['numba']}, numbanet {info['numbanet']}, torch {info['torch']}, scikit-learn {info['sklearn']}"
+    )
     if info.get("torch"):
         print(f"torch         {info['torch_threads']} threads, BLAS {info['torch_blas']}")
     print(f"environment   OPENBLAS_CORETYPE={info['OPENBLAS_CORETYPE']}  OMP_NUM_THREADS={info['OMP_NUM_THREADS']}")
     for p in info.get("threadpools", []):
         lib = os.path.basename(p["filepath"] or "")
-        print(f"threadpool    {p['internal_api']} {p['version'] or ''} ({p['user_api']}, {p['num_threads']} threads"
-              f"{', ' + p['architecture'] if p.get('architecture') else ''}) {lib}")
+        print(
+            f"threadpool    {p['internal_api']} {p['version'] or ''} ({p['user_api']}, {p['num_threads']} threads"
+            f"{', ' + p['architecture'] if p.get('architecture') else ''}) {lib}"
+        )
     if info.get("threads_limited_to"):
         print(f"threads       limited to {info['threads_limited_to']} in every pool (--threads)")
     if info["load_average"] is not None:

@@ -32,12 +32,16 @@ ROOT = os.path.dirname(HERE)
 DEFAULT_NET = {"sizes": (64, 64, 10), "rows": 256, "batch": 32, "dtype": "float64"}
 
 
-def child_numbanet(record, sizes=DEFAULT_NET["sizes"], rows=DEFAULT_NET["rows"], batch=DEFAULT_NET["batch"],
-                   dtype=DEFAULT_NET["dtype"]):
-    """Import, build a relu/softmax network of ``sizes``, a first one-epoch fit of ``rows``
-    random rows and a predict, timed; with ``record``, every kernel's compile time.
+def child_numbanet(
+    record, sizes=DEFAULT_NET["sizes"], rows=DEFAULT_NET["rows"], batch=DEFAULT_NET["batch"], dtype=DEFAULT_NET["dtype"]
+):
+    """Time an import, a network build, a first fit and a predict in this process.
 
-    ``benchmarks/run.py`` (workload ``startup``) runs this same child for its warm start-up."""
+    The network is relu/softmax of ``sizes``; the fit is one epoch over ``rows`` random rows.
+    With ``record``, every kernel's compile time is recorded too.
+
+    ``benchmarks/run.py`` (workload ``startup``) runs this same child for its warm start-up.
+    """
     t0 = time.perf_counter()
     import numba.core.event as ev
 
@@ -108,6 +112,7 @@ def _cpu():
 
 
 def child_torch():
+    """Time ``import torch`` in this process."""
     t = time.perf_counter()
     import torch  # noqa: F401
 
@@ -115,17 +120,28 @@ def child_torch():
 
 
 def run_child(what, cache_dir, record=False, net=None):
-    """Run ``--child what`` in a fresh process with ``NUMBA_CACHE_DIR=cache_dir`` (None: this
-    process's environment) and a network ``net`` (keys of :data:`DEFAULT_NET`); returns its
-    JSON, with ``process``: the whole process's wall time."""
+    """Run ``--child what`` in a fresh process and return its JSON.
+
+    The child gets ``NUMBA_CACHE_DIR=cache_dir`` (None: this process's environment) and a
+    network ``net`` (keys of :data:`DEFAULT_NET`); the JSON gains ``process``: the whole
+    process's wall time.
+    """
     env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
     if cache_dir is not None:
         env["NUMBA_CACHE_DIR"] = cache_dir
     cmd = [sys.executable, os.path.abspath(__file__), "--child", what] + (["--record"] if record else [])
     if net:
         net = dict(DEFAULT_NET, **net)
-        cmd += ["--net", ",".join(map(str, net["sizes"])), "--rows", str(net["rows"]), "--batch", str(net["batch"]),
-                "--dtype", net["dtype"]]
+        cmd += [
+            "--net",
+            ",".join(map(str, net["sizes"])),
+            "--rows",
+            str(net["rows"]),
+            "--batch",
+            str(net["batch"]),
+            "--dtype",
+            net["dtype"],
+        ]
     t = time.perf_counter()
     res = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True)
     out = json.loads(res.stdout.strip().splitlines()[-1])
@@ -134,6 +150,7 @@ def run_child(what, cache_dir, record=False, net=None):
 
 
 def main(argv=None):
+    """Run the cold-start benchmark (or, with ``--child``, one child) from the command line."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--child", choices=["numbanet", "torch"], help=argparse.SUPPRESS)
     ap.add_argument("--record", action="store_true", help=argparse.SUPPRESS)
@@ -169,18 +186,24 @@ def main(argv=None):
     print("numbanet cold start, 64-64-10 relu/softmax, float64 (seconds, wall)")
     print(f"{'':14}{'import':>8}{'1st fit':>9}{'predict':>9}{'process':>9}{'CPU':>7}")
     for label, r in (("empty cache", cold), ("warm cache", warm)):
-        print(f"{label:14}{r['import']:8.2f}{r['first_fit']:9.2f}{r['first_predict']:9.2f}{r['process']:9.2f}"
-              f"{r['cpu']:7.2f}")
+        print(
+            f"{label:14}{r['import']:8.2f}{r['first_fit']:9.2f}{r['first_predict']:9.2f}{r['process']:9.2f}"
+            f"{r['cpu']:7.2f}"
+        )
     if "torch" in results:
         tr = results["torch"]
         print(f"{'import torch':14}{tr['import']:8.2f}{'':18}{tr['process']:9.2f}{tr['cpu']:7.2f}")
-        print(f"cold / import torch: {cold['process'] / tr['process']:.2f}x wall, {cold['cpu'] / tr['cpu']:.2f}x CPU; "
-              f"warm / import torch: {warm['process'] / tr['process']:.2f}x wall, {warm['cpu'] / tr['cpu']:.2f}x CPU "
-              "(whole processes; CPU time is the steadier figure on a loaded machine)")
+        print(
+            f"cold / import torch: {cold['process'] / tr['process']:.2f}x wall, {cold['cpu'] / tr['cpu']:.2f}x CPU; "
+            f"warm / import torch: {warm['process'] / tr['process']:.2f}x wall, {warm['cpu'] / tr['cpu']:.2f}x CPU "
+            "(whole processes; CPU time is the steadier figure on a loaded machine)"
+        )
     ks = sorted(cold["kernels"].items(), key=lambda kv: -kv[1]["self"])
     compile_total = sum(r["self"] for _, r in ks)
-    print(f"\ncompiling: {compile_total:.2f} s in {sum(r['count'] for _, r in ks)} compilations "
-          f"of {len(ks)} kernels; the {args.top} costliest (self time excludes callees):")
+    print(
+        f"\ncompiling: {compile_total:.2f} s in {sum(r['count'] for _, r in ks)} compilations "
+        f"of {len(ks)} kernels; the {args.top} costliest (self time excludes callees):"
+    )
     print(f"{'kernel':58}{'self s':>8}{'total s':>9}{'n':>4}")
     for name, r in ks[: args.top]:
         print(f"{name.replace('numbanet.kernels.', ''):58}{r['self']:8.2f}{r['total']:9.2f}{r['count']:4d}")

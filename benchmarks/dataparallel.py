@@ -96,8 +96,16 @@ def one_machine_step(sizes, X, Y, batch, steps):
     """Median seconds of one step of ``net.fit`` (each epoch one batch of ``batch`` rows)."""
     net = make_net(sizes)
     timer = StepTimer()
-    net.fit(X[:batch], Y[:batch], epochs=steps + 1, batch_size=batch, optimizer=numbanet.SGD(lr=0.01),
-            shuffle=False, progress=False, callbacks=timer)
+    net.fit(
+        X[:batch],
+        Y[:batch],
+        epochs=steps + 1,
+        batch_size=batch,
+        optimizer=numbanet.SGD(lr=0.01),
+        shuffle=False,
+        progress=False,
+        callbacks=timer,
+    )
     return statistics.median(timer.times[1:])
 
 
@@ -172,14 +180,26 @@ def bench_sync(client, nets, batches, steps, repeats):
             one = one_machine_step(sizes, X, Y, batch, steps)
             comp = worker_compute(sizes, X, Y, batch, 2, repeats)
             step, nbytes = sync_step(client, sizes, X, Y, batch, steps)
-            row = {"net": name, "n_params": n_params, "batch": batch, "one_ms": one * 1e3, "grad_ms": comp * 1e3,
-                   "step_ms": step * 1e3, "overhead_ms": (step - comp) * 1e3, "echo_ms": echo * 1e3,
-                   "bytes": nbytes, "speedup": one / step}
+            row = {
+                "net": name,
+                "n_params": n_params,
+                "batch": batch,
+                "one_ms": one * 1e3,
+                "grad_ms": comp * 1e3,
+                "step_ms": step * 1e3,
+                "overhead_ms": (step - comp) * 1e3,
+                "echo_ms": echo * 1e3,
+                "bytes": nbytes,
+                "speedup": one / step,
+            }
             rows.append(row)
-            print(f"sync {name:>16} batch {batch:5d}: one machine {row['one_ms']:8.2f} ms, worker share + update "
-                  f"{row['grad_ms']:8.2f} ms, DataParallel {row['step_ms']:8.2f} ms, overhead "
-                  f"{row['overhead_ms']:6.2f} ms (echo {row['echo_ms']:5.2f} ms), {nbytes / 1e6:6.2f} MB/step, "
-                  f"speed-up {row['speedup']:4.2f}x", flush=True)
+            print(
+                f"sync {name:>16} batch {batch:5d}: one machine {row['one_ms']:8.2f} ms, worker share + update "
+                f"{row['grad_ms']:8.2f} ms, DataParallel {row['step_ms']:8.2f} ms, overhead "
+                f"{row['overhead_ms']:6.2f} ms (echo {row['echo_ms']:5.2f} ms), {nbytes / 1e6:6.2f} MB/step, "
+                f"speed-up {row['speedup']:4.2f}x",
+                flush=True,
+            )
     return rows
 
 
@@ -198,13 +218,20 @@ def bench_local(client, sizes, batch, sync_everys, epochs, n):
         h = dp.fit(X, Y, epochs=epochs, batch_size=batch, optimizer=numbanet.SGD(lr=0.01), progress=False)
         c = dp.comm
         rate = h.samples / c["loop_seconds"]
-        row = {"sync_every": k, "samples_per_s": rate, "relative": rate / one, "rounds": c["rounds"],
-               "round_ms": c["loop_seconds"] / c["rounds"] * 1e3,
-               "bytes_per_round": (c["bytes_to_workers"] + c["bytes_from_workers"]) / c["rounds"]}
+        row = {
+            "sync_every": k,
+            "samples_per_s": rate,
+            "relative": rate / one,
+            "rounds": c["rounds"],
+            "round_ms": c["loop_seconds"] / c["rounds"] * 1e3,
+            "bytes_per_round": (c["bytes_to_workers"] + c["bytes_from_workers"]) / c["rounds"],
+        }
         rows.append(row)
-        print(f"local sync_every {k:5d}: {rate:10.0f} samples/s ({row['relative']:4.2f}x one machine), "
-              f"{c['rounds']} rounds of {row['round_ms']:7.2f} ms, {row['bytes_per_round'] / 1e6:5.2f} MB/round",
-              flush=True)
+        print(
+            f"local sync_every {k:5d}: {rate:10.0f} samples/s ({row['relative']:4.2f}x one machine), "
+            f"{c['rounds']} rounds of {row['round_ms']:7.2f} ms, {row['bytes_per_round'] / 1e6:5.2f} MB/round",
+            flush=True,
+        )
     return rows
 
 
@@ -230,8 +257,7 @@ def remodel(path):
     """Recompute and print the model from a JSON file this script wrote (``--remodel out.json``)."""
     with open(path) as f:
         result = json.load(f)
-    nets = sorted({(r["net"], tuple(int(x) for x in r["net"].split("-"))) for r in result["sync"]},
-                  key=lambda t: t[1])
+    nets = sorted({(r["net"], tuple(int(x) for x in r["net"].split("-"))) for r in result["sync"]}, key=lambda t: t[1])
     result["model"] = model(result, nets, result["local_sizes"], result["local_batch"])
     print_model(result["model"])
     with open(path, "w") as f:
@@ -267,10 +293,19 @@ def model(result, nets, local_sizes, local_batch):
                 t1 = B * f / R
                 tW = B * f / (W * R) + comm(W)
                 best = max(range(1, W + 1), key=lambda w: t1 / (B * f / (w * R) + comm(w)))
-                out["sync"].append({"net": name, "batch": B, "cores": W, "speedup": t1 / tW,
-                                    "efficiency": t1 / tW / W, "best_workers": best,
-                                    "best_speedup": t1 / (B * f / (best * R) + comm(best)),
-                                    "core_gflops": R / 1e9, "break_even_batch_2_workers": break_even})
+                out["sync"].append(
+                    {
+                        "net": name,
+                        "batch": B,
+                        "cores": W,
+                        "speedup": t1 / tW,
+                        "efficiency": t1 / tW / W,
+                        "best_workers": best,
+                        "best_speedup": t1 / (B * f / (best * R) + comm(best)),
+                        "core_gflops": R / 1e9,
+                        "break_even_batch_2_workers": break_even,
+                    }
+                )
     one = next(r for r in result["local"] if r["sync_every"] is None)
     t = local_batch / one["samples_per_s"]
     P = sum(a_ * b + b for a_, b in zip(local_sizes[:-1], local_sizes[1:]))
@@ -282,16 +317,22 @@ def model(result, nets, local_sizes, local_batch):
 
 def print_model(m):
     """Print the modelled tables, labelled as modelled."""
-    print(f"\nMODELLED (not measured): latency {m['latency_per_worker_s'] * 1e3:.2f} ms per worker and step, "
-          f"client bandwidth assumed {m['assumed_bandwidth'] / 1e9:.2f} GB/s")
+    print(
+        f"\nMODELLED (not measured): latency {m['latency_per_worker_s'] * 1e3:.2f} ms per worker and step, "
+        f"client bandwidth assumed {m['assumed_bandwidth'] / 1e9:.2f} GB/s"
+    )
     for r in m["sync"]:
-        print(f"sync {r['net']:>16} batch {r['batch']:5d} on {r['cores']:3d} one-core workers: speed-up "
-              f"{r['speedup']:6.2f}x (efficiency {r['efficiency']:5.1%}); best with {r['best_workers']:3d} workers: "
-              f"{r['best_speedup']:6.2f}x  [core {r['core_gflops']:.1f} GFLOP/s, 2 workers pay from batch "
-              f"{r['break_even_batch_2_workers']:.0f}]")
+        print(
+            f"sync {r['net']:>16} batch {r['batch']:5d} on {r['cores']:3d} one-core workers: speed-up "
+            f"{r['speedup']:6.2f}x (efficiency {r['efficiency']:5.1%}); best with {r['best_workers']:3d} workers: "
+            f"{r['best_speedup']:6.2f}x  [core {r['core_gflops']:.1f} GFLOP/s, 2 workers pay from batch "
+            f"{r['break_even_batch_2_workers']:.0f}]"
+        )
     for r in m["local"]:
-        print(f"local on {r['cores']:3d} workers: round communication {r['round_comm_s'] * 1e3:8.1f} ms, step "
-              f"{r['step_s'] * 1e3:.3f} ms -> sync_every >= {r['sync_every_for_90']:.0f} for 90% efficiency")
+        print(
+            f"local on {r['cores']:3d} workers: round communication {r['round_comm_s'] * 1e3:8.1f} ms, step "
+            f"{r['step_s'] * 1e3:.3f} ms -> sync_every >= {r['sync_every_for_90']:.0f} for 90% efficiency"
+        )
 
 
 def main(argv=None):
@@ -315,19 +356,40 @@ def main(argv=None):
         nets = [("784-128-10", [784, 128, 10]), ("784-512-512-10", [784, 512, 512, 10])]
         batches, steps, repeats = [256, 1024, 4096], 6, 7
         local = ([784, 128, 10], 32, [1, 10, 100, 1000], 2, 16384)
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0",
-                      silence_logs=40) as cluster, Client(cluster) as client:
+    with (
+        LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0", silence_logs=40
+        ) as cluster,
+        Client(cluster) as client,
+    ):
         DataParallel(make_net([4, 3, 2]), client).fit(*data(8, 4, 2), progress=False)  # warm-up on the workers
-        latency = {"one_worker_ms": echo_round_trip(client, 1, 4 * repeats, 1) * 1e3,
-                   "two_workers_ms": echo_round_trip(client, 1, 4 * repeats, 2) * 1e3}
-        print(f"round trip of an empty step: 1 worker {latency['one_worker_ms']:.2f} ms, "
-              f"2 workers {latency['two_workers_ms']:.2f} ms", flush=True)
+        latency = {
+            "one_worker_ms": echo_round_trip(client, 1, 4 * repeats, 1) * 1e3,
+            "two_workers_ms": echo_round_trip(client, 1, 4 * repeats, 2) * 1e3,
+        }
+        print(
+            f"round trip of an empty step: 1 worker {latency['one_worker_ms']:.2f} ms, "
+            f"2 workers {latency['two_workers_ms']:.2f} ms",
+            flush=True,
+        )
         sync = bench_sync(client, nets, batches, steps, repeats)
         loc = bench_local(client, *local)
-    result = {"machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
-                          "platform": platform.platform(), "numpy": np.__version__},
-              "load_average": os.getloadavg(), "workers": 2, "threads_per_worker": 1, "latency": latency,
-              "sync": sync, "local": loc, "local_sizes": local[0], "local_batch": local[1]}
+    result = {
+        "machine": {
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "platform": platform.platform(),
+            "numpy": np.__version__,
+        },
+        "load_average": os.getloadavg(),
+        "workers": 2,
+        "threads_per_worker": 1,
+        "latency": latency,
+        "sync": sync,
+        "local": loc,
+        "local_sizes": local[0],
+        "local_batch": local[1],
+    }
     print(f"load average of the machine: {os.getloadavg()}")
     result["model"] = model(result, nets, local[0], local[1])
     print_model(result["model"])

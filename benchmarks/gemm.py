@@ -26,8 +26,10 @@ def _buffers(n, batch, sizes, dtype):
 
 
 def epoch_gemm_floor(n, batch, sizes, dtype):
-    """A unit that runs, as bare ``np.dot(..., out=)`` calls on preallocated buffers, exactly
-    the matrix products of one numbanet epoch and nothing else.
+    """Build a unit that runs exactly the matrix products of one numbanet epoch.
+
+    The products are bare ``np.dot(..., out=)`` calls on preallocated buffers, and
+    nothing else runs.
 
     Per mini-batch of ``m`` rows (the last one smaller), as in
     ``numbanet.kernels.training.batch_step``: forward ``A^l = A^{l-1} W^T`` for
@@ -72,8 +74,11 @@ def _jitted_epoch():
 
 
 def epoch_gemm_floor_numba(n, batch, sizes, dtype):
-    """The products of :func:`epoch_gemm_floor` from one Numba kernel: ``np.dot`` there calls
-    SciPy's BLAS, as numbanet's kernels do, with no Python dispatch per call."""
+    """Build a unit that runs the products of :func:`epoch_gemm_floor` from one Numba kernel.
+
+    ``np.dot`` there calls SciPy's BLAS, as numbanet's kernels do, with no Python
+    dispatch per call.
+    """
     from numba.typed import List
 
     A, D, W, dW, batches = _buffers(n, batch, sizes, dtype)
@@ -88,8 +93,11 @@ def epoch_gemm_floor_numba(n, batch, sizes, dtype):
 
 
 def dispatch_only(calls, dtype):
-    """A unit making ``calls`` 1x1 ``np.dot(..., out=)`` calls: the Python and NumPy dispatch
-    that :func:`epoch_gemm_floor` pays on top of BLAS (numbanet's kernels do not)."""
+    """Build a unit making ``calls`` 1x1 ``np.dot(..., out=)`` calls.
+
+    It measures the Python and NumPy dispatch that :func:`epoch_gemm_floor` pays on top
+    of BLAS (numbanet's kernels do not).
+    """
     a, b, out = np.ones((1, 1), dtype), np.ones((1, 1), dtype), np.empty((1, 1), dtype)
 
     def run():
@@ -100,7 +108,7 @@ def dispatch_only(calls, dtype):
 
 
 def gemm_rate(A, B, reps):
-    """A unit making ``reps`` calls ``np.dot(A, B, out)`` (the reference GEMM)."""
+    """Build a unit making ``reps`` calls ``np.dot(A, B, out)`` (the reference GEMM)."""
     out = np.empty((A.shape[0], B.shape[1]), dtype=A.dtype)
 
     def run():
@@ -122,21 +130,29 @@ def epoch_flops(n, batch, sizes):
 
 
 def units(n, batch, sizes, dtype, quick=False):
-    """The timed units of a workload with ``gemm=True``: the epoch's products alone, their
-    Python dispatch alone, the same products from a Numba kernel, and the reference GEMM
-    (``RATE_REPS`` calls, a tenth with ``quick``)."""
+    """Return the timed units of a workload with ``gemm=True``.
+
+    They are the epoch's products alone, their Python dispatch alone, the same products
+    from a Numba kernel, and the reference GEMM (``RATE_REPS`` calls, a tenth with ``quick``).
+    """
     floor = epoch_gemm_floor(n, batch, sizes, dtype)
     rng = np.random.default_rng(1)
     p, k, q = RATE_SHAPE
     A, B = rng.random((p, k), dtype=np.float32), rng.random((k, q), dtype=np.float32)
-    return {"_gemm_epoch": floor, "_gemm_epoch_numba": epoch_gemm_floor_numba(n, batch, sizes, dtype),
-            "_dispatch": dispatch_only(floor.calls, dtype),
-            "_gemm_rate": gemm_rate(A, B, RATE_REPS // 10 if quick else RATE_REPS)}
+    return {
+        "_gemm_epoch": floor,
+        "_gemm_epoch_numba": epoch_gemm_floor_numba(n, batch, sizes, dtype),
+        "_dispatch": dispatch_only(floor.calls, dtype),
+        "_gemm_rate": gemm_rate(A, B, RATE_REPS // 10 if quick else RATE_REPS),
+    }
 
 
 def report(w, n, units, times, result):
-    """The epoch against its matrix products (``units`` from :func:`units`, timed in ``times``):
-    the GEMM-only multiple and the GFLOP/s fraction, into ``result``; returns the lines to print."""
+    """Compare the epoch against its matrix products and return the lines to print.
+
+    ``units`` come from :func:`units`, timed in ``times``; the GEMM-only multiple and the
+    GFLOP/s fraction go into ``result``.
+    """
     flops = epoch_flops(n, w.batch, w.sizes)
     nb = result["impls"]["numbanet"]["median"]
     floor = statistics.median(times["_gemm_epoch"])
@@ -149,15 +165,23 @@ def report(w, n, units, times, result):
     mc = check("gemm_multiple", multiple, w.targets.get("gemm_multiple"))
     result["checks"] += [fc, mc]
     result["gemm"] = {
-        "epoch_gflop": flops / 1e9, "numbanet_gflops": flops / nb / 1e9,
-        "reference_gemm": "np.dot (256x784)·(784x128) float32", "reference_gflops": rate / 1e9,
-        "fraction": fraction, "fraction_target": fc["target"], "fraction_verdict": fc["verdict"],
-        "epoch_gemms_only_s": floor, "epoch_gemms_only_gflops": flops / floor / 1e9,
+        "epoch_gflop": flops / 1e9,
+        "numbanet_gflops": flops / nb / 1e9,
+        "reference_gemm": "np.dot (256x784)·(784x128) float32",
+        "reference_gflops": rate / 1e9,
+        "fraction": fraction,
+        "fraction_target": fc["target"],
+        "fraction_verdict": fc["verdict"],
+        "epoch_gemms_only_s": floor,
+        "epoch_gemms_only_gflops": flops / floor / 1e9,
         "gemm_calls": units["_gemm_epoch"].calls,
         "dispatch_only_s": dispatch,
-        "multiple": multiple, "multiple_target": mc["target"], "multiple_verdict": mc["verdict"],
+        "multiple": multiple,
+        "multiple_target": mc["target"],
+        "multiple_verdict": mc["verdict"],
         "multiple_without_dispatch": nb / max(floor - dispatch, 1e-12),
-        "epoch_gemms_numba_s": jitted, "multiple_numba": nb / jitted,
+        "epoch_gemms_numba_s": jitted,
+        "multiple_numba": nb / jitted,
     }
     g = result["gemm"]
     return [

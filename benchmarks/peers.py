@@ -106,9 +106,11 @@ class NumbanetMLP:
 
     @classmethod
     def from_network(cls, net, shuffle=True, seed=0):
+        """Build this peer from a numbanet ``Network`` (a copy of it)."""
         return cls(net.copy(), shuffle=shuffle)
 
     def prepare(self, X, Y):
+        """Return the data as this peer trains on it (unchanged)."""
         return X, Y
 
     def _optimizer(self, lr):
@@ -119,14 +121,24 @@ class NumbanetMLP:
         return self._opt
 
     def train(self, data, epochs, batch_size, lr):
+        """Train ``epochs`` epochs of mini-batch SGD over ``data = (X, Y)`` in one ``fit`` call."""
         X, Y = data
-        self.net.fit(X, Y, epochs=epochs, batch_size=batch_size, optimizer=self._optimizer(lr),
-                     shuffle=self.shuffle, progress=False)
+        self.net.fit(
+            X,
+            Y,
+            epochs=epochs,
+            batch_size=batch_size,
+            optimizer=self._optimizer(lr),
+            shuffle=self.shuffle,
+            progress=False,
+        )
 
     def epoch(self, data, batch_size, lr):
+        """Train one epoch of mini-batch SGD over ``data``."""
         self.train(data, 1, batch_size, lr)
 
     def params(self):
+        """Return copies of the weights and biases."""
         return [np.array(W) for W in self.net.weights], [np.array(b) for b in self.net.biases]
 
 
@@ -167,12 +179,15 @@ class NumpyMLP:
 
     @classmethod
     def from_network(cls, net, shuffle=True, seed=0):
+        """Build this peer with the parameters, activations and loss of a numbanet ``Network``."""
         return cls(net.weights, net.biases, net.activations, net.loss_name, net.dtype, shuffle, seed)
 
     def prepare(self, X, Y):
+        """Return ``X`` and ``Y`` as contiguous arrays of this peer's dtype."""
         return np.ascontiguousarray(X, dtype=self.dtype), np.ascontiguousarray(Y, dtype=self.dtype)
 
     def params(self):
+        """Return copies of the weights and biases."""
         return [W.copy() for W in self.W], [b.copy() for b in self.b]
 
     def _bufs(self, cap):
@@ -280,6 +295,7 @@ class NumpyMLP:
                 self.last_epoch_loss = total / n
 
     def epoch(self, data, batch_size, lr):
+        """Train one epoch of mini-batch SGD over ``data``."""
         self.train(data, 1, batch_size, lr)
 
 
@@ -321,6 +337,7 @@ class TorchMLP:
 
     @classmethod
     def from_network(cls, net, shuffle=True, seed=0):
+        """Build this peer with the parameters, activations and loss of a numbanet ``Network``."""
         return cls(net.weights, net.biases, net.activations, net.loss_name, net.dtype, shuffle, seed)
 
     def prepare(self, X, Y):
@@ -334,6 +351,7 @@ class TorchMLP:
         return Xt, Yt
 
     def params(self):
+        """Return copies of the weights and biases as NumPy arrays."""
         lins = [m for m in self.model if isinstance(m, self.torch.nn.Linear)]
         return ([m.weight.detach().numpy().copy() for m in lins], [m.bias.detach().numpy().copy() for m in lins])
 
@@ -345,6 +363,7 @@ class TorchMLP:
         return self.opt
 
     def train(self, data, epochs, batch_size, lr):
+        """Train ``epochs`` epochs of mini-batch SGD over ``data = (X, Y)``."""
         torch = self.torch
         F = torch.nn.functional
         X, Y = data
@@ -375,6 +394,7 @@ class TorchMLP:
             self.last_epoch_loss = total / n
 
     def epoch(self, data, batch_size, lr):
+        """Train one epoch of mini-batch SGD over ``data``."""
         self.train(data, 1, batch_size, lr)
 
 
@@ -415,6 +435,7 @@ class SklearnMLP:
 
     @classmethod
     def from_network(cls, net, shuffle=True, seed=0):
+        """Build this peer with the hidden sizes and activation of a softmax/cross-entropy ``Network``."""
         if net.loss_name != "cross_entropy":
             raise ValueError("the scikit-learn peer is a classifier: softmax + cross_entropy only")
         acts = set(net.activations[:-1])
@@ -423,6 +444,7 @@ class SklearnMLP:
         return cls(net.sizes[1:-1], acts.pop(), net.dtype, shuffle, seed)
 
     def prepare(self, X, Y):
+        """Return ``X`` in this peer's dtype and ``Y`` as class indices."""
         return np.ascontiguousarray(X, dtype=self.dtype), np.argmax(Y, axis=1)
 
     def set_params_from(self, weights, biases, data):
@@ -434,13 +456,15 @@ class SklearnMLP:
             c[...] = np.asarray(b).reshape(-1)
 
     def params(self):
+        """Return copies of the weights (as numbanet lays them out) and biases."""
         return [c.T.copy() for c in self.clf.coefs_], [c.copy() for c in self.clf.intercepts_]
 
     def dtype_kept(self):
-        """The dtype scikit-learn actually trains in (it keeps float32 input as float32)."""
+        """Return the dtype scikit-learn actually trains in (it keeps float32 input as float32)."""
         return self.clf.coefs_[0].dtype
 
     def epoch(self, data, batch_size, lr):
+        """Train one plain-SGD epoch over ``data`` with a single ``MLPClassifier.fit`` call."""
         from sklearn.exceptions import ConvergenceWarning
 
         X, y = data
@@ -451,6 +475,7 @@ class SklearnMLP:
         self.last_epoch_loss = self.clf.loss_
 
     def train(self, data, epochs, batch_size, lr):
+        """Train ``epochs`` epochs, one :meth:`epoch` call each."""
         for _ in range(epochs):
             self.epoch(data, batch_size, lr)
 
@@ -473,15 +498,19 @@ class ReferenceMLP:
 
     @classmethod
     def from_network(cls, net, shuffle=True, seed=0):
+        """Build this peer with the parameters, activations and loss of a numbanet ``Network``."""
         return cls(net.weights, net.biases, net.activations, net.loss_name, shuffle, seed)
 
     def prepare(self, X, Y):
+        """Return ``X`` and ``Y`` as float64 arrays."""
         return np.asarray(X, dtype=np.float64), np.asarray(Y, dtype=np.float64)
 
     def params(self):
+        """Return copies of the weights and biases (biases flat)."""
         return [W.copy() for W in self.weights], [b.reshape(-1).copy() for b in self.biases]
 
     def epoch(self, data, batch_size, lr):
+        """Train one epoch over ``data`` with :func:`numbanet.reference.sgd_epoch`."""
         from numbanet import reference
 
         X, Y = data
@@ -493,5 +522,6 @@ class ReferenceMLP:
         )
 
     def train(self, data, epochs, batch_size, lr):
+        """Train ``epochs`` epochs, one :meth:`epoch` call each."""
         for _ in range(epochs):
             self.epoch(data, batch_size, lr)

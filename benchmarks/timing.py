@@ -39,11 +39,13 @@ def interleaved(units, rounds):
 
 
 def summary(ts, scale=1.0):
+    """Return the median, minimum, maximum and all of the times ``ts``, each times ``scale``."""
     s = [t * scale for t in ts]
     return {"median": statistics.median(s), "min": min(s), "max": max(s), "runs": s}
 
 
 def fmt_time(t):
+    """Format ``t`` seconds in s, ms or us."""
     if t >= 1.0:
         return f"{t:8.3f} s "
     if t >= 1e-3:
@@ -52,11 +54,12 @@ def fmt_time(t):
 
 
 def fmt_target(target, unit="x"):
+    """Format ``target = (op, bound)`` with ``unit`` ("-" when None)."""
     return f"{target[0]} {target[1]:g}{unit}" if target else "-"
 
 
 def check(what, value, target):
-    """A summary row: ``value`` against ``target = (op, bound)`` (or None)."""
+    """Return a summary row: ``value`` against ``target = (op, bound)`` (or None)."""
     verdict = None
     if target is not None:
         op, bound = target

@@ -58,16 +58,16 @@ from numbanet.kernels.pieces import builtin_fns
 np.set_printoptions(precision=5, suppress=True)
 rng = np.random.default_rng(0)
 
-sizes = [3, 5, 4, 2]                      # n_1 (input), n_2, n_3, n_4 = n_L
+sizes = [3, 5, 4, 2]  # n_1 (input), n_2, n_3, n_4 = n_L
 net = numbanet.Network(sizes, activations=["tanh", "sigmoid", "sigmoid"], loss="mse", seed=0)
-n = 6                                     # samples in the mini-batch
+n = 6  # samples in the mini-batch
 X = rng.normal(size=(n, sizes[0]))
 Y = rng.uniform(size=(n, sizes[-1]))
 
-L = net.n_layers                          # weighted layers (the textbook's L - 1)
+L = net.n_layers  # weighted layers (the textbook's L - 1)
 codes = [act.CODES[name] for name in net.activations]
-fns, K = builtin_fns(), -1                # no custom activations or loss: see section 1
-weights, biases, names = ref.from_network(net)   # the textbook's copy: column-vector biases
+fns, K = builtin_fns(), -1  # no custom activations or loss: see section 1
+weights, biases, names = ref.from_network(net)  # the textbook's copy: column-vector biases
 net
 
 
@@ -115,9 +115,9 @@ def column(v):
 Z, A = [], [X]
 for l in range(L):
     z = np.empty((n, sizes[l + 1]))
-    dense.linear(A[l], net.weights[l], net.biases[l], z)     # Z = A_prev W^T + b
+    dense.linear(A[l], net.weights[l], net.biases[l], z)  # Z = A_prev W^T + b
     a = np.empty_like(z)
-    act.activate(z, codes[l], K, fns, a)                      # A = σ(Z)
+    act.activate(z, codes[l], K, fns, a)  # A = σ(Z)
     Z.append(z)
     A.append(a)
 
@@ -159,11 +159,11 @@ print(A[-1])
 
 # %%
 one = np.ones(1)
-c = np.array([losses.batch_cost(A[-1][i:i + 1], Y[i:i + 1], losses.MSE, one, fns) for i in range(n)])
-w = np.full(n, 1.0 / n)                                   # row weights of a plain mean
+c = np.array([losses.batch_cost(A[-1][i : i + 1], Y[i : i + 1], losses.MSE, one, fns) for i in range(n)])
+w = np.full(n, 1.0 / n)  # row weights of a plain mean
 C = losses.batch_cost(A[-1], Y, losses.MSE, w, fns)
 
-np.testing.assert_allclose(c, 0.5 * ((A[-1] - Y) ** 2).sum(axis=1), rtol=1e-12)   # the NumPy formula
+np.testing.assert_allclose(c, 0.5 * ((A[-1] - Y) ** 2).sum(axis=1), rtol=1e-12)  # the NumPy formula
 
 c_textbook = [ref.cost("mse", column(A[-1][i]), column(Y[i])) for i in range(n)]
 np.testing.assert_allclose(c, c_textbook, rtol=1e-12)
@@ -197,9 +197,9 @@ print(f"per-sample costs {c}\nbatch cost C = {C:.6f}")
 
 # %%
 grad_a = np.empty_like(A[-1])
-losses.cost_gradient(A[-1], Y, losses.MSE, fns, grad_a)     # ∂c/∂a = a - y
+losses.cost_gradient(A[-1], Y, losses.MSE, fns, grad_a)  # ∂c/∂a = a - y
 delta_L = grad_a.copy()
-act.backprop_inplace(delta_L, A[-1], Z[-1], codes[-1], K, fns, 1.0)   # ∂c/∂a ⊙ σ'(z), one row per sample
+act.backprop_inplace(delta_L, A[-1], Z[-1], codes[-1], K, fns, 1.0)  # ∂c/∂a ⊙ σ'(z), one row per sample
 
 # The sigmoid's scalar pair, element by element: σ(z) = a and σ'(z) = a (1 - a).
 np.testing.assert_allclose(np.vectorize(act.sigmoid)(Z[-1]), A[-1], rtol=1e-15)
@@ -217,9 +217,11 @@ for i in range(n):
     d = ref.cost_derivative("mse", as_[-1], column(Y[i])) * ref.sigmoid_prime(zs[-1])
     np.testing.assert_allclose(delta_L[i], d.ravel(), rtol=1e-10)
 
+
 # Finite differences: Δ^L is the derivative of the batch cost C with respect to Z^L.
 def cost_of_output_z(ZL):
     return np.mean([ref.cost("mse", column(ref.sigmoid(ZL[i])), column(Y[i])) for i in range(n)])
+
 
 numeric = numeric_grad(cost_of_output_z, Z[-1].copy())
 np.testing.assert_allclose(Delta_L, numeric, rtol=1e-6, atol=1e-10)
@@ -300,8 +302,8 @@ db = [np.empty_like(b) for b in net.biases]
 for l in range(L):
     dense.layer_gradients(Delta[l], A[l], dW[l], db[l])
 
-nabla_w, nabla_b = ref.batch_gradients(weights, biases, names, "mse", X, Y)   # mean of per-sample gradients
-dW_net, db_net = net.gradients(X, Y)                                           # the training loop's kernels
+nabla_w, nabla_b = ref.batch_gradients(weights, biases, names, "mse", X, Y)  # mean of per-sample gradients
+dW_net, db_net = net.gradients(X, Y)  # the training loop's kernels
 for l in range(L):
     np.testing.assert_allclose(dW[l], nabla_w[l], rtol=1e-10, atol=1e-15)
     np.testing.assert_allclose(db[l], nabla_b[l].ravel(), rtol=1e-10, atol=1e-15)
@@ -331,9 +333,10 @@ print(dW[-1])
 #
 # 下面把整个反向传播再用内核组装一次，写成行权重的函数。
 
+
 # %%
 def kernel_gradients(Z, A, Y, row_weight):
-    '''Every layer's (dW, db) from the forward pass (Z, A), using only numbanet kernels.'''
+    """Every layer's (dW, db) from the forward pass (Z, A), using only numbanet kernels."""
     Delta = [np.empty_like(a) for a in A[1:]]
     losses.output_delta(A[-1], Z[-1], Y, losses.MSE, codes[-1], K, fns, row_weight, Delta[-1])
     for l in range(L - 2, -1, -1):
@@ -363,7 +366,7 @@ for l in range(L):
 
 # Weight 2 is the same as repeating the sample; weight 0 the same as leaving it out.
 s_int = np.array([1.0, 2.0, 0.0, 1.0, 1.0, 3.0])
-rows = np.repeat(np.arange(n), s_int.astype(int))   # [0, 1, 1, 3, 4, 5, 5, 5]
+rows = np.repeat(np.arange(n), s_int.astype(int))  # [0, 1, 1, 3, 4, 5, 5, 5]
 dW_rep, _ = net.gradients(X[rows], Y[rows])
 dW_w, _ = net.gradients(X, Y, sample_weight=s_int)
 for l in range(L):
@@ -395,8 +398,9 @@ theta = net.params.copy()
 updates.sgd_step(theta, flat_grad, eta)
 
 new_w, new_b = ref.update_mini_batch(weights, biases, names, "mse", X, Y, eta)
-np.testing.assert_allclose(theta, np.concatenate(
-    [np.concatenate([W.ravel(), b.ravel()]) for W, b in zip(new_w, new_b)]), rtol=1e-12)
+np.testing.assert_allclose(
+    theta, np.concatenate([np.concatenate([W.ravel(), b.ravel()]) for W, b in zip(new_w, new_b)]), rtol=1e-12
+)
 
 # Network.partial_fit takes exactly this step (one SGD step on the whole batch).
 stepped = net.copy()
@@ -420,7 +424,7 @@ print(f"C before {net.loss(X, Y):.6f}, after one step of η={eta}: {stepped.loss
 
 # %%
 eta = 2.0
-assert not any(act.needs_z(code) for code in codes)         # σ' from a alone: Z need not be kept
+assert not any(act.needs_z(code) for code in codes)  # σ' from a alone: Z need not be kept
 trained = net.copy()
 wt, bt = weights, biases
 kernel_curve, textbook_curve = [], []
@@ -432,16 +436,17 @@ for step in range(60):
         As.append(out)
     kernel_curve.append(losses.batch_cost(As[-1], Y, losses.MSE, w, fns))
     Delta = [np.empty_like(a) for a in As[1:]]
-    losses.output_delta(As[-1], As[-1], Y, losses.MSE, codes[-1], K, fns, w, Delta[-1])      # Z = A
+    losses.output_delta(As[-1], As[-1], Y, losses.MSE, codes[-1], K, fns, w, Delta[-1])  # Z = A
     for l in range(L - 2, -1, -1):
-        dense.hidden_delta(Delta[l + 1], trained.weights[l + 1], As[l + 1], As[l + 1], codes[l], K, fns, 1.0,
-                           Delta[l])                                                       # Z = A
+        dense.hidden_delta(
+            Delta[l + 1], trained.weights[l + 1], As[l + 1], As[l + 1], codes[l], K, fns, 1.0, Delta[l]
+        )  # Z = A
     grad = np.empty_like(trained.params)
     pos = 0
     for l in range(L):
-        dWl = grad[pos:pos + trained.weights[l].size].reshape(trained.weights[l].shape)
+        dWl = grad[pos : pos + trained.weights[l].size].reshape(trained.weights[l].shape)
         pos += dWl.size
-        dbl = grad[pos:pos + trained.biases[l].size]
+        dbl = grad[pos : pos + trained.biases[l].size]
         pos += dbl.size
         dense.layer_gradients(Delta[l], As[l], dWl, dbl)
     updates.sgd_step(trained.params, grad, eta)
@@ -495,9 +500,11 @@ losses.output_delta_chain(Ac[-1], Zc[-1], Yc, losses.CROSS_ENTROPY, SOFTMAX, K, 
 np.testing.assert_allclose(simplified, w[:, None] * (Ac[-1] - Yc), rtol=1e-12)
 np.testing.assert_allclose(chain, simplified, rtol=1e-9, atol=1e-15)
 
+
 # Both are ∂C/∂Z^L (finite differences through the textbook softmax and cost).
 def ce_cost_of_z(ZL):
     return np.mean([ref.cost("cross_entropy", ref.softmax(column(ZL[i])), column(Yc[i])) for i in range(n)])
+
 
 np.testing.assert_allclose(simplified, numeric_grad(ce_cost_of_z, Zc[-1].copy()), rtol=1e-6, atol=1e-10)
 

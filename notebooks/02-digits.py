@@ -32,13 +32,12 @@ from sklearn.model_selection import train_test_split
 import numbanet
 
 digits = load_digits()
-X = digits.data / 16.0                       # pixels in [0, 1]
+X = digits.data / 16.0  # pixels in [0, 1]
 y = digits.target
-Y = np.eye(10)[y]                            # one-hot targets for the softmax output
+Y = np.eye(10)[y]  # one-hot targets for the softmax output
 
 X_rest, X_test, y_rest, y_test = train_test_split(X, y, test_size=0.2, stratify=y, random_state=0)
-X_train, X_val, y_train, y_val = train_test_split(X_rest, y_rest, test_size=0.2, stratify=y_rest,
-                                                  random_state=0)
+X_train, X_val, y_train, y_val = train_test_split(X_rest, y_rest, test_size=0.2, stratify=y_rest, random_state=0)
 Y_train, Y_val, Y_test = np.eye(10)[y_train], np.eye(10)[y_val], np.eye(10)[y_test]
 print(f"train {X_train.shape}, validation {X_val.shape}, test {X_test.shape}")
 
@@ -59,8 +58,15 @@ plt.show()
 # %%
 net = numbanet.Network([64, 64, 10], activations=["relu", "softmax"], loss="cross_entropy", seed=0)
 start = time.perf_counter()
-history = net.fit(X_train, Y_train, epochs=40, batch_size=32, optimizer=numbanet.Adam(lr=3e-3),
-                  validation_data=(X_val, Y_val), progress=False)
+history = net.fit(
+    X_train,
+    Y_train,
+    epochs=40,
+    batch_size=32,
+    optimizer=numbanet.Adam(lr=3e-3),
+    validation_data=(X_val, Y_val),
+    progress=False,
+)
 print(f"{len(history)} epochs in {time.perf_counter() - start:.2f} s; {history}")
 
 test_pred = net.predict(X_test).argmax(axis=1)
@@ -97,10 +103,21 @@ ax.imshow(confusion, cmap="Blues")
 for i in range(10):
     for j in range(10):
         if confusion[i, j]:
-            ax.text(j, i, confusion[i, j], ha="center", va="center",
-                    color="white" if confusion[i, j] > confusion.max() / 2 else "black")
-ax.set(xticks=range(10), yticks=range(10), xlabel="predicted", ylabel="true",
-       title=f"Test set: {np.trace(confusion)} of {len(y_test)} right")
+            ax.text(
+                j,
+                i,
+                confusion[i, j],
+                ha="center",
+                va="center",
+                color="white" if confusion[i, j] > confusion.max() / 2 else "black",
+            )
+ax.set(
+    xticks=range(10),
+    yticks=range(10),
+    xlabel="predicted",
+    ylabel="true",
+    title=f"Test set: {np.trace(confusion)} of {len(y_test)} right",
+)
 plt.show()
 
 # %% [markdown]
@@ -127,13 +144,19 @@ plt.show()
 # (30 epochs each).  Initialisation follows the activation: Glorot for sigmoid and
 # tanh, He for ReLU.
 
+
 # %%
 def run(activation="relu", optimizer=None, epochs=30, seed=0):
-    model = numbanet.Network([64, 64, 10], activations=[activation, "softmax"], loss="cross_entropy",
-                             seed=seed)
-    h = model.fit(X_train, Y_train, epochs=epochs, batch_size=32,
-                  optimizer=optimizer or numbanet.Adam(lr=3e-3),
-                  validation_data=(X_val, Y_val), progress=False)
+    model = numbanet.Network([64, 64, 10], activations=[activation, "softmax"], loss="cross_entropy", seed=seed)
+    h = model.fit(
+        X_train,
+        Y_train,
+        epochs=epochs,
+        batch_size=32,
+        optimizer=optimizer or numbanet.Adam(lr=3e-3),
+        validation_data=(X_val, Y_val),
+        progress=False,
+    )
     return model, h
 
 

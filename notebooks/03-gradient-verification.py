@@ -54,8 +54,9 @@ assert result.passed and result.n_checked == net.n_params and result.n_kink == 0
 # differences in float32 would drown in rounding error).
 
 # %%
-weighted = numbanet.Network([4, 7, 2], activations=["leaky_relu", "sigmoid"], loss="binary_cross_entropy",
-                            seed=3, l2=0.01, dtype=np.float32)
+weighted = numbanet.Network(
+    [4, 7, 2], activations=["leaky_relu", "sigmoid"], loss="binary_cross_entropy", seed=3, l2=0.01, dtype=np.float32
+)
 Yb = rng.uniform(size=(8, 2))
 s = rng.uniform(0, 2, size=8)
 r = numbanet.gradcheck(weighted, X, Yb, sample_weight=s)
@@ -102,11 +103,13 @@ assert len(seen) >= 20
 # own `gradients` and `loss` methods, so a subclass with the bug is checked as it
 # behaves:
 
+
 # %%
 class ShiftedGradient(numbanet.Network):
-    '''A network whose gradient has one wrong entry: dW of layer 2, row 1, column 3.'''
+    """A network whose gradient has one wrong entry: dW of layer 2, row 1, column 3."""
 
     def gradients(self, X, Y, sample_weight=None):
+        """Return the exact gradients, one entry shifted by 1e-3."""
         dW, db = super().gradients(X, Y, sample_weight)
         dW[1][1, 3] += 1e-3
         return dW, db
@@ -125,11 +128,13 @@ assert [(e.layer, e.param, e.index) for e in r.failures] == [(2, "W", (1, 3))]
 # sample would miss it.  Hypothesis finds a failing case and *shrinks* it to a
 # minimal one (two samples):
 
+
 # %%
 class SumNotMean(numbanet.Network):
-    '''Forgets to divide by the batch size.'''
+    """Forgets to divide by the batch size."""
 
     def gradients(self, X, Y, sample_weight=None):
+        """Return the batch sums of the per-sample gradients, not their means."""
         dW, db = super().gradients(X, Y, sample_weight)
         rows = np.shape(X)[0]
         return [rows * g for g in dW], [rows * g for g in db]
@@ -164,9 +169,8 @@ except AssertionError as error:
     print("...")
 else:
     raise AssertionError("the planted bug was not found")
-print(f"\nbatch sizes of the failing cases it saw: {sorted(set(failing))}; "
-      f"the shrunk case has {failing[-1]} rows")
-assert failing[-1] == 2                     # Hypothesis re-runs the minimal failing case last
+print(f"\nbatch sizes of the failing cases it saw: {sorted(set(failing))}; the shrunk case has {failing[-1]} rows")
+assert failing[-1] == 2  # Hypothesis re-runs the minimal failing case last
 
 # %% [markdown]
 # ## The ReLU kink
@@ -202,7 +206,7 @@ minus = kinked.loss(Xk, Yk)
 b[0] = 0.0
 numeric = (plus - minus) / (2 * eps)
 print(f"∂C/∂b[0]: analytic {db[0][0]:+.6f}, central difference {numeric:+.6f}")
-assert db[0][0] == 0.0 and abs(numeric) > 0.1      # they disagree
+assert db[0][0] == 0.0 and abs(numeric) > 0.1  # they disagree
 
 # The loss as a function of that bias: a corner at 0.
 t = np.linspace(-0.5, 0.5, 201)

@@ -51,6 +51,7 @@ print("benchmark results:", results_path or "none found; timing in this notebook
 # Anything the reader cannot use is reported, and the notebook falls back to its
 # own timing.
 
+
 # %%
 def read_results(path):
     """{workload: {library: [(batch_size, seconds_per_epoch), ...]}}, or None if unusable."""
@@ -66,10 +67,10 @@ def read_results(path):
     table = defaultdict(lambda: defaultdict(list))
     for w in workloads.values():
         if not (isinstance(w, dict) and isinstance(w.get("batch"), int) and isinstance(w.get("impls"), dict)):
-            continue                                       # start-up, memory: not per epoch
+            continue  # start-up, memory: not per epoch
         if "epoch" not in w.get("title", ""):
-            continue                                       # XOR is timed per step
-        group = re.sub(r",? batch \d+", "", w["title"])    # the same workload at another batch size
+            continue  # XOR is timed per step
+        group = re.sub(r",? batch \d+", "", w["title"])  # the same workload at another batch size
         for library, timing in w["impls"].items():
             if isinstance(timing, dict) and isinstance(timing.get("median"), (int, float)):
                 table[group][library].append((w["batch"], float(timing["median"])))
@@ -78,8 +79,10 @@ def read_results(path):
         print(f"{path}: no workload timed per epoch at two or more batch sizes")
         return None
     machine = data.get("machine", {})
-    print(f"{path}: {machine.get('cpu', '?')}, {machine.get('logical_cpus', '?')} logical CPUs, "
-          f"{'quick' if data.get('quick') else 'full'} run")
+    print(
+        f"{path}: {machine.get('cpu', '?')}, {machine.get('logical_cpus', '?')} logical CPUs, "
+        f"{'quick' if data.get('quick') else 'full'} run"
+    )
     return table
 
 
@@ -103,9 +106,9 @@ Y_digits = np.eye(10, dtype=np.float32)[y_all]
 
 
 def numpy_epoch(W1, b1, W2, b2, X, Y, batch_size, lr):
-    '''One epoch of mini-batch SGD for a ReLU/softmax MLP, in place, rows in order.'''
+    """One epoch of mini-batch SGD for a ReLU/softmax MLP, in place, rows in order."""
     for start in range(0, X.shape[0], batch_size):
-        x, y = X[start:start + batch_size], Y[start:start + batch_size]
+        x, y = X[start : start + batch_size], Y[start : start + batch_size]
         z1 = x @ W1.T + b1
         a1 = np.maximum(z1, 0)
         z2 = a1 @ W2.T + b2
@@ -120,8 +123,7 @@ def numpy_epoch(W1, b1, W2, b2, X, Y, batch_size, lr):
 
 
 def make_net(dtype):
-    return numbanet.Network([64, 128, 10], activations=["relu", "softmax"], loss="cross_entropy",
-                            dtype=dtype, seed=0)
+    return numbanet.Network([64, 128, 10], activations=["relu", "softmax"], loss="cross_entropy", dtype=dtype, seed=0)
 
 
 # The same epoch, in float64 so that the comparison can be strict.
@@ -137,7 +139,7 @@ print("numbanet and the NumPy MLP take identical SGD epochs")
 
 # %%
 def best_time(fn, repeat=5):
-    fn()                                     # warm-up (and JIT compilation for numbanet)
+    fn()  # warm-up (and JIT compilation for numbanet)
     times = []
     for _ in range(repeat):
         start = time.perf_counter()
@@ -151,8 +153,11 @@ def time_here(batch_sizes=(8, 32, 128, 512), epochs=2):
     for bs in batch_sizes:
         net = make_net(np.float32)
         sgd = numbanet.SGD(lr=0.01)
-        t = best_time(lambda: net.fit(X_digits, Y_digits, epochs=epochs, batch_size=bs, optimizer=sgd,
-                                      shuffle=False, progress=False))
+        t = best_time(
+            lambda: net.fit(
+                X_digits, Y_digits, epochs=epochs, batch_size=bs, optimizer=sgd, shuffle=False, progress=False
+            )
+        )
         table["numbanet"].append((bs, t / epochs))
         params = [p.copy() for p in (net.weights[0], net.biases[0], net.weights[1], net.biases[1])]
 
@@ -199,8 +204,9 @@ for workload, libraries in results.items():
         if library == "numbanet" or not mine:
             continue
         ratios = {b: s / mine[b] for b, s in rows if b in mine}
-        print(f"{workload}: numbanet vs {library}:",
-              "  ".join(f"batch {b}: {r:.1f}x" for b, r in sorted(ratios.items())))
+        print(
+            f"{workload}: numbanet vs {library}:", "  ".join(f"batch {b}: {r:.1f}x" for b, r in sorted(ratios.items()))
+        )
 assert all(s > 0 and np.isfinite(s) for libs in results.values() for rows in libs.values() for _, s in rows)
 
 # %% [markdown]

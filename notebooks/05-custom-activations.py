@@ -86,7 +86,7 @@ net = numbanet.Network([1, 16, 1], activations=[swish, "identity"], loss=log_cos
 print(net)
 
 Z, A = net.forward(X)
-np.testing.assert_allclose(A[1], Z[0] / (1 + np.exp(-Z[0])), rtol=1e-13)        # σ(z) = z / (1 + e^-z)
+np.testing.assert_allclose(A[1], Z[0] / (1 + np.exp(-Z[0])), rtol=1e-13)  # σ(z) = z / (1 + e^-z)
 np.testing.assert_allclose(net.loss(X, Y), np.mean(np.sum(np.log(np.cosh(A[2] - Y)), axis=1)), rtol=1e-13)
 print(f"hidden activations follow swish, and the loss is the mean log-cosh: {net.loss(X, Y):.6f}")
 
@@ -122,7 +122,7 @@ assert result.passed and result.n_checked == net.n_params
 swish_typo = numbanet.Activation(
     "swish",
     function=lambda z: z / (1.0 + math.exp(-z)),
-    derivative=lambda z: (1.0 + math.exp(-z)) / (1.0 + math.exp(-z)) ** 2,     # z·exp(-z) missing
+    derivative=lambda z: (1.0 + math.exp(-z)) / (1.0 + math.exp(-z)) ** 2,  # z·exp(-z) missing
 )
 
 caught = None
@@ -153,6 +153,7 @@ assert not typo_result.passed
 # up by 3 to 6.  The same swish network (same seed, same initial weights) is
 # fitted once with `log_cosh` and once with `"mse"`, and each fit is compared with
 # the clean $f$ on a grid.
+
 
 # %%
 def f(x):
@@ -218,9 +219,8 @@ for name in NEW:
     code = act.CODES[name]
     a = np.array([act.value(code, zi, -1, fns) for zi in z])
     d = np.array([act.slope(code, zi, ai, -1, fns) for zi, ai in zip(z, a)])
-    central = np.array([(act.value(code, zi + h, -1, fns) - act.value(code, zi - h, -1, fns)) / (2 * h)
-                        for zi in z])
-    np.testing.assert_allclose(d, central, rtol=1e-6, atol=1e-6)     # σ' is the slope of σ
+    central = np.array([(act.value(code, zi + h, -1, fns) - act.value(code, zi - h, -1, fns)) / (2 * h) for zi in z])
+    np.testing.assert_allclose(d, central, rtol=1e-6, atol=1e-6)  # σ' is the slope of σ
     ax1.plot(z, a, label=name)
     ax2.plot(z, d, label=name)
 ax1.set(xlabel="z", ylabel="σ(z)", title="activation", ylim=(-1.5, 4))
@@ -233,10 +233,12 @@ plt.show()
 
 # Hand-written swish and built-in silu agree to rounding.
 silu = act.CODES["silu"]
-np.testing.assert_allclose([swish.function(zi) for zi in z], [act.value(silu, zi, -1, fns) for zi in z],
-                           rtol=1e-13, atol=1e-15)
-np.testing.assert_allclose([swish.derivative(zi) for zi in z],
-                           [act.slope(silu, zi, act.silu(zi), -1, fns) for zi in z], rtol=1e-12, atol=1e-15)
+np.testing.assert_allclose(
+    [swish.function(zi) for zi in z], [act.value(silu, zi, -1, fns) for zi in z], rtol=1e-13, atol=1e-15
+)
+np.testing.assert_allclose(
+    [swish.derivative(zi) for zi in z], [act.slope(silu, zi, act.silu(zi), -1, fns) for zi in z], rtol=1e-12, atol=1e-15
+)
 print("swish == silu, and its derivative == silu's")
 
 # %% [markdown]
@@ -256,8 +258,7 @@ from sklearn.datasets import load_digits
 from sklearn.model_selection import train_test_split
 
 X_all, y_all = load_digits(return_X_y=True)
-X_train, X_test, y_train, y_test = train_test_split(X_all / 16.0, y_all, test_size=0.25, stratify=y_all,
-                                                    random_state=0)
+X_train, X_test, y_train, y_test = train_test_split(X_all / 16.0, y_all, test_size=0.25, stratify=y_all, random_state=0)
 Y_train = np.eye(10)[y_train]
 
 rows = []
@@ -322,7 +323,7 @@ assert refused is not None
 
 try:
     import cloudpickle
-except ImportError:                          # scikit-learn's joblib ships a copy
+except ImportError:  # scikit-learn's joblib ships a copy
     from joblib.externals import cloudpickle
 clone = pickle.loads(cloudpickle.dumps(robust))
 np.testing.assert_array_equal(clone.predict(grid), robust.predict(grid))

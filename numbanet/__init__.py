@@ -1,5 +1,6 @@
-"""numbanet: fully-connected neural networks trained by backpropagation,
-with every hot step a flat Numba kernel.
+"""numbanet: fully-connected neural networks trained by backpropagation.
+
+Every hot step is a flat Numba kernel.
 
 >>> import numpy as np, numbanet
 >>> X = np.array([[0, 0], [0, 1], [1, 0], [1, 1]], dtype=float)
@@ -18,8 +19,9 @@ from numbanet.network import Network
 from numbanet.optimizers import SGD, Adam, AdamW, Optimizer, RMSprop
 from numbanet.pieces import Activation, Loss
 from numbanet.schedules import ConstantLR, CosineLR, ExponentialLR, ReduceLROnPlateau, StepLR
+
 # numbanet.compile, as torch.compile; kept out of __all__ so that `from numbanet import *` cannot shadow the built-in.
-from numbanet.warmup import compile
+from numbanet.warmup import compile as compile
 
 __version__ = "0.1.0"
 
@@ -54,10 +56,15 @@ __all__ = [
     "from_torch",
 ]
 
-_LAZY = {"MLPClassifier": "numbanet.estimators", "MLPRegressor": "numbanet.estimators",
-         # Export and import: numbanet.export imports onnx, skl2onnx and torch only inside these functions.
-         "to_onnx": "numbanet.export", "register_skl2onnx": "numbanet.export", "to_torch": "numbanet.export",
-         "from_torch": "numbanet.export"}
+_LAZY = {
+    "MLPClassifier": "numbanet.estimators",
+    "MLPRegressor": "numbanet.estimators",
+    # Export and import: numbanet.export imports onnx, skl2onnx and torch only inside these functions.
+    "to_onnx": "numbanet.export",
+    "register_skl2onnx": "numbanet.export",
+    "to_torch": "numbanet.export",
+    "from_torch": "numbanet.export",
+}
 
 
 #: Submodules loaded on first use: numbanet.testing imports Hypothesis (a test dependency).

@@ -39,7 +39,7 @@ MISSING_SKLEARN = "numbanet's demo needs scikit-learn for the digits data: pip i
 
 
 def _int_at_least(low, what):
-    """An argparse type: an integer >= ``low``, refused with a message naming ``what`` it must be."""
+    """Return an argparse type: an integer >= ``low``, refused with a message naming ``what`` it must be."""
 
     def parse(text):
         try:
@@ -58,7 +58,7 @@ _non_negative_int = _int_at_least(0, "non-negative")
 
 
 def build_parser():
-    """The demo's command-line parser."""
+    """Return the demo's command-line parser."""
     parser = argparse.ArgumentParser(
         prog="python -m numbanet",
         description="Train a numbanet network on scikit-learn's 8x8 handwritten digits and report "
@@ -66,25 +66,37 @@ def build_parser():
     )
     parser.add_argument("--epochs", type=_positive_int, default=30, help="training epochs (default: %(default)s)")
     parser.add_argument(
-        "--hidden", type=_positive_int, nargs="*", default=[64], metavar="N",
+        "--hidden",
+        type=_positive_int,
+        nargs="*",
+        default=[64],
+        metavar="N",
         help="hidden layer widths, e.g. --hidden 64 32; none for softmax regression (default: 64)",
     )
     parser.add_argument(
-        "--activation", choices=HIDDEN_ACTIVATIONS, default="relu",
+        "--activation",
+        choices=HIDDEN_ACTIVATIONS,
+        default="relu",
         help="activation of the hidden layers (default: %(default)s)",
     )
     parser.add_argument(
-        "--optimizer", choices=("sgd", "adam"), default="adam",
+        "--optimizer",
+        choices=("sgd", "adam"),
+        default="adam",
         help="adam, or sgd with --momentum (default: %(default)s)",
     )
     parser.add_argument(
-        "--lr", type=float, default=None,
+        "--lr",
+        type=float,
+        default=None,
         help=f"learning rate (default: {DEFAULT_LR['adam']:g} for adam, {DEFAULT_LR['sgd']:g} for sgd)",
     )
     parser.add_argument("--momentum", type=float, default=0.9, help="SGD momentum (default: %(default)s)")
     parser.add_argument("--batch-size", type=_positive_int, default=32, help="mini-batch size (default: %(default)s)")
     parser.add_argument(
-        "--seed", type=_non_negative_int, default=0,
+        "--seed",
+        type=_non_negative_int,
+        default=0,
         help="seeds the split, the initialisation and the shuffling (default: %(default)s)",
     )
     parser.add_argument("--dtype", choices=("float32", "float64"), default="float64", help="(default: %(default)s)")
@@ -141,8 +153,11 @@ def run(args, out=None):
     Y = np.eye(10)[y]
     sizes = [X.shape[1], *args.hidden, 10]
     net = numbanet.Network(
-        sizes, activations=[args.activation] * len(args.hidden) + ["softmax"], loss="cross_entropy",
-        dtype=np.dtype(args.dtype), seed=args.seed,
+        sizes,
+        activations=[args.activation] * len(args.hidden) + ["softmax"],
+        loss="cross_entropy",
+        dtype=np.dtype(args.dtype),
+        seed=args.seed,
     )
     lr = DEFAULT_LR[args.optimizer] if args.lr is None else args.lr
     if args.optimizer == "adam":
@@ -163,7 +178,11 @@ def run(args, out=None):
     # The test set stays out of training entirely: it is only scored at the end.
     start = time.perf_counter()
     history = net.fit(
-        X[train], Y[train], epochs=args.epochs, batch_size=args.batch_size, optimizer=optimizer,
+        X[train],
+        Y[train],
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        optimizer=optimizer,
         progress=not args.no_progress,
     )
     # The first run of an installation compiles the kernels: that is not training time.
@@ -178,8 +197,10 @@ def run(args, out=None):
         file=out,
     )
     if history.compile_seconds >= 0.5:
-        print(f"compiling the kernels took {history.compile_seconds:.1f} s more (first run only: "
-              "Numba caches them)", file=out)
+        print(
+            f"compiling the kernels took {history.compile_seconds:.1f} s more (first run only: Numba caches them)",
+            file=out,
+        )
     return accuracy
 
 

@@ -71,7 +71,11 @@ def as_matrix(X, name, dtype, *, n_cols=None, allow_1d=False, what="columns"):
     if arr.ndim == 1 and allow_1d:
         arr = arr.reshape(-1, 1)
     if arr.ndim != 2:
-        hint = " (reshape a single sample with X.reshape(1, -1), a single feature with X.reshape(-1, 1))" if arr.ndim == 1 else ""
+        hint = (
+            " (reshape a single sample with X.reshape(1, -1), a single feature with X.reshape(-1, 1))"
+            if arr.ndim == 1
+            else ""
+        )
         if arr.ndim == 1 and what == "outputs":
             hint = _label_hint(arr, name, n_cols) or hint
         raise ValueError(
@@ -92,7 +96,11 @@ def as_matrix(X, name, dtype, *, n_cols=None, allow_1d=False, what="columns"):
     if row >= 0:
         bad = (row, int(np.flatnonzero(~np.isfinite(out[row]))[0]))
         original = arr[bad[0], bad[1]]
-        reason = "NaN or infinity" if not np.isfinite(np.asarray(original, dtype=np.float64)) else f"a value too large for {np.dtype(dtype).name}"
+        reason = (
+            "NaN or infinity"
+            if not np.isfinite(np.asarray(original, dtype=np.float64))
+            else f"a value too large for {np.dtype(dtype).name}"
+        )
         raise ValueError(
             f"{name} contains {reason} (first at row {bad[0]}, column {bad[1]}: {original!r}); "
             "remove or impute such values before training"
@@ -146,8 +154,7 @@ def _label_hint(y, name, n_cols):
     else:
         example = f"np.eye(n_classes)[{labels}]; the labels go up to {hi:g} but the network has {n_cols} outputs"
     return (
-        f"; {name} looks like integer class labels; one-hot encode them (e.g. {example}) "
-        "or use numbanet.MLPClassifier"
+        f"; {name} looks like integer class labels; one-hot encode them (e.g. {example}) or use numbanet.MLPClassifier"
     )
 
 

@@ -58,7 +58,7 @@ class History:
         self.samples = 0
 
     def as_dict(self):
-        """The per-epoch lists keyed by name (non-empty ones only)."""
+        """Return the per-epoch lists keyed by name (non-empty ones only)."""
         keys = ("epoch", "loss", "val_loss", "val_accuracy", "lr")
         return {k: list(getattr(self, k)) for k in keys if getattr(self, k)}
 
@@ -77,14 +77,14 @@ class Callback:
     """Base class for callbacks; override what you need."""
 
     def on_train_begin(self, net):
-        pass
+        """Run before the first epoch of a ``fit``."""
 
     def on_epoch_end(self, net, history):
-        """Return True to stop training."""
+        """Run after each epoch; return True to stop training."""
         return False
 
     def on_train_end(self, net, history):
-        pass
+        """Run once the ``fit`` has ended, however it ended."""
 
 
 class _FunctionCallback(Callback):
@@ -96,6 +96,7 @@ class _FunctionCallback(Callback):
 
 
 def as_callbacks(callbacks):
+    """Return ``callbacks`` (None, one, or a list of callbacks or functions) as a list of :class:`Callback`."""
     if callbacks is None:
         return []
     if isinstance(callbacks, Callback) or callable(callbacks):
@@ -139,6 +140,7 @@ class EarlyStopping(Callback):
         self.restore_best = restore_best
 
     def on_train_begin(self, net):
+        """Forget the best value of an earlier ``fit``."""
         self._best = math.inf
         self._best_params = None
         self._best_epoch = None
@@ -154,6 +156,7 @@ class EarlyStopping(Callback):
         return values[-1]
 
     def on_epoch_end(self, net, history):
+        """Keep the best weights so far; return True after ``patience`` epochs without improvement."""
         value = self._value(history)
         if value < self._best - self.min_delta:
             self._best = value
@@ -166,6 +169,7 @@ class EarlyStopping(Callback):
         return self._bad >= self.patience
 
     def on_train_end(self, net, history):
+        """Restore the best epoch's weights (with ``restore_best``) and record that epoch."""
         if self.restore_best and self._best_params is not None:
             net.params[...] = self._best_params
             history.best_epoch = self._best_epoch
@@ -190,9 +194,10 @@ def default_progress():
 
 
 class Progress:
-    """A bar over epochs showing the latest losses: tqdm when installed
-    (``tqdm.auto``, so notebook-aware), otherwise a plain line when an epoch
-    ends, at most every :attr:`PLAIN_INTERVAL` seconds, and within an epoch
+    """A bar over epochs showing the latest losses.
+
+    tqdm when installed (``tqdm.auto``, so notebook-aware), otherwise a plain
+    line when an epoch ends, at most every :attr:`PLAIN_INTERVAL` seconds, and within an epoch
     that runs longer than :attr:`PARTIAL_INTERVAL` seconds.
 
     The training engine calls :meth:`update` between slices of the jitted
@@ -219,8 +224,12 @@ class Progress:
             except ImportError:
                 tqdm = None
             if tqdm is not None:
-                self.bar = tqdm(total=total, unit="epoch", leave=True,
-                                bar_format="{l_bar}{bar}| {n:.6g}/{total_fmt} epochs [{elapsed}<{remaining}{postfix}]")
+                self.bar = tqdm(
+                    total=total,
+                    unit="epoch",
+                    leave=True,
+                    bar_format="{l_bar}{bar}| {n:.6g}/{total_fmt} epochs [{elapsed}<{remaining}{postfix}]",
+                )
 
     def update(self, done, history):
         """Show ``done`` epochs (a float) and the latest losses in ``history``."""
@@ -241,8 +250,11 @@ class Progress:
         else:
             now = time.perf_counter()
             epoch_ended = int(done) > int(self.done)
-            if ((epoch_ended and now - self.last_line >= self.PLAIN_INTERVAL) or done >= self.total
-                    or now - max(self.last_line, self.start) >= self.PARTIAL_INTERVAL):
+            if (
+                (epoch_ended and now - self.last_line >= self.PLAIN_INTERVAL)
+                or done >= self.total
+                or now - max(self.last_line, self.start) >= self.PARTIAL_INTERVAL
+            ):
                 self.last_line = now
                 text = "  ".join(f"{k} {v:.4g}" for k, v in stats.items())
                 print(f"epoch {done:g}/{self.total}  {text}  ({now - self.start:.1f}s)", file=sys.stderr)
@@ -265,6 +277,7 @@ class Progress:
             self.bar.update(self.done)
 
     def close(self):
+        """Close the bar (a no-op without tqdm)."""
         if self.bar is not None:
             self.bar.close()
 

@@ -121,10 +121,12 @@ class WorkerLostError(RuntimeError):
         self.epoch = epoch
         self.step = step
         unit = "averaging round" if what == "round" else "step"
-        where = {"setup": "while setting up the fit",
-                 "epoch": f"at the start of epoch {epoch} (counted from 0), before {unit} {step}",
-                 "step": f"during step {step} of this fit (epoch {epoch}, counted from 0)",
-                 "round": f"during averaging round {step} of this fit (epoch {epoch}, counted from 0)"}[what]
+        where = {
+            "setup": "while setting up the fit",
+            "epoch": f"at the start of epoch {epoch} (counted from 0), before {unit} {step}",
+            "step": f"during step {step} of this fit (epoch {epoch}, counted from 0)",
+            "round": f"during averaging round {step} of this fit (epoch {epoch}, counted from 0)",
+        }[what]
         super().__init__(
             f"worker {worker} was lost {where}: {type(cause).__name__}: {cause}. The network holds the weights "
             f"and optimizer state of the last completed {unit} (its counters and history agree with them); "
@@ -311,9 +313,23 @@ class _Shard:
         self.pos = np.zeros(_train.N_POS, dtype=np.int64)
         self.acc = np.zeros(1, dtype=np.float64)
         self.lrs = np.zeros(1, dtype=np.float64)
-        self.bundle = _train.Run(np.empty(P, dtype=net.dtype), opt.state, opt._code, opt._hyper(), self.lrs,
-                                 float(net.dropout), float(clip), self.order, bool(shuffle), bs, net._rng_state,
-                                 np.empty(3 * P, dtype=net.dtype), np.zeros(1, dtype=np.float64), self.pos, self.acc)
+        self.bundle = _train.Run(
+            np.empty(P, dtype=net.dtype),
+            opt.state,
+            opt._code,
+            opt._hyper(),
+            self.lrs,
+            float(net.dropout),
+            float(clip),
+            self.order,
+            bool(shuffle),
+            bs,
+            net._rng_state,
+            np.empty(3 * P, dtype=net.dtype),
+            np.zeros(1, dtype=np.float64),
+            self.pos,
+            self.acc,
+        )
         self.data = _train.Data(self.X, self.Y, self.sw, self.sw_total)
         return True
 
@@ -336,8 +352,9 @@ class _Shard:
             b0 = int(pos[_train.POS_BATCH])
             acc0 = float(acc[0]) if b0 > 0 else 0.0
             start = time.perf_counter()
-            _train.train_slice_flat(*net._model(), *self.data, *self.local_work, *self.bundle, min(budget, k - done),
-                                    True)
+            _train.train_slice_flat(
+                *net._model(), *self.data, *self.local_work, *self.bundle, min(budget, k - done), True
+            )
             elapsed = time.perf_counter() - start
             d = int(pos[_train.POS_DONE])
             if pos[_train.POS_STATUS] != _train.OK:
@@ -356,8 +373,7 @@ class _Shard:
             rate = d / elapsed if elapsed > 0 else float("inf")
             budget = int(max(1, min(budget * 8, rate * _LOCAL_SLICE_SECONDS)))
         _note_round(fit_id, done, k)
-        return (net.params.copy(), self.opt.state.copy(), int(pos[_train.POS_T]), cost, wsum, rows, done,
-                False)
+        return (net.params.copy(), self.opt.state.copy(), int(pos[_train.POS_T]), cost, wsum, rows, done, False)
 
 
 # ----------------------------------------------------------------------------- warm-up
@@ -511,9 +527,23 @@ class DataParallel:
 
     # ------------------------------------------------------------------ fit
 
-    def fit(self, X, Y, epochs=1, batch_size=32, optimizer=None, shuffle=True, validation_data=None,
-            validation_split=0.0, progress=None, sample_weight=None, callbacks=None, early_stopping=None,
-            lr_schedule=None, clip_norm=None):
+    def fit(
+        self,
+        X,
+        Y,
+        epochs=1,
+        batch_size=32,
+        optimizer=None,
+        shuffle=True,
+        validation_data=None,
+        validation_split=0.0,
+        progress=None,
+        sample_weight=None,
+        callbacks=None,
+        early_stopping=None,
+        lr_schedule=None,
+        clip_norm=None,
+    ):
         """Train ``net`` on the cluster; the arguments and the result are those of :meth:`numbanet.Network.fit`.
 
         ``X`` and ``Y`` may be NumPy arrays (sent to the workers once),
@@ -560,13 +590,29 @@ class DataParallel:
         """
         net = self.net
         if not net._fit_lock.acquire(blocking=False):
-            raise RuntimeError("this network is being trained by another fit right now; concurrent training of one "
-                               "network is refused")
+            raise RuntimeError(
+                "this network is being trained by another fit right now; concurrent training of one network is refused"
+            )
         fit_id = self.fit_id = uuid.uuid4().hex
         self._actors = []
         try:
-            return self._fit(X, Y, epochs, batch_size, optimizer, shuffle, validation_data, validation_split,
-                             progress, sample_weight, callbacks, early_stopping, lr_schedule, clip_norm, fit_id)
+            return self._fit(
+                X,
+                Y,
+                epochs,
+                batch_size,
+                optimizer,
+                shuffle,
+                validation_data,
+                validation_split,
+                progress,
+                sample_weight,
+                callbacks,
+                early_stopping,
+                lr_schedule,
+                clip_norm,
+                fit_id,
+            )
         except KeyboardInterrupt:
             try:
                 self.client.run(_request_stop, fit_id, wait=False)
@@ -583,14 +629,32 @@ class DataParallel:
                 pass
             net._fit_lock.release()
 
-    def _fit(self, X, Y, epochs, batch_size, optimizer, shuffle, validation_data, validation_split, progress,
-             sample_weight, callbacks, early_stopping, lr_schedule, clip_norm, fit_id):
+    def _fit(
+        self,
+        X,
+        Y,
+        epochs,
+        batch_size,
+        optimizer,
+        shuffle,
+        validation_data,
+        validation_split,
+        progress,
+        sample_weight,
+        callbacks,
+        early_stopping,
+        lr_schedule,
+        clip_norm,
+        fit_id,
+    ):
         net = self.net
         epochs = check.positive_int(epochs, "epochs")
         batch_size = check.positive_int(batch_size, "batch_size")
         if self.strategy == "sync" and net.dropout > 0:
-            raise ValueError(f"strategy='sync' cannot reproduce dropout (this network has dropout={net.dropout}): "
-                             "its masks are drawn row by row from one generator; use strategy='local' or dropout=0")
+            raise ValueError(
+                f"strategy='sync' cannot reproduce dropout (this network has dropout={net.dropout}): "
+                "its masks are drawn row by row from one generator; use strategy='local' or dropout=0"
+            )
         split = check.non_negative_float(validation_split, "validation_split", upper=1.0, upper_open=True)
         if optimizer is None:
             optimizer = net.optimizer if net.optimizer is not None else SGD(lr=0.1)
@@ -656,8 +720,20 @@ class DataParallel:
         loop = self._sync_loop if self.strategy == "sync" else self._local_loop
         started = time.perf_counter()
         try:
-            loop(data, epochs, min(batch_size, data["n"]), shuffle, optimizer, schedule, lrs, clip, history, bar,
-                 epoch_end, fit_id)
+            loop(
+                data,
+                epochs,
+                min(batch_size, data["n"]),
+                shuffle,
+                optimizer,
+                schedule,
+                lrs,
+                clip,
+                history,
+                bar,
+                epoch_end,
+                fit_id,
+            )
         finally:
             self.comm["loop_seconds"] = time.perf_counter() - started
             bar.close()
@@ -736,12 +812,21 @@ class DataParallel:
         X, Y, sw = data["X"], data["Y"], data["sw"]
         n_val = int(round(split * X.shape[0]))
         if n_val < 1 or n_val >= X.shape[0]:
-            raise ValueError(f"validation_split={split} of {X.shape[0]} samples leaves {n_val} for validation and "
-                             f"{X.shape[0] - n_val} for training; both need at least 1")
+            raise ValueError(
+                f"validation_split={split} of {X.shape[0]} samples leaves {n_val} for validation and "
+                f"{X.shape[0] - n_val} for training; both need at least 1"
+            )
         perm = net._rng.permutation(X.shape[0])
         val, tr = perm[:n_val], np.sort(perm[n_val:])
-        out = dict(data, X=check.read_only(X[tr]), Y=check.read_only(Y[tr]), sw=np.ascontiguousarray(sw[tr]),
-                   n=tr.size, xsrc=None, ysrc=None)
+        out = dict(
+            data,
+            X=check.read_only(X[tr]),
+            Y=check.read_only(Y[tr]),
+            sw=np.ascontiguousarray(sw[tr]),
+            n=tr.size,
+            xsrc=None,
+            ysrc=None,
+        )
         if out["sw"].sum() <= 0:
             raise ValueError("after validation_split every training sample has weight 0")
         out["val"] = (check.read_only(X[val]), check.read_only(Y[val]))
@@ -789,16 +874,30 @@ class DataParallel:
         if data["xsrc"] is None and data["ysrc"] is None:
             # In memory: row i goes to shard i mod W, so that every batch, shuffled or not, is spread
             # over all workers (the shard is copied once, as sending it copies it anyway).
-            return [(workers[k], [(k, n, W)], [(None, None)], [np.ascontiguousarray(data["X"][k::W])],
-                     [np.ascontiguousarray(data["Y"][k::W])]) for k in range(W)]
+            return [
+                (
+                    workers[k],
+                    [(k, n, W)],
+                    [(None, None)],
+                    [np.ascontiguousarray(data["X"][k::W])],
+                    [np.ascontiguousarray(data["Y"][k::W])],
+                )
+                for k in range(W)
+            ]
         # A memory map: consecutive rows, so that each worker reads one stretch of the file.
         bounds = np.linspace(0, n, W + 1).round().astype(np.int64)
         shards = []
         for k in range(W):
             lo, hi = int(bounds[k]), int(bounds[k + 1])
-            shards.append((workers[k], [(lo, hi, 1)], [(data["xsrc"], data["ysrc"])],
-                           [data["X"][lo:hi]] if data["xsrc"] is None else [],
-                           [data["Y"][lo:hi]] if data["ysrc"] is None else []))
+            shards.append(
+                (
+                    workers[k],
+                    [(lo, hi, 1)],
+                    [(data["xsrc"], data["ysrc"])],
+                    [data["X"][lo:hi]] if data["xsrc"] is None else [],
+                    [data["Y"][lo:hi]] if data["ysrc"] is None else [],
+                )
+            )
         return shards
 
     def _place_dask(self, data, workers):
@@ -834,8 +933,9 @@ class DataParallel:
             if not mine:
                 continue
             ranges = [(int(starts[i]), int(starts[i + 1]), 1) for i in mine]
-            shards.append((w, ranges, [(None, None)] * len(mine), [xf[xkeys[i]] for i in mine],
-                           [yf[ykeys[i]] for i in mine]))
+            shards.append(
+                (w, ranges, [(None, None)] * len(mine), [xf[xkeys[i]] for i in mine], [yf[ykeys[i]] for i in mine])
+            )
         shards.sort(key=lambda s: s[1][0][0])
         self._persisted = (X, Y)
         return shards
@@ -853,11 +953,23 @@ class DataParallel:
                     blocks.append(next(it_x))
                 if ys is None:
                     blocks.append(next(it_y))
-            blocks = [b if hasattr(b, "key") else client.scatter(b, workers=[w], direct=False, hash=False)
-                      for b in blocks]
+            blocks = [
+                b if hasattr(b, "key") else client.scatter(b, workers=[w], direct=False, hash=False) for b in blocks
+            ]
             swk = np.concatenate([sw[lo:hi:step] for lo, hi, step in ranges])
-            fut = client.submit(_Shard, net, ranges, swk, n, sources, *blocks, actor=True, workers=[w],
-                                allow_other_workers=False, pure=False)
+            fut = client.submit(
+                _Shard,
+                net,
+                ranges,
+                swk,
+                n,
+                sources,
+                *blocks,
+                actor=True,
+                workers=[w],
+                allow_other_workers=False,
+                pure=False,
+            )
             self._futures += [fut, *blocks]
             pending.append((w, fut))
         self._actors = []
@@ -898,8 +1010,7 @@ class DataParallel:
                 raise
         return out
 
-    def _sync_loop(self, data, epochs, batch_size, shuffle, opt, schedule, lrs, clip, history, bar, epoch_end,
-                   fit_id):
+    def _sync_loop(self, data, epochs, batch_size, shuffle, opt, schedule, lrs, clip, history, bar, epoch_end, fit_id):
         net = self.net
         theta, state = net.params, opt.state
         sizes, w_off, l2 = net._sizes_arr, net._w_off, float(net.l2)
@@ -913,8 +1024,7 @@ class DataParallel:
         first = net.epochs_trained
         t_start = opt.t
         actors = self._actors
-        comm = {"strategy": "sync", "workers": len(actors), "steps": 0, "bytes_to_workers": 0,
-                "bytes_from_workers": 0}
+        comm = {"strategy": "sync", "workers": len(actors), "steps": 0, "bytes_to_workers": 0, "bytes_from_workers": 0}
         self.comm = comm
         itemsize = net.dtype.itemsize
         last_bar = time.perf_counter()
@@ -961,8 +1071,7 @@ class DataParallel:
                     step = opt.t - t_start + 1
                     c = 0.0
                     if wsum > 0:
-                        parts = self._gather("gradient", (theta, b, wsum), first + e,
-                                             step, "step")
+                        parts = self._gather("gradient", (theta, b, wsum), first + e, step, "step")
                         comm["bytes_to_workers"] += len(actors) * theta.nbytes
                         grad[:] = 0.0
                         for cost, g in parts:
@@ -1002,8 +1111,9 @@ class DataParallel:
                     history.steps = opt.t - t_start
                     raise TrainingDivergedError(first + e, n_batches, lr)
                 b_next = 0
-                if self._end_epoch(history, first + e, acc / sw_total if sw_total > 0 else 0.0, lr, epochs, e, bar,
-                                   epoch_end):
+                if self._end_epoch(
+                    history, first + e, acc / sw_total if sw_total > 0 else 0.0, lr, epochs, e, bar, epoch_end
+                ):
                     break
         finally:
             history.steps = opt.t - t_start
@@ -1013,11 +1123,11 @@ class DataParallel:
                 net._rng_state[:] = rng_before
             if 0 < b_next < n_batches and not diverged and fingerprint is not None:
                 # Stopped inside an epoch: leave it pending, as Network.fit does, for this or a later fit.
-                net._pending = PendingEpoch((fingerprint, id(opt), opt.t), order, b_next, acc,
-                                            backup.reshape(-1).copy(), t0)
+                net._pending = PendingEpoch(
+                    (fingerprint, id(opt), opt.t), order, b_next, acc, backup.reshape(-1).copy(), t0
+                )
 
-    def _local_loop(self, data, epochs, batch_size, shuffle, opt, schedule, lrs, clip, history, bar, epoch_end,
-                    fit_id):
+    def _local_loop(self, data, epochs, batch_size, shuffle, opt, schedule, lrs, clip, history, bar, epoch_end, fit_id):
         net = self.net
         actors = self._actors
         W = len(actors)
@@ -1025,8 +1135,9 @@ class DataParallel:
         shard_w = np.array([i[1] for i in infos], dtype=np.float64)
         weights = shard_w / shard_w.sum()
         seeds = [int(_rng.next_u64(net._rng_state)) for _ in actors]  # each worker its own stream, from net's
-        self._gather("begin_local", [(s, batch_size, _fresh(opt), shuffle, clip) for s in seeds],
-                     net.epochs_trained, 0, "setup")
+        self._gather(
+            "begin_local", [(s, batch_size, _fresh(opt), shuffle, clip) for s in seeds], net.epochs_trained, 0, "setup"
+        )
         n = data["n"]
         steps_per_epoch = -(-(-(-n // batch_size)) // W)
         theta, state = net.params, opt.state
@@ -1034,8 +1145,14 @@ class DataParallel:
         first = net.epochs_trained
         history.rounds = 0
         history.steps = 0
-        comm = {"strategy": "local", "workers": W, "rounds": 0, "steps": 0, "bytes_to_workers": 0,
-                "bytes_from_workers": 0}
+        comm = {
+            "strategy": "local",
+            "workers": W,
+            "rounds": 0,
+            "steps": 0,
+            "bytes_to_workers": 0,
+            "bytes_from_workers": 0,
+        }
         self.comm = comm
         for e in range(epochs):
             if schedule.needs_loss and np.isnan(lrs[e]):
@@ -1049,8 +1166,7 @@ class DataParallel:
             while done < steps_per_epoch:
                 k = min(self.sync_every, steps_per_epoch - done)
                 rnd = history.rounds + 1
-                res = self._gather("local_round", (theta, state, opt.t, lr, k, fit_id),
-                                   first + e, rnd, "round")
+                res = self._gather("local_round", (theta, state, opt.t, lr, k, fit_id), first + e, rnd, "round")
                 comm["bytes_to_workers"] += W * (theta.nbytes + state.nbytes)
                 if any(r[7] for r in res):
                     self._restore(backup, opt, t0)

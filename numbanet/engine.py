@@ -120,8 +120,9 @@ class TrainingRun:
         (validation, schedules, callbacks); returning True stops the run.
     """
 
-    def __init__(self, net, X, Y, sw, epochs, batch_size, shuffle, optimizer, schedule, lrs, clip, history, bar,
-                 epoch_end):
+    def __init__(
+        self, net, X, Y, sw, epochs, batch_size, shuffle, optimizer, schedule, lrs, clip, history, bar, epoch_end
+    ):
         self.net = net
         self.X, self.Y, self.sw = X, Y, sw
         self.sw_total = float(sw.sum())
@@ -171,9 +172,23 @@ class TrainingRun:
         ws, cap = net._buffers.acquire(self.batch_size)
         work = _train.Work(ws, cap)
         opt = self.optimizer
-        self.bundle = _train.Run(self.grad, opt.state, opt._code, opt._hyper(), self.lrs, float(net.dropout),
-                                 float(self.clip), self.order, self.shuffle, self.batch_size, net._rng_state,
-                                 self.backup, self.epoch_losses, self.pos, self.acc)
+        self.bundle = _train.Run(
+            self.grad,
+            opt.state,
+            opt._code,
+            opt._hyper(),
+            self.lrs,
+            float(net.dropout),
+            float(self.clip),
+            self.order,
+            self.shuffle,
+            self.batch_size,
+            net._rng_state,
+            self.backup,
+            self.epoch_losses,
+            self.pos,
+            self.acc,
+        )
         self.data = _train.Data(self.X, self.Y, self.sw, self.sw_total)
         try:
             self.history.compile_seconds = self._prepare(work, stop_at_epoch_end)
@@ -260,13 +275,13 @@ class TrainingRun:
         batch = int(self.pos[_train.POS_BATCH])
         if batch > 0 and self.pos[_train.POS_STATUS] == _train.OK:
             key = (self.fingerprint, id(self.optimizer), int(self.pos[_train.POS_T]))
-            self.net._pending = PendingEpoch(key, self.order, batch, float(self.acc[0]), self.backup,
-                                             int(self.pos[_train.POS_T0]))
+            self.net._pending = PendingEpoch(
+                key, self.order, batch, float(self.acc[0]), self.backup, int(self.pos[_train.POS_T0])
+            )
 
     def _diverged(self):
         e = int(self.pos[_train.POS_BAD_EPOCH])
-        raise TrainingDivergedError(self.first_epoch + e, int(self.pos[_train.POS_BAD_BATCH]) + 1,
-                                    float(self.lrs[e]))
+        raise TrainingDivergedError(self.first_epoch + e, int(self.pos[_train.POS_BAD_BATCH]) + 1, float(self.lrs[e]))
 
 
 class WorkspacePool:
@@ -360,6 +375,7 @@ def check_rate(lr, epoch):
     except (TypeError, ValueError):
         raise ValueError(f"the learning-rate schedule gave {lr!r} for epoch {epoch}; it must return a number") from None
     if not np.isfinite(value) or value < 0:
-        raise ValueError(f"the learning-rate schedule gave an invalid rate {value} for epoch {epoch}; "
-                         "rates must be finite and >= 0")
+        raise ValueError(
+            f"the learning-rate schedule gave an invalid rate {value} for epoch {epoch}; rates must be finite and >= 0"
+        )
     return value

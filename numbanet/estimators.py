@@ -57,8 +57,8 @@ from numbanet import _validation as check
 from numbanet.callbacks import Callback
 from numbanet.kernels.activations import BUILTINS as _BUILTINS
 from numbanet.network import Network
-from numbanet.pieces import Activation
 from numbanet.optimizers import SGD, Adam
+from numbanet.pieces import Activation
 
 try:
     from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
@@ -157,8 +157,10 @@ class _Monitor(Callback):
             self.converged = True
             if est.verbose:
                 what = "Validation score" if self.validation is not None else "Training loss"
-                print(f"{what} did not improve more than tol={tol:f} for {est.n_iter_no_change} consecutive epochs. "
-                      "Stopping.")
+                print(
+                    f"{what} did not improve more than tol={tol:f} for {est.n_iter_no_change} consecutive epochs. "
+                    "Stopping."
+                )
             return True
         return False
 
@@ -242,7 +244,7 @@ class _BaseMLP(BaseEstimator):
     # ------------------------------------------------------------ parameters
 
     def _hidden(self):
-        """Validated hidden layer widths and their numbanet activation names."""
+        """Return the validated hidden layer widths and their numbanet activation names."""
         sizes = self.hidden_layer_sizes
         if _is_int(sizes):
             sizes = [sizes]
@@ -294,8 +296,9 @@ class _BaseMLP(BaseEstimator):
         check.non_negative_float(self.tol, "tol")
         check.positive_int(self.n_iter_no_change, "n_iter_no_change")
         if self.early_stopping:
-            fraction = check.non_negative_float(self.validation_fraction, "validation_fraction", upper=1.0,
-                                                upper_open=True)
+            fraction = check.non_negative_float(
+                self.validation_fraction, "validation_fraction", upper=1.0, upper_open=True
+            )
             if fraction <= 0:
                 raise ValueError(f"validation_fraction must be in (0, 1) with early_stopping; got {fraction}")
         check.non_negative_float(self.dropout, "dropout", upper=1.0, upper_open=True)
@@ -326,7 +329,7 @@ class _BaseMLP(BaseEstimator):
         super().__setstate__(state)
 
     def _reported_loss(self, net, cost):
-        """Convert numbanet's cost (per-sample loss plus L2 term) to scikit-learn's scale, as ``loss_curve_`` reports it.
+        """Convert numbanet's cost (per-sample loss plus L2) to scikit-learn's scale, as ``loss_curve_`` reports it.
 
         scikit-learn's squared error is ``0.5 * mean over samples and outputs``
         while its gradient is that of the sum over outputs (numbanet's ``mse``);
@@ -360,10 +363,14 @@ class _BaseMLP(BaseEstimator):
     def _make_optimizer(self):
         if self.solver == "sgd":
             momentum = float(self.momentum)
-            return SGD(lr=float(self.learning_rate_init), momentum=momentum,
-                       nesterov=bool(self.nesterovs_momentum) and momentum > 0)
-        return Adam(lr=float(self.learning_rate_init), betas=(float(self.beta_1), float(self.beta_2)),
-                    eps=float(self.epsilon))
+            return SGD(
+                lr=float(self.learning_rate_init),
+                momentum=momentum,
+                nesterov=bool(self.nesterovs_momentum) and momentum > 0,
+            )
+        return Adam(
+            lr=float(self.learning_rate_init), betas=(float(self.beta_1), float(self.beta_2)), eps=float(self.epsilon)
+        )
 
     # -------------------------------------------------------------- training
 
@@ -423,7 +430,12 @@ class _BaseMLP(BaseEstimator):
         fitted = hasattr(self, "net_")
         first = not fitted or not (self.warm_start or incremental)
         X, y = validate_data(
-            self, X, y, reset=first, dtype=(np.float64, np.float32), multi_output=True,
+            self,
+            X,
+            y,
+            reset=first,
+            dtype=(np.float64, np.float32),
+            multi_output=True,
             y_numeric=self._out_task == "regression",
         )
         Y, encoded = self._encode_targets(y, first, incremental, classes)
@@ -441,16 +453,20 @@ class _BaseMLP(BaseEstimator):
             # weights scikit-learn's estimator starts from.
             initial = _sklearn_init(rs, sizes, self._init_factors(acts))
             seed = int(rs.randint(np.iinfo(np.int32).max))
-            net = Network(sizes, activations=[*acts, out_act], loss=loss, dtype=dtype, seed=seed,
-                          dropout=float(self.dropout))
+            net = Network(
+                sizes, activations=[*acts, out_act], loss=loss, dtype=dtype, seed=seed, dropout=float(self.dropout)
+            )
             for W, b, (coef, intercept) in zip(net.weights, net.biases, initial):
                 W[...] = coef.T
                 b[...] = intercept
-            state = {"loss_curve": [], "t": 0,
-                     "best_loss": None if self.early_stopping else np.inf,
-                     "validation_scores": [] if self.early_stopping else None,
-                     "validation_loss_curve": [] if self.early_stopping else None,
-                     "best_validation_score": -np.inf if self.early_stopping else None}
+            state = {
+                "loss_curve": [],
+                "t": 0,
+                "best_loss": None if self.early_stopping else np.inf,
+                "validation_scores": [] if self.early_stopping else None,
+                "validation_loss_curve": [] if self.early_stopping else None,
+                "best_validation_score": -np.inf if self.early_stopping else None,
+            }
         else:
             net = self.net_
             wanted = (X.shape[1], *hidden, Y.shape[1])
@@ -460,17 +476,24 @@ class _BaseMLP(BaseEstimator):
                     f"{list(net.sizes)} {list(net.activations)} {net.loss_name!r}, but the parameters now ask for "
                     f"{list(wanted)} {[*acts, out_act]} {loss!r}; refit with warm_start=False"
                 )
-            state = {"loss_curve": list(self.loss_curve_), "t": self.t_, "best_loss": self.best_loss_,
-                     "validation_scores": None if self.validation_scores_ is None else list(self.validation_scores_),
-                     "validation_loss_curve": (None if getattr(self, "validation_loss_curve_", None) is None
-                                               else list(self.validation_loss_curve_)),
-                     "best_validation_score": self.best_validation_score_}
+            state = {
+                "loss_curve": list(self.loss_curve_),
+                "t": self.t_,
+                "best_loss": self.best_loss_,
+                "validation_scores": None if self.validation_scores_ is None else list(self.validation_scores_),
+                "validation_loss_curve": (
+                    None if getattr(self, "validation_loss_curve_", None) is None else list(self.validation_loss_curve_)
+                ),
+                "best_validation_score": self.best_validation_score_,
+            }
             if self.early_stopping and state["validation_scores"] is None:
-                state.update(validation_scores=[], validation_loss_curve=[], best_validation_score=-np.inf,
-                             best_loss=None)
+                state.update(
+                    validation_scores=[], validation_loss_curve=[], best_validation_score=-np.inf, best_loss=None
+                )
             elif not self.early_stopping and state["best_loss"] is None:
-                state.update(best_loss=np.inf, validation_scores=None, validation_loss_curve=None,
-                             best_validation_score=None)
+                state.update(
+                    best_loss=np.inf, validation_scores=None, validation_loss_curve=None, best_validation_score=None
+                )
 
         validation = None
         Xt, Yt, swt = X, Y, sw
@@ -480,8 +503,10 @@ class _BaseMLP(BaseEstimator):
             try:
                 tr, va = train_test_split(idx, test_size=self.validation_fraction, random_state=rs, stratify=stratify)
             except ValueError as e:
-                raise ValueError(f"early_stopping could not hold out validation_fraction={self.validation_fraction} "
-                                 f"of {n} samples: {e}") from None
+                raise ValueError(
+                    f"early_stopping could not hold out validation_fraction={self.validation_fraction} "
+                    f"of {n} samples: {e}"
+                ) from None
             if va.size < 2:
                 raise ValueError(
                     f"early_stopping needs at least 2 validation samples, but validation_fraction="
@@ -518,8 +543,17 @@ class _BaseMLP(BaseEstimator):
         epochs = 1 if incremental else int(self.max_iter)
         before = net.history
         try:
-            history = net.fit(Xt, Yt, epochs=epochs, batch_size=batch_size, optimizer=optimizer,
-                              shuffle=bool(self.shuffle), progress=False, sample_weight=swt, callbacks=[monitor])
+            history = net.fit(
+                Xt,
+                Yt,
+                epochs=epochs,
+                batch_size=batch_size,
+                optimizer=optimizer,
+                shuffle=bool(self.shuffle),
+                progress=False,
+                sample_weight=swt,
+                callbacks=[monitor],
+            )
             training.append(True)  # from here on, whatever happens, the attributes follow the trained network
         except BaseException:
             if net.history is not before:  # training had started
@@ -547,8 +581,8 @@ class _BaseMLP(BaseEstimator):
         self.n_outputs_ = n_outputs
         self.out_activation_ = _SKLEARN_OUT_NAME[out_act]
         # Epochs that ended without the monitor (an interrupted epoch end) are converted here.
-        unseen = [self._reported_loss(net, h) for h in history.loss[len(monitor.curve):]]
-        self.loss_curve_ = state["loss_curve"] + monitor.curve[:len(history.loss)] + unseen
+        unseen = [self._reported_loss(net, h) for h in history.loss[len(monitor.curve) :]]
+        self.loss_curve_ = state["loss_curve"] + monitor.curve[: len(history.loss)] + unseen
         self.loss_ = self.loss_curve_[-1] if self.loss_curve_ else None
         self.best_loss_ = state["best_loss"]
         self.validation_scores_ = state["validation_scores"]
@@ -561,7 +595,7 @@ class _BaseMLP(BaseEstimator):
     # ------------------------------------------------------------ prediction
 
     def _raw(self, X):
-        """Validated ``X`` through the fitted network: array of shape (n_samples, n_outputs_)."""
+        """Return the fitted network's outputs for the validated ``X``: shape (n_samples, n_outputs_)."""
         check_is_fitted(self, "net_")
         X = validate_data(self, X, reset=False, dtype=(np.float64, np.float32))
         return self.net_.predict(X)
@@ -756,12 +790,30 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         dtype=None,
     ):
         super().__init__(
-            hidden_layer_sizes, activation, solver=solver, alpha=alpha, batch_size=batch_size,
-            learning_rate_init=learning_rate_init, max_iter=max_iter, shuffle=shuffle, random_state=random_state,
-            tol=tol, verbose=verbose, warm_start=warm_start, momentum=momentum,
-            nesterovs_momentum=nesterovs_momentum, early_stopping=early_stopping,
-            validation_fraction=validation_fraction, beta_1=beta_1, beta_2=beta_2, epsilon=epsilon,
-            n_iter_no_change=n_iter_no_change, dropout=dropout, activations=activations, loss=loss, dtype=dtype,
+            hidden_layer_sizes,
+            activation,
+            solver=solver,
+            alpha=alpha,
+            batch_size=batch_size,
+            learning_rate_init=learning_rate_init,
+            max_iter=max_iter,
+            shuffle=shuffle,
+            random_state=random_state,
+            tol=tol,
+            verbose=verbose,
+            warm_start=warm_start,
+            momentum=momentum,
+            nesterovs_momentum=nesterovs_momentum,
+            early_stopping=early_stopping,
+            validation_fraction=validation_fraction,
+            beta_1=beta_1,
+            beta_2=beta_2,
+            epsilon=epsilon,
+            n_iter_no_change=n_iter_no_change,
+            dropout=dropout,
+            activations=activations,
+            loss=loss,
+            dtype=dtype,
         )
         self.class_weight = class_weight
 
@@ -787,8 +839,10 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
                 )
         elif encoded["multilabel"]:
             if not isinstance(cw, (list, tuple)) or not all(isinstance(d, dict) for d in cw):
-                raise ValueError("for multilabel targets class_weight must be 'balanced' or a list of dicts, one "
-                                 f"per label ({encoded['classes'].size}); got {cw!r}")
+                raise ValueError(
+                    "for multilabel targets class_weight must be 'balanced' or a list of dicts, one "
+                    f"per label ({encoded['classes'].size}); got {cw!r}"
+                )
         elif not isinstance(cw, dict):
             raise ValueError(f"class_weight must be None, 'balanced' or a dict {{class: weight}}; got {cw!r}")
         try:
@@ -801,8 +855,9 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         if sw is not None:
             weights = sw * weights
         if not (weights > 0).any():
-            raise ValueError(f"every sample has weight 0 under class_weight={cw!r}"
-                             + ("" if sw is None else " times sample_weight"))
+            raise ValueError(
+                f"every sample has weight 0 under class_weight={cw!r}" + ("" if sw is None else " times sample_weight")
+            )
         return check.sample_weights(weights, weights.shape[0])
 
     def _encode_targets(self, y, first, incremental, classes):
@@ -819,8 +874,10 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
             )
         name = type(self).__name__
         if first and incremental and classes is None and not multilabel:
-            raise ValueError("classes must be passed on the first call to partial_fit "
-                             "(all labels that can occur, e.g. np.unique(y_all))")
+            raise ValueError(
+                "classes must be passed on the first call to partial_fit "
+                "(all labels that can occur, e.g. np.unique(y_all))"
+            )
         if first:
             if multilabel:
                 cls = np.arange(y.shape[1])
@@ -829,7 +886,8 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
                 if cls.size < 2:
                     raise ValueError(
                         f"{name} needs samples of at least 2 classes; got 1 class ({cls[0]!r})"
-                        if cls.size == 1 else f"{name} needs at least 2 classes; got none"
+                        if cls.size == 1
+                        else f"{name} needs at least 2 classes; got none"
                     )
         else:
             cls = self.classes_
@@ -878,8 +936,9 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         if loss is None or loss == "log_loss":
             loss = natural
         elif loss not in ("mse", "cross_entropy", "binary_cross_entropy"):
-            raise ValueError(f"unknown loss {loss!r}; choose from None, 'log_loss', 'cross_entropy', "
-                             "'binary_cross_entropy', 'mse'")
+            raise ValueError(
+                f"unknown loss {loss!r}; choose from None, 'log_loss', 'cross_entropy', 'binary_cross_entropy', 'mse'"
+            )
         elif loss != "mse" and loss != natural:
             task = "multilabel" if encoded["multilabel"] else f"{n_classes}-class"
             raise ValueError(f"loss {loss!r} does not fit a {task} target, which trains with {natural!r}")

@@ -202,7 +202,8 @@ def gradcheck(net, X, Y, sample_weight=None, eps=1e-5, rtol=1e-5, atol=1e-8, max
 
 def _fmt(e):
     idx = ",".join(map(str, e.index))
-    return f"  {e.layer:>5}  {e.param:>5}  {'(' + idx + ')':<10} {e.analytic:>+15.8e} {e.numeric:>+15.8e} {e.rel_error:>10.2e}"
+    where = f"  {e.layer:>5}  {e.param:>5}  {'(' + idx + ')':<10}"
+    return f"{where} {e.analytic:>+15.8e} {e.numeric:>+15.8e} {e.rel_error:>10.2e}"
 
 
 def _report(r, net, n_targets):

@@ -115,8 +115,16 @@ _MAX_DEFLATE_RATIO = 1032
 _ESTIMATOR_KINDS = ("MLPClassifier", "MLPRegressor")
 # How a custom piece among an estimator's parameters is written in its JSON: {"numbanet.custom": name}.
 _CUSTOM_KEY = "numbanet.custom"
-_SCALAR_FITTED = ("n_features_in_", "n_outputs_", "out_activation_", "loss_", "best_loss_",
-                  "best_validation_score_", "n_iter_", "t_")
+_SCALAR_FITTED = (
+    "n_features_in_",
+    "n_outputs_",
+    "out_activation_",
+    "loss_",
+    "best_loss_",
+    "best_validation_score_",
+    "n_iter_",
+    "t_",
+)
 
 
 # ------------------------------------------------------------------- save
@@ -252,8 +260,9 @@ def save(model, path):
     try:
         # O_EXCL: never write through someone else's file.  A new file gets 0o666 less the umask, as
         # open() gives; a replacement starts with at most the old bits and gets exactly them below.
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0),
-                     0o666 if mode is None else mode)
+        fd = os.open(
+            tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666 if mode is None else mode
+        )
     except OSError as e:
         raise _naming(path, e) from None
     try:
@@ -301,8 +310,10 @@ def _existing_mode(path):
     if not mode & stat.S_IWUSR or not os.access(path, os.W_OK):
         what = "read-only" if not mode & stat.S_IWUSR else "not writable by this user"
         raise PermissionError(
-            errno.EACCES, f"the file is {what} (mode {mode:#o}); numbanet does not replace a file it may not "
-            "write. Make it writable (chmod u+w) or save to another path", path
+            errno.EACCES,
+            f"the file is {what} (mode {mode:#o}); numbanet does not replace a file it may not "
+            "write. Make it writable (chmod u+w) or save to another path",
+            path,
         )
     return mode
 
@@ -385,8 +396,10 @@ def _read_entry(zf, info, size, path):
     key = info.filename[:-4] if info.filename.endswith(".npy") else info.filename
     limit = size if info.compress_type == zipfile.ZIP_STORED else _MAX_DEFLATE_RATIO * size
     if info.file_size > limit:
-        raise ModelFileError(f"{path}: damaged model file (entry {key!r} claims {info.file_size} bytes, "
-                             f"more than a file of {size} bytes can hold)")
+        raise ModelFileError(
+            f"{path}: damaged model file (entry {key!r} claims {info.file_size} bytes, "
+            f"more than a file of {size} bytes can hold)"
+        )
     with zf.open(info) as entry:
         try:
             version = np.lib.format.read_magic(entry)
@@ -397,8 +410,10 @@ def _read_entry(zf, info, size, path):
         elif version == (2, 0):
             shape, _, dtype = np.lib.format.read_array_header_2_0(entry)
         else:
-            raise ModelFileError(f"{path}: damaged model file (entry {key!r} is an .npy array of version "
-                                 f"{version[0]}.{version[1]}; numbanet reads 1.0 and 2.0)")
+            raise ModelFileError(
+                f"{path}: damaged model file (entry {key!r} is an .npy array of version "
+                f"{version[0]}.{version[1]}; numbanet reads 1.0 and 2.0)"
+            )
         if dtype.hasobject:
             raise ModelFileError(
                 f"{path}: contains object arrays (pickled Python objects), which numbanet refuses to load; "
@@ -407,8 +422,10 @@ def _read_entry(zf, info, size, path):
         declared = math.prod(shape) * dtype.itemsize
         held = info.file_size - entry.tell()
         if declared != held:
-            raise ModelFileError(f"{path}: damaged or truncated model file (entry {key!r} declares shape {shape} "
-                                 f"of {dtype}, {declared} bytes, but holds {held} bytes)")
+            raise ModelFileError(
+                f"{path}: damaged or truncated model file (entry {key!r} declares shape {shape} "
+                f"of {dtype}, {declared} bytes, but holds {held} bytes)"
+            )
         entry.seek(0)
         return key, np.lib.format.read_array(entry, allow_pickle=False)
 
@@ -458,8 +475,9 @@ def _check_fingerprints(data, path, pieces):
         key = f"custom_fingerprint_{name}"
         if key in data:
             saved = data[key]
-            if saved.shape != piece.fingerprint().shape or not np.allclose(piece.fingerprint(), saved, rtol=1e-12,
-                                                                            atol=1e-300, equal_nan=True):
+            if saved.shape != piece.fingerprint().shape or not np.allclose(
+                piece.fingerprint(), saved, rtol=1e-12, atol=1e-300, equal_nan=True
+            ):
                 raise ModelFileError(
                     f"{path}: the {name!r} passed in custom computes other values than the {name!r} the model was "
                     f"saved with (at fixed probe points: saved {np.round(saved, 6).tolist()}, now "
@@ -468,8 +486,11 @@ def _check_fingerprints(data, path, pieces):
 
 
 def _network_from(data, path, custom):
-    missing = [k for k in ("sizes", "activations", "loss", "dtype", "l2", "dropout", "epochs_trained", "params")
-               if k not in data]
+    missing = [
+        k
+        for k in ("sizes", "activations", "loss", "dtype", "l2", "dropout", "epochs_trained", "params")
+        if k not in data
+    ]
     if missing:
         raise ModelFileError(f"{path}: damaged model file (missing {', '.join(missing)})")
     sizes = data["sizes"]
@@ -479,12 +500,16 @@ def _network_from(data, path, custom):
     # Everything is checked before the Network (and its parameter vector) is built; Python ints cannot overflow.
     sizes = sizes.tolist()
     if len(sizes) < 2 or min(sizes) < 1:
-        raise ModelFileError(f"{path}: damaged model file (invalid architecture: sizes is {sizes}; it must be "
-                             "at least 2 layer widths, each >= 1)")
+        raise ModelFileError(
+            f"{path}: damaged model file (invalid architecture: sizes is {sizes}; it must be "
+            "at least 2 layer widths, each >= 1)"
+        )
     n_params = sum(n_in * n_out + n_out for n_in, n_out in zip(sizes, sizes[1:]))
     if n_params > MAX_PARAMS:
-        raise ModelFileError(f"{path}: damaged model file (sizes {sizes} declare {n_params} parameters, "
-                             f"more than the {MAX_PARAMS} numbanet loads)")
+        raise ModelFileError(
+            f"{path}: damaged model file (sizes {sizes} declare {n_params} parameters, "
+            f"more than the {MAX_PARAMS} numbanet loads)"
+        )
     dtype = _text(data, "dtype", path)
     if dtype not in ("float32", "float64"):
         raise ModelFileError(f"{path}: damaged model file (invalid architecture: dtype {dtype!r})")
@@ -509,16 +534,27 @@ def _network_from(data, path, custom):
     pieces = _custom_pieces(data, path, custom)
     loss = _text(data, "loss", path)
     if loss in pieces and not isinstance(pieces[loss], Loss):
-        raise ModelFileError(f"{path}: the model's loss {loss!r} is a custom loss; custom[{loss!r}] must be a "
-                             f"numbanet.Loss, not {pieces[loss]!r}")
+        raise ModelFileError(
+            f"{path}: the model's loss {loss!r} is a custom loss; custom[{loss!r}] must be a "
+            f"numbanet.Loss, not {pieces[loss]!r}"
+        )
     for name in set(str(a) for a in acts) & set(pieces):
         if not isinstance(pieces[name], Activation):
-            raise ModelFileError(f"{path}: {name!r} is a custom activation of the model; custom[{name!r}] must be "
-                                 f"a numbanet.Activation, not {pieces[name]!r}")
+            raise ModelFileError(
+                f"{path}: {name!r} is a custom activation of the model; custom[{name!r}] must be "
+                f"a numbanet.Activation, not {pieces[name]!r}"
+            )
     _check_fingerprints(data, path, pieces)
     try:
-        net = Network(sizes, activations=[pieces.get(str(a), str(a)) for a in acts], loss=pieces.get(loss, loss),
-                      dtype=dtype, seed=None, l2=l2, dropout=dropout)
+        net = Network(
+            sizes,
+            activations=[pieces.get(str(a), str(a)) for a in acts],
+            loss=pieces.get(loss, loss),
+            dtype=dtype,
+            seed=None,
+            l2=l2,
+            dropout=dropout,
+        )
     except ModelFileError:
         raise
     except (ValueError, TypeError) as e:
@@ -533,8 +569,10 @@ def _resolve_custom(value, custom, path):
     if isinstance(value, dict) and set(value) == {_CUSTOM_KEY}:
         name = value[_CUSTOM_KEY]
         if name not in custom:
-            raise ModelFileError(f"{path}: the estimator uses the custom piece {name!r}; pass it to load: "
-                                 f"numbanet.load(path, custom={{{name!r}: ...}})")
+            raise ModelFileError(
+                f"{path}: the estimator uses the custom piece {name!r}; pass it to load: "
+                f"numbanet.load(path, custom={{{name!r}: ...}})"
+            )
         return custom[name]
     if isinstance(value, list):
         return [_resolve_custom(v, custom, path) for v in value]
@@ -615,10 +653,12 @@ def load(path, custom=None):
     """
     path = os.fsdecode(path)
     custom = {} if custom is None else custom
-    if not isinstance(custom, dict) or not all(isinstance(k, str) and isinstance(v, (Activation, Loss))
-                                               for k, v in custom.items()):
-        raise ValueError(f"custom must be a dict of names to numbanet.Activation / numbanet.Loss objects; got "
-                         f"{custom!r}")
+    if not isinstance(custom, dict) or not all(
+        isinstance(k, str) and isinstance(v, (Activation, Loss)) for k, v in custom.items()
+    ):
+        raise ValueError(
+            f"custom must be a dict of names to numbanet.Activation / numbanet.Loss objects; got {custom!r}"
+        )
     for name, piece in custom.items():
         if piece.name != name:
             raise ValueError(f"custom[{name!r}] is the piece named {piece.name!r}; the names must match")

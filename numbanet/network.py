@@ -129,8 +129,9 @@ class Network:
             try:
                 activations = list(activations)
             except TypeError:
-                raise ValueError(f"activations must be a name, an Activation, or a list of them; got {activations!r}"
-                                 ) from None
+                raise ValueError(
+                    f"activations must be a name, an Activation, or a list of them; got {activations!r}"
+                ) from None
         if len(activations) != L:
             raise ValueError(
                 f"activations has {len(activations)} names but the network has {L} weighted layers "
@@ -142,8 +143,10 @@ class Network:
                 names.append(act.name)
                 continue
             if not isinstance(act, str) or act not in _act.BUILTINS:
-                raise ValueError(f"unknown activation {act!r} for layer {i + 1}; choose from "
-                                 f"{sorted(_act.BUILTINS)} or pass a numbanet.Activation")
+                raise ValueError(
+                    f"unknown activation {act!r} for layer {i + 1}; choose from "
+                    f"{sorted(_act.BUILTINS)} or pass a numbanet.Activation"
+                )
             if _act.BUILTINS[act].output_only and i != L - 1:
                 raise ValueError(f"{act} is only allowed on the output layer, not on hidden layer {i + 1}")
             names.append(act)
@@ -152,8 +155,9 @@ class Network:
             if isinstance(act, Activation):
                 other = custom.setdefault(act.name, act)
                 if other is not act:
-                    raise ValueError(f"two different custom activations are both named {act.name!r}; "
-                                     "give each its own name")
+                    raise ValueError(
+                        f"two different custom activations are both named {act.name!r}; give each its own name"
+                    )
         if names[-1] == "softmax" and sizes[-1] < 2:
             raise ValueError(f"a softmax output needs at least 2 units; the output layer has {sizes[-1]}")
         if isinstance(loss, Loss):
@@ -162,8 +166,10 @@ class Network:
         elif not isinstance(loss, str) or loss not in _loss.CODES:
             raise ValueError(f"unknown loss {loss!r}; choose from {sorted(_loss.CODES)} or pass a numbanet.Loss")
         elif loss in _loss.REQUIRED_OUTPUT and names[-1] != _loss.REQUIRED_OUTPUT[loss]:
-            raise ValueError(f"loss {loss!r} needs a {_loss.REQUIRED_OUTPUT[loss]} output layer; the output "
-                             f"activation is {names[-1]!r}")
+            raise ValueError(
+                f"loss {loss!r} needs a {_loss.REQUIRED_OUTPUT[loss]} output layer; the output "
+                f"activation is {names[-1]!r}"
+            )
         try:
             dt = np.dtype(dtype)
         except TypeError:
@@ -218,16 +224,20 @@ class Network:
         for act in self.activations:
             if isinstance(act, Activation) and all(act is not c for c in customs):
                 customs.append(act)
-        self._acts_arr = np.array([_act.CUSTOM if isinstance(a, Activation) else _act.CODES[a]
-                                   for a in self.activations], dtype=np.int64)
-        self._custom_arr = np.array([next(k for k, c in enumerate(customs) if c is a) if isinstance(a, Activation)
-                                     else -1 for a in self.activations], dtype=np.int64)
+        self._acts_arr = np.array(
+            [_act.CUSTOM if isinstance(a, Activation) else _act.CODES[a] for a in self.activations], dtype=np.int64
+        )
+        self._custom_arr = np.array(
+            [
+                next(k for k, c in enumerate(customs) if c is a) if isinstance(a, Activation) else -1
+                for a in self.activations
+            ],
+            dtype=np.int64,
+        )
         self._loss_code = _loss.CUSTOM if self.custom_loss is not None else _loss.CODES[self.loss_name]
         self._fns, self._fn_owners = network_fns(customs, self.custom_loss)
         self.params = params
-        self.weights = [
-            params[w : w + o * i].reshape(o, i) for w, i, o in zip(w_off, self.sizes[:-1], self.sizes[1:])
-        ]
+        self.weights = [params[w : w + o * i].reshape(o, i) for w, i, o in zip(w_off, self.sizes[:-1], self.sizes[1:])]
         self.biases = [params[b : b + o] for b, o in zip(b_off, self.sizes[1:])]
         self._buffers = WorkspacePool(self._sizes_arr, self.dtype)
 
@@ -264,8 +274,17 @@ class Network:
 
     def _model(self):
         """Return the network as the kernels take it (:class:`numbanet.kernels.training.Model`)."""
-        return _train.Model(self.params, self._sizes_arr, self._w_off, self._b_off, self._acts_arr,
-                            self._custom_arr, self._loss_code, float(self.l2), self._fns)
+        return _train.Model(
+            self.params,
+            self._sizes_arr,
+            self._w_off,
+            self._b_off,
+            self._acts_arr,
+            self._custom_arr,
+            self._loss_code,
+            float(self.l2),
+            self._fns,
+        )
 
     def __repr__(self):
         names = self.activation_names
@@ -279,8 +298,20 @@ class Network:
 
     def __getstate__(self):
         state = self.__dict__.copy()
-        for key in ("weights", "biases", "_buffers", "_w_off", "_b_off", "_sizes_arr", "_acts_arr", "_fit_lock",
-                    "_pending", "_custom_arr", "_fns", "_fn_owners"):
+        for key in (
+            "weights",
+            "biases",
+            "_buffers",
+            "_w_off",
+            "_b_off",
+            "_sizes_arr",
+            "_acts_arr",
+            "_fit_lock",
+            "_pending",
+            "_custom_arr",
+            "_fns",
+            "_fn_owners",
+        ):
             state.pop(key, None)
         return state
 
@@ -301,13 +332,13 @@ class Network:
         self._setup(params)
 
     def copy(self):
-        """An independent deep copy (parameters, optimizer state, random state)."""
+        """Return an independent deep copy (parameters, optimizer state, random state)."""
         import copy
 
         return copy.deepcopy(self)
 
     def astype(self, dtype):
-        """A copy of this network (same class) with parameters cast to ``dtype``."""
+        """Return a copy of this network (same class) with parameters cast to ``dtype``."""
         net = self.copy()
         net.dtype = np.dtype(dtype)
         if net.dtype not in _FLOAT_DTYPES:
@@ -388,8 +419,21 @@ class Network:
         ws, cap = self._buffers.acquire(min(CHUNK, X.shape[0]))
         try:
             # The fields of _model() written out: no namedtuple built and unpacked per call.
-            _train.predict_flat(self.params, self._sizes_arr, self._w_off, self._b_off, self._acts_arr,
-                                self._custom_arr, self._loss_code, 0.0, self._fns, X, ws, cap, out)
+            _train.predict_flat(
+                self.params,
+                self._sizes_arr,
+                self._w_off,
+                self._b_off,
+                self._acts_arr,
+                self._custom_arr,
+                self._loss_code,
+                0.0,
+                self._fns,
+                X,
+                ws,
+                cap,
+                out,
+            )
         finally:
             self._buffers.release(ws)
         return out
@@ -398,8 +442,11 @@ class Network:
         ws, cap = self._buffers.acquire(min(CHUNK, X.shape[0]))
         try:
             return _train.cost_and_gradient_flat(
-                *self._model(), *_train.Data(X, Y, sw, float(sw.sum())), *_train.Work(ws, cap),
-                grad if grad is not None else np.empty(0, dtype=self.dtype), grad is not None,
+                *self._model(),
+                *_train.Data(X, Y, sw, float(sw.sum())),
+                *_train.Work(ws, cap),
+                grad if grad is not None else np.empty(0, dtype=self.dtype),
+                grad is not None,
             )
         finally:
             self._buffers.release(ws)
@@ -554,13 +601,42 @@ class Network:
                 "or train another network (a copy made when no fit is running: net.copy())"
             )
         try:
-            return self._fit(X, Y, epochs, batch_size, optimizer, shuffle, validation_data, validation_split,
-                             progress, sample_weight, callbacks, early_stopping, lr_schedule, clip_norm)
+            return self._fit(
+                X,
+                Y,
+                epochs,
+                batch_size,
+                optimizer,
+                shuffle,
+                validation_data,
+                validation_split,
+                progress,
+                sample_weight,
+                callbacks,
+                early_stopping,
+                lr_schedule,
+                clip_norm,
+            )
         finally:
             self._fit_lock.release()
 
-    def _fit(self, X, Y, epochs, batch_size, optimizer, shuffle, validation_data, validation_split, progress,
-             sample_weight, callbacks, early_stopping, lr_schedule, clip_norm):
+    def _fit(
+        self,
+        X,
+        Y,
+        epochs,
+        batch_size,
+        optimizer,
+        shuffle,
+        validation_data,
+        validation_split,
+        progress,
+        sample_weight,
+        callbacks,
+        early_stopping,
+        lr_schedule,
+        clip_norm,
+    ):
         epochs = check.positive_int(epochs, "epochs")
         batch_size = check.positive_int(batch_size, "batch_size")
         X, Y, sw = self._checked_data(X, Y, sample_weight)
@@ -619,8 +695,22 @@ class Network:
         if cbs or Xv is not None or schedule.needs_loss:
             epoch_end = self._epoch_end_work(history, cbs, Xv, Yv, schedule, optimizer)
         bar = Progress(epochs, progress)
-        run = TrainingRun(self, X, Y, sw, epochs, min(batch_size, X.shape[0]), shuffle, optimizer, schedule, lrs,
-                          clip, history, bar, epoch_end)
+        run = TrainingRun(
+            self,
+            X,
+            Y,
+            sw,
+            epochs,
+            min(batch_size, X.shape[0]),
+            shuffle,
+            optimizer,
+            schedule,
+            lrs,
+            clip,
+            history,
+            bar,
+            epoch_end,
+        )
         for cb in cbs:
             cb.on_train_begin(self)
         try:
@@ -659,7 +749,14 @@ class Network:
         Parameters are those of :meth:`fit`.  Returns the batch loss measured
         before the step.
         """
-        history = self.fit(X, Y, epochs=1, batch_size=max(1, np.shape(X)[0] if np.ndim(X) else 1),
-                           optimizer=optimizer, shuffle=False, progress=False, sample_weight=sample_weight)
+        history = self.fit(
+            X,
+            Y,
+            epochs=1,
+            batch_size=max(1, np.shape(X)[0] if np.ndim(X) else 1),
+            optimizer=optimizer,
+            shuffle=False,
+            progress=False,
+            sample_weight=sample_weight,
+        )
         return history.loss[-1]
-

@@ -68,8 +68,15 @@ class Optimizer:
         """
         state = self.bind(params.size, params.dtype)
         self.t += 1
-        _u.update(self._code, params, np.ascontiguousarray(grad, dtype=params.dtype), state,
-                  self._hyper(), float(self.lr if lr is None else lr), self.t)
+        _u.update(
+            self._code,
+            params,
+            np.ascontiguousarray(grad, dtype=params.dtype),
+            state,
+            self._hyper(),
+            float(self.lr if lr is None else lr),
+            self.t,
+        )
 
     def __repr__(self):
         args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())

@@ -99,8 +99,9 @@ def _check_name(what, name, builtins):
     if name in builtins:
         raise ValueError(f"{name!r} is a built-in {what} of numbanet; give the custom {what} another name")
     if name in _BUILTIN_ACTIVATIONS or name in _BUILTIN_LOSSES:  # a saved model names both kinds in one list
-        raise ValueError(f"{name!r} is the name of a built-in activation or loss of numbanet; give the custom "
-                         f"{what} another name")
+        raise ValueError(
+            f"{name!r} is the name of a built-in activation or loss of numbanet; give the custom {what} another name"
+        )
 
 
 class Activation:
@@ -270,8 +271,10 @@ def network_fns(activations, loss):
     if hit is None or hit[0] != (tuple(activations), loss):
         owners = ()
         if activations:
-            owners = (callback(ACTIVATION_SIGNATURE, _dispatch([a._compiled[0] for a in activations])),
-                      callback(ACTIVATION_SIGNATURE, _dispatch([a._compiled[1] for a in activations])))
+            owners = (
+                callback(ACTIVATION_SIGNATURE, _dispatch([a._compiled[0] for a in activations])),
+                callback(ACTIVATION_SIGNATURE, _dispatch([a._compiled[1] for a in activations])),
+            )
         hit = ((tuple(activations), loss), owners)
         _CACHE[key] = hit
         while len(_CACHE) > _CACHE_SIZE:

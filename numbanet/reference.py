@@ -53,6 +53,7 @@ def sigmoid_prime(z):
 
 
 def tanh(z):
+    """tanh(z)."""
     return np.tanh(z)
 
 
@@ -62,6 +63,7 @@ def tanh_prime(z):
 
 
 def relu(z):
+    """max(z, 0)."""
     return np.where(z > 0, z, 0.0)
 
 
@@ -71,18 +73,22 @@ def relu_prime(z):
 
 
 def leaky_relu(z):
+    """Return z for z > 0, else ``LEAKY_SLOPE`` z."""
     return np.where(z > 0, z, LEAKY_SLOPE * z)
 
 
 def leaky_relu_prime(z):
+    """1 for z > 0, else ``LEAKY_SLOPE`` (the slope of the left piece at the kink)."""
     return np.where(z > 0, 1.0, LEAKY_SLOPE)
 
 
 def identity(z):
+    """Return a copy of z."""
     return z.copy()
 
 
 def identity_prime(z):
+    """1 everywhere."""
     return np.ones_like(z)
 
 
@@ -319,7 +325,7 @@ def sgd_epoch(weights, biases, activations, loss, X, Y, batch_size, lr):
 
 
 def from_network(net):
-    """Copies of a :class:`numbanet.Network`'s parameters in this module's form.
+    """Return copies of a :class:`numbanet.Network`'s parameters in this module's form.
 
     Returns ``weights``, ``biases`` (column vectors) and ``activations``, in
     float64.

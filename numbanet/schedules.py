@@ -30,16 +30,20 @@ class Schedule:
     needs_loss = False
 
     def __call__(self, epoch, base_lr):
+        """Return the learning rate of ``epoch`` (0-based) given the optimizer's ``base_lr``."""
         raise NotImplementedError
 
     def __repr__(self):
-        return f"{type(self).__name__}({', '.join(f'{k}={v!r}' for k, v in vars(self).items() if not k.startswith('_'))})"
+        return (
+            f"{type(self).__name__}({', '.join(f'{k}={v!r}' for k, v in vars(self).items() if not k.startswith('_'))})"
+        )
 
 
 class ConstantLR(Schedule):
     """The base learning rate every epoch."""
 
     def __call__(self, epoch, base_lr):
+        """Return the learning rate of ``epoch`` (0-based) given the optimizer's ``base_lr``."""
         return base_lr
 
 
@@ -53,6 +57,7 @@ class StepLR(Schedule):
         self.gamma = float(gamma)
 
     def __call__(self, epoch, base_lr):
+        """Return the learning rate of ``epoch`` (0-based) given the optimizer's ``base_lr``."""
         return base_lr * self.gamma ** (epoch // self.step_size)
 
 
@@ -65,6 +70,7 @@ class ExponentialLR(Schedule):
         self.gamma = float(gamma)
 
     def __call__(self, epoch, base_lr):
+        """Return the learning rate of ``epoch`` (0-based) given the optimizer's ``base_lr``."""
         return base_lr * self.gamma**epoch
 
 
@@ -78,6 +84,7 @@ class CosineLR(Schedule):
         self.eta_min = float(eta_min)
 
     def __call__(self, epoch, base_lr):
+        """Return the learning rate of ``epoch`` (0-based) given the optimizer's ``base_lr``."""
         e = min(epoch, self.T_max)
         return self.eta_min + (base_lr - self.eta_min) * (1 + math.cos(math.pi * e / self.T_max)) / 2
 
@@ -105,6 +112,7 @@ class ReduceLROnPlateau(Schedule):
         self._bad = 0
 
     def __call__(self, epoch, base_lr):
+        """Return the learning rate of ``epoch`` (0-based) given the optimizer's ``base_lr``."""
         return max(base_lr * self._scale, self.min_lr)
 
     def observe(self, value, base_lr):

@@ -79,19 +79,20 @@ def architectures(draw, min_depth=1, max_depth=4, min_width=1, max_width=16, min
 
 @st.composite
 def configurations(draw, min_depth=1, max_depth=4, min_width=1, max_width=16):
-    """A valid ``(sizes, activations, loss)`` triple: hidden activations drawn per
-    layer, and an output activation and loss that go together."""
+    """Draw a valid ``(sizes, activations, loss)`` triple.
+
+    Hidden activations are drawn per layer; the output activation and the
+    loss are drawn as a pair that goes together.
+    """
     output, loss = draw(st.sampled_from(OUTPUT_LOSS_PAIRS))
-    sizes = draw(
-        architectures(min_depth, max_depth, min_width, max_width, min_outputs=2 if output == "softmax" else 1)
-    )
+    sizes = draw(architectures(min_depth, max_depth, min_width, max_width, min_outputs=2 if output == "softmax" else 1))
     hidden = draw(st.lists(st.sampled_from(HIDDEN_ACTIVATIONS), min_size=len(sizes) - 2, max_size=len(sizes) - 2))
     return sizes, hidden + [output], loss
 
 
 @st.composite
 def networks(draw, dtype=np.float64, min_depth=1, max_depth=4, min_width=1, max_width=16, l2=None):
-    """A seeded :class:`numbanet.Network` of a valid configuration.
+    """Draw a seeded :class:`numbanet.Network` of a valid configuration.
 
     ``l2=None`` draws no penalty; pass ``st.floats(...)`` to draw one.
     """
@@ -103,17 +104,28 @@ def networks(draw, dtype=np.float64, min_depth=1, max_depth=4, min_width=1, max_
 
 def finite_arrays(shape, bound=3.0, dtype=np.float64):
     """Arrays of ``shape`` with finite values in ``[-bound, bound]``."""
-    return hnp.arrays(dtype, shape, elements=st.floats(-bound, bound, allow_nan=False, allow_infinity=False, width=64 if dtype == np.float64 else 32))
+    return hnp.arrays(
+        dtype,
+        shape,
+        elements=st.floats(
+            -bound, bound, allow_nan=False, allow_infinity=False, width=64 if dtype == np.float64 else 32
+        ),
+    )
 
 
 @st.composite
 def targets(draw, loss, n_samples, n_outputs, dtype=np.float64):
-    """Targets valid for ``loss``: any bounded values for MSE, probability rows
-    (one-hot or soft) for cross-entropy, values in [0, 1] for binary cross-entropy."""
+    """Draw targets valid for ``loss``.
+
+    Any bounded values for MSE and Huber, probability rows (one-hot or soft)
+    for cross-entropy, values in [0, 1] for binary cross-entropy.
+    """
     if loss in ("mse", "huber"):
         return draw(finite_arrays((n_samples, n_outputs), 2.0, dtype))
     if loss == "binary_cross_entropy":
-        return draw(hnp.arrays(dtype, (n_samples, n_outputs), elements=st.floats(0, 1, width=64 if dtype == np.float64 else 32)))
+        return draw(
+            hnp.arrays(dtype, (n_samples, n_outputs), elements=st.floats(0, 1, width=64 if dtype == np.float64 else 32))
+        )
     if draw(st.booleans()):
         labels = draw(hnp.arrays(np.int64, n_samples, elements=st.integers(0, n_outputs - 1)))
         return np.eye(n_outputs, dtype=dtype)[labels]
@@ -124,7 +136,7 @@ def targets(draw, loss, n_samples, n_outputs, dtype=np.float64):
 
 @st.composite
 def batches(draw, net, min_samples=1, max_samples=12, bound=3.0):
-    """A batch ``(X, Y)`` of finite, bounded data that fits ``net`` (batch size 1 included)."""
+    """Draw a batch ``(X, Y)`` of finite, bounded data that fits ``net`` (batch size 1 included)."""
     n = draw(st.integers(min_samples, max_samples))
     X = draw(finite_arrays((n, net.sizes[0]), bound, net.dtype))
     Y = draw(targets(net.loss_name, n, net.sizes[-1], net.dtype))

@@ -91,7 +91,7 @@ def kernels_ready(dtype, entry_points=ENTRY_POINTS):
 
 
 def cache_dir():
-    """The folder of numbanet's compiled kernels (Numba's cache, one folder per kernel-source digest)."""
+    """Return the folder of numbanet's compiled kernels (Numba's cache, one folder per kernel-source digest)."""
     return _train.train_slice_flat._cache._cache_path
 
 
@@ -202,7 +202,9 @@ def compile(dtypes=DTYPES, progress=True, file=None):
             report[name] = ("memory", 0.0)
             continue
         if progress:
-            doing = "loading numbanet's kernels" if where == "cache" else "compiling numbanet's kernels (first run only)"
+            doing = (
+                "loading numbanet's kernels" if where == "cache" else "compiling numbanet's kernels (first run only)"
+            )
             print(f"{doing} for {name}...", end="", file=out, flush=True)
         start = time.perf_counter()
         with compile_lock():

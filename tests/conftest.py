@@ -32,7 +32,7 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "dev"))
 
 @pytest.fixture
 def xor():
-    """The four XOR points and their labels, float64."""
+    """Return the four XOR points and their labels, float64."""
     X = np.array([[0, 0], [0, 1], [1, 0], [1, 1]], dtype=np.float64)
     Y = np.array([[0], [1], [1], [0]], dtype=np.float64)
     return X, Y

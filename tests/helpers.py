@@ -1,13 +1,17 @@
-"""Helpers shared by several test modules (imported as ``from helpers import ...``;
-pytest puts this folder on ``sys.path``)."""
+"""Helpers shared by several test modules.
+
+Imported as ``from helpers import ...``; pytest puts this folder on ``sys.path``.
+"""
 
 import numpy as np
 
 
 def flat_params(net, dW, db, dtype=None):
-    """Per-layer arrays shaped like ``net.weights`` / ``net.biases`` as one vector in
-    the layout of ``net.params``, written through the network's own views (so the
-    tests do not depend on how the layers are laid out in the vector)."""
+    """Return per-layer arrays shaped like ``net.weights`` / ``net.biases`` as one vector.
+
+    The vector has the layout of ``net.params`` and is written through the network's
+    own views (so the tests do not depend on how the layers are laid out in it).
+    """
     out = np.zeros(net.n_params, dtype=net.params.dtype if dtype is None else dtype)
     views_W, views_b = net._unflatten(out)
     for v, w in zip(views_W, dW):
@@ -26,7 +30,7 @@ def grad(net, X, Y, sample_weight=None):
 
 
 def small_net(seed=0, **kw):
-    """A 3-5-2 tanh/identity network for the ``regression()`` data."""
+    """Build a 3-5-2 tanh/identity network for the ``regression()`` data."""
     import numbanet
 
     kw.setdefault("activations", ["tanh", "identity"])

@@ -1,7 +1,8 @@
-"""The tests' plain twins, in one place: random data for a network, and the
-activations, their derivatives and the losses written in NumPy (arrays) or in
-scalar Python (for your-own pieces), from the textbook formulas rather than the
-kernels' tricks.  Imported as ``from naive import ...`` (pytest puts this folder
+"""The tests' plain twins, in one place.
+
+Random data for a network, and the activations, their derivatives and the losses
+written in NumPy (arrays) or in scalar Python (for your-own pieces), from the
+textbook formulas rather than the kernels' tricks.  Imported as ``from naive import ...`` (pytest puts this folder
 on ``sys.path``).
 """
 
@@ -22,8 +23,11 @@ def regression(n=12, n_in=3, n_out=2, seed=0, scale=1.0):
 
 
 def classification(n=40, n_in=4, n_classes=3, seed=0):
-    """Standard-normal inputs with one-hot classes that depend on the first two
-    inputs (learnable, unlike :func:`random_classification`)."""
+    """Return standard-normal inputs with one-hot classes.
+
+    The classes depend on the first two inputs (learnable, unlike
+    :func:`random_classification`).
+    """
     rng = np.random.default_rng(seed)
     X = rng.normal(size=(n, n_in))
     labels = (X[:, 0] > 0).astype(int) + (X[:, 1] > 0.5).astype(int)
@@ -48,7 +52,7 @@ def random_classification(n=60, n_in=5, n_classes=3, seed=0, dtype=np.float64, r
 
 
 def np_activate(Z, name):
-    """The built-in activation ``name`` applied to ``Z`` (rows are examples)."""
+    """Apply the built-in activation ``name`` to ``Z`` (rows are examples)."""
     Z = Z.astype(np.float64)
     if name == "identity":
         return Z.copy()
@@ -111,7 +115,7 @@ def sigmoid(z):
 
 
 def swish(z):
-    """z σ(z) (torch's silu), self-contained so that it compiles as your own activation."""
+    """Z σ(z) (torch's silu), self-contained so that it compiles as your own activation."""
     if z >= 0:
         return z / (1.0 + math.exp(-z))
     e = math.exp(z)
@@ -129,7 +133,7 @@ def swish_derivative(z):
 
 
 def log_cosh(a, y):
-    """The per-output log-cosh cost."""
+    """Return the per-output log-cosh cost."""
     return math.log(math.cosh(a - y))
 
 

@@ -199,8 +199,13 @@ def test_gemm_floor_does_numbanets_products(run, monkeypatch):
     floor()
     want = []
     for m in (128, 128, 44):
-        want += [((m, 784), (784, 128), (m, 128)), ((m, 128), (128, 10), (m, 10)),
-                 ((10, m), (m, 128), (10, 128)), ((m, 10), (10, 128), (m, 128)), ((128, m), (m, 784), (128, 784))]
+        want += [
+            ((m, 784), (784, 128), (m, 128)),
+            ((m, 128), (128, 10), (m, 10)),
+            ((10, m), (m, 128), (10, 128)),
+            ((m, 10), (10, 128), (m, 128)),
+            ((128, m), (m, 784), (128, 784)),
+        ]
     assert calls == want
     assert floor.calls == len(want)
     assert gemm.epoch_flops(n, batch, sizes) == sum(2 * a[0] * a[1] * b[1] for a, b, _ in want)
@@ -214,8 +219,7 @@ TINY = {  # overrides that make each workload a smoke test (no timing is asserte
 }
 
 
-@pytest.mark.parametrize("name", ["mnist16", "mnist64", "mnist256", "xor", "progress", "sigmoid", "startup",
-                                  "memory"])
+@pytest.mark.parametrize("name", ["mnist16", "mnist64", "mnist256", "xor", "progress", "sigmoid", "startup", "memory"])
 def test_each_workload_runs_tiny(run, name, monkeypatch):
     import dataclasses
 
@@ -250,9 +254,23 @@ def test_each_workload_runs_tiny(run, name, monkeypatch):
 def test_quick_benchmark_runs_and_prints_ratios(tmp_path):
     out = tmp_path / "bench.json"
     proc = subprocess.run(
-        [sys.executable, os.path.join(BENCH, "run.py"), "--quick", "--only", "xor,progress", "--rounds", "1",
-         "--settle", "0", "--json", str(out)],
-        capture_output=True, text=True, timeout=300, cwd=ROOT,
+        [
+            sys.executable,
+            os.path.join(BENCH, "run.py"),
+            "--quick",
+            "--only",
+            "xor,progress",
+            "--rounds",
+            "1",
+            "--settle",
+            "0",
+            "--json",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=ROOT,
     )
     assert proc.returncode == 0, proc.stderr
     text = proc.stdout

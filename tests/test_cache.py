@@ -30,8 +30,14 @@ print(json.dumps({{"value": float(out[0, 0]), "hits": sum(dense.hidden_delta.sta
 
 def _probe(tmp_path):
     env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path / "cache"), "PYTHONPATH": str(tmp_path)}
-    out = subprocess.run([sys.executable, "-c", PROBE.format(root=str(tmp_path))], env=env, cwd=tmp_path,
-                         capture_output=True, text=True, timeout=300)
+    out = subprocess.run(
+        [sys.executable, "-c", PROBE.format(root=str(tmp_path))],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert out.returncode == 0, out.stderr
     import json
 

@@ -13,10 +13,9 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from naive import log_cosh, log_cosh_derivative, sigmoid, swish, swish_derivative
 
 from numbanet.testing import check_activation, check_loss
-
-from naive import log_cosh, log_cosh_derivative, sigmoid, swish, swish_derivative
 
 N = 60  # examples per check: enough to find the planted errors, quick to run
 
@@ -71,6 +70,7 @@ def test_correct_activations_pass(act):
 
 def test_numba_compiled_activation_passes():
     """Numba dispatchers are called from Python like any callable."""
+
     @numba.njit
     def swish(z):
         return z / (1.0 + math.exp(-z))
@@ -97,6 +97,7 @@ def test_relu_kink_at_zero_is_skipped_not_failed():
 
 def test_relu_derivative_outside_the_one_sided_slopes_at_the_kink_is_caught():
     """A kink excuses a subgradient, not any value: relu'(0) = 5 fails."""
+
     def derivative(z):
         return 5.0 if z == 0 else (1.0 if z > 0 else 0.0)
 
@@ -114,6 +115,7 @@ def test_overflowing_activation_skips_points_and_passes():
 
 def test_overflowing_numba_activation_passes():
     """Numba returns inf instead of raising; those points are skipped too."""
+
     @numba.njit
     def cosh(z):
         return math.cosh(z)  # inf beyond |z| ~ 710, no exception
@@ -142,6 +144,7 @@ def test_math_domain_errors_are_skipped():
 
 def test_swish_missing_term_is_caught_with_the_numbers():
     """The planted swish error is reported with z and both derivatives."""
+
     def wrong(z):  # (1 + e^-z + z e^-z) / (1 + e^-z)^2 without the z e^-z term
         e = math.exp(-z)
         return (1.0 + e) / (1.0 + e) ** 2
@@ -271,6 +274,7 @@ def test_failure_is_reproducible():
 
 def test_can_run_inside_a_hypothesis_test():
     """The check can run inside an outer @given test."""
+
     # Hypothesis asks the outer test to allow nesting; the inner run is the check's own.
     @settings(max_examples=3, database=None, deadline=None, suppress_health_check=[HealthCheck.nested_given])
     @given(st.floats(0.5, 2.0))
@@ -285,6 +289,7 @@ def test_can_run_inside_a_hypothesis_test():
 
 def test_exception_in_user_code_propagates():
     """Exceptions other than overflow or domain errors are bugs and propagate."""
+
     def broken(z):
         raise TypeError("not a float")
 

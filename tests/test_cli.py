@@ -120,12 +120,20 @@ def test_python_dash_m():
     env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
     proc = subprocess.run(
         [sys.executable, "-m", "numbanet", "--epochs", "2", "--no-progress"],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=300,
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert proc.returncode == 0, proc.stderr
     assert _accuracy(proc.stdout)[0] > 50.0
     bad = subprocess.run(
-        [sys.executable, "-m", "numbanet", "--epochs", "0"], cwd=ROOT, env=env, capture_output=True, text=True,
+        [sys.executable, "-m", "numbanet", "--epochs", "0"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
         timeout=300,
     )
     assert bad.returncode == 2

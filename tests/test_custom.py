@@ -11,14 +11,12 @@ import warnings
 
 import numpy as np
 import pytest
+from helpers import flat_params
+from naive import log_cosh, log_cosh_derivative, regression, swish, swish_derivative
 
 import numbanet
 from numbanet import reference
 from numbanet.kernels import training
-
-from helpers import flat_params
-from naive import log_cosh, log_cosh_derivative, regression, swish, swish_derivative
-
 
 SWISH = numbanet.Activation("swish", function=swish, derivative=swish_derivative)
 LOG_COSH = numbanet.Loss("log_cosh", cost=log_cosh, derivative=log_cosh_derivative)
@@ -28,8 +26,11 @@ SWISH_LAMBDA = numbanet.Activation(
     function=lambda z: z / (1.0 + math.exp(-z)),
     derivative=lambda z: (1.0 + math.exp(-z) + z * math.exp(-z)) / (1.0 + math.exp(-z)) ** 2,
 )
-SIGMOID_COPY = numbanet.Activation("my_sigmoid", function=lambda z: 1.0 / (1.0 + math.exp(-z)),
-                                   derivative=lambda z: math.exp(-z) / (1.0 + math.exp(-z)) ** 2)
+SIGMOID_COPY = numbanet.Activation(
+    "my_sigmoid",
+    function=lambda z: 1.0 / (1.0 + math.exp(-z)),
+    derivative=lambda z: math.exp(-z) / (1.0 + math.exp(-z)) ** 2,
+)
 TANH_COPY = numbanet.Activation("my_tanh", function=math.tanh, derivative=lambda z: 1.0 - math.tanh(z) ** 2)
 MSE_COPY = numbanet.Loss("my_mse", cost=lambda a, y: 0.5 * (a - y) ** 2, derivative=lambda a, y: a - y)
 
@@ -57,9 +58,16 @@ def _torch_net(torch, net, acts, loss):
             return z * torch.sigmoid(z)
         if name == "softmax":
             return torch.softmax(z, dim=1)
-        return {"identity": lambda t: t, "tanh": torch.tanh, "sigmoid": torch.sigmoid, "relu": torch.relu,
-                "elu": torch.nn.functional.elu, "gelu": torch.nn.functional.gelu, "silu": torch.nn.functional.silu,
-                "softplus": lambda t: torch.nn.functional.softplus(t, threshold=1e9)}[name](z)
+        return {
+            "identity": lambda t: t,
+            "tanh": torch.tanh,
+            "sigmoid": torch.sigmoid,
+            "relu": torch.relu,
+            "elu": torch.nn.functional.elu,
+            "gelu": torch.nn.functional.gelu,
+            "silu": torch.nn.functional.silu,
+            "softplus": lambda t: torch.nn.functional.softplus(t, threshold=1e9),
+        }[name](z)
 
     Ws = [torch.tensor(W, dtype=torch.float64, requires_grad=True) for W in net.weights]
     bs = [torch.tensor(b, dtype=torch.float64, requires_grad=True) for b in net.biases]
@@ -129,8 +137,9 @@ def test_custom_copy_of_a_built_in_trains_like_it(copy, name, dtype):
     X, Y = regression(n=40, n_in=4, n_out=2, seed=5)
     nets = []
     for act, loss in ((name, "mse"), (copy, MSE_COPY)):
-        net = numbanet.Network([4, 8, 6, 2], activations=[act, act, "identity"], loss=loss, seed=6, dtype=dtype,
-                               dropout=0.2, l2=1e-3)
+        net = numbanet.Network(
+            [4, 8, 6, 2], activations=[act, act, "identity"], loss=loss, seed=6, dtype=dtype, dropout=0.2, l2=1e-3
+        )
         net.fit(X, Y, epochs=5, batch_size=8, optimizer=numbanet.Adam(lr=0.01), progress=False)
         nets.append(net)
     rtol = 1e-10 if dtype == np.float64 else 2e-4
@@ -141,8 +150,9 @@ def test_custom_copy_of_a_built_in_trains_like_it(copy, name, dtype):
 def test_custom_and_built_in_activations_mix_per_layer():
     X, Y = regression(n=15, n_in=4, n_out=3, seed=7)
     Y = np.eye(3)[np.arange(15) % 3]
-    net = numbanet.Network([4, 5, 6, 5, 3], activations=[SWISH, "relu", TANH_COPY, "softmax"], loss="cross_entropy",
-                           seed=8)
+    net = numbanet.Network(
+        [4, 5, 6, 5, 3], activations=[SWISH, "relu", TANH_COPY, "softmax"], loss="cross_entropy", seed=8
+    )
     assert list(net._custom_arr) == [0, -1, 1, -1]
     result = numbanet.gradcheck(net, X, Y)
     assert result.passed, result.report
@@ -152,8 +162,9 @@ def test_custom_and_built_in_activations_mix_per_layer():
 
 
 def test_planted_error_caught_by_check_activation_and_gradcheck():
-    wrong = numbanet.Activation("swish", function=swish,
-                                derivative=lambda z: 1.0 / (1.0 + math.exp(-z)))  # the z e^{-z} term is missing
+    wrong = numbanet.Activation(
+        "swish", function=swish, derivative=lambda z: 1.0 / (1.0 + math.exp(-z))
+    )  # the z e^{-z} term is missing
     with pytest.raises(AssertionError, match="swish"):
         numbanet.testing.check_activation(wrong)
     X, Y = regression(20, 4, 1, seed=9)
@@ -175,11 +186,14 @@ def test_planted_loss_error_caught_by_check_loss_and_gradcheck():
 
 
 @pytest.mark.requires_jit  # with the JIT disabled nothing is compiled, so nothing is refused
-@pytest.mark.parametrize("fn", [
-    lambda z: str(z),  # a string, not a float
-    lambda z: np.array([z, z]),  # not a scalar
-    lambda z: {"z": z}[1],  # a dict Numba cannot type here
-])
+@pytest.mark.parametrize(
+    "fn",
+    [
+        lambda z: str(z),  # a string, not a float
+        lambda z: np.array([z, z]),  # not a scalar
+        lambda z: {"z": z}[1],  # a dict Numba cannot type here
+    ],
+)
 def test_functions_numba_cannot_compile_are_refused_at_construction(fn):
     with pytest.raises(ValueError, match=r"activation 'bad': Numba cannot compile its function"):
         numbanet.Activation("bad", function=fn, derivative=lambda z: 1.0)
@@ -233,8 +247,15 @@ def test_a_new_custom_piece_does_not_compile_new_kernel_specialisations():
     warm.fit(X, Y, progress=False)
     warm.loss(X, Y)
     warm.predict(X)
-    before = {k: len(k.signatures) for k in (training.train_slice_flat, training.cost_and_gradient_flat, training.predict_flat,
-                                          training.batch_step)}
+    before = {
+        k: len(k.signatures)
+        for k in (
+            training.train_slice_flat,
+            training.cost_and_gradient_flat,
+            training.predict_flat,
+            training.batch_step,
+        )
+    }
     fresh = numbanet.Activation("fresh", function=lambda z: z * z * 0.1 + z, derivative=lambda z: 0.2 * z + 1.0)
     fresh_loss = numbanet.Loss("fresh_loss", cost=lambda a, y: (a - y) ** 4, derivative=lambda a, y: 4 * (a - y) ** 3)
     net = numbanet.Network([3, 4, 2], activations=[fresh, "identity"], loss=fresh_loss, seed=0)
@@ -259,7 +280,9 @@ def test_save_and_load_with_the_custom_mapping(tmp_path):
     with pytest.raises(numbanet.ModelFileError, match="'swish'"):
         numbanet.load(path, custom={"log_cosh": LOG_COSH})
     with pytest.raises(numbanet.ModelFileError, match="must be a numbanet.Activation"):
-        numbanet.load(path, custom={"swish": numbanet.Loss("swish", log_cosh, log_cosh_derivative), "log_cosh": LOG_COSH})
+        numbanet.load(
+            path, custom={"swish": numbanet.Loss("swish", log_cosh, log_cosh_derivative), "log_cosh": LOG_COSH}
+        )
     with pytest.raises(ValueError, match="names must match"):
         numbanet.load(path, custom={"swish": TANH_COPY})
     with pytest.raises(ValueError, match="custom must be a dict"):
@@ -294,13 +317,13 @@ def test_estimators_take_an_activation():
     y = (X[:, 0] + X[:, 1] ** 2 > 0.5).astype(int)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
-        clf = numbanet.MLPClassifier(hidden_layer_sizes=(8,), activation=SWISH, max_iter=300, learning_rate_init=0.02,
-                                     random_state=0).fit(X, y)
+        clf = numbanet.MLPClassifier(
+            hidden_layer_sizes=(8,), activation=SWISH, max_iter=300, learning_rate_init=0.02, random_state=0
+        ).fit(X, y)
     assert clf.net_.activations[0] is SWISH
     assert clf.score(X, y) > 0.8
     assert clone(clf).activation is SWISH
-    reg = numbanet.MLPRegressor(hidden_layer_sizes=(8, 8), activations=["gelu", TANH_COPY], max_iter=50,
-                                random_state=0)
+    reg = numbanet.MLPRegressor(hidden_layer_sizes=(8, 8), activations=["gelu", TANH_COPY], max_iter=50, random_state=0)
     with pytest.warns(Warning):
         reg.fit(X, X[:, 0])
     assert reg.net_.activation_names == ("gelu", "my_tanh", "identity")
@@ -318,8 +341,9 @@ def test_load_refuses_a_different_piece_under_the_saved_name(tmp_path):
 
 
 def test_custom_activation_initialisation():
-    he = numbanet.Activation("my_relu", function=lambda z: max(z, 0.0), derivative=lambda z: 1.0 if z > 0 else 0.0,
-                             init="he")
+    he = numbanet.Activation(
+        "my_relu", function=lambda z: max(z, 0.0), derivative=lambda z: 1.0 if z > 0 else 0.0, init="he"
+    )
     a = numbanet.Network([200, 300, 1], activations=[he, "identity"], seed=0)
     b = numbanet.Network([200, 300, 1], activations=["relu", "identity"], seed=0)
     np.testing.assert_array_equal(a.weights[0], b.weights[0])  # He normal, as for relu

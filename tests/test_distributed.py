@@ -31,20 +31,21 @@ def _need(module):
 _need("distributed")
 
 from dask.distributed import Client, LocalCluster  # noqa: E402
+from naive import random_classification  # noqa: E402
 
 from numbanet import engine  # noqa: E402
 from numbanet.distributed import DataParallel, WarmUp, WorkerLostError, warm_up  # noqa: E402
-
-from naive import random_classification  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def _cluster(processes):
-    os.environ["PYTHONPATH"] = os.pathsep.join([ROOT] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep)
-                                                          if p])
-    cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=processes, dashboard_address=":0",
-                           silence_logs=50)
+    os.environ["PYTHONPATH"] = os.pathsep.join(
+        [ROOT] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+    )
+    cluster = LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=processes, dashboard_address=":0", silence_logs=50
+    )
     return cluster, Client(cluster)
 
 
@@ -76,8 +77,9 @@ def _data(n=101, n_in=5, n_out=3, seed=0):
 
 
 def _net(seed=1, l2=0.01, dtype=np.float64, dropout=0.0):
-    return numbanet.Network([5, 8, 3], activations=["tanh", "softmax"], loss="cross_entropy", seed=seed, l2=l2,
-                            dtype=dtype, dropout=dropout)
+    return numbanet.Network(
+        [5, 8, 3], activations=["tanh", "softmax"], loss="cross_entropy", seed=seed, l2=l2, dtype=dtype, dropout=dropout
+    )
 
 
 def _both(client, net, X, Y, optimizer, **kw):
@@ -96,8 +98,10 @@ def _pid_of(client, worker):
 
 
 def test_import_numbanet_does_not_import_dask():
-    code = ("import sys, numbanet; bad = sorted(m for m in sys.modules if m.split('.')[0] in ('dask', 'distributed'));"
-            " print(bad); sys.exit(1 if bad else 0)")
+    code = (
+        "import sys, numbanet; bad = sorted(m for m in sys.modules if m.split('.')[0] in ('dask', 'distributed'));"
+        " print(bad); sys.exit(1 if bad else 0)"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
     assert out.returncode == 0, out.stdout + out.stderr
 
@@ -105,14 +109,18 @@ def test_import_numbanet_does_not_import_dask():
 # ---------------------------------------------------------------------------------- sync == one machine
 
 
-@pytest.mark.parametrize("optimizer", [
-    numbanet.SGD(lr=0.1),
-    numbanet.SGD(lr=0.1, momentum=0.9),
-    numbanet.SGD(lr=0.1, momentum=0.9, nesterov=True, weight_decay=1e-3),
-    numbanet.Adam(lr=0.01),
-    numbanet.AdamW(lr=0.01),
-    numbanet.RMSprop(lr=0.01, momentum=0.5),
-], ids=["sgd", "momentum", "nesterov", "adam", "adamw", "rmsprop"])
+@pytest.mark.parametrize(
+    "optimizer",
+    [
+        numbanet.SGD(lr=0.1),
+        numbanet.SGD(lr=0.1, momentum=0.9),
+        numbanet.SGD(lr=0.1, momentum=0.9, nesterov=True, weight_decay=1e-3),
+        numbanet.Adam(lr=0.01),
+        numbanet.AdamW(lr=0.01),
+        numbanet.RMSprop(lr=0.01, momentum=0.5),
+    ],
+    ids=["sgd", "momentum", "nesterov", "adam", "adamw", "rmsprop"],
+)
 def test_sync_equals_one_machine_every_optimizer(threads, optimizer):
     X, Y, sw = _data()  # 101 rows: shards of 50 and 51, and batches split unevenly by the shuffle
     net = _net()
@@ -129,8 +137,9 @@ def test_sync_equals_one_machine_every_optimizer(threads, optimizer):
 def test_sync_equals_one_machine_on_processes(procs):
     X, Y, sw = _data()
     net = _net()
-    one, h1, h2 = _both(procs, net, X, Y, numbanet.Adam(lr=0.01), epochs=2, batch_size=10, sample_weight=sw,
-                        clip_norm=0.5)
+    one, h1, h2 = _both(
+        procs, net, X, Y, numbanet.Adam(lr=0.01), epochs=2, batch_size=10, sample_weight=sw, clip_norm=0.5
+    )
     assert np.abs(net.params - one.params).max() <= 1e-12
     np.testing.assert_allclose(h2.loss, h1.loss, rtol=0, atol=1e-12)
 
@@ -139,8 +148,10 @@ def test_sync_with_custom_pieces_on_processes(procs):
     import math
 
     swish = numbanet.Activation(
-        "swish", function=lambda z: z / (1.0 + math.exp(-z)),
-        derivative=lambda z: (1.0 + math.exp(-z) + z * math.exp(-z)) / (1.0 + math.exp(-z)) ** 2)
+        "swish",
+        function=lambda z: z / (1.0 + math.exp(-z)),
+        derivative=lambda z: (1.0 + math.exp(-z) + z * math.exp(-z)) / (1.0 + math.exp(-z)) ** 2,
+    )
     rng = np.random.default_rng(0)
     X = rng.normal(size=(40, 4))
     Y = np.sin(X[:, :1])
@@ -153,8 +164,14 @@ def test_sync_equals_one_machine_with_validation_schedule_and_early_stopping(thr
     X, Y, _ = _data(n=60)
     Xv, Yv, _ = _data(n=20, seed=5)
     net = _net(l2=0.0)
-    kw = dict(epochs=6, batch_size=7, shuffle=False, validation_data=(Xv, Yv), early_stopping=2,
-              lr_schedule=numbanet.StepLR(step_size=2, gamma=0.5))
+    kw = dict(
+        epochs=6,
+        batch_size=7,
+        shuffle=False,
+        validation_data=(Xv, Yv),
+        early_stopping=2,
+        lr_schedule=numbanet.StepLR(step_size=2, gamma=0.5),
+    )
     one, h1, h2 = _both(threads, net, X, Y, numbanet.SGD(lr=0.5, momentum=0.9), **kw)
     assert np.abs(net.params - one.params).max() <= 1e-12
     np.testing.assert_allclose(h2.val_loss, h1.val_loss, rtol=0, atol=1e-12)
@@ -189,8 +206,9 @@ def test_sync_diverges_like_fit(threads):
     net = numbanet.Network([5, 4, 3], activations="identity", loss="mse", seed=0)
     before = net.params.copy()
     with pytest.raises(numbanet.TrainingDivergedError) as info:
-        DataParallel(net, threads).fit(X * 1e3, Y, epochs=3, batch_size=8, optimizer=numbanet.SGD(lr=10.0),
-                                       progress=False)
+        DataParallel(net, threads).fit(
+            X * 1e3, Y, epochs=3, batch_size=8, optimizer=numbanet.SGD(lr=10.0), progress=False
+        )
     one = numbanet.Network([5, 4, 3], activations="identity", loss="mse", seed=0)
     with pytest.raises(numbanet.TrainingDivergedError) as info1:
         one.fit(X * 1e3, Y, epochs=3, batch_size=8, optimizer=numbanet.SGD(lr=10.0), progress=False)
@@ -315,7 +333,8 @@ def test_local_sgd_within_two_points_of_one_machine_on_digits(threads, digits):
     net = one.copy()
     one.fit(Xtr, Ytr, optimizer=numbanet.SGD(lr=0.1, momentum=0.9), **kw)
     h = DataParallel(net, threads, strategy="local", sync_every=8).fit(
-        Xtr, Ytr, optimizer=numbanet.SGD(lr=0.1, momentum=0.9), validation_data=(Xte, np.eye(10)[yte]), **kw)
+        Xtr, Ytr, optimizer=numbanet.SGD(lr=0.1, momentum=0.9), validation_data=(Xte, np.eye(10)[yte]), **kw
+    )
     acc1 = np.mean(one.predict(Xte).argmax(1) == yte)
     acc2 = np.mean(net.predict(Xte).argmax(1) == yte)
     assert acc2 >= acc1 - 0.02, (acc1, acc2)
@@ -331,7 +350,8 @@ def test_local_sgd_is_deterministic_across_clusters(threads, procs):
     for client in (threads, procs, threads):
         net = _net(dropout=0.2)
         DataParallel(net, client, strategy="local", sync_every=3).fit(
-            X, Y, epochs=2, batch_size=10, optimizer=numbanet.Adam(lr=0.01), progress=False)
+            X, Y, epochs=2, batch_size=10, optimizer=numbanet.Adam(lr=0.01), progress=False
+        )
         results.append(net.params.copy())
     np.testing.assert_array_equal(results[0], results[1])
     np.testing.assert_array_equal(results[0], results[2])
@@ -448,8 +468,7 @@ def test_ctrl_c_stops_local_rounds_on_the_workers(procs):
     X = rng.normal(size=(32000, 10))
     Y = np.eye(3)[rng.integers(0, 3, 32000)]
     # About 50 GFLOP a worker in the one round of the epoch (1000 steps): far more than the 1.5 s before Ctrl-C.
-    net = numbanet.Network([10, 512, 512, 512, 3], activations=["relu"] * 3 + ["softmax"], loss="cross_entropy",
-                           seed=0)
+    net = numbanet.Network([10, 512, 512, 512, 3], activations=["relu"] * 3 + ["softmax"], loss="cross_entropy", seed=0)
     before = net.params.copy()
     dp = DataParallel(net, procs, strategy="local", sync_every=10**9)
     timer = threading.Timer(1.0, os.kill, (os.getpid(), signal.SIGINT))
@@ -550,8 +569,12 @@ def test_benchmark_model_recomputes_from_the_committed_results(tmp_path):
 
     path = tmp_path / "results.json"
     shutil.copy(os.path.join(ROOT, "benchmarks", "dataparallel_results.json"), path)
-    out = subprocess.run([sys.executable, os.path.join(ROOT, "benchmarks", "dataparallel.py"), "--remodel", str(path)],
-                         capture_output=True, text=True, cwd=ROOT)
+    out = subprocess.run(
+        [sys.executable, os.path.join(ROOT, "benchmarks", "dataparallel.py"), "--remodel", str(path)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
     assert out.returncode == 0, out.stderr
     assert "MODELLED (not measured)" in out.stdout
     model = json.loads(path.read_text())["model"]

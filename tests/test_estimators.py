@@ -72,8 +72,9 @@ def _run(code):
 
 
 def test_import_numbanet_does_not_import_sklearn():
-    r = _run("import sys, numbanet; print('sklearn' in sys.modules); numbanet.MLPClassifier; "
-             "print('sklearn' in sys.modules)")
+    r = _run(
+        "import sys, numbanet; print('sklearn' in sys.modules); numbanet.MLPClassifier; print('sklearn' in sys.modules)"
+    )
     assert r.returncode == 0, r.stderr
     assert r.stdout.split() == ["False", "True"]
 
@@ -123,8 +124,9 @@ def test_binary_uses_one_sigmoid_output_and_binary_cross_entropy(blobs):
 
 def test_multiclass_uses_softmax_and_cross_entropy(blobs):
     X, y = blobs
-    clf = MLPClassifier(hidden_layer_sizes=(6, 5), activation="tanh", learning_rate_init=0.01, max_iter=1000,
-                        random_state=0).fit(X, y)
+    clf = MLPClassifier(
+        hidden_layer_sizes=(6, 5), activation="tanh", learning_rate_init=0.01, max_iter=1000, random_state=0
+    ).fit(X, y)
     assert clf.net_.sizes == (4, 6, 5, 3)
     assert clf.net_.activations == ("tanh", "tanh", "softmax")
     assert clf.net_.loss_name == "cross_entropy"
@@ -138,8 +140,9 @@ def test_multiclass_uses_softmax_and_cross_entropy(blobs):
 def test_string_labels(blobs):
     X, y = blobs
     names = np.array(["setosa", "versicolor", "virginica"])
-    clf = MLPClassifier(hidden_layer_sizes=(8,), learning_rate_init=0.01, max_iter=1000,
-                        random_state=0).fit(X, list(names[y]))
+    clf = MLPClassifier(hidden_layer_sizes=(8,), learning_rate_init=0.01, max_iter=1000, random_state=0).fit(
+        X, list(names[y])
+    )
     np.testing.assert_array_equal(clf.classes_, names)
     pred = clf.predict(X)
     assert pred.dtype.kind == "U"
@@ -152,8 +155,9 @@ def test_multilabel_indicator_targets():
     rng = np.random.default_rng(1)
     X = rng.standard_normal((300, 5))
     Y = np.column_stack([X[:, 0] > 0, X[:, 1] + X[:, 2] > 0, X[:, 3] < 0.5]).astype(int)
-    clf = MLPClassifier(hidden_layer_sizes=(16,), batch_size=32, max_iter=1000, learning_rate_init=0.01,
-                        random_state=0).fit(X, Y)
+    clf = MLPClassifier(
+        hidden_layer_sizes=(16,), batch_size=32, max_iter=1000, learning_rate_init=0.01, random_state=0
+    ).fit(X, Y)
     assert clf.net_.activations[-1] == "sigmoid" and clf.net_.loss_name == "binary_cross_entropy"
     assert clf.n_outputs_ == 3
     np.testing.assert_array_equal(clf.classes_, [0, 1, 2])
@@ -167,8 +171,9 @@ def test_multilabel_indicator_targets():
 
 def test_per_layer_activations_loss_and_logistic_alias(blobs):
     X, y = blobs
-    clf = MLPClassifier(hidden_layer_sizes=(4, 4), activations=["logistic", "leaky_relu"], loss="mse",
-                        max_iter=5, random_state=0)
+    clf = MLPClassifier(
+        hidden_layer_sizes=(4, 4), activations=["logistic", "leaky_relu"], loss="mse", max_iter=5, random_state=0
+    )
     with pytest.warns(ConvergenceWarning):
         clf.fit(X, y)
     assert clf.net_.activations == ("sigmoid", "leaky_relu", "softmax")
@@ -192,8 +197,9 @@ def test_alpha_is_sklearns_penalty_per_batch(blobs):
 
 def test_solver_sgd_uses_nesterov_momentum(blobs):
     X, y = blobs
-    clf = MLPClassifier(hidden_layer_sizes=(4,), solver="sgd", momentum=0.8, learning_rate_init=0.05,
-                        max_iter=2, random_state=0)
+    clf = MLPClassifier(
+        hidden_layer_sizes=(4,), solver="sgd", momentum=0.8, learning_rate_init=0.05, max_iter=2, random_state=0
+    )
     with pytest.warns(ConvergenceWarning):
         clf.fit(X, y)
     opt = clf.net_.optimizer
@@ -205,7 +211,7 @@ def test_solver_sgd_uses_nesterov_momentum(blobs):
     assert adam.net_.optimizer.betas == (0.8, 0.99) and adam.net_.optimizer.eps == 1e-6
 
 
-def test_dtype_follows_X_unless_given(blobs):
+def test_dtype_follows_x_unless_given(blobs):
     X, y = blobs
     kw = dict(hidden_layer_sizes=(4,), max_iter=2, random_state=0)
     with warnings.catch_warnings():
@@ -242,8 +248,14 @@ def test_regression_two_outputs():
     rng = np.random.default_rng(0)
     X = rng.uniform(-1, 1, (400, 3))
     Y = np.column_stack([X[:, 0] + 2 * X[:, 1], X[:, 2] ** 2])
-    reg = MLPRegressor(hidden_layer_sizes=(32,), activation="tanh", learning_rate_init=0.01, batch_size=32,
-                       max_iter=300, random_state=0).fit(X, Y)
+    reg = MLPRegressor(
+        hidden_layer_sizes=(32,),
+        activation="tanh",
+        learning_rate_init=0.01,
+        batch_size=32,
+        max_iter=300,
+        random_state=0,
+    ).fit(X, Y)
     assert reg.n_outputs_ == 2 and reg.predict(X).shape == (400, 2)
     assert reg.score(X, Y) > 0.9
 
@@ -288,8 +300,9 @@ def test_pickle_round_trip_gives_identical_predictions(blobs, make):
 
 def test_clone_is_unfitted_with_the_same_parameters(blobs):
     X, y = blobs
-    clf = MLPClassifier(hidden_layer_sizes=(3,), activations=["tanh"], learning_rate_init=0.01, max_iter=1000,
-                        random_state=0).fit(X, y)
+    clf = MLPClassifier(
+        hidden_layer_sizes=(3,), activations=["tanh"], learning_rate_init=0.01, max_iter=1000, random_state=0
+    ).fit(X, y)
     c = clone(clf)
     assert c.get_params() == clf.get_params()
     assert not hasattr(c, "net_")
@@ -315,8 +328,15 @@ def test_fit_is_reproducible_with_random_state(blobs):
 def test_integer_sample_weights_equal_repeated_samples(blobs):
     X, y = blobs
     sw = np.random.default_rng(0).integers(0, 4, size=150)
-    kw = dict(hidden_layer_sizes=(5,), alpha=0.01, batch_size=1000, shuffle=False, max_iter=40, random_state=0,
-              n_iter_no_change=100)
+    kw = dict(
+        hidden_layer_sizes=(5,),
+        alpha=0.01,
+        batch_size=1000,
+        shuffle=False,
+        max_iter=40,
+        random_state=0,
+        n_iter_no_change=100,
+    )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         weighted = MLPClassifier(**kw).fit(X, y, sample_weight=sw)
@@ -427,15 +447,21 @@ def test_converges_without_warning(blobs):
     X, y = blobs
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        clf = MLPClassifier(hidden_layer_sizes=(8,), learning_rate_init=0.01, max_iter=2000,
-                            random_state=0).fit(X, y)
+        clf = MLPClassifier(hidden_layer_sizes=(8,), learning_rate_init=0.01, max_iter=2000, random_state=0).fit(X, y)
     assert clf.n_iter_ < 2000
 
 
 def test_early_stopping_keeps_the_best_validation_weights(blobs):
     X, y = blobs
-    clf = MLPClassifier(hidden_layer_sizes=(8,), early_stopping=True, validation_fraction=0.2, n_iter_no_change=5,
-                        max_iter=500, learning_rate_init=0.01, random_state=0)
+    clf = MLPClassifier(
+        hidden_layer_sizes=(8,),
+        early_stopping=True,
+        validation_fraction=0.2,
+        n_iter_no_change=5,
+        max_iter=500,
+        learning_rate_init=0.01,
+        random_state=0,
+    )
     clf.fit(X, y)
     assert clf.best_loss_ is None
     assert len(clf.validation_scores_) == clf.n_iter_ == len(clf.loss_curve_)
@@ -458,8 +484,15 @@ def test_early_stopping_restores_the_best_epoch():
                 best.update(score=score, params=net.params.copy())
             return score
 
-    reg = Recorder(hidden_layer_sizes=(8,), early_stopping=True, n_iter_no_change=3, learning_rate_init=0.05,
-                   batch_size=16, max_iter=300, random_state=0)
+    reg = Recorder(
+        hidden_layer_sizes=(8,),
+        early_stopping=True,
+        n_iter_no_change=3,
+        learning_rate_init=0.05,
+        batch_size=16,
+        max_iter=300,
+        random_state=0,
+    )
     reg.fit(X, y)
     assert reg.best_validation_score_ == best["score"]
     np.testing.assert_array_equal(reg.net_.params, best["params"])

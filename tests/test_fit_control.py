@@ -1,18 +1,18 @@
-"""What controls a :meth:`numbanet.Network.fit` run: validation data and split,
-early stopping, callbacks, the progress display, divergence, and continuing
-training with ``fit`` and ``partial_fit``.
+"""What controls a :meth:`numbanet.Network.fit` run.
+
+Validation data and split, early stopping, callbacks, the progress display,
+divergence, and continuing training with ``fit`` and ``partial_fit``.
 """
 
 import sys
 
 import numpy as np
 import pytest
+from helpers import QUIET, grad, small_net
+from naive import classification, regression
 
 import numbanet
 from numbanet import SGD, Adam, Callback, EarlyStopping
-
-from helpers import QUIET, grad, small_net
-from naive import classification, regression
 
 
 class Recorder(Callback):
@@ -102,7 +102,7 @@ def test_validation_arguments_refused():
 
 
 def _overshoot_problem():
-    """A 1-1 linear unit pulled from output 0 to target 1; validation wants 0.5.
+    """Build a 1-1 linear unit pulled from output 0 to target 1; validation wants 0.5.
 
     With SGD lr 0.1 the output after epoch e (0-based) is 1 - 0.8**(e+1), so the
     validation loss is smallest after epoch 2 (output 0.488) and grows after.
@@ -116,8 +116,17 @@ def _overshoot_problem():
 def test_early_stopping_restores_best_epoch():
     net, X, Y, val = _overshoot_problem()
     rec = Recorder()
-    h = net.fit(X, Y, epochs=50, batch_size=1, optimizer=SGD(lr=0.1), validation_data=val,
-                early_stopping=3, callbacks=rec, **QUIET)
+    h = net.fit(
+        X,
+        Y,
+        epochs=50,
+        batch_size=1,
+        optimizer=SGD(lr=0.1),
+        validation_data=val,
+        early_stopping=3,
+        callbacks=rec,
+        **QUIET,
+    )
     outputs = [float(p.sum()) for p in rec.params]
     np.testing.assert_allclose(outputs, [1 - 0.8 ** (e + 1) for e in range(len(outputs))], rtol=1e-12)
     assert int(np.argmin(h.val_loss)) == 2
@@ -144,8 +153,17 @@ def test_early_stopping_object_min_delta_and_monitor():
     net = small_net(3)
     rec = Recorder()
     stopper = EarlyStopping(patience=2, min_delta=10.0, monitor="loss")
-    h = net.fit(X, Y, epochs=30, batch_size=4, optimizer=SGD(lr=0.05), early_stopping=stopper,
-                validation_data=(X, Y), callbacks=rec, **QUIET)
+    h = net.fit(
+        X,
+        Y,
+        epochs=30,
+        batch_size=4,
+        optimizer=SGD(lr=0.05),
+        early_stopping=stopper,
+        validation_data=(X, Y),
+        callbacks=rec,
+        **QUIET,
+    )
     assert all(a > b for a, b in zip(h.loss, h.loss[1:]))  # improving, but never by 10
     assert len(h) == 3 and h.best_epoch == 0
     np.testing.assert_array_equal(net.params, rec.params[0])

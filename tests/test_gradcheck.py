@@ -1,6 +1,7 @@
-"""numbanet.gradcheck: it passes on correct gradients, catches wrong ones, and
-is honest at ReLU kinks.  Also checks that the numbanet.testing strategies
-draw valid data.
+"""numbanet.gradcheck: it passes on correct gradients and catches wrong ones.
+
+It is also honest at ReLU kinks.  Also checks that the numbanet.testing
+strategies draw valid data.
 
 The properties pass ``eps=1e-5`` explicitly (now also gradcheck's default; it
 was 1e-6).  A central
@@ -112,8 +113,7 @@ class Planted(numbanet.Network):
         return dW, db
 
 
-def planted_net(plant, dtype=np.float64, sizes=(4, 5, 3, 2), acts=("tanh", "sigmoid", "softmax"),
-                loss="cross_entropy"):
+def planted_net(plant, dtype=np.float64, sizes=(4, 5, 3, 2), acts=("tanh", "sigmoid", "softmax"), loss="cross_entropy"):
     net = Planted(list(sizes), list(acts), loss, dtype=dtype, seed=7)
     net.plant = plant
     return net
@@ -145,8 +145,9 @@ def test_gradcheck_catches_a_planted_error_and_names_it(plant, dtype):
 @given(st.data())
 def test_gradcheck_catches_a_planted_error_anywhere(data):
     sizes = data.draw(architectures(max_depth=3, max_width=6))
-    hidden = data.draw(st.lists(st.sampled_from(["sigmoid", "tanh", "identity"]), min_size=len(sizes) - 2,
-                                max_size=len(sizes) - 2))
+    hidden = data.draw(
+        st.lists(st.sampled_from(["sigmoid", "tanh", "identity"]), min_size=len(sizes) - 2, max_size=len(sizes) - 2)
+    )
     net = Planted(sizes, hidden + ["sigmoid"], "binary_cross_entropy", seed=data.draw(st.integers(0, 1000)))
     l = data.draw(st.integers(0, net.n_layers - 1))
     name = data.draw(st.sampled_from(["W", "b"]))

@@ -17,11 +17,10 @@ import re
 
 import numpy as np
 import pytest
+from naive import random_classification
 
 import numbanet
 from numbanet.schedules import LambdaLR, as_schedule
-
-from naive import random_classification
 
 N, D, K = 12, 4, 3
 
@@ -257,8 +256,13 @@ def test_pandas_missing_values_in_targets_and_sample_weight():
     net = _trained_net()
     snap = _snapshot(net)
     # Int64 and Float64 columns together convert to an object array holding pd.NA.
-    dfY = pd.DataFrame({0: pd.array(Y[:, 0].astype(int), dtype="Int64"), 1: pd.array(Y[:, 1], dtype="Float64"),
-                        2: pd.array(Y[:, 2].astype(int), dtype="Int64")})
+    dfY = pd.DataFrame(
+        {
+            0: pd.array(Y[:, 0].astype(int), dtype="Int64"),
+            1: pd.array(Y[:, 1], dtype="Float64"),
+            2: pd.array(Y[:, 2].astype(int), dtype="Int64"),
+        }
+    )
     dfY.loc[2, 1] = pd.NA
     message = "Y contains missing values (1 of 36; first at row 2, column 1: <NA>)"
     with pytest.raises(ValueError, match=re.escape(message)):
@@ -308,8 +312,9 @@ def test_pandas_nullable_frame_without_missing_values_works():
     np.testing.assert_array_equal(a.predict(df), b.predict(plain))
 
 
-@pytest.mark.parametrize("value", [None, np.nan, float("nan"), np.float32("nan")],
-                         ids=["None", "np.nan", "float-nan", "float32-nan"])
+@pytest.mark.parametrize(
+    "value", [None, np.nan, float("nan"), np.float32("nan")], ids=["None", "np.nan", "float-nan", "float32-nan"]
+)
 def test_missing_values_in_object_arrays(value):
     """None and NaN in object arrays are reported as missing values."""
     X, _, _ = random_classification(N, D, K, with_labels=True)
@@ -427,13 +432,15 @@ def test_two_argument_schedule_gets_the_base_learning_rate():
         seen.append((epoch, lr))
         return lr * 0.5**epoch
 
-    history = net.fit(XOR_X, XOR_Y, epochs=4, batch_size=4, optimizer=numbanet.SGD(lr=0.8),
-                      lr_schedule=schedule, progress=False)
+    history = net.fit(
+        XOR_X, XOR_Y, epochs=4, batch_size=4, optimizer=numbanet.SGD(lr=0.8), lr_schedule=schedule, progress=False
+    )
     assert history.lr == [0.8, 0.4, 0.2, 0.1]
     assert seen == [(0, 0.8), (1, 0.8), (2, 0.8), (3, 0.8)]
     # a second fit continues the epoch count
-    history = net.fit(XOR_X, XOR_Y, epochs=2, batch_size=4, lr_schedule=lambda epoch, lr: lr / (1 + epoch),
-                      progress=False)
+    history = net.fit(
+        XOR_X, XOR_Y, epochs=2, batch_size=4, lr_schedule=lambda epoch, lr: lr / (1 + epoch), progress=False
+    )
     assert history.epoch == [4, 5]
     assert history.lr == pytest.approx([0.8 / 5, 0.8 / 6], rel=0, abs=1e-15)
 
@@ -452,8 +459,7 @@ def test_two_argument_schedule_trains_like_the_equivalent_one_argument_schedule(
 def test_one_argument_schedules_still_work():
     """f(epoch) is called with the epoch alone, as before."""
     net = _xor_net()
-    history = net.fit(XOR_X, XOR_Y, epochs=3, batch_size=4, lr_schedule=lambda epoch: 0.1 * (epoch + 1),
-                      progress=False)
+    history = net.fit(XOR_X, XOR_Y, epochs=3, batch_size=4, lr_schedule=lambda epoch: 0.1 * (epoch + 1), progress=False)
     assert history.lr == pytest.approx([0.1, 0.2, 0.3], rel=0, abs=1e-15)
 
 
@@ -483,8 +489,9 @@ def _two(epoch, base_lr, floor=0.0):
 def test_schedule_arity_is_read_from_the_signature(fn, expected):
     """The number of required positional parameters picks the form."""
     net = _xor_net()
-    history = net.fit(XOR_X, XOR_Y, epochs=2, batch_size=4, optimizer=numbanet.SGD(lr=0.5), lr_schedule=fn,
-                      progress=False)
+    history = net.fit(
+        XOR_X, XOR_Y, epochs=2, batch_size=4, optimizer=numbanet.SGD(lr=0.5), lr_schedule=fn, progress=False
+    )
     assert history.lr == pytest.approx(expected, rel=0, abs=1e-15)
 
 

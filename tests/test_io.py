@@ -29,8 +29,15 @@ def _fitted_net(dtype, seed=0):
     rng = np.random.default_rng(seed)
     X = rng.standard_normal((40, 5))
     Y = np.eye(3)[rng.integers(0, 3, 40)]
-    net = numbanet.Network([5, 7, 6, 3], activations=["tanh", "relu", "softmax"], loss="cross_entropy",
-                           dtype=dtype, seed=seed, l2=1e-3, dropout=0.1)
+    net = numbanet.Network(
+        [5, 7, 6, 3],
+        activations=["tanh", "relu", "softmax"],
+        loss="cross_entropy",
+        dtype=dtype,
+        seed=seed,
+        l2=1e-3,
+        dropout=0.1,
+    )
     net.fit(X, Y, epochs=3, batch_size=8, optimizer=numbanet.SGD(lr=0.05, momentum=0.9), progress=False)
     return net, X, Y
 
@@ -118,8 +125,11 @@ def test_failed_save_leaves_no_partial_file_and_the_old_file_intact(tmp_path, mo
             args[0].write(b"PK\x03\x04 partial")
         raise OSError(f"simulated failure in {where}")
 
-    target = {"savez": (numbanet.io.np, "savez"), "fsync": (numbanet.io.os, "fsync"),
-              "replace": (numbanet.io.os, "replace")}[where]
+    target = {
+        "savez": (numbanet.io.np, "savez"),
+        "fsync": (numbanet.io.os, "fsync"),
+        "replace": (numbanet.io.os, "replace"),
+    }[where]
     monkeypatch.setattr(*target, boom)
     with pytest.raises(OSError, match="simulated failure"):
         numbanet.save(other, path)
@@ -215,10 +225,19 @@ def test_next_save_removes_the_temporary_file_of_a_killed_save(tmp_path):
 
 def test_save_removes_only_its_own_stale_temporary_files(tmp_path):
     net, _, _ = _fitted_net(np.float64)
-    keep = [f".other.npz.{_HEX}.tmp",  # a stale temporary file, but of a save to another path
-            ".net.npz.tmp", "net.npz.bak", f"net.npz.{_HEX}.tmp", f"x.net.npz.{_HEX}.tmp",
-            f".net.npz.{_HEX[:31]}.tmp", f".net.npz.{_HEX}0.tmp", f".net.npz.{_HEX.upper()}.tmp",
-            f".net.npz.{_HEX}.tmp.keep", f".net.npz.{_HEX}.tmp~", f"..net.npz.{_HEX}.tmp"]
+    keep = [
+        f".other.npz.{_HEX}.tmp",  # a stale temporary file, but of a save to another path
+        ".net.npz.tmp",
+        "net.npz.bak",
+        f"net.npz.{_HEX}.tmp",
+        f"x.net.npz.{_HEX}.tmp",
+        f".net.npz.{_HEX[:31]}.tmp",
+        f".net.npz.{_HEX}0.tmp",
+        f".net.npz.{_HEX.upper()}.tmp",
+        f".net.npz.{_HEX}.tmp.keep",
+        f".net.npz.{_HEX}.tmp~",
+        f"..net.npz.{_HEX}.tmp",
+    ]
     for name in keep:
         (tmp_path / name).write_bytes(b"user data")
         _age(tmp_path / name)
@@ -296,9 +315,11 @@ def test_save_errors_name_the_users_path(tmp_path, where):
     net, _, _ = _fitted_net(np.float64)
     (tmp_path / "file.txt").write_text("not a folder")
     (tmp_path / "folder").mkdir()
-    path, kind = {"missing folder": (tmp_path / "missing" / "net.npz", FileNotFoundError),
-                  "file as folder": (tmp_path / "file.txt" / "net.npz", NotADirectoryError),
-                  "folder as file": (tmp_path / "folder", IsADirectoryError)}[where]
+    path, kind = {
+        "missing folder": (tmp_path / "missing" / "net.npz", FileNotFoundError),
+        "file as folder": (tmp_path / "file.txt" / "net.npz", NotADirectoryError),
+        "folder as file": (tmp_path / "folder", IsADirectoryError),
+    }[where]
     with pytest.raises(kind) as info:
         numbanet.save(net, path)
     _assert_names(info.value, path)
@@ -572,8 +593,9 @@ def test_entry_declaring_a_huge_shape_is_refused_before_reading(tmp_path):
     path = tmp_path / "crafted.npz"
     _write_npz(path, arrays, params=_npy(header, arrays["params"].tobytes()))
     assert path.stat().st_size < 10_000
-    _refused_load_peak(path, "damaged or truncated", "entry 'params' declares shape (1000000000,)",
-                       f"holds {net.n_params * 8} bytes")
+    _refused_load_peak(
+        path, "damaged or truncated", "entry 'params' declares shape (1000000000,)", f"holds {net.n_params * 8} bytes"
+    )
 
 
 def test_entry_claiming_more_bytes_than_the_file_holds_is_refused_before_reading(tmp_path):
@@ -586,10 +608,10 @@ def test_entry_claiming_more_bytes_than_the_file_holds_is_refused_before_reading
     _write_npz(path, arrays, params=raw)
     data = bytearray(path.read_bytes())
     entry = data.index(b"PK\x01\x02")  # the central directory: its entry for params.npy
-    while data[entry + 46: entry + 46 + len("params.npy")] != b"params.npy":
+    while data[entry + 46 : entry + 46 + len("params.npy")] != b"params.npy":
         entry = data.index(b"PK\x01\x02", entry + 4)
     header_len = len(raw) - len(arrays["params"].tobytes())
-    data[entry + 24: entry + 28] = (header_len + 5 * 10**8 * 8).to_bytes(4, "little")  # uncompressed size
+    data[entry + 24 : entry + 28] = (header_len + 5 * 10**8 * 8).to_bytes(4, "little")  # uncompressed size
     path.write_bytes(bytes(data))
     with zipfile.ZipFile(path) as zf:
         assert zf.getinfo("params.npy").file_size == header_len + 4 * 10**9
@@ -686,8 +708,19 @@ def _estimators(X, y):
     }
 
 
-@pytest.mark.parametrize("case", ["multiclass-int", "binary-int64", "strings", "multilabel", "float32-sgd",
-                                  "early-stopping", "regressor-1d", "regressor-2d"])
+@pytest.mark.parametrize(
+    "case",
+    [
+        "multiclass-int",
+        "binary-int64",
+        "strings",
+        "multilabel",
+        "float32-sgd",
+        "early-stopping",
+        "regressor-1d",
+        "regressor-2d",
+    ],
+)
 def test_estimator_round_trip_is_exact(tmp_path, data, case):
     X, y = data
     est, target = _estimators(X, y)[case]
@@ -706,8 +739,18 @@ def test_estimator_round_trip_is_exact(tmp_path, data, case):
         assert loaded.classes_.dtype.kind == est.classes_.dtype.kind or est.classes_.dtype.kind == "O"
         np.testing.assert_array_equal(loaded.classes_, est.classes_)
     assert loaded.score(X, target) == est.score(X, target)
-    for attr in ("n_features_in_", "n_outputs_", "out_activation_", "loss_", "loss_curve_", "best_loss_",
-                 "validation_scores_", "best_validation_score_", "n_iter_", "t_"):
+    for attr in (
+        "n_features_in_",
+        "n_outputs_",
+        "out_activation_",
+        "loss_",
+        "loss_curve_",
+        "best_loss_",
+        "validation_scores_",
+        "best_validation_score_",
+        "n_iter_",
+        "t_",
+    ):
         assert getattr(loaded, attr) == getattr(est, attr), attr
     assert loaded.net_.dtype == est.net_.dtype and loaded.net_.l2 == est.net_.l2
     # and it can continue training (with a fresh optimizer)

@@ -9,13 +9,12 @@ absolute floor for entries that cancel to (near) zero.
 
 import numpy as np
 import pytest
+from helpers import flat_params
+from naive import np_activate, np_prime
 
 import numbanet
 from numbanet.kernels import activations as act
 from numbanet.kernels import dense, losses, pieces, training, updates
-
-from helpers import flat_params
-from naive import np_activate, np_prime
 
 DTYPES = [np.float32, np.float64]
 ELEMENTWISE = ["identity", "sigmoid", "tanh", "relu", "leaky_relu", "elu", "gelu", "silu", "softplus"]
@@ -170,7 +169,7 @@ def test_needs_z_only_where_a_cannot_give_the_slope():
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("name", ELEMENTWISE)
-def test_backprop_elementwise_is_G_times_prime(name, dtype):
+def test_backprop_elementwise_is_g_times_prime(name, dtype):
     rng = np.random.default_rng(5)
     Z = rand(rng, (7, 5), dtype, -4, 4)
     G = rand(rng, (7, 5), dtype)
@@ -205,7 +204,7 @@ LOSSES = ["mse", "cross_entropy", "binary_cross_entropy", "huber"]
 
 
 def outputs_for(loss, rng, shape, dtype):
-    """Valid output activations for ``loss`` (probabilities away from 0 and 1)."""
+    """Return valid output activations for ``loss`` (probabilities away from 0 and 1)."""
     Z = rand(rng, shape, dtype, -3, 3)
     name = {"mse": "tanh", "huber": "identity", "cross_entropy": "softmax", "binary_cross_entropy": "sigmoid"}[loss]
     A = np.empty_like(Z)
@@ -215,8 +214,9 @@ def outputs_for(loss, rng, shape, dtype):
 
 def sample_costs(A, Y, code):
     """Per-sample costs through ``batch_cost`` with one row at a time."""
-    return np.array([losses.batch_cost(A[i : i + 1], Y[i : i + 1], code, np.ones(1, A.dtype), FNS)
-                     for i in range(A.shape[0])])
+    return np.array(
+        [losses.batch_cost(A[i : i + 1], Y[i : i + 1], code, np.ones(1, A.dtype), FNS) for i in range(A.shape[0])]
+    )
 
 
 @pytest.mark.parametrize("dtype", DTYPES)

@@ -1,5 +1,6 @@
-"""Optimizers: each update against the PyTorch formula written out in NumPy,
-against ``torch.optim`` itself (when installed), and inside the jitted loop.
+"""Optimizers: each update against the PyTorch formula, ``torch.optim`` and the jitted loop.
+
+The formula is written out in NumPy; ``torch.optim`` is used itself when installed.
 
 The NumPy transcriptions below are written from the ``torch.optim``
 documentation, independently of :mod:`numbanet.kernels.updates` (Adam, for
@@ -8,12 +9,11 @@ instance, in its textbook form with ``m_hat`` and ``v_hat``).
 
 import numpy as np
 import pytest
+from helpers import flat_params
+from naive import regression
 
 import numbanet
 from numbanet import SGD, Adam, AdamW, RMSprop
-
-from helpers import flat_params
-from naive import regression
 
 N_PARAMS = 23
 N_STEPS = 10
@@ -135,7 +135,7 @@ CASES = {
 
 
 def _problem(seed=0):
-    """Initial parameters and N_STEPS gradients, of mixed signs and scales."""
+    """Return initial parameters and N_STEPS gradients, of mixed signs and scales."""
     rng = np.random.default_rng(seed)
     p0 = rng.normal(size=N_PARAMS)
     grads = rng.normal(size=(N_STEPS, N_PARAMS)) * rng.choice([1e-3, 1.0, 10.0], size=(N_STEPS, N_PARAMS))
@@ -273,7 +273,7 @@ def test_flat_helper_matches_parameter_layout():
 @pytest.mark.parametrize("name", ["sgd_nesterov", "adam_weight_decay", "adamw", "rmsprop_momentum"])
 @pytest.mark.parametrize("l2", [0.0, 0.05])
 def test_fit_full_batch_equals_manual_steps(name, l2):
-    """fit with batch_size=n and shuffle=False is a sequence of opt.step(params, gradients)."""
+    """Fit with batch_size=n and shuffle=False is a sequence of opt.step(params, gradients)."""
     make, _, _ = CASES[name]
     X, Y = regression(6)
     net = numbanet.Network([3, 5, 2], activations=["tanh", "identity"], seed=1, l2=l2)

@@ -117,8 +117,9 @@ def test_loss_matches_reference(case):
 
 
 def reference_epochs(net, X, Y, batch_size, lr, epochs):
-    """``epochs`` of the textbook's mini-batch SGD, or None where the
-    comparison would measure something other than the kernels.
+    """Run ``epochs`` of the textbook's mini-batch SGD (None where it cannot compare).
+
+    None is returned where the comparison would measure something other than the kernels.
 
     * Where plain SGD is itself unstable (a deep identity net at a large
       step), training amplifies the last-bit differences of any two correct
@@ -153,8 +154,9 @@ def test_sgd_epoch_matches_reference(case, batch_size, lr):
     ref = reference_epochs(net, X, Y, batch_size, lr, epochs=1)
     assume(ref is not None)
     W, b = ref
-    history = net.fit(X, Y, epochs=1, batch_size=batch_size, optimizer=numbanet.SGD(lr=lr), shuffle=False,
-                      progress=False)
+    history = net.fit(
+        X, Y, epochs=1, batch_size=batch_size, optimizer=numbanet.SGD(lr=lr), shuffle=False, progress=False
+    )
     assert len(history.loss) == 1
     assert scaled_diff(net.weights + net.biases, W + [v.ravel() for v in b]) < TOL
 
@@ -274,12 +276,29 @@ def test_no_method_mutates_its_inputs(sizes, acts, loss, dtype):
     assert net.accuracy(Xr, Yr) == acc
     # fit, shuffled, with sample weights and validation data; then read-only
     other = net.copy()
-    net.fit(X, Y, epochs=3, batch_size=4, shuffle=True, sample_weight=sw, validation_data=(Xv, Yv),
-            optimizer=numbanet.SGD(lr=0.1, momentum=0.9), progress=False)
+    net.fit(
+        X,
+        Y,
+        epochs=3,
+        batch_size=4,
+        shuffle=True,
+        sample_weight=sw,
+        validation_data=(Xv, Yv),
+        optimizer=numbanet.SGD(lr=0.1, momentum=0.9),
+        progress=False,
+    )
     unchanged()
-    other.fit(Xr, Yr, epochs=3, batch_size=4, shuffle=True, sample_weight=swr,
-              validation_data=(_readonly(Xv), _readonly(Yv)), optimizer=numbanet.SGD(lr=0.1, momentum=0.9),
-              progress=False)
+    other.fit(
+        Xr,
+        Yr,
+        epochs=3,
+        batch_size=4,
+        shuffle=True,
+        sample_weight=swr,
+        validation_data=(_readonly(Xv), _readonly(Yv)),
+        optimizer=numbanet.SGD(lr=0.1, momentum=0.9),
+        progress=False,
+    )
     np.testing.assert_array_equal(net.params, other.params)
     net.fit(X, Y, epochs=2, batch_size=4, validation_split=0.3, progress=False)
     unchanged()

@@ -32,10 +32,9 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
+from naive import log_cosh, log_cosh_derivative, swish, swish_derivative
 
 from numbanet import reference
-
-from naive import log_cosh, log_cosh_derivative, swish, swish_derivative
 
 TOL = 1e-12
 NET_TOL = 1e-10
@@ -183,8 +182,9 @@ def test_huber_per_output_and_central_differences():
     np.testing.assert_array_equal(per_output.reshape(-1, 1), np.where(np.abs(d) <= 1, 0.5 * d**2, np.abs(d) - 0.5))
     grad = reference.cost_derivative("huber", a, y)
     np.testing.assert_array_equal(grad, np.clip(d, -1.0, 1.0))
-    numeric = [central_difference(lambda v, j=j: reference.cost("huber", v, y[j : j + 1]), a[j : j + 1])
-               for j in range(len(a))]
+    numeric = [
+        central_difference(lambda v, j=j: reference.cost("huber", v, y[j : j + 1]), a[j : j + 1]) for j in range(len(a))
+    ]
     close(grad, np.concatenate(numeric), tol=1e-6)
 
 
@@ -280,8 +280,9 @@ def test_network_gradients_match_central_differences(sizes, activations, loss):
 def as_custom(name):
     """Rewrite a built-in activation as your own (scalar Python on floats)."""
     f, fprime = reference.ACTIVATIONS[name]
-    return SimpleNamespace(function=lambda z: float(f(np.float64(z))),
-                           derivative=lambda z: float(fprime(np.float64(z))))
+    return SimpleNamespace(
+        function=lambda z: float(f(np.float64(z))), derivative=lambda z: float(fprime(np.float64(z)))
+    )
 
 
 MSE = SimpleNamespace(cost=lambda a, y: 0.5 * (a - y) ** 2, derivative=lambda a, y: a - y)
@@ -296,8 +297,11 @@ def test_your_own_copies_of_built_ins_give_the_built_in_results():
     cW, cb = reference.batch_gradients(weights, biases, *custom, X, Y)
     for p, q in zip(nW + nb, cW + cb):
         close(q, p, tol=1e-15)
-    close(reference.total_cost(weights, biases, *custom, X, Y), reference.total_cost(weights, biases, *named, X, Y),
-          tol=1e-15)
+    close(
+        reference.total_cost(weights, biases, *custom, X, Y),
+        reference.total_cost(weights, biases, *named, X, Y),
+        tol=1e-15,
+    )
     nW, nb = reference.sgd_epoch(weights, biases, *named, X, Y, batch_size=3, lr=0.2)
     cW, cb = reference.sgd_epoch(weights, biases, *custom, X, Y, batch_size=3, lr=0.2)
     for p, q in zip(nW + nb, cW + cb):

@@ -1,21 +1,19 @@
-"""Regularisation in :meth:`numbanet.Network.fit`: the L2 penalty, dropout and
-gradient-norm clipping.
+"""Regularisation in :meth:`numbanet.Network.fit`.
+
+The L2 penalty, dropout and gradient-norm clipping.
 
 Each test compares ``fit`` with something computed another way: a formula,
 ``net.gradients`` followed by a hand-written step, or a NumPy transcription.
 """
 
-
 import numpy as np
 import pytest
-
-import numbanet
-from numbanet.kernels import rng
-from numbanet import SGD, Adam
-
 from helpers import QUIET, grad, small_net
 from naive import classification, np_activate, regression
 
+import numbanet
+from numbanet import SGD, Adam
+from numbanet.kernels import rng
 
 # ---------------------------------------------------------------------- L2
 
@@ -76,8 +74,9 @@ def test_fit_loss_includes_l2_but_optimizer_weight_decay_does_not():
 
 
 def _dropout_masks(net, n_rows):
-    """The inverted-dropout scale factors that ``fit``'s first epoch draws for a
-    single batch of ``n_rows`` rows with ``shuffle=False``.
+    """Return the inverted-dropout scale factors that ``fit``'s first epoch draws.
+
+    They are those of a single batch of ``n_rows`` rows with ``shuffle=False``.
 
     White-box: the forward pass draws one uniform from the network's in-kernel
     generator (``net._rng_state``, see numbanet.kernels.rng) per hidden unit,
@@ -105,8 +104,11 @@ def _masked_mse(net, theta, X, Y, masks):
 
 
 def test_dropout_step_is_exact_gradient_of_masked_cost():
-    """One SGD step with dropout moves the parameters by -lr times the gradient of
-    the cost with the masks held fixed (checked by central differences)."""
+    """One SGD step with dropout moves the parameters by -lr times the masked gradient.
+
+    That is the gradient of the cost with the masks held fixed (checked by central
+    differences).
+    """
     X, Y = regression(n=6)
     net = numbanet.Network([3, 5, 4, 2], activations=["tanh", "sigmoid", "identity"], seed=3, dropout=0.4)
     theta0 = net.params.copy()
@@ -144,9 +146,12 @@ def test_dropout_zero_and_near_zero_equal_plain_step():
 
 
 def test_inverted_dropout_preserves_expected_gradient():
-    """For a linear network the output is linear in the masks, so with inverted
+    """Inverted scaling keeps the expected output-bias gradient of a linear network.
+
+    For a linear network the output is linear in the masks, so with inverted
     scaling the expected output-bias gradient equals the dropout-free one (without
-    the 1/(1-p) scaling it would be about half of it here)."""
+    the 1/(1-p) scaling it would be about half of it here).
+    """
     rng = np.random.default_rng(0)
     n, d, hidden, p = 2000, 5, 64, 0.5
     X = 1.0 + 0.3 * rng.normal(size=(n, d))

@@ -18,17 +18,17 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
+from naive import random_classification
 
 import numbanet
 from numbanet import engine
 from numbanet.kernels import rng as krng
 
-from naive import random_classification
-
 
 def make_net(seed=0, dtype=np.float64, **kw):
-    return numbanet.Network([5, 8, 3], activations=["tanh", "softmax"], loss="cross_entropy", seed=seed,
-                            dtype=dtype, **kw)
+    return numbanet.Network(
+        [5, 8, 3], activations=["tanh", "softmax"], loss="cross_entropy", seed=seed, dtype=dtype, **kw
+    )
 
 
 @pytest.fixture
@@ -49,9 +49,11 @@ def _clear_hook():
 
 
 def _sgd_twin(net, X, Y, lr, momentum, batch_size, steps):
-    """The first ``steps`` mini-batch SGD(momentum) steps of ``fit`` written with NumPy and
-    ``net.gradients``: each epoch's order is a fresh Fisher-Yates shuffle of arange(n)
-    drawn from the network's generator, as the engine documents."""
+    """Run the first ``steps`` mini-batch SGD(momentum) steps of ``fit`` with NumPy.
+
+    The gradients come from ``net.gradients``; each epoch's order is a fresh Fisher-Yates
+    shuffle of arange(n) drawn from the network's generator, as the engine documents.
+    """
     theta = net.params.copy()
     buf = np.zeros_like(theta)
     state = net._rng_state.copy()
@@ -94,8 +96,14 @@ def test_interrupt_after_k_batches_keeps_exactly_k_steps(interrupt_after, k):
     assert net.history.steps == k and net.history.samples == sum(min(16, 60 - 16 * (i % 4)) for i in range(k))
 
 
-@pytest.mark.parametrize("opt", [lambda: numbanet.SGD(lr=0.05, momentum=0.9, nesterov=True),
-                                 lambda: numbanet.Adam(lr=0.01), lambda: numbanet.RMSprop(lr=0.01)])
+@pytest.mark.parametrize(
+    "opt",
+    [
+        lambda: numbanet.SGD(lr=0.05, momentum=0.9, nesterov=True),
+        lambda: numbanet.Adam(lr=0.01),
+        lambda: numbanet.RMSprop(lr=0.01),
+    ],
+)
 @pytest.mark.parametrize("k", [3, 8, 13])
 def test_interrupted_then_continued_equals_uninterrupted(interrupt_after, opt, k):
     X, Y = random_classification(n=50)  # batch 16: 4 batches per epoch, the last of 2 rows
@@ -186,8 +194,15 @@ def test_callback_exception_leaves_consistent_state():
 
     net = make_net()
     with pytest.raises(RuntimeError, match="callback failed"):
-        net.fit(X, Y, epochs=10, batch_size=16, optimizer=numbanet.SGD(lr=0.1, momentum=0.5), callbacks=[boom],
-                progress=False)
+        net.fit(
+            X,
+            Y,
+            epochs=10,
+            batch_size=16,
+            optimizer=numbanet.SGD(lr=0.1, momentum=0.5),
+            callbacks=[boom],
+            progress=False,
+        )
     ref = make_net()
     ref.fit(X, Y, epochs=3, batch_size=16, optimizer=numbanet.SGD(lr=0.1, momentum=0.5), progress=False)
     np.testing.assert_array_equal(net.params, ref.params)
@@ -202,8 +217,9 @@ def test_schedule_with_bad_rate_refused_before_training():
     before, t, rng_state = net.params.copy(), net.optimizer.t, net._rng_state.copy()
     for bad in (float("nan"), -0.1, float("inf")):
         with pytest.raises(ValueError, match="epoch 5"):
-            net.fit(X, Y, epochs=6, batch_size=10, lr_schedule=lambda e, bad=bad: bad if e == 5 else 0.1,
-                    progress=False)
+            net.fit(
+                X, Y, epochs=6, batch_size=10, lr_schedule=lambda e, bad=bad: bad if e == 5 else 0.1, progress=False
+            )
         np.testing.assert_array_equal(net.params, before)
         assert net.optimizer.t == t and net.epochs_trained == 2
         np.testing.assert_array_equal(net._rng_state, rng_state)
@@ -287,8 +303,9 @@ SIGINT_CHILD = textwrap.dedent(
 def test_real_sigint_stops_fit_and_leaves_consistent_state():
     import signal
 
-    proc = subprocess.Popen([sys.executable, "-c", SIGINT_CHILD], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", SIGINT_CHILD], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
     try:
         assert proc.stdout.readline().strip() == "ready"
         import time
@@ -493,8 +510,9 @@ def test_read_only_memmap_is_not_copied_by_fit_and_predict(tmp_path):
     Xm = _read_only_memmap(tmp_path, X)
     Ym = Y.copy()
     Ym.flags.writeable = False
-    net = numbanet.Network([100, 16, 4], activations=["relu", "softmax"], loss="cross_entropy", dtype=np.float32,
-                           seed=0)
+    net = numbanet.Network(
+        [100, 16, 4], activations=["relu", "softmax"], loss="cross_entropy", dtype=np.float32, seed=0
+    )
     net.fit(Xm[:64], Ym[:64], epochs=1, progress=False)  # compile outside the measurement
     net.predict(Xm[:64])
     tracemalloc.start()
@@ -508,8 +526,9 @@ def test_read_only_memmap_is_not_copied_by_fit_and_predict(tmp_path):
     # A copy of X alone would be 16 MB; predict's output is 40000 x 4 floats (640 kB), its work
     # buffer of 4096 rows 2.6 MB.
     assert peak < X.nbytes / 2, f"peak {peak / 2**20:.1f} MiB"
-    ref = numbanet.Network([100, 16, 4], activations=["relu", "softmax"], loss="cross_entropy", dtype=np.float32,
-                           seed=0)
+    ref = numbanet.Network(
+        [100, 16, 4], activations=["relu", "softmax"], loss="cross_entropy", dtype=np.float32, seed=0
+    )
     ref.fit(X[:64], Y[:64], epochs=1, progress=False)
     ref.fit(X, Y, epochs=1, batch_size=256, progress=False)
     np.testing.assert_array_equal(net.params, ref.params)

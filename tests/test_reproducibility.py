@@ -1,25 +1,25 @@
-"""Reproducibility of :meth:`numbanet.Network.fit` (same seed, same weights;
-observers change nothing), and an end-to-end run on scikit-learn's digits.
-"""
+"""Reproducibility of :meth:`numbanet.Network.fit`, and an end-to-end run on digits.
 
+The same seed gives the same weights and observers change nothing; the end-to-end
+run uses scikit-learn's digits.
+"""
 
 import numpy as np
 import pytest
-
-import numbanet
-from numbanet import Adam, CosineLR
-
 from helpers import QUIET
 from naive import classification
 
+import numbanet
+from numbanet import Adam, CosineLR
 
 # ---------------------------------------------------------- reproducibility
 
 
 def _repro_fit(seed, dtype=np.float64, **fit_kw):
     X, Y = classification(n=60, seed=4)
-    net = numbanet.Network([4, 8, 3], activations=["relu", "softmax"], loss="cross_entropy", seed=seed, dtype=dtype,
-                           dropout=0.2)
+    net = numbanet.Network(
+        [4, 8, 3], activations=["relu", "softmax"], loss="cross_entropy", seed=seed, dtype=dtype, dropout=0.2
+    )
     net.fit(X, Y, epochs=4, batch_size=7, optimizer=Adam(lr=0.01), **QUIET, **fit_kw)
     return net
 
@@ -41,8 +41,10 @@ def test_different_seed_different_shuffling():
 
 
 def test_weights_do_not_depend_on_observers():
-    """Callbacks, validation and progress only watch: the trained weights are the
-    same as without them (epochs run per call or one by one)."""
+    """Callbacks, validation and progress only watch.
+
+    The trained weights are the same as without them (epochs run per call or one by one).
+    """
     a = _repro_fit(5)
     X, Y = classification(n=60, seed=4)
     b = _repro_fit(5, callbacks=lambda n, h: None)
@@ -60,8 +62,17 @@ def test_digits_with_early_stopping_and_schedule(digits):
     perm = net.copy()._rng.permutation(X.shape[0])  # white-box: the rows validation_split holds out
     n_val = round(0.2 * X.shape[0])
     Xv, Yv = X[perm[:n_val]], Y[perm[:n_val]]
-    h = net.fit(X, Y, epochs=60, batch_size=32, optimizer=Adam(lr=3e-3), validation_split=0.2, early_stopping=5,
-                lr_schedule=CosineLR(T_max=60), **QUIET)
+    h = net.fit(
+        X,
+        Y,
+        epochs=60,
+        batch_size=32,
+        optimizer=Adam(lr=3e-3),
+        validation_split=0.2,
+        early_stopping=5,
+        lr_schedule=CosineLR(T_max=60),
+        **QUIET,
+    )
     assert len(h.val_loss) == len(h.val_accuracy) == len(h.loss) == len(h.lr) == len(h)
     assert h.lr[0] == 3e-3 and all(a > b for a, b in zip(h.lr, h.lr[1:]))
     assert h.loss[-1] < h.loss[0] / 5

@@ -1,21 +1,19 @@
-"""``sample_weight`` in loss, gradients and ``fit``: zero weights drop rows,
-integer weights repeat them, and only weight ratios matter.
-"""
+"""``sample_weight`` in loss, gradients and ``fit``.
 
+Zero weights drop rows, integer weights repeat them, and only weight ratios matter.
+"""
 
 import numpy as np
 import pytest
+from helpers import QUIET, grad
 from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
+from naive import classification
 
 import numbanet
 from numbanet import SGD, Adam
 from numbanet.testing import batches, networks
-
-from helpers import QUIET, grad
-from naive import classification
-
 
 # ----------------------------------------------------------- sample weights
 
@@ -49,8 +47,15 @@ def test_zero_weight_equals_dropping_the_sample(case):
     _close(grad(net, X, Y, w), grad(net, X[keep], Y[keep], w[keep]))
     a, b = net.copy(), net.copy()
     ha = a.fit(X, Y, batch_size=X.shape[0], shuffle=False, sample_weight=w, optimizer=SGD(lr=0.1), **QUIET)
-    hb = b.fit(X[keep], Y[keep], batch_size=int(keep.sum()), shuffle=False, sample_weight=w[keep],
-               optimizer=SGD(lr=0.1), **QUIET)
+    hb = b.fit(
+        X[keep],
+        Y[keep],
+        batch_size=int(keep.sum()),
+        shuffle=False,
+        sample_weight=w[keep],
+        optimizer=SGD(lr=0.1),
+        **QUIET,
+    )
     _close(a.params, b.params)
     assert ha.loss[0] == pytest.approx(hb.loss[0], rel=1e-10, abs=1e-13)
 
@@ -77,15 +82,25 @@ def test_fit_weights_equal_repeated_rows_in_one_batch():
     a = numbanet.Network([4, 5, 3], **kw)
     b = numbanet.Network([4, 5, 3], **kw)
     a.fit(X, Y, epochs=3, batch_size=10, shuffle=False, sample_weight=w, optimizer=Adam(lr=0.01), **QUIET)
-    b.fit(np.repeat(X, w, axis=0), np.repeat(Y, w, axis=0), epochs=3, batch_size=100, shuffle=False,
-          optimizer=Adam(lr=0.01), **QUIET)
+    b.fit(
+        np.repeat(X, w, axis=0),
+        np.repeat(Y, w, axis=0),
+        epochs=3,
+        batch_size=100,
+        shuffle=False,
+        optimizer=Adam(lr=0.01),
+        **QUIET,
+    )
     np.testing.assert_allclose(a.params, b.params, rtol=1e-10, atol=1e-13)
 
 
 @pytest.mark.parametrize("scale", [5e-324, 1e-310, 1e300, 1e308])
 def test_extreme_weight_scales_give_the_unweighted_result(scale):
-    """Only weight ratios matter: all-equal subnormal or huge weights (whose sum
-    overflows) train, score and differentiate as no weights at all."""
+    """Only weight ratios matter, even for subnormal or huge weights.
+
+    All-equal subnormal or huge weights (whose sum overflows) train, score and
+    differentiate as no weights at all.
+    """
     X, Y = classification(n=12)
     kw = dict(activations=["tanh", "softmax"], loss="cross_entropy", seed=2)
     w = np.full(12, scale)

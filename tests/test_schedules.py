@@ -1,18 +1,18 @@
-"""Learning-rate schedules in :meth:`numbanet.Network.fit`: the rate of each epoch
-against its formula (and torch's ``ReduceLROnPlateau``), across repeated fits.
+"""Learning-rate schedules in :meth:`numbanet.Network.fit`.
+
+The rate of each epoch against its formula (and torch's ``ReduceLROnPlateau``),
+across repeated fits.
 """
 
 import math
 
 import numpy as np
 import pytest
-
-import numbanet
-from numbanet import SGD, CosineLR, ExponentialLR, ReduceLROnPlateau, StepLR
-
 from helpers import QUIET, grad, small_net
 from naive import regression
 
+import numbanet
+from numbanet import SGD, CosineLR, ExponentialLR, ReduceLROnPlateau, StepLR
 
 # ---------------------------------------------------------------- schedules
 
@@ -24,7 +24,7 @@ SCHEDULES = {
         lambda: CosineLR(T_max=5, eta_min=0.01),
         lambda e, b: 0.01 + (b - 0.01) * (1 + math.cos(math.pi * min(e, 5) / 5)) / 2,
     ),
-    "callable": (lambda: (lambda epoch: 0.2 / (1 + epoch)), lambda e, b: 0.2 / (1 + e)),
+    "callable": (lambda: lambda epoch: 0.2 / (1 + epoch), lambda e, b: 0.2 / (1 + e)),
 }
 
 
@@ -57,8 +57,11 @@ def test_cosine_reaches_eta_min_and_stays():
 
 
 def _plateau_rates(losses, base, factor, patience, threshold, min_lr):
-    """torch.optim.lr_scheduler.ReduceLROnPlateau (mode 'min', relative threshold,
-    no cooldown): the rate of each epoch given the losses of the previous ones."""
+    """Return the rate of each epoch given the losses of the previous ones.
+
+    The rates are those of torch.optim.lr_scheduler.ReduceLROnPlateau (mode 'min',
+    relative threshold, no cooldown).
+    """
     best, bad, lr, out = math.inf, 0, base, []
     for v in losses:
         out.append(lr)
@@ -108,8 +111,17 @@ def test_reduce_on_plateau_monitors_validation_loss():
     Xv = np.zeros((4, 3))  # output = bias only
     Yv = np.zeros((4, 1))
     schedule = ReduceLROnPlateau(factor=0.5, patience=0)
-    h = net.fit(X, Y[:, :1], epochs=4, batch_size=20, shuffle=False, optimizer=SGD(lr=1e-3),
-                validation_data=(Xv, Yv), lr_schedule=schedule, **QUIET)
+    h = net.fit(
+        X,
+        Y[:, :1],
+        epochs=4,
+        batch_size=20,
+        shuffle=False,
+        optimizer=SGD(lr=1e-3),
+        validation_data=(Xv, Yv),
+        lr_schedule=schedule,
+        **QUIET,
+    )
     assert all(a > b for a, b in zip(h.loss, h.loss[1:]))
     expected = _plateau_rates(h.val_loss, 1e-3, 0.5, 0, 1e-4, 0.0)
     assert h.lr == pytest.approx(expected, rel=1e-15)
@@ -123,7 +135,12 @@ def test_invalid_schedules_refused_without_change():
         with pytest.raises(ValueError, match="rate"):
             net.fit(X, Y, lr_schedule=bad, **QUIET)
         np.testing.assert_array_equal(net.params, before)
-    bad_schedules = (lambda: StepLR(0), lambda: ExponentialLR(0), lambda: CosineLR(0), lambda: ReduceLROnPlateau(factor=1))
+    bad_schedules = (
+        lambda: StepLR(0),
+        lambda: ExponentialLR(0),
+        lambda: CosineLR(0),
+        lambda: ReduceLROnPlateau(factor=1),
+    )
     for make in bad_schedules:
         with pytest.raises(ValueError):
             make()

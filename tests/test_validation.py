@@ -12,10 +12,9 @@ import warnings
 
 import numpy as np
 import pytest
+from naive import random_classification
 
 import numbanet
-
-from naive import random_classification
 
 # ----------------------------------------------------------------- helpers
 
@@ -98,7 +97,7 @@ def _ids(cases):
 
 @pytest.mark.parametrize("case, X, Y, match", BAD_XY, ids=_ids(BAD_XY))
 @pytest.mark.parametrize("method", ["fit", "partial_fit", "loss", "gradients"])
-def test_network_refuses_bad_X_or_Y_and_changes_nothing(case, X, Y, match, method):
+def test_network_refuses_bad_x_or_y_and_changes_nothing(case, X, Y, match, method):
     net = _trained_net()
     snap = _snapshot(net)
     X_before = None if X is None or isinstance(X, str) else np.array(X, copy=True)
@@ -117,7 +116,7 @@ def test_network_refuses_bad_X_or_Y_and_changes_nothing(case, X, Y, match, metho
 
 @pytest.mark.parametrize("case, X, Y, match", BAD_X, ids=_ids(BAD_X))
 @pytest.mark.parametrize("method", ["predict", "forward"])
-def test_network_predict_refuses_bad_X(case, X, Y, match, method):
+def test_network_predict_refuses_bad_x(case, X, Y, match, method):
     net = _trained_net()
     snap = _snapshot(net)
     with pytest.raises(ValueError, match=_re(match)):
@@ -366,7 +365,7 @@ BAD_EST_XY = [("rows-mismatch", X0[:-1], "inconsistent numbers of samples")]
     + [f"{c[0]}-{m}" for c in BAD_EST_XY for m in ("fit-warm", "fit-cold", "partial_fit", "score")],
 )
 @pytest.mark.parametrize("kind", ["classifier", "regressor"])
-def test_estimators_refuse_bad_X_and_change_nothing(kind, case, X, match, method):
+def test_estimators_refuse_bad_x_and_change_nothing(kind, case, X, match, method):
     est = _fitted(kind)
     est.set_params(warm_start=method == "fit-warm")
     snap = _est_snapshot(est)

@@ -265,8 +265,6 @@ def batch_cost_logits(Z, Y, loss, row_weight):
     return total
 
 
-
-
 @jit_inline
 def output_cost(Z, A, Y, loss, act, row_weight, fns):
     """Weighted batch cost: from the logits ``Z`` for a natural pair, from ``A`` otherwise.
@@ -365,15 +363,10 @@ def output_delta_simplified(A, Y, loss, row_weight, out):
             out[i, j] = w * (A[i, j] * s - Y[i, j])
 
 
-
 @jit_inline
 def is_simplified(loss, act):
     """Whether ``(loss, act)`` is a pair whose output delta is ``A - Y``."""
-    return (loss == CROSS_ENTROPY and act == SOFTMAX) or (
-        loss == BINARY_CROSS_ENTROPY and act == SIGMOID
-    )
-
-
+    return (loss == CROSS_ENTROPY and act == SOFTMAX) or (loss == BINARY_CROSS_ENTROPY and act == SIGMOID)
 
 
 @jit_inline

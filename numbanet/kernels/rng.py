@@ -34,14 +34,17 @@ def next_u64(state):
 
 @jit
 def uniform(state):
-    """A float64 uniform on [0, 1) from the top 53 bits of the next output."""
+    """Return a float64 uniform on [0, 1) from the top 53 bits of the next output."""
     return float(next_u64(state) >> _S11) * (1.0 / 9007199254740992.0)
 
 
 @jit
 def shuffle(order, state):
-    """Fisher-Yates shuffle of ``order`` in place (modulo reduction; the bias is
-    below 2**-40 for any array that fits in memory)."""
+    """Fisher-Yates shuffle of ``order`` in place.
+
+    The index is drawn by modulo reduction; its bias is below 2**-40 for any
+    array that fits in memory.
+    """
     for i in range(order.size - 1, 0, -1):
         j = np.int64(next_u64(state) % np.uint64(i + 1))
         tmp = order[i]

@@ -1,5 +1,4 @@
-r"""Whole-network kernels: forward over a data set, batch cost, gradients, and
-the jitted training loop.
+r"""Whole-network kernels: forward over a data set, batch cost, gradients, the training loop.
 
 A network reaches these kernels as named bundles of plain arrays and
 numbers (Numba namedtuples, so ``l2``, ``dropout`` and ``clip`` cannot be
@@ -49,8 +48,26 @@ from numbanet.kernels.updates import clip_by_global_norm, update
 Model = namedtuple("Model", ["theta", "sizes", "w_off", "b_off", "acts", "custom", "loss", "l2", "fns"])
 Data = namedtuple("Data", ["X", "Y", "sw", "sw_total"])
 Work = namedtuple("Work", ["ws", "cap"])
-Run = namedtuple("Run", ["grad", "state", "opt_code", "hyper", "lrs", "dropout", "clip", "order", "shuffle",
-                         "batch_size", "rng", "backup", "epoch_losses", "pos", "acc"])
+Run = namedtuple(
+    "Run",
+    [
+        "grad",
+        "state",
+        "opt_code",
+        "hyper",
+        "lrs",
+        "dropout",
+        "clip",
+        "order",
+        "shuffle",
+        "batch_size",
+        "rng",
+        "backup",
+        "epoch_losses",
+        "pos",
+        "acc",
+    ],
+)
 
 OK = 0
 DIVERGED = 1
@@ -221,8 +238,9 @@ def forward_batch(Ws, bs, acts, custom, fns, As, Zs, m, dropout, Ms, rng, keep_l
 
 
 @jit_inline
-def batch_step(Ws, bs, dWs, dbs, acts, custom, fns, loss, As, Zs, Ds, Ms, Yb, rw, m, dropout, rng, keep_logits,
-               want_grad):
+def batch_step(
+    Ws, bs, dWs, dbs, acts, custom, fns, loss, As, Zs, Ds, Ms, Yb, rw, m, dropout, rng, keep_logits, want_grad
+):
     """Forward, weighted mean cost and (with ``want_grad``) backward of ``m`` rows in the work buffers.
 
     The input rows are in ``As[0]``, the targets in ``Yb``, the row weights in
@@ -281,7 +299,7 @@ def add_l2_gradient(theta, grad, sizes, w_off, l2):
 
 @jit
 def l2_penalty(theta, sizes, w_off, l2):
-    r"""The L2 term :math:`\tfrac{\lambda}{2} \sum_l \|W^l\|_F^2` (biases excluded)."""
+    r"""Return the L2 term :math:`\tfrac{\lambda}{2} \sum_l \|W^l\|_F^2` (biases excluded)."""
     if l2 == 0.0:
         return 0.0
     L = sizes.size - 1
@@ -308,8 +326,10 @@ def copy_rows(src, src_start, m, dst, dst_start):
 
 @jit
 def _gather(X, Y, sw, idx, start, m, A0, Yb, rw):
-    """Copy rows ``idx[start:start+m]`` of X and Y into the batch buffers and
-    set the row weights to ``sw_i / sum(sw)``.  Returns ``sum(sw)``."""
+    """Copy rows ``idx[start:start+m]`` of X and Y into the batch buffers; return ``sum(sw)`` over them.
+
+    The row weights ``rw`` are set to ``sw_i / sum(sw)``.
+    """
     n_in = X.shape[1]
     n_out = Y.shape[1]
     total = 0.0
@@ -390,8 +410,9 @@ def cost_and_gradient(model, data, work, grad, want_grad):
         copy_rows(Y, start, m, Yb, 0)
         for i in range(m):
             rw[i] = sw[start + i] / swsum if swsum > 0 else 0.0
-        cost += batch_step(Ws, bs, dWs, dbs, acts, custom, fns, loss, As, Zs, Ds, Ms, Yb, rw, m, 0.0, no_rng, logits,
-                           want_grad)
+        cost += batch_step(
+            Ws, bs, dWs, dbs, acts, custom, fns, loss, As, Zs, Ds, Ms, Yb, rw, m, 0.0, no_rng, logits, want_grad
+        )
         if want_grad:
             for k in range(n_params):
                 grad[k] += part[k]
@@ -495,8 +516,9 @@ def train_slice(model, data, work, run, max_batches, stop_at_epoch_end):
         start = b * batch_size
         m = min(batch_size, n - start)
         wsum = _gather(X, Y, sw, order, start, m, As[0], Yb, rw)
-        c = batch_step(Ws, bs, dWs, dbs, acts, custom, fns, loss, As, Zs, Ds, Ms, Yb, rw, m, dropout, rng, logits,
-                       wsum > 0)
+        c = batch_step(
+            Ws, bs, dWs, dbs, acts, custom, fns, loss, As, Zs, Ds, Ms, Yb, rw, m, dropout, rng, logits, wsum > 0
+        )
         if l2 != 0.0:
             c += l2_penalty(theta, sizes, w_off, l2)
         ok = np.isfinite(c)
@@ -552,20 +574,76 @@ def predict_flat(theta, sizes, w_off, b_off, acts, custom, loss, l2, fns, X, ws,
 
 
 @jit
-def cost_and_gradient_flat(theta, sizes, w_off, b_off, acts, custom, loss, l2, fns, X, Y, sw, sw_total, ws, cap,
-                           grad, want_grad):
+def cost_and_gradient_flat(
+    theta, sizes, w_off, b_off, acts, custom, loss, l2, fns, X, Y, sw, sw_total, ws, cap, grad, want_grad
+):
     """:func:`cost_and_gradient` with the :class:`Model`, :class:`Data` and :class:`Work` fields spread out."""
-    return cost_and_gradient(Model(theta, sizes, w_off, b_off, acts, custom, loss, l2, fns),
-                             Data(X, Y, sw, sw_total), Work(ws, cap), grad, want_grad)
+    return cost_and_gradient(
+        Model(theta, sizes, w_off, b_off, acts, custom, loss, l2, fns),
+        Data(X, Y, sw, sw_total),
+        Work(ws, cap),
+        grad,
+        want_grad,
+    )
 
 
 @jit
-def train_slice_flat(theta, sizes, w_off, b_off, acts, custom, loss, l2, fns, X, Y, sw, sw_total, ws, cap, grad,
-                     state, opt_code, hyper, lrs, dropout, clip, order, shuffle, batch_size, rng, backup,
-                     epoch_losses, pos, acc, max_batches, stop_at_epoch_end):
+def train_slice_flat(
+    theta,
+    sizes,
+    w_off,
+    b_off,
+    acts,
+    custom,
+    loss,
+    l2,
+    fns,
+    X,
+    Y,
+    sw,
+    sw_total,
+    ws,
+    cap,
+    grad,
+    state,
+    opt_code,
+    hyper,
+    lrs,
+    dropout,
+    clip,
+    order,
+    shuffle,
+    batch_size,
+    rng,
+    backup,
+    epoch_losses,
+    pos,
+    acc,
+    max_batches,
+    stop_at_epoch_end,
+):
     """:func:`train_slice` with the :class:`Model`, :class:`Data`, :class:`Work` and :class:`Run` fields spread out."""
-    train_slice(Model(theta, sizes, w_off, b_off, acts, custom, loss, l2, fns), Data(X, Y, sw, sw_total),
-                Work(ws, cap),
-                Run(grad, state, opt_code, hyper, lrs, dropout, clip, order, shuffle, batch_size, rng, backup,
-                    epoch_losses, pos, acc),
-                max_batches, stop_at_epoch_end)
+    train_slice(
+        Model(theta, sizes, w_off, b_off, acts, custom, loss, l2, fns),
+        Data(X, Y, sw, sw_total),
+        Work(ws, cap),
+        Run(
+            grad,
+            state,
+            opt_code,
+            hyper,
+            lrs,
+            dropout,
+            clip,
+            order,
+            shuffle,
+            batch_size,
+            rng,
+            backup,
+            epoch_losses,
+            pos,
+            acc,
+        ),
+        max_batches,
+        stop_at_epoch_end,
+    )

@@ -161,8 +161,9 @@ def update(code, theta, grad, state, hyper, lr, t):
         else:
             sgd_step(theta, grad, lr)
     elif code == ADAM or code == ADAMW:
-        adam_step(theta, grad, state[0], state[1], lr, hyper[H_BETA1], hyper[H_BETA2], hyper[H_EPS], wd,
-                  code == ADAMW, t)
+        adam_step(
+            theta, grad, state[0], state[1], lr, hyper[H_BETA1], hyper[H_BETA2], hyper[H_EPS], wd, code == ADAMW, t
+        )
     elif code == RMSPROP:
         rmsprop_step(theta, grad, state[0], state[1], lr, hyper[H_ALPHA], hyper[H_EPS], mu, wd)
     else:
