@@ -273,10 +273,13 @@ def test_long_epoch_is_cut_into_slices(monkeypatch):
 
 SIGINT_CHILD = textwrap.dedent(
     """
-    import json, sys
+    import json, signal, sys
     import numpy as np
     import numbanet
 
+    # Python's own Ctrl-C handler, as in a shell: a parent that ignores SIGINT (some test
+    # runners and kernel managers do) passes that on, and Python then installs none.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     rng = np.random.default_rng(0)
     X = rng.standard_normal((2000, 50))
     Y = np.eye(10)[rng.integers(0, 10, 2000)]
