@@ -45,6 +45,8 @@ def _dispatchers(entry_points):
 
 
 def _in_memory(dispatcher, dtype):
+    if not hasattr(dispatcher, "signatures"):  # NUMBA_DISABLE_JIT=1: plain Python, nothing to compile
+        return True
     return any(str(sig[0]).startswith(f"array({dtype},") for sig in dispatcher.signatures)
 
 
@@ -141,7 +143,7 @@ def _file_lock(timeout):
         path = cache_dir()
         os.makedirs(path, exist_ok=True)
         fh = open(os.path.join(path, "compile.lock"), "a+")
-    except OSError:
+    except (OSError, AttributeError):  # AttributeError: no cache with NUMBA_DISABLE_JIT=1
         yield False
         return
     try:

@@ -394,6 +394,7 @@ def test_incremental_parallel_post_fit_and_joblib_search_on_the_cluster(threads)
 # ---------------------------------------------------------------------------------------- warm-up
 
 
+@pytest.mark.requires_jit
 def test_warm_up_plugin_compiles_on_every_worker_process(procs):
     procs.register_plugin(WarmUp())
 
