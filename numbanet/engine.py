@@ -232,10 +232,10 @@ class TrainingRun:
         say "compiling kernels (first run only)" and its clock, like the
         training time, leaves the compile out.
         """
-        dtype = self.net.dtype.name
-        if warmup.kernels_ready(dtype, ("train_slice_flat",)) == "memory":
+        where = warmup.kernels_ready(self.net.dtype.name, ("train_slice_flat",))
+        if where == "memory":
             return 0.0
-        if warmup.kernels_ready(dtype, ("train_slice_flat",)) is None:
+        if where is None:
             self.bar.note("compiling numbanet's kernels (first run only)...")
         start = time.perf_counter()
         with warmup.compile_lock():

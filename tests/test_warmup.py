@@ -116,3 +116,27 @@ def test_a_star_import_does_not_shadow_the_builtin_compile():
     exec("from numbanet import *", namespace)
     assert "compile" not in namespace
     assert numbanet.compile is warmup.compile
+
+
+def test_the_compile_slice_of_no_batches_changes_nothing(monkeypatch):
+    X, Y = _xor()
+    net = numbanet.Network([2, 4, 1], seed=0)
+    reference = net.copy().fit(X, Y, epochs=2, batch_size=4, progress=False)
+    seen = []
+    real = engine.TrainingRun._slice
+
+    def spy(self, work, budget, stop):
+        if budget == 0:
+            before = (net.params.copy(), self.pos.copy(), self.order.copy(), net._rng_state.copy())
+            real(self, work, budget, stop)
+            seen.append(
+                [np.array_equal(b, a) for b, a in zip(before, (net.params, self.pos, self.order, net._rng_state))]
+            )
+        else:
+            real(self, work, budget, stop)
+
+    monkeypatch.setattr(warmup, "kernels_ready", lambda dtype, entry_points=warmup.ENTRY_POINTS: "cache")
+    monkeypatch.setattr(engine.TrainingRun, "_slice", spy)
+    history = net.fit(X, Y, epochs=2, batch_size=4, progress=False)
+    assert seen == [[True, True, True, True]]  # one compile slice, and it moved nothing
+    assert history.loss == reference.loss  # training after it is the same as without it
