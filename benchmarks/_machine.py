@@ -103,12 +103,11 @@ def limit_threads(n):
         torch.set_num_threads(n)
     if not peers.have("threadpoolctl"):
         raise SystemExit("--threads needs threadpoolctl")
-    import threadpoolctl
-
     # threadpoolctl limits only the libraries already loaded. numbanet's kernels call
     # SciPy's BLAS (a different OpenBLAS from NumPy's), which Numba loads on the first
     # compile or cache load; load it now or it keeps its default thread count.
     import scipy.linalg  # noqa: F401
+    import threadpoolctl
 
     # Kept for the life of the process: the object is not used as a context manager.
     limit_threads.limiter = threadpoolctl.threadpool_limits(n)

@@ -11,7 +11,7 @@ import numpy as np
 from numbanet.kernels.checks import first_nonfinite_row
 
 
-def as_matrix(X, name, dtype, *, n_cols=None, allow_1d=False, what="columns"):
+def as_matrix(X, name, dtype, *, n_cols=None, allow_1d=False, what="columns", check_finite=True):
     """Validate ``X`` and return it as a read-only, C-contiguous 2-D array of ``dtype``.
 
     Lists, integer, boolean, Fortran-ordered, strided and read-only arrays are
@@ -37,6 +37,10 @@ def as_matrix(X, name, dtype, *, n_cols=None, allow_1d=False, what="columns"):
         For ``"outputs"`` with ``n_cols > 1``, a 1-D array or a single column
         of non-negative integers is refused with a hint that it looks like
         class labels to be one-hot encoded.
+    check_finite : bool
+        Refuse NaN and infinity here (a pass over the data).  ``fit`` passes
+        False for its training inputs: its kernel checks every row as it
+        gathers it, and ``fit`` then calls this again to refuse the data.
 
     Raises
     ------
@@ -91,6 +95,8 @@ def as_matrix(X, name, dtype, *, n_cols=None, allow_1d=False, what="columns"):
     with np.errstate(over="ignore"):  # a value too large for dtype becomes inf, refused just below
         out = np.ascontiguousarray(arr, dtype=dtype)  # no copy when X is already C-ordered of dtype
     out = read_only(out)  # the kernels never write to data: one specialisation, memory maps used in place
+    if not check_finite:
+        return out
     # One allocation-free pass (np.isfinite would build an n_samples x n_features temporary).
     row = first_nonfinite_row(out)
     if row >= 0:

@@ -78,6 +78,20 @@ def data_fingerprint(X, Y, sw, batch_size, shuffle):
     return (X.shape, Y.shape, X.dtype.str, int(batch_size), bool(shuffle), float(sw.sum()), crc)
 
 
+class BadInputError(Exception):
+    """Raised by :meth:`TrainingRun.run` when the kernel gathered a row of X holding NaN or infinity.
+
+    Internal: ``fit`` turns it into the ``ValueError`` of the up-front check.
+    The kernel has restored the weights and the optimizer state to the start
+    of the epoch, ``epoch`` (of the run); ``row`` is the offending row.
+    """
+
+    def __init__(self, epoch, row):
+        super().__init__(f"row {row} of X holds NaN or infinity (epoch {epoch} of the run)")
+        self.epoch = epoch
+        self.row = row
+
+
 class PendingEpoch:
     """An epoch a run stopped in the middle of, kept on the network to be finished later.
 
@@ -204,6 +218,8 @@ class TrainingRun:
                 done = int(pos[_train.POS_DONE])
                 total += done
                 self.commit()
+                if pos[_train.POS_STATUS] == _train.BAD_INPUT:
+                    raise BadInputError(int(pos[_train.POS_BAD_EPOCH]), int(pos[_train.POS_BAD_ROW]))
                 if pos[_train.POS_STATUS] != _train.OK:
                     self._diverged()
                 if limit is not None and total >= limit:

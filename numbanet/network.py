@@ -24,7 +24,7 @@ import numpy as np
 
 from numbanet import _validation as check
 from numbanet.callbacks import EarlyStopping, History, Progress, accuracy, as_callbacks, default_progress
-from numbanet.engine import CHUNK, TrainingRun, WorkspacePool, schedule_rates
+from numbanet.engine import CHUNK, BadInputError, TrainingRun, WorkspacePool, schedule_rates
 from numbanet.kernels import activations as _act
 from numbanet.kernels import dense as _dense
 from numbanet.kernels import losses as _loss
@@ -349,9 +349,9 @@ class Network:
 
     # --------------------------------------------------------------- checks
 
-    def _checked_inputs(self, X, name="X"):
+    def _checked_inputs(self, X, name="X", check_finite=True):
         """``X`` as a read-only C-contiguous matrix of ``self.dtype``, one column per input; else ValueError."""
-        return check.as_matrix(X, name, self.dtype, n_cols=self.sizes[0], what="features")
+        return check.as_matrix(X, name, self.dtype, n_cols=self.sizes[0], what="features", check_finite=check_finite)
 
     def _checked_targets(self, Y, name="Y"):
         """``Y`` as such a matrix, one column per output, with values valid for the loss; else ValueError."""
@@ -366,9 +366,13 @@ class Network:
         check.check_target_rows(Y, name, self.loss_name)
         return Y
 
-    def _checked_data(self, X, Y, sample_weight=None):
-        """``(X, Y, sample_weight)`` checked alike and against each other (same number of rows)."""
-        X = self._checked_inputs(X)
+    def _checked_data(self, X, Y, sample_weight=None, check_finite=True):
+        """``(X, Y, sample_weight)`` checked alike and against each other (same number of rows).
+
+        With ``check_finite=False`` NaN and infinity in ``X`` are left to the
+        training kernel (see ``_fit``).
+        """
+        X = self._checked_inputs(X, check_finite=check_finite)
         Y = self._checked_targets(Y)
         check.check_rows(X, Y)
         sw = check.sample_weights(sample_weight, X.shape[0])
@@ -639,8 +643,14 @@ class Network:
     ):
         epochs = check.positive_int(epochs, "epochs")
         batch_size = check.positive_int(batch_size, "batch_size")
-        X, Y, sw = self._checked_data(X, Y, sample_weight)
+        X_given = X
         split = check.non_negative_float(validation_split, "validation_split", upper=1.0, upper_open=True)
+        # NaN and infinity in X: the training kernel checks every row as it gathers it (a pass over
+        # X the fit does anyway), stops, and puts back what the run changed (see below).  Checked
+        # here instead when some rows would not be gathered first (a validation split) or when an
+        # interrupted epoch may be finished first (it gathers only its remaining rows).
+        defer = split == 0 and self._pending is None
+        X, Y, sw = self._checked_data(X, Y, sample_weight, check_finite=not defer)
         if optimizer is None:
             optimizer = self.optimizer if self.optimizer is not None else SGD(lr=0.1)
         if not isinstance(optimizer, Optimizer):
@@ -687,6 +697,7 @@ class Network:
                 raise ValueError("after validation_split every training sample has weight 0")
         if progress is None:
             progress = default_progress()
+        before = (self.optimizer, self.history, self._rng_state.copy())
         optimizer.bind(self.n_params, self.dtype)
         self.optimizer = optimizer
         history = History()
@@ -715,6 +726,16 @@ class Network:
             cb.on_train_begin(self)
         try:
             run.run()
+        except BadInputError as exc:
+            # The kernel met NaN or infinity in X and restored the weights and the optimizer state
+            # to the start of that epoch.  In the run's first epoch (always, unless X changed while
+            # training) that is the start of this call: put back the rest too, and refuse X as the
+            # up-front check would have.
+            if exc.epoch == 0:
+                self.optimizer, self.history = before[0], before[1]
+                self._rng_state[:] = before[2]
+            self._checked_inputs(X_given)
+            raise ValueError("X changed during fit: a row held NaN or infinity when it was used") from None
         finally:
             bar.close()
         for cb in cbs:

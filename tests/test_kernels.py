@@ -14,7 +14,7 @@ from naive import np_activate, np_prime
 
 import numbanet
 from numbanet.kernels import activations as act
-from numbanet.kernels import dense, losses, pieces, training, updates
+from numbanet.kernels import blas, dense, losses, pieces, training, updates
 
 DTYPES = [np.float32, np.float64]
 ELEMENTWISE = ["identity", "sigmoid", "tanh", "relu", "leaky_relu", "elu", "gelu", "silu", "softplus"]
@@ -375,6 +375,46 @@ def test_layer_gradients_match_numpy(n, n_in, n_out, dtype):
     dense.layer_gradients(delta, A_prev, dW, db)
     close(dW, delta.astype(np.float64).T @ A_prev.astype(np.float64), dtype, scale=n)
     close(db, delta.astype(np.float64).sum(axis=0), dtype, scale=n)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize(("n", "n_in", "n_out"), SHAPES)
+def test_sgd_layer_is_layer_gradients_then_sgd_step(n, n_in, n_out, dtype):
+    # The fused update (the weight product into W with alpha = -lr, beta = 1) against its two steps.
+    rng = np.random.default_rng(15)
+    delta = rand(rng, (n, n_out), dtype, -1, 1)
+    A_prev = rand(rng, (n, n_in), dtype, -1, 1)
+    W, b = rand(rng, (n_out, n_in), dtype, -1, 1), rand(rng, n_out, dtype, -1, 1)
+    dW, db = np.empty_like(W), np.empty_like(b)
+    W2, b2 = W.copy(), b.copy()
+    dense.layer_gradients(delta, A_prev, dW, db)
+    theta = np.concatenate([W2.ravel(), b2])
+    updates.sgd_step(theta, np.concatenate([dW.ravel(), db]), 0.3)
+    dense.sgd_layer(delta, A_prev, W, b, np.empty_like(W), np.empty_like(b), 0.3)
+    close(W, theta[: W.size].reshape(W.shape), dtype, scale=n)
+    assert b.tobytes() == theta[W.size :].tobytes()  # the bias goes the same way, bit for bit
+    if n * n_in * n_out <= dense.SMALL:  # and so do tiny products
+        assert W.tobytes() == theta[: W.size].tobytes()
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("trans_a", [False, True])
+@pytest.mark.parametrize("trans_b", [False, True])
+@pytest.mark.parametrize(("alpha", "beta"), [(1.0, 0.0), (-0.25, 1.0), (2.0, -0.5)])
+def test_gemm_matches_numpy(trans_a, trans_b, alpha, beta, dtype):
+    rng = np.random.default_rng(16)
+    m, k, n = 37, 53, 29
+    A = rand(rng, (k, m) if trans_a else (m, k), dtype, -1, 1)
+    B = rand(rng, (n, k) if trans_b else (k, n), dtype, -1, 1)
+    C0 = rand(rng, (m + 3, n), dtype, -1, 1)  # the product goes into the first m rows of a bigger buffer
+    if beta == 0.0:
+        C0[:m] = np.nan  # not read
+    C = C0.copy()
+    blas.gemm(A, B, C[:m], trans_a, trans_b, alpha, beta)
+    a, b_ = (A.T if trans_a else A).astype(np.float64), (B.T if trans_b else B).astype(np.float64)
+    expected = alpha * (a @ b_) + (beta * C0[:m].astype(np.float64) if beta != 0.0 else 0.0)
+    close(C[:m], expected, dtype, scale=k)
+    assert C[m:].tobytes() == C0[m:].tobytes()  # rows past the view untouched
 
 
 # --- updates --------------------------------------------------------------------

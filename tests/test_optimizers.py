@@ -423,3 +423,25 @@ def test_repr_and_get_params():
     assert opt.get_params() == {"lr": 0.5, "momentum": 0.9, "nesterov": True, "weight_decay": 0.0}
     assert repr(opt) == "SGD(lr=0.5, momentum=0.9, nesterov=True, weight_decay=0.0)"
     assert AdamW().get_params()["weight_decay"] == 1e-2
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("dropout", [0.0, 0.3])
+def test_plain_sgd_folded_into_the_backward_pass_equals_the_separate_update(dtype, dropout):
+    # Plain SGD (no momentum, decay, L2 or clipping) updates each layer inside the backward pass,
+    # its weight product straight into W (BLAS alpha = -lr, beta = 1).  A clip_norm too large to
+    # ever clip takes the other path -- gradient buffer, then the update kernel -- to the same numbers.
+    rng = np.random.default_rng(3)
+    X = rng.standard_normal((300, 40)).astype(dtype)
+    Y = np.eye(5, dtype=dtype)[rng.integers(0, 5, 300)]
+    nets = []
+    for clip in (None, 1e30):
+        net = numbanet.Network([40, 64, 32, 5], activations=["relu", "tanh", "softmax"], dtype=dtype, seed=4)
+        net.dropout = dropout
+        net.fit(X, Y, epochs=3, batch_size=32, optimizer=numbanet.SGD(lr=0.05), clip_norm=clip, progress=False)
+        nets.append(net)
+    fused, separate = nets
+    rtol = 1e-5 if dtype == np.float32 else 1e-12
+    np.testing.assert_allclose(fused.params, separate.params, rtol=rtol, atol=rtol)
+    np.testing.assert_allclose(fused.history.loss, separate.history.loss, rtol=rtol)
+    assert fused.optimizer.t == separate.optimizer.t == 3 * 10

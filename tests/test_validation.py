@@ -501,3 +501,68 @@ def test_estimators_never_modify_their_inputs():
         reg.predict(X)
     for a, a0 in zip((X, y, yr, sw), copies):
         assert a.tobytes() == a0.tobytes()
+
+
+# ------------------------------------- NaN in X found by the training kernel
+
+
+def _fit_state(net):
+    return (
+        net.params.tobytes(),
+        net.optimizer,
+        None if net.optimizer is None else net.optimizer.state.tobytes(),
+        None if net.optimizer is None else net.optimizer.t,
+        net.history,
+        net._rng_state.tobytes(),
+        net.epochs_trained,
+    )
+
+
+@pytest.mark.parametrize("rows", [(0,), (N - 1,), (9, 3)], ids=["first-row", "last-row", "two-rows"])
+@pytest.mark.parametrize("shuffle", [True, False])
+@pytest.mark.parametrize("fresh_optimizer", [False, True])
+def test_fit_refuses_x_the_kernel_finds_nonfinite_and_changes_nothing(rows, shuffle, fresh_optimizer):
+    # fit does not scan X up front: its kernel checks each row as it gathers it, restores the
+    # epoch's start, and fit puts back the optimizer, the history and the generator.  The refusal
+    # is the up-front check's, naming the first bad value in row order whatever the kernel met first.
+    net = _trained_net()
+    net.dropout = 0.2  # the generator also draws dropout masks
+    before = _fit_state(net)
+    X = X0.copy()
+    for r in rows:
+        X[r, 1] = np.nan
+    opt = numbanet.Adam(lr=0.01) if fresh_optimizer else None
+    first = min(rows)
+    with pytest.raises(ValueError, match=_re(f"X contains NaN or infinity (first at row {first}, column 1")):
+        net.fit(X, Y0, epochs=3, batch_size=2, shuffle=shuffle, optimizer=opt, progress=False)
+    after = _fit_state(net)
+    assert after[0] == before[0] and after[2:4] == before[2:4] and after[5:] == before[5:]
+    assert after[1] is before[1] and after[4] is before[4]
+    # Nothing of the refused call survives: training on from here equals training a twin.
+    twin = _trained_net()
+    twin.dropout = 0.2
+    for n in (net, twin):
+        n.fit(X0, Y0, epochs=2, batch_size=2, shuffle=shuffle, progress=False)
+    assert net.params.tobytes() == twin.params.tobytes()
+    assert net.history.loss == twin.history.loss
+
+
+def test_fit_checks_x_only_once_per_call(monkeypatch):
+    # The up-front scan is skipped when the kernel will see every row...
+    import numbanet._validation as validation
+
+    calls = []
+    real = validation.first_nonfinite_row
+    monkeypatch.setattr(validation, "first_nonfinite_row", lambda A: calls.append(A.shape) or real(A))
+    net = _trained_net()
+    net.fit(X0, Y0, epochs=2, batch_size=4, progress=False)
+    assert (N, D) not in calls
+    # ...and done when some rows are not trained on (a validation split), where the kernel would
+    # never see a NaN in the held-out rows.
+    X = _with(X0, (5, 2), np.inf)
+    snap = _snapshot(net)
+    for split in (0.25, 0.5):
+        with pytest.raises(ValueError, match=_re("X contains NaN or infinity (first at row 5, column 2")):
+            net.fit(X, Y0, epochs=1, validation_split=split, progress=False)
+    _assert_unchanged(net, snap)
+    assert (N, D) in calls

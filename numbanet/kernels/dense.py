@@ -16,17 +16,16 @@ where the rows of :math:`\Delta` already carry the batch weights
 sums above *are* the batch means :math:`(1/n)(\Delta^l)^T A^{l-1}` of the
 textbook.
 
-Matrix products go to BLAS through ``np.dot(a, b, out)`` (SciPy provides the
-bindings) -- except tiny ones (at most ``SMALL`` multiply-adds), where the
+Matrix products go to BLAS through :func:`numbanet.kernels.blas.gemm` (SciPy's
+BLAS, as Numba's ``np.dot`` uses) -- except tiny ones (at most ``SMALL`` multiply-adds), where the
 fixed cost of a BLAS call (argument checks, dispatch, threading decisions)
 exceeds the arithmetic, and a plain loop in the kernel is several times
 faster.  Everything else is fused into single passes over the output.
 """
 
-import numpy as np
-
 from numbanet._jit import jit, jit_inline
 from numbanet.kernels.activations import backprop_inplace, bias_activate
+from numbanet.kernels.blas import gemm
 
 #: Products of at most this many multiply-adds are done by loops, not BLAS.
 SMALL = 4096
@@ -38,7 +37,7 @@ def matmul_nt(A, B, out):
     n, k = A.shape
     m = B.shape[0]
     if n * k * m > SMALL:
-        np.dot(A, B.T, out)
+        gemm(A, B, out, False, True, 1.0, 0.0)
         return
     for i in range(n):
         for j in range(m):
@@ -54,7 +53,7 @@ def matmul_nn(A, B, out):
     n, k = A.shape
     m = B.shape[1]
     if n * k * m > SMALL:
-        np.dot(A, B, out)
+        gemm(A, B, out, False, False, 1.0, 0.0)
         return
     for i in range(n):
         for j in range(m):
@@ -71,7 +70,7 @@ def matmul_tn(A, B, out):
     n, k = A.shape
     m = B.shape[1]
     if n * k * m > SMALL:
-        np.dot(A.T, B, out)
+        gemm(A, B, out, True, False, 1.0, 0.0)
         return
     for p in range(k):
         for j in range(m):
@@ -178,3 +177,50 @@ def layer_gradients(delta, A_prev, dW, db):
     for i in range(n):
         for j in range(m):
             db[j] += delta[i, j]
+
+
+@jit_inline
+def sgd_layer(delta, A_prev, W, b, dW, db, lr):
+    r"""Plain SGD on one layer straight from its delta: :math:`W \leftarrow W - \eta\,\Delta^T A_{prev}`.
+
+    With ``eta = lr`` in the parameters' dtype, this is :func:`layer_gradients`
+    followed by :func:`numbanet.kernels.updates.sgd_step` on the layer, with
+    the weight product folded into the update: one BLAS call with
+    ``alpha = -eta`` and ``beta = 1`` adds :math:`-\eta\,\Delta^T A_{prev}`
+    to ``W``, so ``dW`` is neither written nor read (BLAS rounds once where
+    the two steps round twice).  Tiny products (``SMALL``) and the bias go
+    through ``dW``/``db`` and the same ``theta -= eta * g`` as ``sgd_step``,
+    bit for bit.
+
+    Parameters
+    ----------
+    delta : array of shape (n_samples, n_out)
+    A_prev : array of shape (n_samples, n_in)
+    W : array of shape (n_out, n_in)
+        Updated in place.
+    b : array of shape (n_out,)
+        Updated in place.
+    dW : array of shape (n_out, n_in)
+        Scratch for tiny products.
+    db : array of shape (n_out,)
+        Filled with the bias gradient.
+    lr : float
+        Learning rate.
+    """
+    eta = W.dtype.type(lr)
+    n, m = delta.shape
+    k = A_prev.shape[1]
+    if n * k * m > SMALL:
+        gemm(delta, A_prev, W, True, False, -eta, 1.0)
+    else:
+        matmul_tn(delta, A_prev, dW)
+        for j in range(m):
+            for p in range(k):
+                W[j, p] -= eta * dW[j, p]
+    for j in range(m):
+        db[j] = 0.0
+    for i in range(n):
+        for j in range(m):
+            db[j] += delta[i, j]
+    for j in range(m):
+        b[j] -= eta * db[j]

@@ -39,11 +39,11 @@ import numpy as np
 
 from numbanet._jit import jit, jit_inline
 from numbanet.kernels.activations import bias_activate, needs_z
-from numbanet.kernels.dense import forward, hidden_delta, layer_gradients, matmul_nt
+from numbanet.kernels.dense import forward, hidden_delta, layer_gradients, matmul_nt, sgd_layer
 from numbanet.kernels.losses import is_simplified, output_cost, output_delta
 from numbanet.kernels.rng import shuffle as rng_shuffle
 from numbanet.kernels.rng import uniform
-from numbanet.kernels.updates import clip_by_global_norm, update
+from numbanet.kernels.updates import H_MOMENTUM, H_WEIGHT_DECAY, SGD, clip_by_global_norm, update
 
 Model = namedtuple("Model", ["theta", "sizes", "w_off", "b_off", "acts", "custom", "loss", "l2", "fns"])
 Data = namedtuple("Data", ["X", "Y", "sw", "sw_total"])
@@ -71,19 +71,21 @@ Run = namedtuple(
 
 OK = 0
 DIVERGED = 1
+BAD_INPUT = 2  # a gathered row of X holds NaN or ±inf (handled as DIVERGED, but not the optimizer's doing)
 
 # Entries of the int64 position array ``Run.pos`` of :func:`train_slice`.
 POS_EPOCH = 0  # epochs of the run completed
 POS_BATCH = 1  # next mini-batch of the current epoch (0: the epoch has not started)
 POS_T = 2  # optimizer steps taken in total
 POS_T0 = 3  # optimizer steps at the start of the current epoch
-POS_STATUS = 4  # OK or DIVERGED
-POS_BAD_EPOCH = 5  # on divergence: the run's epoch ...
+POS_STATUS = 4  # OK, DIVERGED or BAD_INPUT
+POS_BAD_EPOCH = 5  # on divergence or bad input: the run's epoch ...
 POS_BAD_BATCH = 6  # ... and the batch where it happened
 POS_SAMPLES = 7  # rows processed by the run (every mini-batch, the partial epoch included)
 POS_DONE = 8  # mini-batches run by the last call
 POS_SAMPLES0 = 9  # rows processed at the start of the current epoch
-N_POS = 10
+POS_BAD_ROW = 10  # on bad input: the row of X
+N_POS = 11
 
 
 @jit
@@ -239,7 +241,7 @@ def forward_batch(Ws, bs, acts, custom, fns, As, Zs, m, dropout, Ms, rng, keep_l
 
 @jit_inline
 def batch_step(
-    Ws, bs, dWs, dbs, acts, custom, fns, loss, As, Zs, Ds, Ms, Yb, rw, m, dropout, rng, keep_logits, want_grad
+    Ws, bs, dWs, dbs, acts, custom, fns, loss, As, Zs, Ds, Ms, Yb, rw, m, dropout, rng, keep_logits, want_grad, sgd_lr
 ):
     """Forward, weighted mean cost and (with ``want_grad``) backward of ``m`` rows in the work buffers.
 
@@ -249,6 +251,13 @@ def batch_step(
     every hidden delta is :func:`numbanet.kernels.dense.hidden_delta`, under
     dropout then multiplied by the layer's mask (σ' computed from the unscaled
     activation).  It is skipped when the cost is not finite.
+
+    With ``sgd_lr >= 0`` the backward pass is also plain SGD's step at that
+    learning rate: each layer's weights and bias are updated as soon as its
+    delta has gone down to the layer below
+    (:func:`numbanet.kernels.dense.sgd_layer`, the weight gradient folded into
+    the update's matrix product), and ``dWs`` holds nothing of use.  Pass -1
+    for the gradient alone.
 
     Returns
     -------
@@ -271,17 +280,21 @@ def batch_step(
     a_scale = 1.0 - dropout
     for l in range(L - 1, -1, -1):
         A_prev = As[l][:m]
-        layer_gradients(delta, A_prev, dWs[l], dbs[l])
+        if l > 0:  # the delta below first: it needs this layer's weights before any update
+            nxt = Ds[l - 1][:m]
+            Z = Zs[l - 1][:m] if needs_z(acts[l - 1]) else A_prev
+            hidden_delta(delta, Ws[l], A_prev, Z, acts[l - 1], custom[l - 1], fns, a_scale, nxt)
+            if dropout > 0.0:
+                M = Ms[l - 1][:m]
+                for i in range(m):
+                    for j in range(nxt.shape[1]):
+                        nxt[i, j] *= M[i, j]
+        if sgd_lr >= 0.0:
+            sgd_layer(delta, A_prev, Ws[l], bs[l], dWs[l], dbs[l], sgd_lr)
+        else:
+            layer_gradients(delta, A_prev, dWs[l], dbs[l])
         if l == 0:
             break
-        nxt = Ds[l - 1][:m]
-        Z = Zs[l - 1][:m] if needs_z(acts[l - 1]) else A_prev
-        hidden_delta(delta, Ws[l], A_prev, Z, acts[l - 1], custom[l - 1], fns, a_scale, nxt)
-        if dropout > 0.0:
-            M = Ms[l - 1][:m]
-            for i in range(m):
-                for j in range(nxt.shape[1]):
-                    nxt[i, j] *= M[i, j]
         delta = nxt
     return c
 
@@ -326,24 +339,34 @@ def copy_rows(src, src_start, m, dst, dst_start):
 
 @jit
 def _gather(X, Y, sw, idx, start, m, A0, Yb, rw):
-    """Copy rows ``idx[start:start+m]`` of X and Y into the batch buffers; return ``sum(sw)`` over them.
+    """Copy rows ``idx[start:start+m]`` of X and Y into the batch buffers; return ``(sum(sw) over them, bad)``.
 
-    The row weights ``rw`` are set to ``sw_i / sum(sw)``.
+    The row weights ``rw`` are set to ``sw_i / sum(sw)``.  ``bad`` is -1, or
+    the index of a row of ``X`` holding NaN or ±inf (then nothing else is
+    done).  Checking while copying costs next to nothing -- the copy waits
+    on memory, and ``v - v`` is 0 for every finite ``v`` and NaN otherwise,
+    a branch-free test that vectorises with it -- and it spares ``fit`` a
+    separate pass over the whole of ``X``: every epoch gathers every row.
     """
     n_in = X.shape[1]
     n_out = Y.shape[1]
     total = 0.0
     for i in range(m):
         r = idx[start + i]
+        ok = True
         for j in range(n_in):
-            A0[i, j] = X[r, j]
+            v = X[r, j]
+            ok &= (v - v) == 0
+            A0[i, j] = v
+        if not ok:
+            return 0.0, r
         for j in range(n_out):
             Yb[i, j] = Y[r, j]
         total += sw[r]
     # Divide, not multiply by 1/total: 1/total overflows for subnormal totals.
     for i in range(m):
         rw[i] = sw[idx[start + i]] / total if total > 0 else 0.0
-    return total
+    return total, -1
 
 
 @jit_inline
@@ -411,7 +434,7 @@ def cost_and_gradient(model, data, work, grad, want_grad):
         for i in range(m):
             rw[i] = sw[start + i] / swsum if swsum > 0 else 0.0
         cost += batch_step(
-            Ws, bs, dWs, dbs, acts, custom, fns, loss, As, Zs, Ds, Ms, Yb, rw, m, 0.0, no_rng, logits, want_grad
+            Ws, bs, dWs, dbs, acts, custom, fns, loss, As, Zs, Ds, Ms, Yb, rw, m, 0.0, no_rng, logits, want_grad, -1.0
         )
         if want_grad:
             for k in range(n_params):
@@ -429,6 +452,19 @@ def _all_finite(v):
         if not np.isfinite(v[k]):
             return False
     return True
+
+
+@jit
+def _restore(theta, state, backup, pos):
+    """Put ``theta``, the optimizer state and the position back to the start of the current epoch."""
+    P = theta.size
+    for k in range(P):
+        theta[k] = backup[k]
+        state[0, k] = backup[P + k]
+        state[1, k] = backup[2 * P + k]
+    pos[POS_T] = pos[POS_T0]
+    pos[POS_SAMPLES] = pos[POS_SAMPLES0]
+    pos[POS_BATCH] = 0
 
 
 @jit_inline
@@ -472,7 +508,9 @@ def train_slice(model, data, work, run, max_batches, stop_at_epoch_end):
         ``POS_BAD_EPOCH`` and ``POS_BAD_BATCH`` say where the cost or the
         parameters stopped being finite, and ``theta``, ``state``,
         ``pos[POS_T]`` and ``pos[POS_SAMPLES]`` are restored to the start of
-        that epoch (``pos[POS_BATCH]`` is 0 again); ``acc``: float64 (1,),
+        that epoch (``pos[POS_BATCH]`` is 0 again); a gathered row of ``X``
+        holding NaN or ±inf stops the call the same way, with status
+        ``BAD_INPUT`` and the row in ``POS_BAD_ROW``; ``acc``: float64 (1,),
         the running weighted cost of the current epoch.
     max_batches : int
         The most mini-batches this call runs; 0 runs none (a call that only
@@ -496,6 +534,8 @@ def train_slice(model, data, work, run, max_batches, stop_at_epoch_end):
     l2, clip, dropout, rng, lrs = model.l2, run.clip, run.dropout, run.rng, run.lrs
     opt_code, hyper, shuffle = run.opt_code, run.hyper, run.shuffle
     epoch_losses, sw_total = run.epoch_losses, data.sw_total
+    # Plain SGD without L2 or clipping updates each layer inside the backward pass (batch_step).
+    fused = opt_code == SGD and hyper[H_MOMENTUM] == 0.0 and hyper[H_WEIGHT_DECAY] == 0.0 and l2 == 0.0 and clip == 0.0
     pos[POS_STATUS] = OK
     done = 0
     while pos[POS_EPOCH] < lrs.size and done < max_batches:
@@ -515,9 +555,36 @@ def train_slice(model, data, work, run, max_batches, stop_at_epoch_end):
                 rng_shuffle(order, rng)
         start = b * batch_size
         m = min(batch_size, n - start)
-        wsum = _gather(X, Y, sw, order, start, m, As[0], Yb, rw)
+        wsum, bad_row = _gather(X, Y, sw, order, start, m, As[0], Yb, rw)
+        if bad_row >= 0:
+            # Restored below like a divergence; Python finds the first bad value and refuses X.
+            _restore(theta, state, backup, pos)
+            pos[POS_STATUS] = BAD_INPUT
+            pos[POS_BAD_EPOCH] = e
+            pos[POS_BAD_BATCH] = b
+            pos[POS_BAD_ROW] = bad_row
+            break
         c = batch_step(
-            Ws, bs, dWs, dbs, acts, custom, fns, loss, As, Zs, Ds, Ms, Yb, rw, m, dropout, rng, logits, wsum > 0
+            Ws,
+            bs,
+            dWs,
+            dbs,
+            acts,
+            custom,
+            fns,
+            loss,
+            As,
+            Zs,
+            Ds,
+            Ms,
+            Yb,
+            rw,
+            m,
+            dropout,
+            rng,
+            logits,
+            wsum > 0,
+            lrs[e] if fused else -1.0,
         )
         if l2 != 0.0:
             c += l2_penalty(theta, sizes, w_off, l2)
@@ -525,24 +592,19 @@ def train_slice(model, data, work, run, max_batches, stop_at_epoch_end):
         if ok:
             acc[0] += wsum * c
             if wsum > 0:
-                if l2 != 0.0:
-                    add_l2_gradient(theta, grad, sizes, w_off, l2)
-                if clip > 0.0:
-                    clip_by_global_norm(grad, clip)
                 pos[POS_T] += 1
-                update(opt_code, theta, grad, state, hyper, lrs[e], pos[POS_T])
+                if not fused:
+                    if l2 != 0.0:
+                        add_l2_gradient(theta, grad, sizes, w_off, l2)
+                    if clip > 0.0:
+                        clip_by_global_norm(grad, clip)
+                    update(opt_code, theta, grad, state, hyper, lrs[e], pos[POS_T])
             pos[POS_SAMPLES] += m
             done += 1
             if b + 1 == n_batches:
                 ok = _all_finite(theta)
         if not ok:
-            for k in range(P):
-                theta[k] = backup[k]
-                state[0, k] = backup[P + k]
-                state[1, k] = backup[2 * P + k]
-            pos[POS_T] = pos[POS_T0]
-            pos[POS_SAMPLES] = pos[POS_SAMPLES0]
-            pos[POS_BATCH] = 0
+            _restore(theta, state, backup, pos)
             pos[POS_STATUS] = DIVERGED
             pos[POS_BAD_EPOCH] = e
             pos[POS_BAD_BATCH] = b
