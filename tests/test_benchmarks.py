@@ -240,7 +240,12 @@ def test_each_workload_runs_tiny(run, name, monkeypatch):
         assert r["impls"]["numbanet"]["median"] > 0
         assert set(r["ratios"]) == set(r["impls"]) - {"numbanet"}
     if w.gemm:
-        assert r["gemm"]["multiple"] > 0 and r["gemm"]["multiple_numba"] > 0 and {"gemm_multiple"} <= checked
+        assert (
+            r["gemm"]["multiple"] > 0
+            and r["gemm"]["multiple_numpy"] > 0
+            and r["gemm"]["multiple_gemms_and_gather"] > 0
+            and {"gemm_multiple"} <= checked
+        )
         assert any("GEMMs alone" in line for line in r["extra_lines"])
     if w.kind == "progress":
         assert checked == {"progress=None", "progress=True"}
