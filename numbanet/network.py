@@ -591,7 +591,10 @@ class Network:
         ValueError
             For invalid input, including a learning-rate schedule that gives a
             non-finite or negative rate for any epoch of this fit (checked
-            before training); nothing is changed.
+            before training); nothing is changed.  NaN or infinity in ``X``
+            is found as the first epoch gathers each row (no separate pass
+            over ``X``); the weights, optimizer and history are then put back
+            as they were before the call.
         RuntimeError
             When another thread is fitting this network right now.
         TrainingDivergedError
