@@ -61,3 +61,24 @@ f = numbanet.save
 print("numbanet.io" in sys.modules, f is sys.modules["numbanet.io"].save, numbanet.io.load is numbanet.load)
 """
     assert _run(code) == ["True True True"]
+
+
+def test_building_copying_and_unpickling_a_network_load_no_kernel():
+    # The first kernel a process loads costs it Numba's own set-up; a network that is only built,
+    # copied or unpickled (a client that ships it to workers) never needs one.
+    code = """
+import pickle, sys
+import numbanet
+from numba.core.registry import CPUDispatcher
+net = numbanet.Network([3, 4, 2], activations=["relu", "softmax"], loss="cross_entropy", seed=0)
+pickle.loads(pickle.dumps(net)).copy()
+loaded = [
+    f"{name}.{attr}"
+    for name, module in list(sys.modules.items())
+    if name.startswith("numbanet.")
+    for attr, value in vars(module).items()
+    if isinstance(value, CPUDispatcher) and value.signatures
+]
+print(",".join(loaded) or "-")
+"""
+    assert _run(code) == ["-"]
