@@ -14,7 +14,6 @@ True
 from numbanet.callbacks import Callback, EarlyStopping, History
 from numbanet.exceptions import ModelFileError, TrainingDivergedError
 from numbanet.gradcheck import GradcheckResult, gradcheck
-from numbanet.io import load, save
 from numbanet.network import Network
 from numbanet.optimizers import SGD, Adam, AdamW, Optimizer, RMSprop
 from numbanet.pieces import Activation, Loss
@@ -57,6 +56,9 @@ __all__ = [
 ]
 
 _LAZY = {
+    # Saving and loading: numbanet.io is as large as the network module and no fit or predict needs it.
+    "save": "numbanet.io",
+    "load": "numbanet.io",
     "MLPClassifier": "numbanet.estimators",
     "MLPRegressor": "numbanet.estimators",
     # Export and import: numbanet.export imports onnx, skl2onnx and torch only inside these functions.
@@ -67,12 +69,13 @@ _LAZY = {
 }
 
 
-#: Submodules loaded on first use: numbanet.testing imports Hypothesis (a test dependency).
-_LAZY_MODULES = ("testing",)
+#: Submodules loaded on first use: numbanet.testing imports Hypothesis (a test dependency); numbanet.io, as above.
+_LAZY_MODULES = ("testing", "io")
 
 
 def __getattr__(name):
-    # The estimators import scikit-learn, which takes longer than all of numbanet: load them on first use.
+    # The estimators import scikit-learn, which takes longer than all of numbanet: load them on first use;
+    # so too the modules that an import, a fit and a predict do not need (a shorter start).
     import importlib
 
     if name in _LAZY:

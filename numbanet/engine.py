@@ -323,7 +323,7 @@ class WorkspacePool:
         self.sizes = sizes
         self.dtype = dtype
         self.keep = keep
-        self._per_row = int(_train.workspace_size(sizes, 1))  # the layout is linear in the capacity
+        self._per_row = None  # buffer length per row of capacity (the layout is linear in it): see _row_length
         self._free = []  # (cap, buffer), most recently released last
         self._lock = threading.Lock()
 
@@ -341,11 +341,19 @@ class WorkspacePool:
             for i in range(len(self._free) - 1, -1, -1):
                 if self._free[i][0] == cap:
                     return self._free.pop(i)[1], cap
-        return np.empty(self._per_row * cap, dtype=self.dtype), cap
+        return np.empty(self._row_length() * cap, dtype=self.dtype), cap
+
+    def _row_length(self):
+        # Asked of the kernel on first use, not when the network is built: building, copying or
+        # unpickling a network then loads no kernel (the first kernel a process loads costs it Numba's
+        # own set-up, a few tenths of a second).
+        if self._per_row is None:
+            self._per_row = int(_train.workspace_size(self.sizes, 1))
+        return self._per_row
 
     def release(self, buffer):
         """Give ``buffer`` back for reuse."""
-        cap = buffer.size // self._per_row
+        cap = buffer.size // self._row_length()
         if cap > CHUNK:
             return  # a whole-data batch: not kept, so memory stays bounded
         with self._lock:

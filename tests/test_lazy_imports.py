@@ -1,0 +1,84 @@
+"""``import numbanet`` loads what a fit and a predict need; the rest loads on first use.
+
+Each check runs in a fresh process, since this one has long imported everything.
+"""
+
+import pathlib
+import subprocess
+import sys
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+
+#: Submodules that neither ``import numbanet`` nor a fit and a predict may import.
+LAZY = ["numbanet.io", "numbanet.estimators", "numbanet.export", "numbanet.testing", "numbanet.distributed"]
+
+
+def _run(code):
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert r.returncode == 0, r.stderr
+    return r.stdout.strip().splitlines()
+
+
+def test_import_fit_and_predict_leave_the_lazy_modules_unloaded():
+    code = f"""
+import sys
+import numpy as np
+import numbanet
+def loaded():
+    return ",".join(m for m in {LAZY!r} if m in sys.modules) or "-"
+print(loaded())
+net = numbanet.Network([2, 3, 1], seed=0)
+net.fit(np.zeros((4, 2)), np.zeros((4, 1)), epochs=1, progress=False)
+net.predict(np.zeros((4, 2)))
+print(loaded())
+"""
+    assert _run(code) == ["-", "-"]
+
+
+def test_lazy_names_work_as_before():
+    code = """
+import sys, numbanet
+assert "numbanet.io" not in sys.modules
+assert {"save", "load", "io"} <= set(dir(numbanet)), dir(numbanet)
+assert {"save", "load"} <= set(numbanet.__all__)
+from numbanet import load, save
+import numbanet.io
+assert numbanet.io is sys.modules["numbanet.io"]
+assert (save, load) == (numbanet.io.save, numbanet.io.load)
+assert (numbanet.save, numbanet.load) == (save, load)
+ns = {}
+exec("from numbanet import *", ns)
+assert (ns["save"], ns["load"]) == (save, load)
+print("ok")
+"""
+    assert _run(code) == ["ok"]
+
+
+def test_attribute_access_alone_loads_io():
+    code = """
+import sys, numbanet
+f = numbanet.save
+print("numbanet.io" in sys.modules, f is sys.modules["numbanet.io"].save, numbanet.io.load is numbanet.load)
+"""
+    assert _run(code) == ["True True True"]
+
+
+def test_building_copying_and_unpickling_a_network_load_no_kernel():
+    # The first kernel a process loads costs it Numba's own set-up; a network that is only built,
+    # copied or unpickled (a client that ships it to workers) never needs one.
+    code = """
+import pickle, sys
+import numbanet
+from numba.core.registry import CPUDispatcher
+net = numbanet.Network([3, 4, 2], activations=["relu", "softmax"], loss="cross_entropy", seed=0)
+pickle.loads(pickle.dumps(net)).copy()
+loaded = [
+    f"{name}.{attr}"
+    for name, module in list(sys.modules.items())
+    if name.startswith("numbanet.")
+    for attr, value in vars(module).items()
+    if isinstance(value, CPUDispatcher) and value.signatures
+]
+print(",".join(loaded) or "-")
+"""
+    assert _run(code) == ["-"]
