@@ -26,6 +26,12 @@ import numpy as np
 
 from numbanet.kernels import training as _train
 
+try:
+    from numba.core.caching import FunctionCache as _FunctionCache
+    from numba.core.runtime.nrt import rtsys as _rtsys
+except ImportError:  # pragma: no cover - another Numba layout: its own loading, unchanged
+    _FunctionCache = None
+
 #: The kernels Python calls: training, prediction, cost and gradient.
 ENTRY_POINTS = ("train_slice_flat", "predict_flat", "cost_and_gradient_flat")
 
@@ -228,3 +234,35 @@ def _exercise(Network, dtype):
     net.fit(X, Y, epochs=1, batch_size=2, progress=False)
     net.predict(X)
     net.loss(X, Y)
+
+
+if _FunctionCache is not None:
+
+    class _KernelCache(_FunctionCache):
+        """Numba's on-disk cache of one numbanet kernel, loading without the registry refresh.
+
+        Before every cache load Numba refreshes its target context: it imports and installs
+        every typing and lowering registry (and with them SciPy's linalg), about 0.2 s the
+        first time in a process.  Those registries serve compiling; a loaded kernel is machine
+        code that needs the runtime (NRT) and the C helpers, which the context sets up when it
+        is created.  So a process that only loads numbanet's kernels skips the refresh; the
+        first compile in it (a new dtype, a custom piece) still refreshes, as Numba's compiler
+        does that itself.
+        """
+
+        def load_overload(self, sig, target_context):
+            _rtsys.initialize(target_context)  # what the refresh does first, and what loaded code needs
+            with self._guard_against_spurious_io_errors():
+                return self._load_overload(sig, target_context)
+
+
+def _load_kernels_without_refresh():
+    """Make every numbanet kernel imported so far load from the cache without Numba's refresh."""
+    if _FunctionCache is None:
+        return
+    for name, module in list(sys.modules.items()):
+        if name.startswith("numbanet.kernels.") and module is not None:
+            for value in vars(module).values():
+                cache = getattr(value, "_cache", None)
+                if type(cache) is _FunctionCache:
+                    cache.__class__ = _KernelCache

@@ -7,6 +7,8 @@ import pathlib
 import subprocess
 import sys
 
+import pytest
+
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 #: Submodules that neither ``import numbanet`` nor a fit and a predict may import.
@@ -82,3 +84,42 @@ loaded = [
 print(",".join(loaded) or "-")
 """
     assert _run(code) == ["-"]
+
+
+LOAD_PROBE = """
+import json, sys
+import numpy as np
+if sys.argv[1] == "refresh":  # Numba's own way: the registry refresh before the first load
+    from numba.core.registry import cpu_target
+    cpu_target.target_context.refresh()
+import numbanet
+out = {}
+for dtype in ("float64", "float32"):
+    rng = np.random.default_rng(0)
+    X = rng.random((40, 5)).astype(dtype)
+    Y = np.eye(3, dtype=dtype)[rng.integers(0, 3, 40)]
+    net = numbanet.Network([5, 7, 3], activations=["tanh", "softmax"], loss="cross_entropy", dtype=dtype, seed=0)
+    h = net.fit(X, Y, epochs=2, batch_size=8, optimizer=numbanet.Adam(lr=0.01), progress=False)
+    Z, A = net.forward(X[:3])
+    dW, db = net.gradients(X, Y)
+    out[dtype] = [h.loss, net.predict(X).tolist(), net.loss(X, Y), A[-1].tolist(), dW[0].tolist(), db[1].tolist()]
+out["registries"] = "numba.np.arraymath" in sys.modules
+print(json.dumps(out))
+"""
+
+
+def _probe(mode):
+    r = subprocess.run([sys.executable, "-c", LOAD_PROBE, mode], capture_output=True, text=True, cwd=ROOT, timeout=600)
+    assert r.returncode == 0, r.stderr
+    import json
+
+    return json.loads(r.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.requires_jit
+def test_cached_kernels_load_without_numbas_registry_refresh_and_compute_the_same():
+    _probe("load")  # compiles into the cache when it is empty
+    loaded, refreshed = _probe("load"), _probe("refresh")
+    assert loaded.pop("registries") is False  # every kernel came from the cache, no refresh
+    assert refreshed.pop("registries") is True
+    assert loaded == refreshed
