@@ -22,15 +22,27 @@ import sys
 import threading
 import time
 
+import numba
 import numpy as np
 
 from numbanet.kernels import training as _train
+
+#: Numba versions (major, minor) on which numbanet's kernels load from the cache without
+#: Numba's registry refresh (:class:`_KernelCache`), a fast path through Numba's private
+#: caching code.  It is tested on these (tests/test_lazy_imports.py); any other Numba
+#: loads as Numba always does.  Add a version here once that test passes on it.
+FAST_LOAD_NUMBA = ((0, 68),)
 
 try:
     from numba.core.caching import FunctionCache as _FunctionCache
     from numba.core.runtime.nrt import rtsys as _rtsys
 except ImportError:  # pragma: no cover - another Numba layout: its own loading, unchanged
     _FunctionCache = None
+if tuple(int(p) for p in numba.__version__.split(".")[:2]) not in FAST_LOAD_NUMBA:
+    _FunctionCache = None  # pragma: no cover - an untested Numba: its own loading, unchanged
+
+#: Whether numbanet's kernels load without Numba's registry refresh in this process.
+FAST_LOAD = _FunctionCache is not None
 
 #: The kernels Python calls: training, prediction, cost and gradient.
 ENTRY_POINTS = ("train_slice_flat", "predict_flat", "cost_and_gradient_flat")
@@ -251,9 +263,13 @@ if _FunctionCache is not None:
         """
 
         def load_overload(self, sig, target_context):
+            try:
+                guard, load = self._guard_against_spurious_io_errors, self._load_overload
+            except AttributeError:  # pragma: no cover - Numba's caching changed: its own way
+                return super().load_overload(sig, target_context)
             _rtsys.initialize(target_context)  # what the refresh does first, and what loaded code needs
-            with self._guard_against_spurious_io_errors():
-                return self._load_overload(sig, target_context)
+            with guard():
+                return load(sig, target_context)
 
 
 def _load_kernels_without_refresh():
