@@ -381,6 +381,7 @@ def run_startup(w, quick, rounds):
     net = {"sizes": w.sizes, "rows": w.size(w.rows, quick), "batch": w.batch, "dtype": w.dtype}
     reps = w.size(w.reps, quick)
     has_torch = peers.have("torch")
+    coldstart.byte_compile()  # numbanet's .pyc files, as torch has its own
     coldstart.run_child("numbanet", None, net=net)  # fill the cache
     if has_torch:
         coldstart.run_child("torch", None)  # and the file system cache
