@@ -390,11 +390,15 @@ def test_sgd_layer_is_layer_gradients_then_sgd_step(n, n_in, n_out, dtype):
     dense.layer_gradients(delta, A_prev, dW, db)
     theta = np.concatenate([W2.ravel(), b2])
     updates.sgd_step(theta, np.concatenate([dW.ravel(), db]), 0.3)
-    dense.sgd_layer(delta, A_prev, W, b, np.empty_like(W), np.empty_like(b), 0.3)
+    dense.sgd_layer(delta, A_prev, W, b, np.empty_like(b), 0.3)
     close(W, theta[: W.size].reshape(W.shape), dtype, scale=n)
     assert b.tobytes() == theta[W.size :].tobytes()  # the bias goes the same way, bit for bit
-    if n * n_in * n_out <= dense.SMALL:  # and so do tiny products
-        assert W.tobytes() == theta[: W.size].tobytes()
+
+
+def test_fold_rows_is_the_fewest_rows_with_every_product_in_blas():
+    sizes = np.array([20, 16, 3], dtype=np.int64)  # per row: 320 and 48 multiply-adds
+    assert dense.fold_rows(sizes) == 86  # 86 * 48 = 4128 > SMALL = 4096 >= 85 * 48
+    assert dense.fold_rows(np.array([784, 128, 10], dtype=np.int64)) == 4
 
 
 @pytest.mark.parametrize("dtype", DTYPES)

@@ -179,18 +179,22 @@ def layer_gradients(delta, A_prev, dW, db):
             db[j] += delta[i, j]
 
 
-@jit_inline
-def sgd_layer(delta, A_prev, W, b, dW, db, lr):
-    r"""Plain SGD on one layer straight from its delta: :math:`W \leftarrow W - \eta\,\Delta^T A_{prev}`.
+@jit
+def sgd_layer(delta, A_prev, W, b, db, lr):
+    r"""Plain SGD's step on one layer straight from its delta, the weight product folded in.
 
-    With ``eta = lr`` in the parameters' dtype, this is :func:`layer_gradients`
-    followed by :func:`numbanet.kernels.updates.sgd_step` on the layer, with
-    the weight product folded into the update: one BLAS call with
-    ``alpha = -eta`` and ``beta = 1`` adds :math:`-\eta\,\Delta^T A_{prev}`
-    to ``W``, so ``dW`` is neither written nor read (BLAS rounds once where
-    the two steps round twice).  Tiny products (``SMALL``) and the bias go
-    through ``dW``/``db`` and the same ``theta -= eta * g`` as ``sgd_step``,
-    bit for bit.
+    With ``eta = lr`` in the parameters' dtype this is :func:`layer_gradients`
+    followed by :func:`numbanet.kernels.updates.sgd_step` on the layer,
+    :math:`W \leftarrow W - \eta\,\Delta^T A_{prev}`, :math:`b \leftarrow b - \eta\,db`,
+    but the weight gradient is never stored: one BLAS call with ``alpha = -eta``
+    and ``beta = 1`` adds :math:`-\eta\,\Delta^T A_{prev}` to ``W`` (BLAS rounds
+    once where the two steps round twice).  The bias goes through ``db`` and
+    the same ``theta -= eta * g`` as ``sgd_step``, bit for bit.
+
+    The training loop folds the step only when every layer's product is above
+    ``SMALL``; tiny products are faster as loops followed by the update kernel.
+    Not inlined: a second copy of the backward pass in the training loop's
+    code doubled the time LLVM spends optimising it.
 
     Parameters
     ----------
@@ -200,23 +204,14 @@ def sgd_layer(delta, A_prev, W, b, dW, db, lr):
         Updated in place.
     b : array of shape (n_out,)
         Updated in place.
-    dW : array of shape (n_out, n_in)
-        Scratch for tiny products.
     db : array of shape (n_out,)
         Filled with the bias gradient.
     lr : float
         Learning rate.
     """
     eta = W.dtype.type(lr)
+    gemm(delta, A_prev, W, True, False, -eta, 1.0)
     n, m = delta.shape
-    k = A_prev.shape[1]
-    if n * k * m > SMALL:
-        gemm(delta, A_prev, W, True, False, -eta, 1.0)
-    else:
-        matmul_tn(delta, A_prev, dW)
-        for j in range(m):
-            for p in range(k):
-                W[j, p] -= eta * dW[j, p]
     for j in range(m):
         db[j] = 0.0
     for i in range(n):
@@ -224,3 +219,12 @@ def sgd_layer(delta, A_prev, W, b, dW, db, lr):
             db[j] += delta[i, j]
     for j in range(m):
         b[j] -= eta * db[j]
+
+
+@jit
+def fold_rows(sizes):
+    """Return the fewest rows of a batch for which every layer's weight product is above ``SMALL``."""
+    most = 0
+    for l in range(sizes.size - 1):
+        most = max(most, SMALL // (sizes[l] * sizes[l + 1]) + 1)
+    return most

@@ -39,7 +39,7 @@ import numpy as np
 
 from numbanet._jit import jit, jit_inline
 from numbanet.kernels.activations import bias_activate, needs_z
-from numbanet.kernels.dense import forward, hidden_delta, layer_gradients, matmul_nt, sgd_layer
+from numbanet.kernels.dense import fold_rows, forward, hidden_delta, layer_gradients, matmul_nt, sgd_layer
 from numbanet.kernels.losses import is_simplified, output_cost, output_delta
 from numbanet.kernels.rng import shuffle as rng_shuffle
 from numbanet.kernels.rng import uniform
@@ -290,7 +290,7 @@ def batch_step(
                     for j in range(nxt.shape[1]):
                         nxt[i, j] *= M[i, j]
         if sgd_lr >= 0.0:
-            sgd_layer(delta, A_prev, Ws[l], bs[l], dWs[l], dbs[l], sgd_lr)
+            sgd_layer(delta, A_prev, Ws[l], bs[l], dbs[l], sgd_lr)
         else:
             layer_gradients(delta, A_prev, dWs[l], dbs[l])
         if l == 0:
@@ -534,8 +534,9 @@ def train_slice(model, data, work, run, max_batches, stop_at_epoch_end):
     l2, clip, dropout, rng, lrs = model.l2, run.clip, run.dropout, run.rng, run.lrs
     opt_code, hyper, shuffle = run.opt_code, run.hyper, run.shuffle
     epoch_losses, sw_total = run.epoch_losses, data.sw_total
-    # Plain SGD without L2 or clipping updates each layer inside the backward pass (batch_step).
+    # Plain SGD without L2 or clipping can update each layer inside the backward pass (batch_step).
     fused = opt_code == SGD and hyper[H_MOMENTUM] == 0.0 and hyper[H_WEIGHT_DECAY] == 0.0 and l2 == 0.0 and clip == 0.0
+    min_fold_rows = fold_rows(sizes)  # ... in batches of at least this many rows (every product in BLAS)
     pos[POS_STATUS] = OK
     done = 0
     while pos[POS_EPOCH] < lrs.size and done < max_batches:
@@ -556,44 +557,40 @@ def train_slice(model, data, work, run, max_batches, stop_at_epoch_end):
         start = b * batch_size
         m = min(batch_size, n - start)
         wsum, bad_row = _gather(X, Y, sw, order, start, m, As[0], Yb, rw)
-        if bad_row >= 0:
-            # Restored below like a divergence; Python finds the first bad value and refuses X.
-            _restore(theta, state, backup, pos)
-            pos[POS_STATUS] = BAD_INPUT
-            pos[POS_BAD_EPOCH] = e
-            pos[POS_BAD_BATCH] = b
-            pos[POS_BAD_ROW] = bad_row
-            break
-        c = batch_step(
-            Ws,
-            bs,
-            dWs,
-            dbs,
-            acts,
-            custom,
-            fns,
-            loss,
-            As,
-            Zs,
-            Ds,
-            Ms,
-            Yb,
-            rw,
-            m,
-            dropout,
-            rng,
-            logits,
-            wsum > 0,
-            lrs[e] if fused else -1.0,
-        )
-        if l2 != 0.0:
-            c += l2_penalty(theta, sizes, w_off, l2)
+        # Plain SGD's step folded into the backward pass when every product goes to BLAS.
+        sgd_lr = lrs[e] if fused and m >= min_fold_rows else -1.0
+        c = np.nan  # a bad row of X ends the slice below, as a divergence does
+        if bad_row < 0:
+            c = batch_step(
+                Ws,
+                bs,
+                dWs,
+                dbs,
+                acts,
+                custom,
+                fns,
+                loss,
+                As,
+                Zs,
+                Ds,
+                Ms,
+                Yb,
+                rw,
+                m,
+                dropout,
+                rng,
+                logits,
+                wsum > 0,
+                sgd_lr,
+            )
+            if l2 != 0.0:
+                c += l2_penalty(theta, sizes, w_off, l2)
         ok = np.isfinite(c)
         if ok:
             acc[0] += wsum * c
             if wsum > 0:
                 pos[POS_T] += 1
-                if not fused:
+                if sgd_lr < 0.0:
                     if l2 != 0.0:
                         add_l2_gradient(theta, grad, sizes, w_off, l2)
                     if clip > 0.0:
@@ -605,7 +602,9 @@ def train_slice(model, data, work, run, max_batches, stop_at_epoch_end):
                 ok = _all_finite(theta)
         if not ok:
             _restore(theta, state, backup, pos)
-            pos[POS_STATUS] = DIVERGED
+            # Python finds the first bad value of X and refuses X; or reports the divergence.
+            pos[POS_STATUS] = DIVERGED if bad_row < 0 else BAD_INPUT
+            pos[POS_BAD_ROW] = bad_row
             pos[POS_BAD_EPOCH] = e
             pos[POS_BAD_BATCH] = b
             break
