@@ -126,3 +126,32 @@ def test_cached_kernels_load_without_numbas_registry_refresh_and_compute_the_sam
     assert loaded.pop("registries") is (not numbanet.warmup.FAST_LOAD)
     assert refreshed.pop("registries") is True
     assert loaded == refreshed
+
+
+COMPILE_AFTER_LOAD = """
+import sys
+import numpy as np
+import numbanet
+rng = np.random.default_rng(0)
+X, Y = rng.random((40, 5)), np.eye(3)[rng.integers(0, 3, 40)]
+numbanet.Network([5, 7, 3], activations=["tanh", "softmax"], seed=0).fit(X, Y, epochs=2, progress=False)
+loaded_only = "numba.np.arraymath" not in sys.modules
+swish = numbanet.Activation(
+    "swish", function=lambda z: z / (1 + np.exp(-z)),
+    derivative=lambda z: (1 + np.exp(-z) + z * np.exp(-z)) / (1 + np.exp(-z)) ** 2,
+)
+net = numbanet.Network([5, 7, 3], activations=[swish, "softmax"], seed=0)
+h = net.fit(X, Y, epochs=3, progress=False)
+print(loaded_only, bool(np.isfinite(h.loss).all()), bool(np.allclose(net.predict(X).sum(axis=1), 1.0)))
+"""
+
+
+@pytest.mark.requires_jit
+def test_a_custom_piece_compiles_after_kernels_loaded_without_the_refresh():
+    # Compiling still sets Numba's registries up itself (a custom piece's callbacks are compiled).
+    _probe("load")  # the cache holds the built-in kernels
+    r = subprocess.run(
+        [sys.executable, "-c", COMPILE_AFTER_LOAD], capture_output=True, text=True, cwd=ROOT, timeout=600
+    )
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == [str(numbanet.warmup.FAST_LOAD), "True", "True"]
