@@ -116,7 +116,7 @@ def epoch_gather(n, batch, sizes, dtype):
     into its work buffer before the products.
     """
     rng = np.random.default_rng(2)
-    X = rng.random((n, sizes[0]), dtype=np.float64).astype(dtype)
+    X = rng.random((n, sizes[0]), dtype=dtype)  # float32 or float64, drawn in place: no float64 copy
     order = rng.permutation(n).astype(np.int64)
     A0 = np.empty((batch, sizes[0]), dtype=dtype)
     gather = _jitted_gather()
