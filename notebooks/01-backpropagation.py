@@ -591,14 +591,10 @@ plt.show()
 # %% [markdown]
 # ## Summary
 #
-# | step | equation | kernel |
-# | --- | --- | --- |
-# | forward | $Z^l = A^{l-1}(W^l)^{\mathsf T} + b^l$, $A^l = \sigma_l(Z^l)$ | `dense.forward` (`dense.linear` + `activations.activate`) |
-# | cost | $C = \sum_i w_i c_i$ | `losses.batch_cost` (from the logits for the natural pairs: `losses.batch_cost_logits`) |
-# | output delta | $\Delta^L = \operatorname{diag}(w)\,\nabla_a c \odot \sigma'(Z^L)$, or $\operatorname{diag}(w)(A^L - Y)$ | `losses.output_delta` (`cost_gradient` + `activations.backprop_inplace`, or `output_delta_simplified`) |
-# | backward | $\Delta^l = (\Delta^{l+1} W^{l+1}) \odot \sigma_l'(Z^l)$ | `dense.hidden_delta` |
-# | gradients | $\partial C/\partial W^l = (\Delta^l)^{\mathsf T} A^{l-1}$, $\partial C/\partial b^l = \sum_{rows} \Delta^l$ | `dense.layer_gradients` |
-# | step | $\theta \leftarrow \theta - \eta\, g$ | `updates.sgd_step` / `updates.update` |
+# Forward pass, cost, output delta, backward recursion, gradients and update: each
+# step above has its row in the table in
+# [docs/derivation.md, "Equations and kernels"](../docs/derivation.md#equations-and-kernels),
+# which maps every equation to its kernel and to its textbook copy in `numbanet.reference`.
 #
 # `numbanet.kernels.training.train_slice(model, data, work, run, max_batches, stop_at_epoch_end)`
 # runs exactly these kernels for every mini-batch (the network, data, work buffer

@@ -575,14 +575,9 @@ plt.show()
 # %% [markdown]
 # ## 小结
 #
-# | 步骤 | 公式 | 内核 |
-# | --- | --- | --- |
-# | 前向传播（第 4 步） | $Z^l = A^{l-1}(W^l)^{\mathsf T} + b^l$，$A^l = \sigma_l(Z^l)$ | `dense.forward`（`dense.linear` + `activations.activate`） |
-# | 代价（第 5 步） | $C = \sum_i w_i c_i$ | `losses.batch_cost`（对上述两种组合由 logits 计算：`losses.batch_cost_logits`） |
-# | 输出层误差（第 6 步） | $\Delta^L = \operatorname{diag}(w)\,\nabla_a c \odot \sigma'(Z^L)$，或 $\operatorname{diag}(w)(A^L - Y)$ | `losses.output_delta`（`cost_gradient` + `activations.backprop_inplace`，或 `output_delta_simplified`） |
-# | 反向递推（第 7 步） | $\Delta^l = (\Delta^{l+1} W^{l+1}) \odot \sigma_l'(Z^l)$ | `dense.hidden_delta` |
-# | 梯度（第 8–9 步） | $\partial C/\partial W^l = (\Delta^l)^{\mathsf T} A^{l-1}$，$\partial C/\partial b^l = \sum_{rows} \Delta^l$ | `dense.layer_gradients` |
-# | 更新（第 10 步） | $\theta \leftarrow \theta - \eta\, g$ | `updates.sgd_step` / `updates.update` |
+# 前向传播、代价、输出层误差、反向递推、梯度和更新：以上每一步在
+# [docs/derivation.md 中 “Equations and kernels” 一节](../docs/derivation.md#equations-and-kernels)的表格中都有对应的一行，
+# 该表列出每个公式对应的内核，以及它在 `numbanet.reference` 中的教科书版本。
 #
 # `numbanet.kernels.training.train_slice(model, data, work, run, max_batches, stop_at_epoch_end)`
 # 对每个小批量运行的正是这些内核（网络、数据、工作缓冲区和本次训练的状态以具名的组合传递：`Model`、`Data`、`Work`、`Run`）。
