@@ -70,15 +70,14 @@ import uuid
 import numpy as np
 
 from numbanet import _validation as check
-from numbanet.callbacks import EarlyStopping, History, Progress, as_callbacks, default_progress
-from numbanet.engine import PendingEpoch, data_fingerprint, schedule_rates
+from numbanet.engine import data_fingerprint, leave_pending, record_epochs, resumable
 from numbanet.exceptions import TrainingDivergedError
 from numbanet.kernels import rng as _rng
 from numbanet.kernels import training as _train
 from numbanet.kernels.updates import clip_by_global_norm, update
 from numbanet.network import Network
-from numbanet.optimizers import SGD, Optimizer
-from numbanet.schedules import as_schedule
+from numbanet.optimizers import SGD
+from numbanet.plan import FitPlan
 
 try:
     from distributed import WorkerPlugin
@@ -599,19 +598,18 @@ class DataParallel:
             return self._fit(
                 X,
                 Y,
-                epochs,
-                batch_size,
-                optimizer,
-                shuffle,
-                validation_data,
-                validation_split,
-                progress,
                 sample_weight,
-                callbacks,
-                early_stopping,
-                lr_schedule,
-                clip_norm,
-                fit_id,
+                epochs=epochs,
+                batch_size=batch_size,
+                optimizer=optimizer,
+                shuffle=shuffle,
+                validation_data=validation_data,
+                validation_split=validation_split,
+                progress=progress,
+                callbacks=callbacks,
+                early_stopping=early_stopping,
+                lr_schedule=lr_schedule,
+                clip_norm=clip_norm,
             )
         except KeyboardInterrupt:
             try:
@@ -629,71 +627,21 @@ class DataParallel:
                 pass
             net._fit_lock.release()
 
-    def _fit(
-        self,
-        X,
-        Y,
-        epochs,
-        batch_size,
-        optimizer,
-        shuffle,
-        validation_data,
-        validation_split,
-        progress,
-        sample_weight,
-        callbacks,
-        early_stopping,
-        lr_schedule,
-        clip_norm,
-        fit_id,
-    ):
+    def _fit(self, X, Y, sample_weight, validation_data=None, **options):
         net = self.net
-        epochs = check.positive_int(epochs, "epochs")
-        batch_size = check.positive_int(batch_size, "batch_size")
         if self.strategy == "sync" and net.dropout > 0:
             raise ValueError(
                 f"strategy='sync' cannot reproduce dropout (this network has dropout={net.dropout}): "
                 "its masks are drawn row by row from one generator; use strategy='local' or dropout=0"
             )
-        split = check.non_negative_float(validation_split, "validation_split", upper=1.0, upper_open=True)
-        if optimizer is None:
-            optimizer = net.optimizer if net.optimizer is not None else SGD(lr=0.1)
-        if not isinstance(optimizer, Optimizer):
-            raise ValueError(f"optimizer must be a numbanet optimizer (SGD, Adam, ...); got {optimizer!r}")
-        schedule = as_schedule(lr_schedule)
-        clip = 0.0 if clip_norm is None else check.non_negative_float(clip_norm, "clip_norm")
-        optimizer._validate()
-        cbs = as_callbacks(callbacks)
-        if early_stopping is not None and early_stopping is not False:
-            if isinstance(early_stopping, EarlyStopping):
-                cbs.append(early_stopping)
-            else:
-                cbs.append(EarlyStopping(patience=check.positive_int(early_stopping, "early_stopping")))
-        if split > 0 and validation_data is not None:
-            raise ValueError("give either validation_data or validation_split, not both")
-        data = self._prepare(X, Y, sample_weight, split)
-        Xv = Yv = None
-        if validation_data is not None:
-            try:
-                Xv, Yv = validation_data
-            except (TypeError, ValueError):
-                raise ValueError("validation_data must be a pair (X_val, Y_val)") from None
-            if _is_dask_array(Xv):
-                Xv = Xv.compute()
-            if _is_dask_array(Yv):
-                Yv = Yv.compute()
-            Xv = net._checked_inputs(Xv, "validation X")
-            Yv = net._checked_targets(Yv, "validation Y")
-            check.check_rows(Xv, Yv, "validation X", "validation Y")
-        first = net.epochs_trained
-        lrs = schedule_rates(schedule, first, epochs, optimizer.lr)
+        plan = FitPlan(net, validation_data=_in_memory(validation_data), **options)
+        data = self._prepare(X, Y, sample_weight, plan.split)
         workers = self._workers()
         # Set-up on the cluster: a failure here (a bad row found by a worker, a lost worker) changes nothing.
         rng_state = net._rng.bit_generator.state
         try:
-            if split > 0:
-                data = self._split_validation(data, split)
-                Xv, Yv = data.pop("val")
+            if plan.split > 0:
+                data = self._split_validation(data, plan)
             if self.warm_up:
                 self._register_warm_up()
             shards = self._place(data, workers)
@@ -701,45 +649,21 @@ class DataParallel:
         except BaseException:
             net._rng.bit_generator.state = rng_state
             raise
-        # From here on the network changes.
-        if progress is None:
-            progress = default_progress()
-        optimizer.bind(net.n_params, net.dtype)
-        net.optimizer = optimizer
-        # An epoch interrupted (by net.fit or a sync fit) on the same data is finished first, as fit does.
-        self._pending_in = net._pending if self.strategy == "sync" else None
+        # From here on the network changes.  An epoch interrupted (by net.fit or a sync fit) on the
+        # same data is finished first, as fit does.
+        pending = net._pending if self.strategy == "sync" else None
         net._pending = None
-        history = History()
-        net.history = history
-        epoch_end = None
-        if cbs or Xv is not None or schedule.needs_loss:
-            epoch_end = net._epoch_end_work(history, cbs, Xv, Yv, schedule, optimizer)
-        bar = Progress(epochs, progress)
-        for cb in cbs:
-            cb.on_train_begin(net)
-        loop = self._sync_loop if self.strategy == "sync" else self._local_loop
+        session = plan.begin(net)
         started = time.perf_counter()
         try:
-            loop(
-                data,
-                epochs,
-                min(batch_size, data["n"]),
-                shuffle,
-                optimizer,
-                schedule,
-                lrs,
-                clip,
-                history,
-                bar,
-                epoch_end,
-                fit_id,
-            )
+            if self.strategy == "sync":
+                _SyncRun(self, data, plan, session, pending).run()
+            else:
+                self._local_loop(data, plan, session)
         finally:
             self.comm["loop_seconds"] = time.perf_counter() - started
-            bar.close()
-        for cb in cbs:
-            cb.on_train_end(net, history)
-        return history
+            session.close()
+        return session.finish()
 
     # ----------------------------------------------------------------- data
 
@@ -806,31 +730,10 @@ class DataParallel:
         sw = check.sample_weights(sample_weight, n)
         return {"kind": "dask", "X": X, "Y": Y, "sw": sw, "n": n}
 
-    def _split_validation(self, data, split):
+    def _split_validation(self, data, plan):
         """Hold out a validation fraction as ``Network.fit`` does (the same rows, from the same generator)."""
-        net = self.net
-        X, Y, sw = data["X"], data["Y"], data["sw"]
-        n_val = int(round(split * X.shape[0]))
-        if n_val < 1 or n_val >= X.shape[0]:
-            raise ValueError(
-                f"validation_split={split} of {X.shape[0]} samples leaves {n_val} for validation and "
-                f"{X.shape[0] - n_val} for training; both need at least 1"
-            )
-        perm = net._rng.permutation(X.shape[0])
-        val, tr = perm[:n_val], np.sort(perm[n_val:])
-        out = dict(
-            data,
-            X=check.read_only(X[tr]),
-            Y=check.read_only(Y[tr]),
-            sw=np.ascontiguousarray(sw[tr]),
-            n=tr.size,
-            xsrc=None,
-            ysrc=None,
-        )
-        if out["sw"].sum() <= 0:
-            raise ValueError("after validation_split every training sample has weight 0")
-        out["val"] = (check.read_only(X[val]), check.read_only(Y[val]))
-        return out
+        X, Y, sw = plan.hold_out(self.net._rng, data["X"], data["Y"], data["sw"])
+        return dict(data, X=X, Y=Y, sw=sw, n=X.shape[0], xsrc=None, ysrc=None)
 
     def _workers(self):
         info = self.client.scheduler_info(n_workers=-1) if self._takes_n_workers() else self.client.scheduler_info()
@@ -1010,125 +913,10 @@ class DataParallel:
                 raise
         return out
 
-    def _sync_loop(self, data, epochs, batch_size, shuffle, opt, schedule, lrs, clip, history, bar, epoch_end, fit_id):
-        net = self.net
-        theta, state = net.params, opt.state
-        sizes, w_off, l2 = net._sizes_arr, net._w_off, float(net.l2)
-        sw, n = data["sw"], data["n"]
-        sw_total = float(sw.sum())
-        unit = bool(np.all(sw == 1.0))
-        n_batches = -(-n // batch_size)
-        hyper, code = opt._hyper(), opt._code
-        grad = np.empty(net.n_params, dtype=net.dtype)
-        backup = np.empty((3, net.n_params), dtype=net.dtype)
-        first = net.epochs_trained
-        t_start = opt.t
-        actors = self._actors
-        comm = {"strategy": "sync", "workers": len(actors), "steps": 0, "bytes_to_workers": 0, "bytes_from_workers": 0}
-        self.comm = comm
-        itemsize = net.dtype.itemsize
-        last_bar = time.perf_counter()
-        # The key under which Network.fit keeps an interrupted epoch (engine.PendingEpoch), for in-memory data.
-        fingerprint = None
-        if data["kind"] == "memory":
-            fingerprint = data_fingerprint(data["X"], data["Y"], sw, batch_size, shuffle)
-        pending = self._pending_in
-        self._pending_in = None
-        if pending is None or fingerprint is None or pending.key != (fingerprint, id(opt), opt.t):
-            pending = None
-        order, b_next, acc, t0 = None, 0, 0.0, opt.t
-        diverged = False
-        rng_before = None  # the generator before this epoch's draw, until the epoch's first step
-        try:
-            for e in range(epochs):
-                if schedule.needs_loss and np.isnan(lrs[e]):
-                    lrs[e] = _check(schedule, first + e, opt.lr)
-                lr = float(lrs[e])
-                samples0 = history.samples
-                if pending is not None:  # finish the interrupted epoch first
-                    order, b_first, acc, t0 = pending.order, pending.batch, pending.acc, pending.t0
-                    backup[:] = pending.backup.reshape(backup.shape)
-                    call = (None, shuffle, batch_size, order)
-                    pending = None
-                else:
-                    backup[0] = theta
-                    backup[1:] = state
-                    t0, b_first, acc = opt.t, 0, 0.0
-                    order = np.arange(n, dtype=np.int64)
-                    rng_before = net._rng_state.copy()  # the draw counts once the epoch's first step is taken
-                    if shuffle:
-                        _rng.shuffle(order, net._rng_state)  # exactly the draw train_slice makes at an epoch's start
-                    call = (rng_before, shuffle, batch_size)
-                b_next = b_first
-                self._gather("begin_epoch", call, first + e, opt.t - t_start + 1, "epoch")
-                for b in range(b_first, n_batches):
-                    start = b * batch_size
-                    m = min(batch_size, n - start)
-                    if unit:
-                        wsum = float(m)
-                    else:
-                        wsum = float(np.cumsum(sw[order[start : start + m]])[-1])  # summed in order, as the kernel
-                    step = opt.t - t_start + 1
-                    c = 0.0
-                    if wsum > 0:
-                        parts = self._gather("gradient", (theta, b, wsum), first + e, step, "step")
-                        comm["bytes_to_workers"] += len(actors) * theta.nbytes
-                        grad[:] = 0.0
-                        for cost, g in parts:
-                            c += cost
-                            if g is not None:
-                                grad += g
-                                comm["bytes_from_workers"] += g.size * itemsize
-                    if l2 != 0.0:
-                        c += _train.l2_penalty(theta, sizes, w_off, l2)
-                    if not np.isfinite(c):
-                        diverged = True
-                        self._restore(backup, opt, t0)
-                        history.samples = samples0
-                        raise TrainingDivergedError(first + e, b + 1, lr)
-                    with _NoInterrupt():
-                        acc += wsum * c
-                        if wsum > 0:
-                            if l2 != 0.0:
-                                _train.add_l2_gradient(theta, grad, sizes, w_off, l2)
-                            if clip > 0.0:
-                                clip_by_global_norm(grad, clip)
-                            update(code, theta, grad, state, hyper, lr, opt.t + 1)
-                            opt.t += 1
-                            comm["steps"] += 1
-                        history.samples += m
-                        history.steps = opt.t - t_start
-                        b_next = b + 1
-                        rng_before = None
-                    now = time.perf_counter()
-                    if now - last_bar > 0.1:
-                        bar.update(e + (b + 1) / n_batches, history)
-                        last_bar = now
-                if not _train._all_finite(theta):
-                    diverged = True
-                    self._restore(backup, opt, t0)
-                    history.samples = samples0
-                    history.steps = opt.t - t_start
-                    raise TrainingDivergedError(first + e, n_batches, lr)
-                b_next = 0
-                if self._end_epoch(
-                    history, first + e, acc / sw_total if sw_total > 0 else 0.0, lr, epochs, e, bar, epoch_end
-                ):
-                    break
-        finally:
-            history.steps = opt.t - t_start
-            if rng_before is not None and not diverged:
-                # Stopped before the epoch's first step: undraw its order, as the kernel draws it together
-                # with that step, so that the next fit draws the same one.
-                net._rng_state[:] = rng_before
-            if 0 < b_next < n_batches and not diverged and fingerprint is not None:
-                # Stopped inside an epoch: leave it pending, as Network.fit does, for this or a later fit.
-                net._pending = PendingEpoch(
-                    (fingerprint, id(opt), opt.t), order, b_next, acc, backup.reshape(-1).copy(), t0
-                )
-
-    def _local_loop(self, data, epochs, batch_size, shuffle, opt, schedule, lrs, clip, history, bar, epoch_end, fit_id):
-        net = self.net
+    def _local_loop(self, data, plan, session):
+        net, opt, history, bar = self.net, plan.optimizer, session.history, session.bar
+        epochs, schedule, lrs, fit_id = plan.epochs, plan.schedule, plan.lrs, self.fit_id
+        batch_size = plan.batch_for(data["n"])
         actors = self._actors
         W = len(actors)
         infos = self._gather("info", (), net.epochs_trained, 0, "setup")
@@ -1136,7 +924,11 @@ class DataParallel:
         weights = shard_w / shard_w.sum()
         seeds = [int(_rng.next_u64(net._rng_state)) for _ in actors]  # each worker its own stream, from net's
         self._gather(
-            "begin_local", [(s, batch_size, _fresh(opt), shuffle, clip) for s in seeds], net.epochs_trained, 0, "setup"
+            "begin_local",
+            [(s, batch_size, _fresh(opt), plan.shuffle, plan.clip) for s in seeds],
+            net.epochs_trained,
+            0,
+            "setup",
         )
         n = data["n"]
         steps_per_epoch = -(-(-(-n // batch_size)) // W)
@@ -1169,7 +961,7 @@ class DataParallel:
                 res = self._gather("local_round", (theta, state, opt.t, lr, k, fit_id), first + e, rnd, "round")
                 comm["bytes_to_workers"] += W * (theta.nbytes + state.nbytes)
                 if any(r[7] for r in res):
-                    self._restore(backup, opt, t0)
+                    _restore(net, backup, opt, t0)
                     history.samples, history.steps = samples0, steps0
                     raise TrainingDivergedError(first + e, done + max(r[6] for r in res) + 1, lr)
                 new_theta = np.zeros_like(theta)
@@ -1179,7 +971,7 @@ class DataParallel:
                     new_state += wk * r[1]
                     comm["bytes_from_workers"] += r[0].nbytes + r[1].nbytes
                 if not _train._all_finite(new_theta):
-                    self._restore(backup, opt, t0)
+                    _restore(net, backup, opt, t0)
                     history.samples, history.steps = samples0, steps0
                     raise TrainingDivergedError(first + e, done + k, lr)
                 ran = min(r[6] for r in res)
@@ -1198,27 +990,178 @@ class DataParallel:
                 if ran < k:  # the workers were told to stop (Ctrl-C on the client)
                     raise KeyboardInterrupt
                 bar.update(e + done / steps_per_epoch, history)
-            if self._end_epoch(history, first + e, cost / wsum if wsum > 0 else 0.0, lr, epochs, e, bar, epoch_end):
+            if _end_epoch(net, session, e, cost / wsum if wsum > 0 else 0.0, lr):
                 break
 
-    def _end_epoch(self, history, epoch, loss, lr, epochs, e, bar, epoch_end):
-        """Record a completed epoch, run the per-epoch work; return True to stop."""
-        with _NoInterrupt():
-            history.epoch.append(epoch)
-            history.loss.append(float(loss))
-            history.lr.append(lr)
-            self.net.epochs_trained += 1
-        stop = bool(epoch_end(history)) if epoch_end is not None else False
-        bar.update(e + 1, history)
-        if stop:
-            history.stopped_early = e + 1 < epochs
-        return stop
 
-    def _restore(self, backup, opt, t0):
+def _end_epoch(net, session, e, loss, lr):
+    """Record epoch ``e`` of the fit as completed, run the per-epoch work; return True to stop."""
+    history, epochs = session.history, session.plan.epochs
+    with _NoInterrupt():
+        record_epochs(net, history, net.epochs_trained, [loss], [lr])
+    stop = bool(session.epoch_end(history)) if session.epoch_end is not None else False
+    session.bar.update(e + 1, history)
+    if stop:
+        history.stopped_early = e + 1 < epochs
+    return stop
+
+
+def _restore(net, backup, opt, t0):
+    """Put back the weights, optimizer state and step count of an epoch's start."""
+    with _NoInterrupt():
+        net.params[:] = backup[0]
+        opt.state[:] = backup[1:]
+        opt.t = t0
+
+
+class _SyncRun:
+    """One ``strategy="sync"`` fit: the client's loop over the global mini-batches.
+
+    The workers compute their parts of each batch's weighted cost and
+    gradient; the client adds them in shard order and takes the optimizer
+    step.  The epoch bookkeeping is :class:`~numbanet.engine.TrainingRun`'s:
+    a backup at each epoch's start, put back on divergence; an epoch stopped
+    inside left pending on the network (:func:`~numbanet.engine.leave_pending`);
+    the generator's draw for an epoch undone when it stops before the
+    epoch's first step (the kernel draws the order together with that step).
+    """
+
+    def __init__(self, dp, data, plan, session, pending):
+        net = self.net = dp.net
+        self.dp, self.plan, self.session, self.history = dp, plan, session, session.history
+        self.opt = plan.optimizer
+        self.sw, self.n = data["sw"], data["n"]
+        self.sw_total = float(self.sw.sum())
+        self.unit = bool(np.all(self.sw == 1.0))
+        self.batch_size = plan.batch_for(self.n)
+        self.n_batches = -(-self.n // self.batch_size)
+        self.grad = np.empty(net.n_params, dtype=net.dtype)
+        self.hyper = self.opt._hyper()
+        self.backup = np.empty((3, net.n_params), dtype=net.dtype)
+        self.first, self.t_start = net.epochs_trained, self.opt.t
+        self.comm = dp.comm = {
+            "strategy": "sync",
+            "workers": len(dp._actors),
+            "steps": 0,
+            "bytes_to_workers": 0,
+            "bytes_from_workers": 0,
+        }
+        # The key under which Network.fit keeps an interrupted epoch: in-memory data only.
+        self.fingerprint = None
+        if data["kind"] == "memory":
+            self.fingerprint = data_fingerprint(data["X"], data["Y"], self.sw, self.batch_size, plan.shuffle)
+        self.pending = resumable(pending, self.fingerprint, self.opt)
+        self.order, self.b_next, self.acc, self.t0 = None, 0, 0.0, self.opt.t
+        self.diverged = False
+        self.rng_before = None  # the generator before this epoch's draw, until the epoch's first step
+        self.last_bar = time.perf_counter()
+
+    def run(self):
+        """Train every epoch of the plan; leave the network consistent whatever stops it."""
+        plan, opt = self.plan, self.opt
+        try:
+            for e in range(plan.epochs):
+                if plan.schedule.needs_loss and np.isnan(plan.lrs[e]):
+                    plan.lrs[e] = _check(plan.schedule, self.first + e, opt.lr)
+                lr = float(plan.lrs[e])
+                samples0 = self.history.samples
+                for b in range(self._begin_epoch(e), self.n_batches):
+                    self._step(e, b, lr, samples0)
+                if not _train._all_finite(self.net.params):
+                    self._diverge(samples0, self.first + e, self.n_batches, lr)
+                self.b_next = 0
+                if _end_epoch(self.net, self.session, e, self.acc / self.sw_total if self.sw_total > 0 else 0.0, lr):
+                    break
+        finally:
+            self._leave()
+
+    def _begin_epoch(self, e):
+        """Take a backup and the epoch's row order (or the pending epoch's); return the first batch."""
+        net, opt, backup = self.net, self.opt, self.backup
+        if self.pending is not None:  # finish the interrupted epoch first
+            p, self.pending = self.pending, None
+            self.order, b_first, self.acc, self.t0 = p.order, p.batch, p.acc, p.t0
+            backup[:] = p.backup.reshape(backup.shape)
+            call = (None, self.plan.shuffle, self.batch_size, self.order)
+        else:
+            backup[0] = net.params
+            backup[1:] = opt.state
+            self.t0, b_first, self.acc = opt.t, 0, 0.0
+            self.order = np.arange(self.n, dtype=np.int64)
+            self.rng_before = net._rng_state.copy()  # the draw counts once the epoch's first step is taken
+            if self.plan.shuffle:
+                _rng.shuffle(self.order, net._rng_state)  # exactly the draw train_slice makes at an epoch's start
+            call = (self.rng_before, self.plan.shuffle, self.batch_size)
+        self.b_next = b_first
+        self.dp._gather("begin_epoch", call, self.first + e, opt.t - self.t_start + 1, "epoch")
+        return b_first
+
+    def _step(self, e, b, lr, samples0):
+        """Mini-batch ``b`` of epoch ``e``: gather its gradient parts, check the cost, take the step."""
+        net, opt, history, comm = self.net, self.opt, self.history, self.comm
+        theta = net.params
+        start = b * self.batch_size
+        m = min(self.batch_size, self.n - start)
+        if self.unit:
+            wsum = float(m)
+        else:
+            wsum = float(np.cumsum(self.sw[self.order[start : start + m]])[-1])  # summed in order, as the kernel
+        c = self._gather_gradient(theta, b, wsum, self.first + e, opt.t - self.t_start + 1)
+        if net.l2 != 0.0:
+            c += _train.l2_penalty(theta, net._sizes_arr, net._w_off, float(net.l2))
+        if not np.isfinite(c):
+            self._diverge(samples0, self.first + e, b + 1, lr)
         with _NoInterrupt():
-            self.net.params[:] = backup[0]
-            opt.state[:] = backup[1:]
-            opt.t = t0
+            self.acc += wsum * c
+            if wsum > 0:
+                if net.l2 != 0.0:
+                    _train.add_l2_gradient(theta, self.grad, net._sizes_arr, net._w_off, float(net.l2))
+                if self.plan.clip > 0.0:
+                    clip_by_global_norm(self.grad, self.plan.clip)
+                update(opt._code, theta, self.grad, opt.state, self.hyper, lr, opt.t + 1)
+                opt.t += 1
+                comm["steps"] += 1
+            history.samples += m
+            history.steps = opt.t - self.t_start
+            self.b_next = b + 1
+            self.rng_before = None
+        now = time.perf_counter()
+        if now - self.last_bar > 0.1:
+            self.session.bar.update(e + (b + 1) / self.n_batches, history)
+            self.last_bar = now
+
+    def _gather_gradient(self, theta, b, wsum, epoch, step):
+        """Add the workers' parts of batch ``b`` into ``self.grad``; return the batch's cost."""
+        c = 0.0
+        if wsum > 0:
+            parts = self.dp._gather("gradient", (theta, b, wsum), epoch, step, "step")
+            self.comm["bytes_to_workers"] += len(parts) * theta.nbytes
+            self.grad[:] = 0.0
+            for cost, g in parts:
+                c += cost
+                if g is not None:
+                    self.grad += g
+                    self.comm["bytes_from_workers"] += g.size * self.net.dtype.itemsize
+        return c
+
+    def _diverge(self, samples0, epoch, batch, lr):
+        self.diverged = True
+        _restore(self.net, self.backup, self.opt, self.t0)
+        self.history.samples = samples0
+        self.history.steps = self.opt.t - self.t_start
+        raise TrainingDivergedError(epoch, batch, lr)
+
+    def _leave(self):
+        self.history.steps = self.opt.t - self.t_start
+        if self.diverged:
+            return
+        if self.rng_before is not None:
+            # Stopped before the epoch's first step: undraw its order, so that the next fit draws the same one.
+            self.net._rng_state[:] = self.rng_before
+        if 0 < self.b_next < self.n_batches and self.fingerprint is not None:
+            # Stopped inside an epoch: leave it pending, as Network.fit does, for this or a later fit.
+            backup = self.backup.reshape(-1).copy()
+            leave_pending(self.net, self.fingerprint, self.opt, self.order, self.b_next, self.acc, backup, self.t0)
 
 
 def _fresh(opt):
@@ -1235,6 +1178,17 @@ def _check(schedule, epoch, base_lr):
     from numbanet.engine import check_rate
 
     return check_rate(schedule(epoch, base_lr), epoch)
+
+
+def _in_memory(validation_data):
+    """Compute Dask arrays in ``validation_data`` on the client (validation runs there)."""
+    if validation_data is None:
+        return None
+    try:
+        Xv, Yv = validation_data
+    except (TypeError, ValueError):
+        return validation_data  # FitPlan refuses it with its message
+    return (Xv.compute() if _is_dask_array(Xv) else Xv, Yv.compute() if _is_dask_array(Yv) else Yv)
 
 
 def _is_lost(exc):

@@ -108,6 +108,30 @@ class PendingEpoch:
         self.t0 = t0
 
 
+def resumable(pending, fingerprint, optimizer):
+    """Return ``pending`` if a fit on data ``fingerprint`` with ``optimizer`` continues it, else None.
+
+    It does when the data and batching are the same, the optimizer is the
+    same object, and it has taken no step since the interruption.
+    """
+    if pending is None or fingerprint is None or pending.key != (fingerprint, id(optimizer), optimizer.t):
+        return None
+    return pending
+
+
+def leave_pending(net, fingerprint, optimizer, order, batch, acc, backup, t0):
+    """Keep an epoch stopped before batch ``batch`` on ``net``, for the next fit to finish."""
+    net._pending = PendingEpoch((fingerprint, id(optimizer), optimizer.t), order, batch, acc, backup, t0)
+
+
+def record_epochs(net, history, first, losses, lrs):
+    """Append completed epochs ``first, first + 1, ...`` to ``history`` and count them on ``net``."""
+    history.epoch += range(first, first + len(losses))
+    history.loss += [float(v) for v in losses]
+    history.lr += [float(v) for v in lrs]
+    net.epochs_trained += len(losses)
+
+
 class TrainingRun:
     """One ``fit``: its buffers, its position, and the loop over slices.
 
@@ -118,38 +142,28 @@ class TrainingRun:
         Validated, C-contiguous, of the network's dtype (read-only is fine).
     sw : float64 array of shape (n_samples,)
         Sample weights.
-    epochs, batch_size : int
-    shuffle : bool
-    optimizer : Optimizer
-        Already bound to the network (its state matches the parameters).
-    schedule : Schedule
-    lrs : float64 array of shape (epochs,)
-        Learning rate of each epoch, computed up front for schedules that do
-        not watch the loss (NaN placeholders otherwise, filled epoch by epoch).
-    clip : float
-    history : History
-    bar : Progress
-    epoch_end : callable or None
-        ``epoch_end(history) -> bool``, per-epoch work run after each epoch
-        (validation, schedules, callbacks); returning True stops the run.
+    plan : numbanet.plan.FitPlan
+        The fit's checked options; its optimizer is bound to the network.
+    session : numbanet.plan.FitSession
+        The fit's history, progress bar and per-epoch work
+        (``epoch_end(history) -> bool``, None when there is none).
     """
 
-    def __init__(
-        self, net, X, Y, sw, epochs, batch_size, shuffle, optimizer, schedule, lrs, clip, history, bar, epoch_end
-    ):
+    def __init__(self, net, X, Y, sw, plan, session):
         self.net = net
         self.X, self.Y, self.sw = X, Y, sw
         self.sw_total = float(sw.sum())
-        self.epochs = epochs
-        self.batch_size = batch_size
-        self.shuffle = bool(shuffle)
-        self.optimizer = optimizer
-        self.schedule = schedule
-        self.lrs = lrs
-        self.clip = clip
-        self.history = history
-        self.bar = bar
-        self.epoch_end = epoch_end
+        self.epochs = plan.epochs
+        self.batch_size = batch_size = plan.batch_for(X.shape[0])
+        self.shuffle = shuffle = plan.shuffle
+        self.optimizer = optimizer = plan.optimizer
+        self.schedule = plan.schedule
+        self.lrs = plan.lrs
+        self.clip = plan.clip
+        self.history = session.history
+        self.bar = session.bar
+        self.epoch_end = session.epoch_end
+        epochs = self.epochs
         self.first_epoch = net.epochs_trained
         n, P = X.shape[0], net.n_params
         self.n_batches = -(-n // batch_size)
@@ -161,9 +175,8 @@ class TrainingRun:
         self.acc = np.zeros(1, dtype=np.float64)
         self.recorded = 0  # epochs of this run already committed
         self.fingerprint = data_fingerprint(X, Y, sw, batch_size, shuffle)
-        pending = net._pending  # taken over (and cleared) by run()
-        # The same data and batching, the same optimizer, and no step taken since the interruption.
-        if pending is not None and pending.key == (self.fingerprint, id(optimizer), optimizer.t):
+        pending = resumable(net._pending, self.fingerprint, optimizer)  # taken over (and cleared) by run()
+        if pending is not None:
             self.order, self.backup = pending.order, pending.backup
             self.pos[_train.POS_BATCH] = pending.batch
             self.pos[_train.POS_T0] = pending.t0
@@ -274,11 +287,7 @@ class TrainingRun:
         e = int(pos[_train.POS_EPOCH])
         if e > self.recorded:
             done, self.recorded = self.recorded, e  # first, so that a retry never records twice
-            first = self.first_epoch + done
-            history.epoch += range(first, first + e - done)
-            history.loss += [float(v) for v in self.epoch_losses[done:e]]
-            history.lr += [float(v) for v in self.lrs[done:e]]
-            net.epochs_trained += e - done
+            record_epochs(net, history, self.first_epoch + done, self.epoch_losses[done:e], self.lrs[done:e])
         self.optimizer.t = int(pos[_train.POS_T])
         history.samples = int(pos[_train.POS_SAMPLES])
         history.steps = int(pos[_train.POS_T]) - self.t_start
@@ -290,10 +299,8 @@ class TrainingRun:
     def _leave_pending(self):
         batch = int(self.pos[_train.POS_BATCH])
         if batch > 0 and self.pos[_train.POS_STATUS] == _train.OK:
-            key = (self.fingerprint, id(self.optimizer), int(self.pos[_train.POS_T]))
-            self.net._pending = PendingEpoch(
-                key, self.order, batch, float(self.acc[0]), self.backup, int(self.pos[_train.POS_T0])
-            )
+            acc, t0 = float(self.acc[0]), int(self.pos[_train.POS_T0])
+            leave_pending(self.net, self.fingerprint, self.optimizer, self.order, batch, acc, self.backup, t0)
 
     def _diverged(self):
         e = int(self.pos[_train.POS_BAD_EPOCH])
