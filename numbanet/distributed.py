@@ -614,7 +614,7 @@ class DataParallel:
         except KeyboardInterrupt:
             try:
                 self.client.run(_request_stop, fit_id, wait=False)
-            except Exception:  # noqa: S110 - the workers are released below either way
+            except Exception:
                 pass
             raise
         finally:
@@ -623,7 +623,7 @@ class DataParallel:
             self._persisted = None
             try:
                 self.client.run(_forget_stop, fit_id, wait=False)
-            except Exception:  # noqa: S110 - a closed client, a lost worker: nothing left to clean
+            except Exception:
                 pass
             net._fit_lock.release()
 
