@@ -318,16 +318,6 @@ class _BaseMLP(BaseEstimator):
                 raise ValueError(f"dtype must be None, float32 or float64; got {self.dtype!r}")
         return hidden, acts
 
-    def __setstate__(self, state):
-        # Estimators pickled before dropout and validation_loss_curve_ existed load as if fitted
-        # with dropout=0 (a validation loss they did not record is NaN, one per validation score).
-        state = dict(state)
-        state.setdefault("dropout", 0.0)
-        if "net_" in state and "validation_loss_curve_" not in state:
-            scores = state.get("validation_scores_")
-            state["validation_loss_curve_"] = None if scores is None else [float("nan")] * len(scores)
-        super().__setstate__(state)
-
     def _reported_loss(self, net, cost):
         """Convert numbanet's cost (per-sample loss plus L2) to scikit-learn's scale, as ``loss_curve_`` reports it.
 
@@ -840,11 +830,6 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
             dtype=dtype,
         )
         self.class_weight = class_weight
-
-    def __setstate__(self, state):
-        state = dict(state)
-        state.setdefault("class_weight", None)  # pickled before class_weight existed
-        super().__setstate__(state)
 
     def _with_class_weight(self, sw, encoded, incremental):
         """Multiply ``sw`` by the weight of each sample's class (``class_weight``); None stays None without it."""

@@ -323,9 +323,6 @@ class Network:
             opt.state = opt.state.copy()
         self.__dict__.update(state)
         self._rng_state = np.array(self._rng_state, dtype=np.uint64)  # writeable, even from a memory map
-        self.__dict__.setdefault("history", None)
-        self.__dict__.setdefault("custom_loss", None)  # pickled before custom pieces existed
-        self.__dict__.setdefault("activation_names", tuple(self.activations))
         self._pending = None
         self._fit_lock = threading.Lock()
         self._setup(params)
