@@ -70,6 +70,7 @@ import uuid
 import numpy as np
 
 from numbanet import _validation as check
+from numbanet import config
 from numbanet.engine import data_fingerprint, leave_pending, record_epochs, resumable
 from numbanet.exceptions import TrainingDivergedError
 from numbanet.kernels import rng as _rng
@@ -88,13 +89,6 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
     ) from exc
 
 __all__ = ["DataParallel", "WorkerLostError", "WarmUp", "warm_up"]
-
-#: A shard is "very uneven" when it holds more than this many times the mean rows per worker
-#: (with 2 workers: more than 75 % of the rows); the blocks of a Dask array are then reassigned.
-REBALANCE_FACTOR = 1.5
-
-#: Seconds a worker trains between looks at the stop flag in a local-SGD round.
-_LOCAL_SLICE_SECONDS = 0.05
 
 
 class WorkerLostError(RuntimeError):
@@ -370,7 +364,7 @@ class _Shard:
             wsum += float(self.sw[seg].sum())
             rows += seg.size
             rate = d / elapsed if elapsed > 0 else float("inf")
-            budget = int(max(1, min(budget * 8, rate * _LOCAL_SLICE_SECONDS)))
+            budget = int(max(1, min(budget * config.SLICE_GROWTH, rate * config.LOCAL_SLICE_SECONDS)))
         _note_round(fit_id, done, k)
         return (net.params.copy(), self.opt.state.copy(), int(pos[_train.POS_T]), cost, wsum, rows, done, False)
 
@@ -550,7 +544,7 @@ class DataParallel:
         file must be reachable from the workers at the same path) or Dask
         arrays (each worker takes the chunks it already holds; they are
         reassigned only when a worker would hold more than
-        :data:`REBALANCE_FACTOR` times its share of the rows).
+        :data:`numbanet.config.REBALANCE_FACTOR` times its share of the rows).
 
         ``strategy="sync"`` gives the weights ``net.fit`` gives with the same
         arguments (to about 1e-12 in float64), for every optimizer, L2,
@@ -822,7 +816,7 @@ class DataParallel:
             owner.append(holders[0] if holders else min(load, key=load.get))
             load[owner[-1]] += int(starts[i + 1] - starts[i])
         mean = data["n"] / len(workers)
-        if max(load.values()) > REBALANCE_FACTOR * mean and len(xkeys) > 1:
+        if max(load.values()) > config.REBALANCE_FACTOR * mean and len(xkeys) > 1:
             # Very uneven: give blocks, largest first, to the least-loaded worker (they move once).
             load = {w: 0 for w in workers}
             owner = [None] * len(xkeys)

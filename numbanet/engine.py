@@ -6,7 +6,7 @@ The run owns its work buffers and its exact position -- epoch, batch within
 the epoch, the epoch's row order and running cost, the optimizer step -- and
 calls the jitted slice kernel :func:`numbanet.kernels.training.train_slice`
 in a loop.  Each slice runs as many mini-batches as fit in about
-:data:`SLICE_SECONDS` (measured on the fly), across epoch ends when Python has
+:data:`numbanet.config.SLICE_SECONDS` (measured on the fly), across epoch ends when Python has
 nothing to do there, so a 20 000-epoch XOR fit still costs a handful of Python
 round trips while a long epoch is cut into many slices.
 
@@ -46,19 +46,10 @@ import zlib
 
 import numpy as np
 
-from numbanet import warmup
+from numbanet import config, warmup
 from numbanet.exceptions import TrainingDivergedError
 from numbanet.kernels import training as _train
 from numbanet.schedules import ConstantLR
-
-#: Rows processed at once by predict / loss / gradients (bounds their work buffers).
-CHUNK = 4096
-
-#: Target duration of one jitted slice, in seconds.
-SLICE_SECONDS = 0.05
-
-#: A slice runs at most this many times more batches than the one before.
-_GROWTH = 8
 
 #: Test hook: when set to k, a run raises KeyboardInterrupt after exactly k
 #: mini-batches, as if Ctrl-C had arrived right then.
@@ -237,9 +228,9 @@ class TrainingRun:
                     self._diverged()
                 if limit is not None and total >= limit:
                     raise KeyboardInterrupt(f"test hook: stopped after {total} mini-batches")
-                # The next slice aims at SLICE_SECONDS, growing at most _GROWTH-fold.
+                # The next slice aims at SLICE_SECONDS, growing at most SLICE_GROWTH-fold.
                 rate = done / elapsed if elapsed > 0 else float("inf")
-                budget = int(max(1, min(budget * _GROWTH, rate * SLICE_SECONDS)))
+                budget = int(max(1, min(budget * config.SLICE_GROWTH, rate * config.SLICE_SECONDS)))
                 stop = False
                 if stop_at_epoch_end and pos[_train.POS_BATCH] == 0 and done > 0:
                     stop = self.epoch_end(self.history)
@@ -314,7 +305,7 @@ class WorkspacePool:
     capacity, or a new one -- and ``release`` takes it back.  So concurrent
     calls (``predict`` from many threads, a ``predict`` during a ``fit``)
     never share a buffer, and memory stays bounded: capacities are rounded up
-    to a power of two (up to :data:`CHUNK` rows), and at most ``keep`` free
+    to a power of two (up to :data:`numbanet.config.CHUNK` rows), and at most ``keep`` free
     buffers are kept, the most recently used.
 
     Parameters
@@ -326,10 +317,10 @@ class WorkspacePool:
         Free buffers kept for reuse.
     """
 
-    def __init__(self, sizes, dtype, keep=2):
+    def __init__(self, sizes, dtype, keep=None):
         self.sizes = sizes
         self.dtype = dtype
-        self.keep = keep
+        self.keep = config.POOL_KEEP if keep is None else keep
         self._per_row = None  # buffer length per row of capacity (the layout is linear in it): see _row_length
         self._free = []  # (cap, buffer), most recently released last
         self._lock = threading.Lock()
@@ -337,7 +328,7 @@ class WorkspacePool:
     @staticmethod
     def capacity(rows):
         """Return the rows a buffer for ``rows`` rows holds: the next power of two up to CHUNK, else ``rows``."""
-        if rows > CHUNK:
+        if rows > config.CHUNK:
             return rows
         return 1 << max(0, int(rows - 1).bit_length())
 
@@ -361,7 +352,7 @@ class WorkspacePool:
     def release(self, buffer):
         """Give ``buffer`` back for reuse."""
         cap = buffer.size // self._row_length()
-        if cap > CHUNK:
+        if cap > config.CHUNK:
             return  # a whole-data batch: not kept, so memory stays bounded
         with self._lock:
             self._free.append((cap, buffer))

@@ -23,8 +23,9 @@ import threading
 import numpy as np
 
 from numbanet import _validation as check
+from numbanet import config
 from numbanet.callbacks import accuracy
-from numbanet.engine import CHUNK, BadInputError, TrainingRun, WorkspacePool
+from numbanet.engine import BadInputError, TrainingRun, WorkspacePool
 from numbanet.kernels import activations as _act
 from numbanet.kernels import dense as _dense
 from numbanet.kernels import losses as _loss
@@ -32,7 +33,7 @@ from numbanet.kernels import training as _train
 from numbanet.pieces import Activation, Loss, network_fns
 from numbanet.plan import FitPlan
 
-_FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+_FLOAT_DTYPES = tuple(np.dtype(name) for name in config.DTYPES)
 
 
 def _layout(sizes):
@@ -416,7 +417,7 @@ class Network:
         """
         X = self._checked_inputs(X)
         out = np.empty((X.shape[0], self.sizes[-1]), dtype=self.dtype)
-        ws, cap = self._buffers.acquire(min(CHUNK, X.shape[0]))
+        ws, cap = self._buffers.acquire(min(config.CHUNK, X.shape[0]))
         try:
             # The fields of _model() written out: no namedtuple built and unpacked per call.
             _train.predict_flat(
@@ -439,7 +440,7 @@ class Network:
         return out
 
     def _cost(self, X, Y, sw, grad):
-        ws, cap = self._buffers.acquire(min(CHUNK, X.shape[0]))
+        ws, cap = self._buffers.acquire(min(config.CHUNK, X.shape[0]))
         try:
             return _train.cost_and_gradient_flat(
                 *self._model(),
