@@ -40,6 +40,7 @@ continued later computes exactly what the uninterrupted fit would have; any
 other ``fit`` drops the pending epoch (its batches stay in the weights).
 """
 
+import contextlib
 import threading
 import time
 import zlib
@@ -255,10 +256,8 @@ class TrainingRun:
         where = warmup.kernels_ready(self.net.dtype.name, ("train_slice_flat",))
         if where == "memory":
             return 0.0
-        if where is None:
-            self.bar.note("compiling numbanet's kernels (first run only)...")
         start = time.perf_counter()
-        with warmup.compile_lock():
+        with self.bar.compiling() if where is None else contextlib.nullcontext(), warmup.compile_lock():
             self._slice(work, 0, stop_at_epoch_end)
         self.bar.restart()
         return time.perf_counter() - start

@@ -13,9 +13,10 @@ callbacks' start and end.
 import numpy as np
 
 from numbanet import _validation as check
-from numbanet.callbacks import EarlyStopping, History, Progress, accuracy, as_callbacks, default_progress
+from numbanet.callbacks import EarlyStopping, History, accuracy, as_callbacks
 from numbanet.engine import schedule_rates
 from numbanet.optimizers import SGD, Optimizer
+from numbanet.progress import Progress, default_progress
 from numbanet.schedules import as_schedule
 
 
