@@ -318,7 +318,7 @@ def run_train(w, quick, rounds):
 
 def run_progress(w, quick, rounds):
     """Numbanet's XOR fit with ``progress=None`` and ``progress=True`` against ``progress=False``."""
-    from numbanet.callbacks import default_progress
+    from numbanet.progress import default_progress
 
     X, Y = _data(w, quick)
     epochs = w.size(w.epochs, quick)

@@ -1,4 +1,4 @@
-"""Training history, callbacks, early stopping and progress display.
+"""Training history, callbacks and early stopping.
 
 The callback protocol is one method: ``on_epoch_end(net, history)`` is called
 after every epoch; returning ``True`` stops training.  A plain function
@@ -7,8 +7,6 @@ after every epoch; returning ``True`` stops training.  A plain function
 """
 
 import math
-import sys
-import time
 
 import numpy as np
 
@@ -173,113 +171,6 @@ class EarlyStopping(Callback):
         if self.restore_best and self._best_params is not None:
             net.params[...] = self._best_params
             history.best_epoch = self._best_epoch
-
-
-def _in_notebook():
-    try:
-        from IPython import get_ipython
-    except ImportError:
-        return False
-    shell = get_ipython()
-    return shell is not None and type(shell).__name__ == "ZMQInteractiveShell"
-
-
-def default_progress():
-    """Show progress by default in a terminal or a notebook, not in logs or pipes."""
-    try:
-        tty = sys.stderr.isatty()
-    except (AttributeError, ValueError):
-        tty = False
-    return tty or _in_notebook()
-
-
-class Progress:
-    """A bar over epochs showing the latest losses.
-
-    tqdm when installed (``tqdm.auto``, so notebook-aware), otherwise a plain
-    line when an epoch ends, at most every :attr:`PLAIN_INTERVAL` seconds, and within an epoch
-    that runs longer than :attr:`PARTIAL_INTERVAL` seconds.
-
-    The training engine calls :meth:`update` between slices of the jitted
-    loop with the epochs done so far as a float (3.25 is a quarter into the
-    fourth epoch), so a long epoch shows progress and a short one costs no
-    Python round trip of its own.
-    """
-
-    #: Seconds between two plain-text progress lines at epoch ends.
-    PLAIN_INTERVAL = 1.0
-    #: Seconds after which a plain-text line shows progress within a long epoch.
-    PARTIAL_INTERVAL = 5.0
-
-    def __init__(self, total, enabled):
-        self.enabled = enabled
-        self.bar = None
-        self.start = time.perf_counter()
-        self.last_line = -math.inf
-        self.total = total
-        self.done = 0.0
-        if enabled:
-            try:
-                from tqdm.auto import tqdm
-            except ImportError:
-                tqdm = None
-            if tqdm is not None:
-                self.bar = tqdm(
-                    total=total,
-                    unit="epoch",
-                    leave=True,
-                    bar_format="{l_bar}{bar}| {n:.6g}/{total_fmt} epochs [{elapsed}<{remaining}{postfix}]",
-                )
-
-    def update(self, done, history):
-        """Show ``done`` epochs (a float) and the latest losses in ``history``."""
-        done = round(done, 2)
-        if not self.enabled or done <= self.done:
-            return
-        stats = {}
-        if history.loss:
-            stats["loss"] = history.loss[-1]
-        if history.val_loss:
-            stats["val_loss"] = history.val_loss[-1]
-        if history.val_accuracy:
-            stats["val_acc"] = history.val_accuracy[-1]
-        if self.bar is not None:
-            if stats:
-                self.bar.set_postfix({k: f"{v:.4g}" for k, v in stats.items()}, refresh=False)
-            self.bar.update(done - self.done)
-        else:
-            now = time.perf_counter()
-            epoch_ended = int(done) > int(self.done)
-            if (
-                (epoch_ended and now - self.last_line >= self.PLAIN_INTERVAL)
-                or done >= self.total
-                or now - max(self.last_line, self.start) >= self.PARTIAL_INTERVAL
-            ):
-                self.last_line = now
-                text = "  ".join(f"{k} {v:.4g}" for k, v in stats.items())
-                print(f"epoch {done:g}/{self.total}  {text}  ({now - self.start:.1f}s)", file=sys.stderr)
-        self.done = done
-
-    def note(self, text):
-        """Print one line of text beside the bar (to stderr), when enabled."""
-        if not self.enabled:
-            return
-        if self.bar is not None:
-            self.bar.write(text, file=sys.stderr)
-        else:
-            print(text, file=sys.stderr, flush=True)
-
-    def restart(self):
-        """Restart the clock (after a compile), so elapsed times and rates count training only."""
-        self.start = time.perf_counter()
-        if self.bar is not None:
-            self.bar.reset(total=self.total)
-            self.bar.update(self.done)
-
-    def close(self):
-        """Close the bar (a no-op without tqdm)."""
-        if self.bar is not None:
-            self.bar.close()
 
 
 def accuracy(loss_name, P, Y):

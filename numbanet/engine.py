@@ -6,7 +6,7 @@ The run owns its work buffers and its exact position -- epoch, batch within
 the epoch, the epoch's row order and running cost, the optimizer step -- and
 calls the jitted slice kernel :func:`numbanet.kernels.training.train_slice`
 in a loop.  Each slice runs as many mini-batches as fit in about
-:data:`SLICE_SECONDS` (measured on the fly), across epoch ends when Python has
+:data:`numbanet.config.SLICE_SECONDS` (measured on the fly), across epoch ends when Python has
 nothing to do there, so a 20 000-epoch XOR fit still costs a handful of Python
 round trips while a long epoch is cut into many slices.
 
@@ -40,25 +40,17 @@ continued later computes exactly what the uninterrupted fit would have; any
 other ``fit`` drops the pending epoch (its batches stay in the weights).
 """
 
+import contextlib
 import threading
 import time
 import zlib
 
 import numpy as np
 
-from numbanet import warmup
+from numbanet import config, warmup
 from numbanet.exceptions import TrainingDivergedError
 from numbanet.kernels import training as _train
 from numbanet.schedules import ConstantLR
-
-#: Rows processed at once by predict / loss / gradients (bounds their work buffers).
-CHUNK = 4096
-
-#: Target duration of one jitted slice, in seconds.
-SLICE_SECONDS = 0.05
-
-#: A slice runs at most this many times more batches than the one before.
-_GROWTH = 8
 
 #: Test hook: when set to k, a run raises KeyboardInterrupt after exactly k
 #: mini-batches, as if Ctrl-C had arrived right then.
@@ -108,6 +100,30 @@ class PendingEpoch:
         self.t0 = t0
 
 
+def resumable(pending, fingerprint, optimizer):
+    """Return ``pending`` if a fit on data ``fingerprint`` with ``optimizer`` continues it, else None.
+
+    It does when the data and batching are the same, the optimizer is the
+    same object, and it has taken no step since the interruption.
+    """
+    if pending is None or fingerprint is None or pending.key != (fingerprint, id(optimizer), optimizer.t):
+        return None
+    return pending
+
+
+def leave_pending(net, fingerprint, optimizer, order, batch, acc, backup, t0):
+    """Keep an epoch stopped before batch ``batch`` on ``net``, for the next fit to finish."""
+    net._pending = PendingEpoch((fingerprint, id(optimizer), optimizer.t), order, batch, acc, backup, t0)
+
+
+def record_epochs(net, history, first, losses, lrs):
+    """Append completed epochs ``first, first + 1, ...`` to ``history`` and count them on ``net``."""
+    history.epoch += range(first, first + len(losses))
+    history.loss += [float(v) for v in losses]
+    history.lr += [float(v) for v in lrs]
+    net.epochs_trained += len(losses)
+
+
 class TrainingRun:
     """One ``fit``: its buffers, its position, and the loop over slices.
 
@@ -118,38 +134,28 @@ class TrainingRun:
         Validated, C-contiguous, of the network's dtype (read-only is fine).
     sw : float64 array of shape (n_samples,)
         Sample weights.
-    epochs, batch_size : int
-    shuffle : bool
-    optimizer : Optimizer
-        Already bound to the network (its state matches the parameters).
-    schedule : Schedule
-    lrs : float64 array of shape (epochs,)
-        Learning rate of each epoch, computed up front for schedules that do
-        not watch the loss (NaN placeholders otherwise, filled epoch by epoch).
-    clip : float
-    history : History
-    bar : Progress
-    epoch_end : callable or None
-        ``epoch_end(history) -> bool``, per-epoch work run after each epoch
-        (validation, schedules, callbacks); returning True stops the run.
+    plan : numbanet.plan.FitPlan
+        The fit's checked options; its optimizer is bound to the network.
+    session : numbanet.plan.FitSession
+        The fit's history, progress bar and per-epoch work
+        (``epoch_end(history) -> bool``, None when there is none).
     """
 
-    def __init__(
-        self, net, X, Y, sw, epochs, batch_size, shuffle, optimizer, schedule, lrs, clip, history, bar, epoch_end
-    ):
+    def __init__(self, net, X, Y, sw, plan, session):
         self.net = net
         self.X, self.Y, self.sw = X, Y, sw
         self.sw_total = float(sw.sum())
-        self.epochs = epochs
-        self.batch_size = batch_size
-        self.shuffle = bool(shuffle)
-        self.optimizer = optimizer
-        self.schedule = schedule
-        self.lrs = lrs
-        self.clip = clip
-        self.history = history
-        self.bar = bar
-        self.epoch_end = epoch_end
+        self.epochs = plan.epochs
+        self.batch_size = batch_size = plan.batch_for(X.shape[0])
+        self.shuffle = shuffle = plan.shuffle
+        self.optimizer = optimizer = plan.optimizer
+        self.schedule = plan.schedule
+        self.lrs = plan.lrs
+        self.clip = plan.clip
+        self.history = session.history
+        self.bar = session.bar
+        self.epoch_end = session.epoch_end
+        epochs = self.epochs
         self.first_epoch = net.epochs_trained
         n, P = X.shape[0], net.n_params
         self.n_batches = -(-n // batch_size)
@@ -161,9 +167,8 @@ class TrainingRun:
         self.acc = np.zeros(1, dtype=np.float64)
         self.recorded = 0  # epochs of this run already committed
         self.fingerprint = data_fingerprint(X, Y, sw, batch_size, shuffle)
-        pending = net._pending  # taken over (and cleared) by run()
-        # The same data and batching, the same optimizer, and no step taken since the interruption.
-        if pending is not None and pending.key == (self.fingerprint, id(optimizer), optimizer.t):
+        pending = resumable(net._pending, self.fingerprint, optimizer)  # taken over (and cleared) by run()
+        if pending is not None:
             self.order, self.backup = pending.order, pending.backup
             self.pos[_train.POS_BATCH] = pending.batch
             self.pos[_train.POS_T0] = pending.t0
@@ -224,9 +229,9 @@ class TrainingRun:
                     self._diverged()
                 if limit is not None and total >= limit:
                     raise KeyboardInterrupt(f"test hook: stopped after {total} mini-batches")
-                # The next slice aims at SLICE_SECONDS, growing at most _GROWTH-fold.
+                # The next slice aims at SLICE_SECONDS, growing at most SLICE_GROWTH-fold.
                 rate = done / elapsed if elapsed > 0 else float("inf")
-                budget = int(max(1, min(budget * _GROWTH, rate * SLICE_SECONDS)))
+                budget = int(max(1, min(budget * config.SLICE_GROWTH, rate * config.SLICE_SECONDS)))
                 stop = False
                 if stop_at_epoch_end and pos[_train.POS_BATCH] == 0 and done > 0:
                     stop = self.epoch_end(self.history)
@@ -251,10 +256,8 @@ class TrainingRun:
         where = warmup.kernels_ready(self.net.dtype.name, ("train_slice_flat",))
         if where == "memory":
             return 0.0
-        if where is None:
-            self.bar.note("compiling numbanet's kernels (first run only)...")
         start = time.perf_counter()
-        with warmup.compile_lock():
+        with self.bar.compiling() if where is None else contextlib.nullcontext(), warmup.compile_lock():
             self._slice(work, 0, stop_at_epoch_end)
         self.bar.restart()
         return time.perf_counter() - start
@@ -274,11 +277,7 @@ class TrainingRun:
         e = int(pos[_train.POS_EPOCH])
         if e > self.recorded:
             done, self.recorded = self.recorded, e  # first, so that a retry never records twice
-            first = self.first_epoch + done
-            history.epoch += range(first, first + e - done)
-            history.loss += [float(v) for v in self.epoch_losses[done:e]]
-            history.lr += [float(v) for v in self.lrs[done:e]]
-            net.epochs_trained += e - done
+            record_epochs(net, history, self.first_epoch + done, self.epoch_losses[done:e], self.lrs[done:e])
         self.optimizer.t = int(pos[_train.POS_T])
         history.samples = int(pos[_train.POS_SAMPLES])
         history.steps = int(pos[_train.POS_T]) - self.t_start
@@ -290,10 +289,8 @@ class TrainingRun:
     def _leave_pending(self):
         batch = int(self.pos[_train.POS_BATCH])
         if batch > 0 and self.pos[_train.POS_STATUS] == _train.OK:
-            key = (self.fingerprint, id(self.optimizer), int(self.pos[_train.POS_T]))
-            self.net._pending = PendingEpoch(
-                key, self.order, batch, float(self.acc[0]), self.backup, int(self.pos[_train.POS_T0])
-            )
+            acc, t0 = float(self.acc[0]), int(self.pos[_train.POS_T0])
+            leave_pending(self.net, self.fingerprint, self.optimizer, self.order, batch, acc, self.backup, t0)
 
     def _diverged(self):
         e = int(self.pos[_train.POS_BAD_EPOCH])
@@ -307,7 +304,7 @@ class WorkspacePool:
     capacity, or a new one -- and ``release`` takes it back.  So concurrent
     calls (``predict`` from many threads, a ``predict`` during a ``fit``)
     never share a buffer, and memory stays bounded: capacities are rounded up
-    to a power of two (up to :data:`CHUNK` rows), and at most ``keep`` free
+    to a power of two (up to :data:`numbanet.config.CHUNK` rows), and at most ``keep`` free
     buffers are kept, the most recently used.
 
     Parameters
@@ -319,10 +316,10 @@ class WorkspacePool:
         Free buffers kept for reuse.
     """
 
-    def __init__(self, sizes, dtype, keep=2):
+    def __init__(self, sizes, dtype, keep=None):
         self.sizes = sizes
         self.dtype = dtype
-        self.keep = keep
+        self.keep = config.POOL_KEEP if keep is None else keep
         self._per_row = None  # buffer length per row of capacity (the layout is linear in it): see _row_length
         self._free = []  # (cap, buffer), most recently released last
         self._lock = threading.Lock()
@@ -330,7 +327,7 @@ class WorkspacePool:
     @staticmethod
     def capacity(rows):
         """Return the rows a buffer for ``rows`` rows holds: the next power of two up to CHUNK, else ``rows``."""
-        if rows > CHUNK:
+        if rows > config.CHUNK:
             return rows
         return 1 << max(0, int(rows - 1).bit_length())
 
@@ -354,7 +351,7 @@ class WorkspacePool:
     def release(self, buffer):
         """Give ``buffer`` back for reuse."""
         cap = buffer.size // self._row_length()
-        if cap > CHUNK:
+        if cap > config.CHUNK:
             return  # a whole-data batch: not kept, so memory stays bounded
         with self._lock:
             self._free.append((cap, buffer))

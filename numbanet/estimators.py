@@ -318,16 +318,6 @@ class _BaseMLP(BaseEstimator):
                 raise ValueError(f"dtype must be None, float32 or float64; got {self.dtype!r}")
         return hidden, acts
 
-    def __setstate__(self, state):
-        # Estimators pickled before dropout and validation_loss_curve_ existed load as if fitted
-        # with dropout=0 (a validation loss they did not record is NaN, one per validation score).
-        state = dict(state)
-        state.setdefault("dropout", 0.0)
-        if "net_" in state and "validation_loss_curve_" not in state:
-            scores = state.get("validation_scores_")
-            state["validation_loss_curve_"] = None if scores is None else [float("nan")] * len(scores)
-        super().__setstate__(state)
-
     def _reported_loss(self, net, cost):
         """Convert numbanet's cost (per-sample loss plus L2) to scikit-learn's scale, as ``loss_curve_`` reports it.
 
@@ -439,108 +429,142 @@ class _BaseMLP(BaseEstimator):
             y_numeric=self._out_task == "regression",
         )
         Y, encoded = self._encode_targets(y, first, incremental, classes)
-        n = X.shape[0]
-        sw = None if sample_weight is None else check.sample_weights(sample_weight, n)
+        sw = None if sample_weight is None else check.sample_weights(sample_weight, X.shape[0])
         sw = self._with_class_weight(sw, encoded, incremental)
         out_act, loss = self._output_layer(encoded)
         rs = check_random_state(self.random_state)
-
         if first:
-            dtype = np.dtype(self.dtype) if self.dtype is not None else X.dtype
-            sizes = [X.shape[1], *hidden, Y.shape[1]]
-            # scikit-learn's initialisation, drawn first from the same generator in the same
-            # order as scikit-learn's MLP draws it, so an int random_state starts from the very
-            # weights scikit-learn's estimator starts from.
-            initial = _sklearn_init(rs, sizes, self._init_factors(acts))
-            seed = int(rs.randint(np.iinfo(np.int32).max))
-            net = Network(
-                sizes, activations=[*acts, out_act], loss=loss, dtype=dtype, seed=seed, dropout=float(self.dropout)
-            )
-            for W, b, (coef, intercept) in zip(net.weights, net.biases, initial):
-                W[...] = coef.T
-                b[...] = intercept
-            state = {
-                "loss_curve": [],
-                "t": 0,
-                "best_loss": None if self.early_stopping else np.inf,
-                "validation_scores": [] if self.early_stopping else None,
-                "validation_loss_curve": [] if self.early_stopping else None,
-                "best_validation_score": -np.inf if self.early_stopping else None,
-            }
+            net = self._new_network(X.shape[1], hidden, acts, out_act, loss, Y.shape[1], X.dtype, rs)
+            state = self._fresh_state()
         else:
-            net = self.net_
-            wanted = (X.shape[1], *hidden, Y.shape[1])
-            if net.sizes != wanted or net.activations != (*acts, out_act) or net.loss_name != loss:
-                raise ValueError(
-                    f"{'partial_fit' if incremental else 'warm_start'} continues the fitted network "
-                    f"{list(net.sizes)} {list(net.activations)} {net.loss_name!r}, but the parameters now ask for "
-                    f"{list(wanted)} {[*acts, out_act]} {loss!r}; refit with warm_start=False"
-                )
-            state = {
-                "loss_curve": list(self.loss_curve_),
-                "t": self.t_,
-                "best_loss": self.best_loss_,
-                "validation_scores": None if self.validation_scores_ is None else list(self.validation_scores_),
-                "validation_loss_curve": (
-                    None if getattr(self, "validation_loss_curve_", None) is None else list(self.validation_loss_curve_)
-                ),
-                "best_validation_score": self.best_validation_score_,
-            }
-            if self.early_stopping and state["validation_scores"] is None:
-                state.update(
-                    validation_scores=[], validation_loss_curve=[], best_validation_score=-np.inf, best_loss=None
-                )
-            elif not self.early_stopping and state["best_loss"] is None:
-                state.update(
-                    best_loss=np.inf, validation_scores=None, validation_loss_curve=None, best_validation_score=None
-                )
-
-        validation = None
-        Xt, Yt, swt = X, Y, sw
-        if self.early_stopping:
-            stratify = encoded["labels"] if encoded.get("labels") is not None else None
-            idx = np.arange(n)
-            try:
-                tr, va = train_test_split(idx, test_size=self.validation_fraction, random_state=rs, stratify=stratify)
-            except ValueError as e:
-                raise ValueError(
-                    f"early_stopping could not hold out validation_fraction={self.validation_fraction} "
-                    f"of {n} samples: {e}"
-                ) from None
-            if va.size < 2:
-                raise ValueError(
-                    f"early_stopping needs at least 2 validation samples, but validation_fraction="
-                    f"{self.validation_fraction} of {n} samples gives {va.size}; increase validation_fraction "
-                    "or use more data"
-                )
-            tr.sort()
-            va.sort()
-            Xt, Yt = X[tr], Y[tr]
-            swt = None if sw is None else sw[tr]
-            validation = (X[va], Y[va], None if sw is None else sw[va])
-
-        n_train = Xt.shape[0]
-        if isinstance(self.batch_size, str):
-            batch_size = min(200, n_train)
-        else:
-            batch_size = min(int(self.batch_size), n_train)
-        # scikit-learn adds alpha / (2 * sum of the batch's sample weights) * ||W||^2 to each
-        # batch's mean loss; numbanet's l2 is lambda / 2 * ||W||^2, so lambda = alpha / (batch
-        # weight sum), with the batch weight sum estimated as batch_size * mean weight.
-        mean_w = 1.0 if swt is None else float(np.mean(swt))
-        l2 = float(self.alpha) / (batch_size * mean_w) if mean_w > 0 else float(self.alpha) / batch_size
-
+            net = self._continued_network(X.shape[1], hidden, acts, out_act, loss, Y.shape[1], incremental)
+            state = self._continued_state()
+        Xt, Yt, swt, validation = self._hold_out(X, Y, sw, encoded, rs)
+        batch_size, net.l2 = self._batch_and_l2(Xt.shape[0], swt)
+        net.dropout = float(self.dropout)
         if incremental and fitted and getattr(self, "_optimizer", None) is not None:
             optimizer = self._optimizer
             if optimizer.state is not None and not optimizer.state.flags.writeable:
                 optimizer.state = optimizer.state.copy()  # e.g. unpickled from a read-only memory map
         else:
             optimizer = self._make_optimizer()
-
         monitor = _Monitor(self, state, validation)
-        net.l2 = l2
-        net.dropout = float(self.dropout)
-        epochs = 1 if incremental else int(self.max_iter)
+        stored = (optimizer, state, monitor, Y.shape[1], out_act, encoded)
+        history = self._train(net, Xt, Yt, swt, batch_size, 1 if incremental else int(self.max_iter), stored, training)
+        if validation is not None and monitor.best_params is not None:
+            net.params[...] = monitor.best_params
+        self._store_fitted(net, optimizer, state, history, monitor, Y.shape[1], out_act, encoded)
+        if not incremental and not monitor.converged and len(history.loss) == self.max_iter:
+            warnings.warn(
+                f"{type(self).__name__}: maximum iterations ({self.max_iter}) reached and the optimization "
+                "hasn't converged yet.",
+                ConvergenceWarning,
+                stacklevel=4,  # the caller of fit
+            )
+        return self
+
+    def _new_network(self, n_in, hidden, acts, out_act, loss, n_out, x_dtype, rs):
+        """Build the network of a first fit, with scikit-learn's initial weights."""
+        dtype = np.dtype(self.dtype) if self.dtype is not None else x_dtype
+        sizes = [n_in, *hidden, n_out]
+        # scikit-learn's initialisation, drawn first from the same generator in the same
+        # order as scikit-learn's MLP draws it, so an int random_state starts from the very
+        # weights scikit-learn's estimator starts from.
+        initial = _sklearn_init(rs, sizes, self._init_factors(acts))
+        seed = int(rs.randint(np.iinfo(np.int32).max))
+        net = Network(
+            sizes, activations=[*acts, out_act], loss=loss, dtype=dtype, seed=seed, dropout=float(self.dropout)
+        )
+        for W, b, (coef, intercept) in zip(net.weights, net.biases, initial):
+            W[...] = coef.T
+            b[...] = intercept
+        return net
+
+    def _continued_network(self, n_in, hidden, acts, out_act, loss, n_out, incremental):
+        """Return the fitted network that ``warm_start`` or ``partial_fit`` continues, if the parameters allow."""
+        net = self.net_
+        wanted = (n_in, *hidden, n_out)
+        if net.sizes != wanted or net.activations != (*acts, out_act) or net.loss_name != loss:
+            raise ValueError(
+                f"{'partial_fit' if incremental else 'warm_start'} continues the fitted network "
+                f"{list(net.sizes)} {list(net.activations)} {net.loss_name!r}, but the parameters now ask for "
+                f"{list(wanted)} {[*acts, out_act]} {loss!r}; refit with warm_start=False"
+            )
+        return net
+
+    def _fresh_state(self):
+        """Return the curves and best scores of a first fit (scikit-learn's starting values)."""
+        return {
+            "loss_curve": [],
+            "t": 0,
+            "best_loss": None if self.early_stopping else np.inf,
+            "validation_scores": [] if self.early_stopping else None,
+            "validation_loss_curve": [] if self.early_stopping else None,
+            "best_validation_score": -np.inf if self.early_stopping else None,
+        }
+
+    def _continued_state(self):
+        """Return the curves and best scores a continued fit starts from, reset where early_stopping changed."""
+        state = {
+            "loss_curve": list(self.loss_curve_),
+            "t": self.t_,
+            "best_loss": self.best_loss_,
+            "validation_scores": None if self.validation_scores_ is None else list(self.validation_scores_),
+            "validation_loss_curve": (
+                None if getattr(self, "validation_loss_curve_", None) is None else list(self.validation_loss_curve_)
+            ),
+            "best_validation_score": self.best_validation_score_,
+        }
+        if self.early_stopping and state["validation_scores"] is None:
+            state.update(validation_scores=[], validation_loss_curve=[], best_validation_score=-np.inf, best_loss=None)
+        elif not self.early_stopping and state["best_loss"] is None:
+            state.update(
+                best_loss=np.inf, validation_scores=None, validation_loss_curve=None, best_validation_score=None
+            )
+        return state
+
+    def _hold_out(self, X, Y, sw, encoded, rs):
+        """Split off ``validation_fraction`` for early stopping (stratified for classifiers).
+
+        Returns the training ``X, Y, sw`` and ``(X_val, Y_val, sw_val)``, or
+        the data unchanged and None without early stopping.
+        """
+        if not self.early_stopping:
+            return X, Y, sw, None
+        n = X.shape[0]
+        stratify = encoded["labels"] if encoded.get("labels") is not None else None
+        try:
+            tr, va = train_test_split(
+                np.arange(n), test_size=self.validation_fraction, random_state=rs, stratify=stratify
+            )
+        except ValueError as e:
+            raise ValueError(
+                f"early_stopping could not hold out validation_fraction={self.validation_fraction} of {n} samples: {e}"
+            ) from None
+        if va.size < 2:
+            raise ValueError(
+                f"early_stopping needs at least 2 validation samples, but validation_fraction="
+                f"{self.validation_fraction} of {n} samples gives {va.size}; increase validation_fraction "
+                "or use more data"
+            )
+        tr.sort()
+        va.sort()
+        validation = (X[va], Y[va], None if sw is None else sw[va])
+        return X[tr], Y[tr], None if sw is None else sw[tr], validation
+
+    def _batch_and_l2(self, n_train, swt):
+        """Return the batch size and the network's l2 that give scikit-learn's ``alpha`` penalty."""
+        batch_size = min(200, n_train) if isinstance(self.batch_size, str) else min(int(self.batch_size), n_train)
+        # scikit-learn adds alpha / (2 * sum of the batch's sample weights) * ||W||^2 to each
+        # batch's mean loss; numbanet's l2 is lambda / 2 * ||W||^2, so lambda = alpha / (batch
+        # weight sum), with the batch weight sum estimated as batch_size * mean weight.
+        mean_w = 1.0 if swt is None else float(np.mean(swt))
+        l2 = float(self.alpha) / (batch_size * mean_w) if mean_w > 0 else float(self.alpha) / batch_size
+        return batch_size, l2
+
+    def _train(self, net, Xt, Yt, swt, batch_size, epochs, stored, training):
+        """Fit the network; when training started and then failed, store what it reached before raising."""
+        optimizer, state, monitor = stored[:3]
         before = net.history
         try:
             history = net.fit(
@@ -560,19 +584,9 @@ class _BaseMLP(BaseEstimator):
                 # Interrupted (Ctrl-C), diverged or a failing callback: the network keeps the weights
                 # of its last completed mini-batch (or last finite epoch); the attributes describe them.
                 training.append(True)
-                self._store_fitted(net, optimizer, state, net.history, monitor, Y.shape[1], out_act, encoded)
+                self._store_fitted(net, *stored[:2], net.history, *stored[2:])
             raise
-        if validation is not None and monitor.best_params is not None:
-            net.params[...] = monitor.best_params
-        self._store_fitted(net, optimizer, state, history, monitor, Y.shape[1], out_act, encoded)
-        if not incremental and not monitor.converged and len(history.loss) == self.max_iter:
-            warnings.warn(
-                f"{type(self).__name__}: maximum iterations ({self.max_iter}) reached and the optimization "
-                "hasn't converged yet.",
-                ConvergenceWarning,
-                stacklevel=4,  # the caller of fit
-            )
-        return self
+        return history
 
     def _store_fitted(self, net, optimizer, state, history, monitor, n_outputs, out_act, encoded):
         """Set the fitted attributes from the network and this fit's history, so they agree."""
@@ -816,11 +830,6 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
             dtype=dtype,
         )
         self.class_weight = class_weight
-
-    def __setstate__(self, state):
-        state = dict(state)
-        state.setdefault("class_weight", None)  # pickled before class_weight existed
-        super().__setstate__(state)
 
     def _with_class_weight(self, sw, encoded, incremental):
         """Multiply ``sw`` by the weight of each sample's class (``class_weight``); None stays None without it."""

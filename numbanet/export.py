@@ -25,6 +25,7 @@ import numbers
 
 import numpy as np
 
+from numbanet import config
 from numbanet.kernels.activations import LEAKY_SLOPE
 from numbanet.network import Network
 from numbanet.pieces import Activation
@@ -36,7 +37,7 @@ DEFAULT_OPSET = 18
 #: The oldest opset :func:`to_onnx` can write (Softmax over one axis, Gather and ArgMax as used here).
 MIN_OPSET = 13
 
-_FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+_FLOAT_DTYPES = tuple(np.dtype(name) for name in config.DTYPES)
 
 # erf(x) for 0 <= x <= _ERF_CLAMP as a Chebyshev series (evaluated by Clenshaw's recurrence): onnxruntime has
 # no double-precision Erf.  Beyond the clamp, erf(x) = 1 in double precision (1 - erf(6) = 2e-17).

@@ -36,36 +36,8 @@ are not saved: a loaded model predicts bit-for-bit like the saved one and can
 continue training (``fit``, ``partial_fit``), but the optimizer starts afresh.
 A ``random_state`` that is a ``RandomState`` object is saved as None.
 
-Writes are atomic: the file is written to a hidden temporary file
-``.{name}.{32 hex digits}.tmp`` in the same folder, flushed, fsync'ed and
-moved over ``path`` with :func:`os.replace`, so ``path`` holds either the old
-file or the complete new one, never a part.
-
-* Stale temporary files.  A save killed half way (``kill -9``, power loss)
-  leaves its temporary file behind; the next save to the same ``path``
-  removes it.  It removes only regular files named exactly as above for
-  that ``path`` (no other name, no symbolic link, no folder), and only
-  when no process holds a lock on them and they were last modified more
-  than :data:`STALE_AFTER` seconds ago.  Every save holds an exclusive
-  :func:`fcntl.flock` lock on its temporary file while it writes it; the
-  kernel drops the lock when the process dies, however it dies, so a
-  locked file belongs to a save still running (on this machine or, on file
-  systems that share locks such as NFS, another one).  The age rule covers
-  the instants before the lock is taken and after it is released (between
-  closing the file and renaming it), file systems without locks, and
-  platforms without :mod:`fcntl` (on Windows, moreover, an open file cannot
-  be deleted).
-* Permissions.  Saving over an existing file keeps its permission bits
-  (a ``0o600`` file stays ``0o600``); a new file gets ``0o666`` less the
-  umask, as :func:`open` gives.  An existing file that is read-only -- no
-  write bit for its owner, or not writable by this user -- is not
-  replaced: :class:`PermissionError`, and the file is unchanged.  (Owner
-  and group are not copied: the new file belongs to whoever saves.)
-* Errors.  File system problems raise :class:`OSError` subclasses
-  (:class:`FileNotFoundError` for a missing folder, :class:`PermissionError`,
-  ...) whose ``filename`` and message are the ``path`` passed, never the
-  temporary file; no temporary file is left behind.  Paths may be ``str``,
-  ``bytes`` or :class:`os.PathLike`.
+Writes are atomic and keep the permissions of the file they replace, as
+:mod:`numbanet._atomic` describes.
 
 A file that cannot be read as a numbanet model -- missing, empty, truncated,
 corrupted, foreign, holding object (pickled) arrays, holding impossible values
@@ -75,40 +47,28 @@ numbanet -- raises :class:`numbanet.ModelFileError` naming the file.
 :func:`load` checks sizes before it allocates: every array's header must
 declare exactly the bytes its zip entry holds (and an entry cannot claim more
 than deflate could unpack from the whole file), and ``sizes`` must declare
-exactly as many parameters as ``params`` holds (at most :data:`MAX_PARAMS`)
+exactly as many parameters as ``params`` holds (at most :data:`numbanet.config.MAX_PARAMS`)
 before a :class:`~numbanet.Network` is built, so a small crafted file cannot
 make it allocate gigabytes.
 """
 
-import errno
 import json
 import math
 import os
-import re
-import stat
 import sys
-import time
-import uuid
 import zipfile
 
 import numpy as np
 
+from numbanet import config
+from numbanet._atomic import write_atomically
 from numbanet.exceptions import ModelFileError
 from numbanet.network import Network
 from numbanet.pieces import Activation, Loss
 
-try:
-    import fcntl
-except ImportError:  # Windows: no flock; an open file cannot be deleted there anyway
-    fcntl = None
-
 FORMAT_NAME = "numbanet"
 #: Version of the file layout written by this numbanet; files of a higher version are refused.
 FORMAT_VERSION = 1
-#: Seconds since its last change after which an unlocked temporary file of a save counts as abandoned.
-STALE_AFTER = 60
-#: Most parameters a model file may declare (8 TiB of float64); more is refused as damaged.
-MAX_PARAMS = 2**40
 # zlib's deflate unpacks at most about 1032 bytes per compressed byte.
 _MAX_DEFLATE_RATIO = 1032
 
@@ -252,109 +212,7 @@ def save(model, path):
         "kind": np.array(kind),
         **arrays,
     }
-    path = os.fsdecode(path)
-    folder, base = os.path.split(os.path.abspath(path))
-    mode = _existing_mode(path)
-    _remove_stale_temps(folder, base)
-    tmp = os.path.join(folder, f".{base}.{uuid.uuid4().hex}.tmp")
-    try:
-        # O_EXCL: never write through someone else's file.  A new file gets 0o666 less the umask, as
-        # open() gives; a replacement starts with at most the old bits and gets exactly them below.
-        fd = os.open(
-            tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666 if mode is None else mode
-        )
-    except OSError as e:
-        raise _naming(path, e) from None
-    try:
-        with os.fdopen(fd, "wb") as f:
-            if fcntl is not None:
-                try:
-                    fcntl.flock(f.fileno(), fcntl.LOCK_EX)  # held until closed: "a save is writing this"
-                except OSError:
-                    pass  # a file system without locks: the age rule alone protects this file
-            np.savez(f, **arrays)
-            f.flush()
-            if mode is not None:
-                os.chmod(tmp, mode)
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException as e:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        if isinstance(e, OSError):
-            raise _naming(path, e) from None
-        raise
-    _fsync_folder(folder)
-    return path
-
-
-def _naming(path, error):
-    """``error`` as the same kind of OSError, naming the user's ``path`` instead of the temporary file."""
-    if error.errno is None:
-        return error
-    return OSError(error.errno, f"cannot save the model: {error.strerror}", path)
-
-
-def _existing_mode(path):
-    """Permission bits of the regular file at ``path``, None when there is none; refuse a read-only one."""
-    try:
-        st = os.stat(path)
-    except OSError:
-        return None  # nothing there, or the folder is unusable: creating the temporary file will say so
-    if not stat.S_ISREG(st.st_mode):
-        return None
-    mode = stat.S_IMODE(st.st_mode) & 0o777
-    # root may write anything, so test the owner's write bit explicitly as well as os.access.
-    if not mode & stat.S_IWUSR or not os.access(path, os.W_OK):
-        what = "read-only" if not mode & stat.S_IWUSR else "not writable by this user"
-        raise PermissionError(
-            errno.EACCES,
-            f"the file is {what} (mode {mode:#o}); numbanet does not replace a file it may not "
-            "write. Make it writable (chmod u+w) or save to another path",
-            path,
-        )
-    return mode
-
-
-def _remove_stale_temps(folder, base):
-    """Delete the temporary files that killed saves to ``folder/base`` left behind; best effort, never raises."""
-    own = re.compile(rf"\.{re.escape(base)}\.[0-9a-f]{{32}}\.tmp")
-    try:
-        with os.scandir(folder) as it:
-            entries = [e for e in it if own.fullmatch(e.name) and e.is_file(follow_symlinks=False)]
-    except OSError:
-        return
-    for entry in entries:
-        try:
-            # O_RDWR: NFS emulates flock with POSIX locks, whose exclusive kind needs a writable file
-            fd = os.open(entry.path, os.O_RDWR | getattr(os, "O_NOFOLLOW", 0))
-            try:
-                st = os.fstat(fd)
-                if not stat.S_ISREG(st.st_mode) or time.time() - st.st_mtime < STALE_AFTER:
-                    continue
-                if fcntl is not None:
-                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # fails while a save holds the lock
-            finally:
-                os.close(fd)
-            os.unlink(entry.path)
-        except OSError:
-            continue
-
-
-def _fsync_folder(folder):
-    """Make the rename durable (POSIX); silently skipped where folders cannot be opened."""
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
+    return write_atomically(path, lambda f: np.savez(f, **arrays))
 
 
 # ------------------------------------------------------------------- load
@@ -505,10 +363,10 @@ def _network_from(data, path, custom):
             "at least 2 layer widths, each >= 1)"
         )
     n_params = sum(n_in * n_out + n_out for n_in, n_out in zip(sizes, sizes[1:]))
-    if n_params > MAX_PARAMS:
+    if n_params > config.MAX_PARAMS:
         raise ModelFileError(
             f"{path}: damaged model file (sizes {sizes} declare {n_params} parameters, "
-            f"more than the {MAX_PARAMS} numbanet loads)"
+            f"more than the {config.MAX_PARAMS} numbanet loads)"
         )
     dtype = _text(data, "dtype", path)
     if dtype not in ("float32", "float64"):

@@ -23,17 +23,17 @@ import threading
 import numpy as np
 
 from numbanet import _validation as check
-from numbanet.callbacks import EarlyStopping, History, Progress, accuracy, as_callbacks, default_progress
-from numbanet.engine import CHUNK, BadInputError, TrainingRun, WorkspacePool, schedule_rates
+from numbanet import config
+from numbanet.callbacks import accuracy
+from numbanet.engine import BadInputError, TrainingRun, WorkspacePool
 from numbanet.kernels import activations as _act
 from numbanet.kernels import dense as _dense
 from numbanet.kernels import losses as _loss
 from numbanet.kernels import training as _train
-from numbanet.optimizers import SGD, Optimizer
 from numbanet.pieces import Activation, Loss, network_fns
-from numbanet.schedules import as_schedule
+from numbanet.plan import FitPlan
 
-_FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+_FLOAT_DTYPES = tuple(np.dtype(name) for name in config.DTYPES)
 
 
 def _layout(sizes):
@@ -324,9 +324,6 @@ class Network:
             opt.state = opt.state.copy()
         self.__dict__.update(state)
         self._rng_state = np.array(self._rng_state, dtype=np.uint64)  # writeable, even from a memory map
-        self.__dict__.setdefault("history", None)
-        self.__dict__.setdefault("custom_loss", None)  # pickled before custom pieces existed
-        self.__dict__.setdefault("activation_names", tuple(self.activations))
         self._pending = None
         self._fit_lock = threading.Lock()
         self._setup(params)
@@ -420,7 +417,7 @@ class Network:
         """
         X = self._checked_inputs(X)
         out = np.empty((X.shape[0], self.sizes[-1]), dtype=self.dtype)
-        ws, cap = self._buffers.acquire(min(CHUNK, X.shape[0]))
+        ws, cap = self._buffers.acquire(min(config.CHUNK, X.shape[0]))
         try:
             # The fields of _model() written out: no namedtuple built and unpacked per call.
             _train.predict_flat(
@@ -443,7 +440,7 @@ class Network:
         return out
 
     def _cost(self, X, Y, sw, grad):
-        ws, cap = self._buffers.acquire(min(CHUNK, X.shape[0]))
+        ws, cap = self._buffers.acquire(min(config.CHUNK, X.shape[0]))
         try:
             return _train.cost_and_gradient_flat(
                 *self._model(),
@@ -611,122 +608,39 @@ class Network:
             return self._fit(
                 X,
                 Y,
-                epochs,
-                batch_size,
-                optimizer,
-                shuffle,
-                validation_data,
-                validation_split,
-                progress,
                 sample_weight,
-                callbacks,
-                early_stopping,
-                lr_schedule,
-                clip_norm,
+                epochs=epochs,
+                batch_size=batch_size,
+                optimizer=optimizer,
+                shuffle=shuffle,
+                validation_data=validation_data,
+                validation_split=validation_split,
+                progress=progress,
+                callbacks=callbacks,
+                early_stopping=early_stopping,
+                lr_schedule=lr_schedule,
+                clip_norm=clip_norm,
             )
         finally:
             self._fit_lock.release()
 
-    def _fit(
-        self,
-        X,
-        Y,
-        epochs,
-        batch_size,
-        optimizer,
-        shuffle,
-        validation_data,
-        validation_split,
-        progress,
-        sample_weight,
-        callbacks,
-        early_stopping,
-        lr_schedule,
-        clip_norm,
-    ):
-        epochs = check.positive_int(epochs, "epochs")
-        batch_size = check.positive_int(batch_size, "batch_size")
+    def _fit(self, X, Y, sample_weight, **options):
+        plan = FitPlan(self, **options)
         X_given = X
-        split = check.non_negative_float(validation_split, "validation_split", upper=1.0, upper_open=True)
         # NaN and infinity in X: the training kernel checks every row as it gathers it (a pass over
         # X the fit does anyway), stops, and puts back what the run changed (see below).  Checked
         # here instead when some rows would not be gathered first (a validation split) or when an
         # interrupted epoch may be finished first (it gathers only its remaining rows).
-        defer = split == 0 and self._pending is None
+        defer = plan.split == 0 and self._pending is None
         X, Y, sw = self._checked_data(X, Y, sample_weight, check_finite=not defer)
-        if optimizer is None:
-            optimizer = self.optimizer if self.optimizer is not None else SGD(lr=0.1)
-        if not isinstance(optimizer, Optimizer):
-            raise ValueError(f"optimizer must be a numbanet optimizer (SGD, Adam, ...); got {optimizer!r}")
-        schedule = as_schedule(lr_schedule)
-        clip = 0.0 if clip_norm is None else check.non_negative_float(clip_norm, "clip_norm")
-        optimizer._validate()
-        cbs = as_callbacks(callbacks)
-        if early_stopping is not None and early_stopping is not False:
-            if isinstance(early_stopping, EarlyStopping):
-                cbs.append(early_stopping)
-            else:
-                cbs.append(EarlyStopping(patience=check.positive_int(early_stopping, "early_stopping")))
-        if split > 0 and validation_data is not None:
-            raise ValueError("give either validation_data or validation_split, not both")
-        if split > 0:
-            n_val = int(round(split * X.shape[0]))
-            if n_val < 1 or n_val >= X.shape[0]:
-                raise ValueError(
-                    f"validation_split={validation_split} of {X.shape[0]} samples leaves "
-                    f"{n_val} for validation and {X.shape[0] - n_val} for training; both need at least 1"
-                )
-        elif validation_data is not None:
-            try:
-                Xv, Yv = validation_data
-            except (TypeError, ValueError):
-                raise ValueError("validation_data must be a pair (X_val, Y_val)") from None
-            Xv = self._checked_inputs(Xv, "validation X")
-            Yv = self._checked_targets(Yv, "validation Y")
-            check.check_rows(Xv, Yv, "validation X", "validation Y")
-        else:
-            Xv = Yv = None
-        # Learning rates of every epoch, up front, so that a bad schedule is refused before any
-        # training (a schedule that watches the loss is asked epoch by epoch instead).
-        first = self.epochs_trained
-        lrs = schedule_rates(schedule, first, epochs, optimizer.lr)
+        if plan.split > 0:
+            plan.n_validation(X.shape[0])
         # Everything is checked: from here on the network changes.
-        if split > 0:
-            perm = self._rng.permutation(X.shape[0])
-            val, tr = perm[:n_val], np.sort(perm[n_val:])
-            Xv, Yv = check.read_only(X[val]), check.read_only(Y[val])
-            X, Y, sw = check.read_only(X[tr]), check.read_only(Y[tr]), np.ascontiguousarray(sw[tr])
-            if sw.sum() <= 0:
-                raise ValueError("after validation_split every training sample has weight 0")
-        if progress is None:
-            progress = default_progress()
+        if plan.split > 0:
+            X, Y, sw = plan.hold_out(self._rng, X, Y, sw)
         before = (self.optimizer, self.history, self._rng_state.copy())
-        optimizer.bind(self.n_params, self.dtype)
-        self.optimizer = optimizer
-        history = History()
-        self.history = history
-        epoch_end = None
-        if cbs or Xv is not None or schedule.needs_loss:
-            epoch_end = self._epoch_end_work(history, cbs, Xv, Yv, schedule, optimizer)
-        bar = Progress(epochs, progress)
-        run = TrainingRun(
-            self,
-            X,
-            Y,
-            sw,
-            epochs,
-            min(batch_size, X.shape[0]),
-            shuffle,
-            optimizer,
-            schedule,
-            lrs,
-            clip,
-            history,
-            bar,
-            epoch_end,
-        )
-        for cb in cbs:
-            cb.on_train_begin(self)
+        session = plan.begin(self)
+        run = TrainingRun(self, X, Y, sw, plan, session)
         try:
             run.run()
         except BadInputError as exc:
@@ -740,32 +654,8 @@ class Network:
             self._checked_inputs(X_given)
             raise ValueError("X changed during fit: a row held NaN or infinity when it was used") from None
         finally:
-            bar.close()
-        for cb in cbs:
-            cb.on_train_end(self, history)
-        return history
-
-    def _epoch_end_work(self, history, cbs, Xv, Yv, schedule, optimizer):
-        """Build the per-epoch work of a fit: validation, a loss-watching schedule, callbacks.
-
-        Returns ``epoch_end(history) -> stop``.
-        """
-        ones = None if Xv is None else np.ones(Xv.shape[0])
-
-        def epoch_end(history):
-            if Xv is not None:
-                history.val_loss.append(float(self._cost(Xv, Yv, ones, None)))
-                acc = accuracy(self.loss_name, self.predict(Xv), Yv)
-                if acc is not None:
-                    history.val_accuracy.append(acc)
-            if schedule.needs_loss:
-                schedule.observe(history.val_loss[-1] if history.val_loss else history.loss[-1], optimizer.lr)
-            stop = False
-            for cb in cbs:
-                stop = bool(cb.on_epoch_end(self, history)) or stop
-            return stop
-
-        return epoch_end
+            session.close()
+        return session.finish()
 
     def partial_fit(self, X, Y, optimizer=None, sample_weight=None):
         """One optimizer step on the whole of ``(X, Y)`` as a single mini-batch.

@@ -48,6 +48,7 @@ import numba
 import numpy as np
 from numba import njit, types
 
+from numbanet import config
 from numbanet.kernels.activations import BUILTINS as _BUILTIN_ACTIVATIONS
 from numbanet.kernels.losses import CODES as _BUILTIN_LOSSES
 from numbanet.kernels.pieces import (
@@ -240,7 +241,6 @@ def _chain(prev, g, index):
 
 
 _CACHE = {}
-_CACHE_SIZE = 32  # distinct sets of custom pieces whose callbacks are kept (networks keep their own)
 
 
 def network_fns(activations, loss):
@@ -277,7 +277,7 @@ def network_fns(activations, loss):
             )
         hit = ((tuple(activations), loss), owners)
         _CACHE[key] = hit
-        while len(_CACHE) > _CACHE_SIZE:
+        while len(_CACHE) > config.CUSTOM_CACHE_SIZE:
             del _CACHE[next(iter(_CACHE))]
     owners = hit[1]
     if activations:

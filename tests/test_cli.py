@@ -10,7 +10,7 @@ import pytest
 
 pytest.importorskip("sklearn.datasets")
 
-from numbanet.__main__ import MISSING_SKLEARN, build_parser, main, split  # noqa: E402
+from numbanet.__main__ import MISSING_SKLEARN, build_parser, main, split
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

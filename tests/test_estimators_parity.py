@@ -17,14 +17,14 @@ import pytest
 
 pytest.importorskip("sklearn")
 
-from sklearn import neural_network as sknn  # noqa: E402
-from sklearn.datasets import make_classification, make_regression  # noqa: E402
-from sklearn.metrics import recall_score  # noqa: E402
-from sklearn.preprocessing import StandardScaler, scale  # noqa: E402
-from sklearn.utils.class_weight import compute_sample_weight  # noqa: E402
-from sklearn.utils.estimator_checks import check_classifiers_train, check_regressors_train  # noqa: E402
+from sklearn import neural_network as sknn
+from sklearn.datasets import make_classification, make_regression
+from sklearn.metrics import recall_score
+from sklearn.preprocessing import StandardScaler, scale
+from sklearn.utils.class_weight import compute_sample_weight
+from sklearn.utils.estimator_checks import check_classifiers_train, check_regressors_train
 
-from numbanet import MLPClassifier, MLPRegressor  # noqa: E402
+from numbanet import MLPClassifier, MLPRegressor
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

@@ -5,6 +5,7 @@ divergence, and continuing training with ``fit`` and ``partial_fit``.
 """
 
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -262,8 +263,8 @@ def test_progress_false_and_default_are_silent(capsys):
 
 
 def test_progress_without_tqdm_prints_a_line_per_epoch(capsys, monkeypatch):
-    monkeypatch.setitem(sys.modules, "tqdm.auto", None)  # makes "from tqdm.auto import tqdm" fail
-    monkeypatch.setattr(numbanet.callbacks.Progress, "PLAIN_INTERVAL", 0.0)  # no throttling
+    monkeypatch.setitem(sys.modules, "tqdm", None)  # makes "from tqdm import std" fail
+    monkeypatch.setattr(numbanet.progress.Progress, "PLAIN_INTERVAL", 0.0)  # no throttling
     X, Y = classification()
     net = numbanet.Network([4, 5, 3], activations=["tanh", "softmax"], loss="cross_entropy", seed=0)
     net.fit(X, Y, epochs=4, validation_data=(X, Y), progress=True)
@@ -275,7 +276,7 @@ def test_progress_without_tqdm_prints_a_line_per_epoch(capsys, monkeypatch):
 
 
 def test_progress_without_tqdm_throttles_its_lines(capsys, monkeypatch, xor):
-    monkeypatch.setitem(sys.modules, "tqdm.auto", None)
+    monkeypatch.setitem(sys.modules, "tqdm", None)
     X, Y = xor
     numbanet.Network([2, 3, 1], seed=0).fit(X, Y, epochs=3000, batch_size=4, progress=True)
     lines = capsys.readouterr().err.strip().splitlines()
@@ -371,3 +372,40 @@ def test_partial_fit_continues_optimizer_state():
     opt.step(manual.params, grad(manual, X[:5], Y[:5], w[:5]))
     np.testing.assert_allclose(net.params, manual.params, rtol=1e-11, atol=1e-14)
     assert net.optimizer.t == 2
+
+
+def test_the_compile_indicator_shows_the_seconds_passing(capsys, monkeypatch):
+    import numbanet.progress as progress
+
+    monkeypatch.setattr(progress.Progress, "TICK", 0.01)
+    bar = progress.Progress(3, True)
+    with bar.compiling():
+        time.sleep(0.2)  # the kernels compiling, holding this thread
+    bar.close()
+    err = capsys.readouterr().err
+    assert "compiling numbanet's kernels (first run only)..." in err
+    assert "compiling numbanet's kernels (first run only): 0 s" in err  # redrawn while the block ran
+    assert "compiling numbanet's kernels (first run only): done in 0." in err
+
+
+def test_the_compile_indicator_is_silent_when_progress_is_off(capsys):
+    import numbanet.progress as progress
+
+    with progress.Progress(3, False).compiling():
+        pass
+    assert capsys.readouterr().err == ""
+
+
+def test_a_notebook_without_ipywidgets_gets_the_text_bar_without_a_warning(monkeypatch):
+    import importlib.util
+
+    from tqdm import std
+
+    import numbanet.progress as progress
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(progress, "_in_notebook", lambda: True)
+    monkeypatch.setattr(progress.importlib.util, "find_spec", lambda name: None if name == "ipywidgets" else real(name))
+    assert progress._tqdm_class() is std.tqdm
+    monkeypatch.setattr(progress, "_in_notebook", lambda: False)
+    assert progress._tqdm_class() is std.tqdm

@@ -22,7 +22,8 @@ import pytest
 
 import numbanet
 from numbanet import ModelFileError
-from numbanet.io import FORMAT_VERSION, MAX_PARAMS, STALE_AFTER
+from numbanet.config import MAX_PARAMS, STALE_AFTER
+from numbanet.io import FORMAT_VERSION
 
 
 def _fitted_net(dtype, seed=0):

@@ -21,7 +21,7 @@ import pytest
 from naive import random_classification
 
 import numbanet
-from numbanet import engine
+from numbanet import config, engine
 from numbanet.kernels import rng as krng
 
 
@@ -256,7 +256,7 @@ def test_progress_bar_does_not_force_a_slice_per_epoch(monkeypatch, xor):
 
 def test_long_epoch_is_cut_into_slices(monkeypatch):
     """One epoch of many batches returns to Python several times (so Ctrl-C is served within it)."""
-    monkeypatch.setattr(engine, "SLICE_SECONDS", 1e-9)
+    monkeypatch.setattr(config, "SLICE_SECONDS", 1e-9)
     calls = []
     real = engine.TrainingRun._slice
 
@@ -492,7 +492,7 @@ def test_buffer_pool_bounds_and_capacities():
     for ws, _ in held:
         pool.release(ws)
     assert len(pool._free) == pool.keep
-    assert all(cap <= engine.CHUNK for cap, _ in pool._free)  # more than CHUNK rows: never kept
+    assert all(cap <= config.CHUNK for cap, _ in pool._free)  # more than CHUNK rows: never kept
     ws, cap = pool.acquire(3000)  # the most recently released fitting buffer is reused
     assert ws is held[-2][0] and cap == 4096
 
@@ -673,4 +673,4 @@ def test_a_whole_data_batch_leaves_no_large_buffer_behind():
     X, Y = random_classification(n=5000)
     net = make_net()
     net.partial_fit(X, Y)  # one batch of 5000 rows (> 4096)
-    assert all(cap <= engine.CHUNK for cap, _ in net._buffers._free)
+    assert all(cap <= config.CHUNK for cap, _ in net._buffers._free)

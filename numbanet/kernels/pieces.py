@@ -88,11 +88,11 @@ if config.DISABLE_JIT:
         LOSS_SIGNATURE: ctypes.CFUNCTYPE(ctypes.c_double, ctypes.c_double, ctypes.c_double),
     }
 
-    def activation_fn(addr):  # noqa: F811 -- plain Python stands in for the intrinsic
+    def activation_fn(addr):
         """Call the custom activation callback at ``addr`` through ctypes (JIT disabled)."""
         return _CTYPES[ACTIVATION_SIGNATURE](addr)
 
-    def loss_fn(addr):  # noqa: F811
+    def loss_fn(addr):
         """Call the custom loss callback at ``addr`` through ctypes (JIT disabled)."""
         return _CTYPES[LOSS_SIGNATURE](addr)
 

@@ -1,0 +1,188 @@
+"""One fit's options, checked once, and the start and end every fit shares.
+
+:class:`FitPlan` turns ``fit``'s keyword arguments into checked values before
+anything changes -- for :meth:`numbanet.Network.fit`, for the estimators
+(which call it) and for :meth:`numbanet.distributed.DataParallel.fit` -- so a
+new ``fit`` option is added here, once.  :meth:`FitPlan.begin` then makes
+the first change to the network (binding the optimizer, a new history) and
+returns a :class:`FitSession`: the history, the progress bar, the per-epoch
+work (validation, schedules that watch the loss, callbacks) and the
+callbacks' start and end.
+"""
+
+import numpy as np
+
+from numbanet import _validation as check
+from numbanet.callbacks import EarlyStopping, History, accuracy, as_callbacks
+from numbanet.engine import schedule_rates
+from numbanet.optimizers import SGD, Optimizer
+from numbanet.progress import Progress, default_progress
+from numbanet.schedules import as_schedule
+
+
+class FitPlan:
+    """``fit``'s options for one network, checked; nothing is changed by building one.
+
+    Parameters are those of :meth:`numbanet.Network.fit` (the data aside).
+    ``validation_data`` must already be in memory (NumPy-like).
+
+    Attributes
+    ----------
+    epochs, batch_size : int
+        ``batch_size`` as asked; :meth:`batch_for` caps it at the training rows.
+    optimizer : Optimizer
+        The one given, else the network's previous one, else ``SGD(lr=0.1)``.
+    shuffle : bool
+    split : float
+        The validation fraction (0: none).
+    validation : tuple (Xv, Yv) or None
+        Checked validation data (set by :meth:`hold_out` for a split).
+    schedule : Schedule
+    lrs : float64 array of shape (epochs,)
+        Each epoch's rate, checked (NaN for schedules that watch the loss).
+    clip : float
+        0 for no clipping.
+    callbacks : list of Callback
+        Early stopping included.
+    progress : bool
+    """
+
+    def __init__(
+        self,
+        net,
+        epochs=1,
+        batch_size=32,
+        optimizer=None,
+        shuffle=True,
+        validation_data=None,
+        validation_split=0.0,
+        progress=None,
+        callbacks=None,
+        early_stopping=None,
+        lr_schedule=None,
+        clip_norm=None,
+    ):
+        self.epochs = check.positive_int(epochs, "epochs")
+        self.batch_size = check.positive_int(batch_size, "batch_size")
+        self.split = check.non_negative_float(validation_split, "validation_split", upper=1.0, upper_open=True)
+        if self.split > 0 and validation_data is not None:
+            raise ValueError("give either validation_data or validation_split, not both")
+        if optimizer is None:
+            optimizer = net.optimizer if net.optimizer is not None else SGD(lr=0.1)
+        if not isinstance(optimizer, Optimizer):
+            raise ValueError(f"optimizer must be a numbanet optimizer (SGD, Adam, ...); got {optimizer!r}")
+        optimizer._validate()
+        self.optimizer = optimizer
+        self.shuffle = bool(shuffle)
+        self.schedule = as_schedule(lr_schedule)
+        self.clip = 0.0 if clip_norm is None else check.non_negative_float(clip_norm, "clip_norm")
+        self.callbacks = _with_early_stopping(as_callbacks(callbacks), early_stopping)
+        self.validation = None if validation_data is None else _checked_pair(net, validation_data)
+        # Every epoch's rate up front, so that a bad schedule is refused before any training.
+        self.lrs = schedule_rates(self.schedule, net.epochs_trained, self.epochs, optimizer.lr)
+        self.progress = default_progress() if progress is None else progress
+
+    def n_validation(self, n):
+        """Rows ``validation_split`` holds out of ``n``; ValueError unless both parts keep one."""
+        n_val = int(round(self.split * n))
+        if n_val < 1 or n_val >= n:
+            raise ValueError(
+                f"validation_split={self.split} of {n} samples leaves "
+                f"{n_val} for validation and {n - n_val} for training; both need at least 1"
+            )
+        return n_val
+
+    def hold_out(self, rng, X, Y, sw):
+        """Split off the validation rows (a draw from ``rng``); return the training ``X, Y, sw``.
+
+        The validation rows become :attr:`validation`; both parts are
+        read-only views of fresh arrays, training rows in their order.
+        """
+        n_val = self.n_validation(X.shape[0])
+        perm = rng.permutation(X.shape[0])
+        val, tr = perm[:n_val], np.sort(perm[n_val:])
+        sw = np.ascontiguousarray(sw[tr])
+        if sw.sum() <= 0:
+            raise ValueError("after validation_split every training sample has weight 0")
+        self.validation = (check.read_only(X[val]), check.read_only(Y[val]))
+        return check.read_only(X[tr]), check.read_only(Y[tr]), sw
+
+    def batch_for(self, n):
+        """Return the batch size for ``n`` training rows: as asked, at most ``n``."""
+        return min(self.batch_size, n)
+
+    def begin(self, net):
+        """Make the fit's first change to ``net``; return the :class:`FitSession`."""
+        return FitSession(net, self)
+
+
+class FitSession:
+    """What every fit does around its training loop, from its first change to the network.
+
+    Binds the plan's optimizer to the network and gives the network a new
+    history; builds the per-epoch work and the progress bar; calls the
+    callbacks' ``on_train_begin``.  :meth:`finish` calls their
+    ``on_train_end``; :meth:`close` closes the bar (whatever happened).
+    """
+
+    def __init__(self, net, plan):
+        self.net = net
+        self.plan = plan
+        optimizer = plan.optimizer
+        optimizer.bind(net.n_params, net.dtype)
+        net.optimizer = optimizer
+        self.history = History()
+        net.history = self.history
+        self.epoch_end = None
+        if plan.callbacks or plan.validation is not None or plan.schedule.needs_loss:
+            self.epoch_end = self._epoch_end
+        self.bar = Progress(plan.epochs, plan.progress)
+        for cb in plan.callbacks:
+            cb.on_train_begin(net)
+
+    def _epoch_end(self, history):
+        """Run the per-epoch work: validation, a loss-watching schedule, callbacks; return True to stop."""
+        net, plan = self.net, self.plan
+        if plan.validation is not None:
+            Xv, Yv = plan.validation
+            history.val_loss.append(float(net.loss(Xv, Yv)))
+            acc = accuracy(net.loss_name, net.predict(Xv), Yv)
+            if acc is not None:
+                history.val_accuracy.append(acc)
+        if plan.schedule.needs_loss:
+            watched = history.val_loss[-1] if history.val_loss else history.loss[-1]
+            plan.schedule.observe(watched, plan.optimizer.lr)
+        stop = False
+        for cb in plan.callbacks:
+            stop = bool(cb.on_epoch_end(net, history)) or stop
+        return stop
+
+    def finish(self):
+        """Call the callbacks' ``on_train_end``; return the history."""
+        for cb in self.plan.callbacks:
+            cb.on_train_end(self.net, self.history)
+        return self.history
+
+    def close(self):
+        """Close the progress bar."""
+        self.bar.close()
+
+
+def _with_early_stopping(cbs, early_stopping):
+    if early_stopping is not None and early_stopping is not False:
+        if isinstance(early_stopping, EarlyStopping):
+            cbs.append(early_stopping)
+        else:
+            cbs.append(EarlyStopping(patience=check.positive_int(early_stopping, "early_stopping")))
+    return cbs
+
+
+def _checked_pair(net, validation_data):
+    try:
+        Xv, Yv = validation_data
+    except (TypeError, ValueError):
+        raise ValueError("validation_data must be a pair (X_val, Y_val)") from None
+    Xv = net._checked_inputs(Xv, "validation X")
+    Yv = net._checked_targets(Yv, "validation Y")
+    check.check_rows(Xv, Yv, "validation X", "validation Y")
+    return Xv, Yv
