@@ -3,16 +3,15 @@
 The demo loads scikit-learn's 8x8 digits (1797 images, 10 classes, pixel
 values scaled to [0, 1]), holds out a seeded, per-class 20 % test split, trains
 a ReLU/softmax network with cross-entropy, and prints the held-out accuracy
-and the training time.  The defaults reach about 97 % test accuracy in well
-under a second of training once the kernels are compiled.  The first run of a
-fresh install also compiles them (15-25 s on a 2-core machine); the demo says
-so and reports that time apart from the training time::
+and the training time.  The first run of a fresh install also compiles the
+kernels; the demo says so and reports that time apart from the training
+time::
 
     python -m numbanet
     python -m numbanet --hidden 128 64 --optimizer sgd --lr 0.1 --epochs 50
     python -m numbanet --dtype float32 --no-progress
 
-scikit-learn is needed only for the data (``pip install 'numbanet[demo]'``);
+scikit-learn is needed only for the data (``pip install -e ".[demo]"`` in a clone);
 the split is done with NumPy.  The test set plays no part in training: it is
 scored once, at the end.
 
@@ -35,7 +34,10 @@ HIDDEN_ACTIVATIONS = sorted(a for a, b in _ACTIVATIONS.items() if not b.output_o
 #: Default learning rate of each optimizer.
 DEFAULT_LR = {"adam": 3e-3, "sgd": 0.1}
 
-MISSING_SKLEARN = "numbanet's demo needs scikit-learn for the digits data: pip install 'numbanet[demo]'"
+MISSING_SKLEARN = (
+    "numbanet's demo needs scikit-learn for the digits data: pip install scikit-learn "
+    '(or, in a clone of numbanet, pip install -e ".[demo]")'
+)
 
 
 def _int_at_least(low, what):

@@ -89,7 +89,7 @@ def _require_sklearn(name):
     if _SKLEARN_MISSING is not None:
         raise ImportError(
             f"numbanet.{name} needs scikit-learn >= 1.6 ({_SKLEARN_MISSING}). "
-            "Install it with `pip install 'numbanet[sklearn]'` or `pip install scikit-learn`; "
+            "Install it with `pip install scikit-learn` (or `pip install -e '.[sklearn]'` in a clone of numbanet); "
             "numbanet.Network works without it."
         )
 

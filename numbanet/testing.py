@@ -40,7 +40,7 @@ included.  Points where a value is not finite, or where the function has a
 kink (ReLU at 0, ``|a - y|`` at ``a == y``), are skipped rather than failed.
 The checks are seeded, so a run is reproducible.
 
-Needs ``hypothesis`` (``pip install numbanet[test]``).
+Needs ``hypothesis`` (``pip install hypothesis``).
 """
 
 import math

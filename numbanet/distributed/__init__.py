@@ -67,8 +67,8 @@ try:
     import distributed as _dask_distributed  # noqa: F401 - fail here, with the hint, without the extra
 except ImportError as exc:  # pragma: no cover - exercised only without the extra
     raise ImportError(
-        "numbanet.distributed needs Dask's distributed scheduler: pip install 'numbanet[distributed]' "
-        "(or pip install 'dask[distributed]')"
+        "numbanet.distributed needs Dask's distributed scheduler: pip install 'dask[distributed]' "
+        '(or, in a clone of numbanet, pip install -e ".[distributed]")'
     ) from exc
 
 from numbanet.distributed.dataparallel import DataParallel, WorkerLostError
