@@ -11,6 +11,7 @@ Every hot step is a flat Numba kernel.
 True
 """
 
+from numbanet._numba import load_kernels_without_refresh as _load_kernels_without_refresh
 from numbanet.callbacks import Callback, EarlyStopping, History
 from numbanet.exceptions import ModelFileError, TrainingDivergedError
 from numbanet.gradcheck import GradcheckResult, gradcheck
@@ -18,7 +19,6 @@ from numbanet.network import Network
 from numbanet.optimizers import SGD, Adam, AdamW, Optimizer, RMSprop
 from numbanet.pieces import Activation, Loss
 from numbanet.schedules import ConstantLR, CosineLR, ExponentialLR, ReduceLROnPlateau, StepLR
-from numbanet.warmup import _load_kernels_without_refresh
 
 # numbanet.compile, as torch.compile; kept out of __all__ so that `from numbanet import *` cannot shadow the built-in.
 from numbanet.warmup import compile as compile

@@ -22,27 +22,14 @@ import sys
 import threading
 import time
 
-import numba
 import numpy as np
 
+from numbanet import _numba
 from numbanet.kernels import training as _train
 
-#: Numba versions (major, minor) on which numbanet's kernels load from the cache without
-#: Numba's registry refresh (:class:`_KernelCache`), a fast path through Numba's private
-#: caching code.  It is tested on these (tests/test_lazy_imports.py); any other Numba
-#: loads as Numba always does.  Add a version here once that test passes on it.
-FAST_LOAD_NUMBA = ((0, 68),)
-
-try:
-    from numba.core.caching import FunctionCache as _FunctionCache
-    from numba.core.runtime.nrt import rtsys as _rtsys
-except ImportError:  # pragma: no cover - another Numba layout: its own loading, unchanged
-    _FunctionCache = None
-if tuple(int(p) for p in numba.__version__.split(".")[:2]) not in FAST_LOAD_NUMBA:
-    _FunctionCache = None  # pragma: no cover - an untested Numba: its own loading, unchanged
-
-#: Whether numbanet's kernels load without Numba's registry refresh in this process.
-FAST_LOAD = _FunctionCache is not None
+#: Whether numbanet's kernels load without Numba's registry refresh in this process
+#: (on the Numba versions :data:`numbanet._numba.TESTED_NUMBA`; others load as Numba always does).
+FAST_LOAD = _numba.FAST_LOAD
 
 #: The kernels Python calls: training, prediction, cost and gradient.
 ENTRY_POINTS = ("train_slice_flat", "predict_flat", "cost_and_gradient_flat")
@@ -70,16 +57,7 @@ def _in_memory(dispatcher, dtype):
 
 def _on_disk(dispatcher, dtype):
     """Whether Numba's cache holds a current entry of ``dispatcher`` for ``dtype``."""
-    cache = getattr(dispatcher, "_cache", None)
-    cache_file = getattr(cache, "_cache_file", None)
-    if cache_file is None:
-        return False
-    try:
-        index = cache_file._load_index()  # {} when missing, stale or from another Numba
-        magic = dispatcher.targetctx.codegen().magic_tuple()
-    except Exception:  # a private API: never let it break training
-        return False
-    return any(key[1] == magic and str(key[0][0]).startswith(f"array({dtype},") for key in index)
+    return any(str(args[0]).startswith(f"array({dtype},") for args in _numba.cached_signatures(dispatcher))
 
 
 def kernels_ready(dtype, entry_points=ENTRY_POINTS):
@@ -111,8 +89,12 @@ def kernels_ready(dtype, entry_points=ENTRY_POINTS):
 
 
 def cache_dir():
-    """Return the folder of numbanet's compiled kernels (Numba's cache, one folder per kernel-source digest)."""
-    return _train.train_slice_flat._cache._cache_path
+    """Return the folder of numbanet's compiled kernels (Numba's cache, one folder per kernel-source digest).
+
+    None where the kernels are compiled in memory (no writable cache folder, or
+    ``NUMBA_DISABLE_JIT=1``) or Numba's caching is not one numbanet is tested on.
+    """
+    return _numba.cache_path(_train.train_slice_flat)
 
 
 _LOCAL = threading.RLock()  # re-entrant within a thread; other threads of the process wait here
@@ -157,11 +139,13 @@ def _file_lock(timeout):
     except ImportError:  # pragma: no cover - Windows
         yield False
         return
+    path = cache_dir()
     try:
-        path = cache_dir()
+        if path is None:
+            raise OSError("no cache folder")
         os.makedirs(path, exist_ok=True)
         fh = open(os.path.join(path, "compile.lock"), "a+")
-    except (OSError, AttributeError):  # AttributeError: no cache with NUMBA_DISABLE_JIT=1
+    except OSError:
         yield False
         return
     try:
@@ -246,39 +230,3 @@ def _exercise(Network, dtype):
     net.fit(X, Y, epochs=1, batch_size=2, progress=False)
     net.predict(X)
     net.loss(X, Y)
-
-
-if _FunctionCache is not None:
-
-    class _KernelCache(_FunctionCache):
-        """Numba's on-disk cache of one numbanet kernel, loading without the registry refresh.
-
-        Before every cache load Numba refreshes its target context: it imports and installs
-        every typing and lowering registry (and with them SciPy's linalg), about 0.2 s the
-        first time in a process.  Those registries serve compiling; a loaded kernel is machine
-        code that needs the runtime (NRT) and the C helpers, which the context sets up when it
-        is created.  So a process that only loads numbanet's kernels skips the refresh; the
-        first compile in it (a new dtype, a custom piece) still refreshes, as Numba's compiler
-        does that itself.
-        """
-
-        def load_overload(self, sig, target_context):
-            try:
-                guard, load = self._guard_against_spurious_io_errors, self._load_overload
-            except AttributeError:  # pragma: no cover - Numba's caching changed: its own way
-                return super().load_overload(sig, target_context)
-            _rtsys.initialize(target_context)  # what the refresh does first, and what loaded code needs
-            with guard():
-                return load(sig, target_context)
-
-
-def _load_kernels_without_refresh():
-    """Make every numbanet kernel imported so far load from the cache without Numba's refresh."""
-    if _FunctionCache is None:
-        return
-    for name, module in list(sys.modules.items()):
-        if name.startswith("numbanet.kernels.") and module is not None:
-            for value in vars(module).values():
-                cache = getattr(value, "_cache", None)
-                if type(cache) is _FunctionCache:
-                    cache.__class__ = _KernelCache
