@@ -11,21 +11,21 @@ Every hot step is a flat Numba kernel.
 True
 """
 
+from numbanet._numba import load_kernels_without_refresh as _load_kernels_without_refresh
 from numbanet.callbacks import Callback, EarlyStopping, History
 from numbanet.exceptions import ModelFileError, TrainingDivergedError
 from numbanet.gradcheck import GradcheckResult, gradcheck
 from numbanet.network import Network
 from numbanet.optimizers import SGD, Adam, AdamW, Optimizer, RMSprop
 from numbanet.pieces import Activation, Loss
-from numbanet.schedules import ConstantLR, CosineLR, ExponentialLR, ReduceLROnPlateau, StepLR
-from numbanet.warmup import _load_kernels_without_refresh
 
 # numbanet.compile, as torch.compile; kept out of __all__ so that `from numbanet import *` cannot shadow the built-in.
-from numbanet.warmup import compile as compile
+from numbanet.precompile import compile as compile
+from numbanet.schedules import ConstantLR, CosineLR, ExponentialLR, ReduceLROnPlateau, StepLR
 
 __version__ = "0.1.0"
 
-# Every kernel module is imported by now (network, engine and warm-up import them all).
+# Every kernel module is imported by now (network and engine import them all).
 _load_kernels_without_refresh()
 del _load_kernels_without_refresh
 

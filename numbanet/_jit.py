@@ -14,91 +14,47 @@ policy is visible at a glance (the numba-stats ``_util.py`` pattern):
   that divergence detection relies on.
 * no ``parallel=True``: results must not depend on thread timing.
 
-Fresh caches.  Numba checks a cached kernel against the time stamp of its own
-file only, but a kernel that calls a jitted function in another file has that
-function's code compiled into it: after an edit to ``activations.py``, the
-cached ``training.py`` kernels would go on running the old activation.  So
-numbanet's kernels are cached in a folder named after a digest of every
-kernel source file (:data:`SOURCES_DIGEST`), ``numbanet-<digest>`` inside the
-folder Numba would have used, and stamped with it too: an edit to any of them
-(or an upgrade of numbanet) makes every kernel recompile once, for developers
-and users alike, and a cache written by other sources is never even read
-(Numba fails, rather than recompiles, on an index that names a type the code
-no longer has).  This is done by :class:`KernelCacheLocator`, which wraps the
-locator Numba would have chosen, for files of this package only, and changes
-nothing for any other code in the process.  Folders of earlier sources stay
-behind; they are small and may be deleted.
+Fresh caches.  Numba checks a cached kernel against its own file only, but a
+kernel that calls a jitted function in another file has that function's code
+compiled into it; numbanet's kernels are therefore cached by a digest of all
+their sources (:mod:`numbanet._numba`, the one module that touches Numba's
+private machinery, on the Numba versions it is tested on; other versions
+cache as plain ``cache=True`` does).  Where no cache folder is writable (a
+read-only container), the kernels are compiled in memory, in every process.
 """
 
 import functools
-import hashlib
-import os
-import tempfile
 
 import numpy as np
 from numba import config, njit
-from numba.core import caching
 
-_PACKAGE = os.path.dirname(os.path.abspath(__file__))
-_KERNELS = os.path.join(_PACKAGE, "kernels")
+from numbanet import _numba
 
+#: The digest of the kernel sources that keys numbanet's kernel cache (see :mod:`numbanet._numba`).
+SOURCES_DIGEST = _numba.SOURCES_DIGEST
 
-def _sources_digest():
-    """SHA-256 of the jitted source files: ``kernels/*.py`` and this module."""
-    h = hashlib.sha256()
-    files = sorted(f for f in os.listdir(_KERNELS) if f.endswith(".py"))
-    for path in [os.path.join(_KERNELS, f) for f in files] + [os.path.abspath(__file__)]:
-        h.update(os.path.basename(path).encode())
-        with open(path, "rb") as f:
-            h.update(f.read())
-    return h.hexdigest()
+_FLAGS = {"nogil": True, "error_model": "numpy"}
 
 
-#: Digest of every kernel source file; part of each numbanet kernel's cache stamp.
-SOURCES_DIGEST = _sources_digest()
+def _cached(**flags):
+    """Return Numba's decorator with ``cache=True``, or without a cache where no folder is writable."""
+    cached, in_memory = njit(cache=True, **_FLAGS, **flags), njit(**_FLAGS, **flags)
+
+    def decorate(fn):
+        try:
+            return cached(fn)
+        except RuntimeError:  # "cannot cache function ...: no locator available": no writable folder
+            return in_memory(fn)
+
+    return decorate
 
 
-class KernelCacheLocator(caching._CacheLocator):
-    """Numba's own cache locator for a numbanet kernel, with :data:`SOURCES_DIGEST` in its stamp."""
-
-    def __init__(self, inner):
-        self._inner = inner
-
-    def ensure_cache_path(self):
-        path = self.get_cache_path()
-        os.makedirs(path, exist_ok=True)
-        tempfile.TemporaryFile(dir=path).close()  # writable, as Numba's own locators check
-
-    def get_cache_path(self):
-        return os.path.join(self._inner.get_cache_path(), f"numbanet-{SOURCES_DIGEST[:16]}")
-
-    def get_source_stamp(self):
-        return (self._inner.get_source_stamp(), SOURCES_DIGEST)
-
-    def get_disambiguator(self):
-        return self._inner.get_disambiguator()
-
-    @classmethod
-    def from_function(cls, py_func, py_file):
-        if os.path.dirname(os.path.abspath(py_file)) not in (_PACKAGE, _KERNELS):
-            return None  # not numbanet's: Numba's locators decide as usual
-        for other in caching.CacheImpl._locator_classes:
-            if other is not cls:
-                inner = other.from_function(py_func, py_file)
-                if inner is not None:
-                    return cls(inner)
-        return None
-
-
-if KernelCacheLocator not in caching.CacheImpl._locator_classes:
-    caching.CacheImpl._locator_classes.insert(0, KernelCacheLocator)
-
-jit = njit(cache=True, nogil=True, error_model="numpy")
+jit = _cached()
 
 #: For thin kernels that only call two others: inlined into the caller by Numba, so a
 #: call from the training loop does not pay a function call and a reference-count
 #: increment and decrement for every array argument.
-jit_inline = njit(cache=True, nogil=True, error_model="numpy", inline="always")
+jit_inline = _cached(inline="always")
 
 
 def _as_python(fn):

@@ -1,13 +1,12 @@
-"""Compiling the kernels ahead of time, once per machine.
+"""Where the kernels are, and a lock for compiling them once per machine.
 
 numbanet's kernels are compiled by Numba the first time a process needs them
 and kept in Numba's on-disk cache, so only the first run of an installation
 (or of a new numbanet version) pays for the compile; later processes load the
-machine code in a fraction of a second.  This module makes that first compile
-explicit and safe to share:
+machine code in a fraction of a second.  This module holds what the training
+engine needs to make that first compile safe to share and honest to report
+(:func:`numbanet.compile`, in :mod:`numbanet.precompile`, builds on it):
 
-* :func:`compile` compiles (or loads) every kernel for the given dtypes, with
-  a progress line -- for notebooks, servers and the start of each worker;
 * a file lock in the cache folder makes processes that start at the same time
   (Dask or loky workers on one machine) wait for the one that compiles, then
   load its result, instead of all compiling at once;
@@ -18,31 +17,17 @@ explicit and safe to share:
 
 import contextlib
 import os
-import sys
 import threading
 import time
 
-import numba
 import numpy as np
 
+from numbanet import _numba
 from numbanet.kernels import training as _train
 
-#: Numba versions (major, minor) on which numbanet's kernels load from the cache without
-#: Numba's registry refresh (:class:`_KernelCache`), a fast path through Numba's private
-#: caching code.  It is tested on these (tests/test_lazy_imports.py); any other Numba
-#: loads as Numba always does.  Add a version here once that test passes on it.
-FAST_LOAD_NUMBA = ((0, 68),)
-
-try:
-    from numba.core.caching import FunctionCache as _FunctionCache
-    from numba.core.runtime.nrt import rtsys as _rtsys
-except ImportError:  # pragma: no cover - another Numba layout: its own loading, unchanged
-    _FunctionCache = None
-if tuple(int(p) for p in numba.__version__.split(".")[:2]) not in FAST_LOAD_NUMBA:
-    _FunctionCache = None  # pragma: no cover - an untested Numba: its own loading, unchanged
-
-#: Whether numbanet's kernels load without Numba's registry refresh in this process.
-FAST_LOAD = _FunctionCache is not None
+#: Whether numbanet's kernels load without Numba's registry refresh in this process
+#: (on the Numba versions :data:`numbanet._numba.TESTED_NUMBA`; others load as Numba always does).
+FAST_LOAD = _numba.FAST_LOAD
 
 #: The kernels Python calls: training, prediction, cost and gradient.
 ENTRY_POINTS = ("train_slice_flat", "predict_flat", "cost_and_gradient_flat")
@@ -70,16 +55,7 @@ def _in_memory(dispatcher, dtype):
 
 def _on_disk(dispatcher, dtype):
     """Whether Numba's cache holds a current entry of ``dispatcher`` for ``dtype``."""
-    cache = getattr(dispatcher, "_cache", None)
-    cache_file = getattr(cache, "_cache_file", None)
-    if cache_file is None:
-        return False
-    try:
-        index = cache_file._load_index()  # {} when missing, stale or from another Numba
-        magic = dispatcher.targetctx.codegen().magic_tuple()
-    except Exception:  # a private API: never let it break training
-        return False
-    return any(key[1] == magic and str(key[0][0]).startswith(f"array({dtype},") for key in index)
+    return any(str(args[0]).startswith(f"array({dtype},") for args in _numba.cached_signatures(dispatcher))
 
 
 def kernels_ready(dtype, entry_points=ENTRY_POINTS):
@@ -111,8 +87,12 @@ def kernels_ready(dtype, entry_points=ENTRY_POINTS):
 
 
 def cache_dir():
-    """Return the folder of numbanet's compiled kernels (Numba's cache, one folder per kernel-source digest)."""
-    return _train.train_slice_flat._cache._cache_path
+    """Return the folder of numbanet's compiled kernels (Numba's cache, one folder per kernel-source digest).
+
+    None where the kernels are compiled in memory (no writable cache folder, or
+    ``NUMBA_DISABLE_JIT=1``) or Numba's caching is not one numbanet is tested on.
+    """
+    return _numba.cache_path(_train.train_slice_flat)
 
 
 _LOCAL = threading.RLock()  # re-entrant within a thread; other threads of the process wait here
@@ -157,11 +137,13 @@ def _file_lock(timeout):
     except ImportError:  # pragma: no cover - Windows
         yield False
         return
+    path = cache_dir()
     try:
-        path = cache_dir()
+        if path is None:
+            raise OSError("no cache folder")
         os.makedirs(path, exist_ok=True)
         fh = open(os.path.join(path, "compile.lock"), "a+")
-    except (OSError, AttributeError):  # AttributeError: no cache with NUMBA_DISABLE_JIT=1
+    except OSError:
         yield False
         return
     try:
@@ -179,106 +161,3 @@ def _file_lock(timeout):
         yield locked
     finally:
         fh.close()  # releases the lock
-
-
-def compile(dtypes=DTYPES, progress=True, file=None):
-    """Compile (or load from the cache) every numbanet kernel, ahead of the first ``fit``.
-
-    Run it once at the start of a notebook, a server or a worker: the first
-    ``fit`` and ``predict`` then start at once.  Kernels already compiled in
-    this process are skipped; kernels in Numba's on-disk cache are only
-    loaded.  Processes calling it at the same time on one machine take turns
-    through a file lock, so one compiles and the others load its result.
-
-    Parameters
-    ----------
-    dtypes : sequence of str or numpy dtypes, default ("float64", "float32")
-        The dtypes of the networks that will be used.
-    progress : bool, default True
-        Print a line per dtype to ``file``: what happened and how long it took.
-    file : file-like, default sys.stderr
-
-    Returns
-    -------
-    dict
-        ``{dtype: (what, seconds)}`` with ``what`` one of ``"memory"``
-        (nothing to do), ``"cache"`` (loaded) or ``"compiled"``.
-
-    Examples
-    --------
-    >>> import numbanet
-    >>> report = numbanet.compile(dtypes=["float64"], progress=False)
-    >>> report["float64"][0] in ("memory", "cache", "compiled")
-    True
-    """
-    from numbanet.network import Network
-
-    names = [_dtype_name(d) for d in dtypes]
-    out = sys.stderr if file is None else file
-    report = {}
-    for name in names:
-        where = kernels_ready(name)
-        if where == "memory":
-            report[name] = ("memory", 0.0)
-            continue
-        if progress:
-            doing = (
-                "loading numbanet's kernels" if where == "cache" else "compiling numbanet's kernels (first run only)"
-            )
-            print(f"{doing} for {name}...", end="", file=out, flush=True)
-        start = time.perf_counter()
-        with compile_lock():
-            where = kernels_ready(name) or "compiled"  # another process may have compiled them meanwhile
-            _exercise(Network, name)
-        seconds = time.perf_counter() - start
-        report[name] = ("cache" if where == "cache" else "compiled", seconds)
-        if progress:
-            print(f" {seconds:.1f} s", file=out, flush=True)
-    return report
-
-
-def _exercise(Network, dtype):
-    """Call every entry point once for ``dtype`` on a tiny network, with the argument types real calls use."""
-    rng = np.random.default_rng(0)
-    X = rng.random((4, 2)).astype(dtype)
-    Y = np.eye(2, dtype=dtype)[[0, 1, 1, 0]]
-    net = Network([2, 3, 2], activations=["relu", "softmax"], loss="cross_entropy", dtype=dtype, seed=0)
-    net.fit(X, Y, epochs=1, batch_size=2, progress=False)
-    net.predict(X)
-    net.loss(X, Y)
-
-
-if _FunctionCache is not None:
-
-    class _KernelCache(_FunctionCache):
-        """Numba's on-disk cache of one numbanet kernel, loading without the registry refresh.
-
-        Before every cache load Numba refreshes its target context: it imports and installs
-        every typing and lowering registry (and with them SciPy's linalg), about 0.2 s the
-        first time in a process.  Those registries serve compiling; a loaded kernel is machine
-        code that needs the runtime (NRT) and the C helpers, which the context sets up when it
-        is created.  So a process that only loads numbanet's kernels skips the refresh; the
-        first compile in it (a new dtype, a custom piece) still refreshes, as Numba's compiler
-        does that itself.
-        """
-
-        def load_overload(self, sig, target_context):
-            try:
-                guard, load = self._guard_against_spurious_io_errors, self._load_overload
-            except AttributeError:  # pragma: no cover - Numba's caching changed: its own way
-                return super().load_overload(sig, target_context)
-            _rtsys.initialize(target_context)  # what the refresh does first, and what loaded code needs
-            with guard():
-                return load(sig, target_context)
-
-
-def _load_kernels_without_refresh():
-    """Make every numbanet kernel imported so far load from the cache without Numba's refresh."""
-    if _FunctionCache is None:
-        return
-    for name, module in list(sys.modules.items()):
-        if name.startswith("numbanet.kernels.") and module is not None:
-            for value in vars(module).values():
-                cache = getattr(value, "_cache", None)
-                if type(cache) is _FunctionCache:
-                    cache.__class__ = _KernelCache

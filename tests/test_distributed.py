@@ -408,11 +408,11 @@ def test_warm_up_plugin_compiles_on_every_worker_process(procs):
 
 
 def test_warm_up_compiles_every_entry_point_through_numbanet_compile(monkeypatch):
-    from numbanet import warmup
+    from numbanet import precompile, warmup
 
     calls = []
-    real = warmup.compile
-    monkeypatch.setattr(warmup, "compile", lambda *a, **k: calls.append((a, k)) or real(*a, **k))
+    real = precompile.compile
+    monkeypatch.setattr(precompile, "compile", lambda *a, **k: calls.append((a, k)) or real(*a, **k))
     warm_up(("float64",))
     assert calls == [((("float64",),), {"progress": False})]
     assert warmup.kernels_ready("float64") == "memory"

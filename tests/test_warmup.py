@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import numbanet
-from numbanet import engine, warmup
+from numbanet import engine, precompile, warmup
 from numbanet.kernels import training
 
 
@@ -115,7 +115,7 @@ def test_a_star_import_does_not_shadow_the_builtin_compile():
     namespace = {}
     exec("from numbanet import *", namespace)
     assert "compile" not in namespace
-    assert numbanet.compile is warmup.compile
+    assert numbanet.compile is precompile.compile
 
 
 def test_the_compile_slice_of_no_batches_changes_nothing(monkeypatch):

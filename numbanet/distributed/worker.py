@@ -271,7 +271,7 @@ def warm_up(dtypes=("float64", "float32")):
     gradient and one local round of a tiny network per dtype compile the
     specialisations for a worker's own arrays.
     """
-    from numbanet.warmup import compile as compile_kernels
+    from numbanet.precompile import compile as compile_kernels
     from numbanet.warmup import compile_lock
 
     compile_kernels(dtypes, progress=False)

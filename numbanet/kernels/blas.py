@@ -3,10 +3,10 @@ r"""BLAS's matrix product, ``gemm``, called from the kernels with its ``alpha`` 
 :func:`gemm` computes :math:`C \leftarrow \alpha\,op(A)\,op(B) + \beta C` for
 C-contiguous (row-major) float32 or float64 matrices, where :math:`op(X)` is
 ``X`` or ``X.T``.  It is one call to the BLAS that Numba's own ``np.dot``
-uses -- SciPy's, through Numba's helper ``numba_xxgemm`` (which looks the
-function up in ``scipy.linalg.cython_blas`` once per process and takes the
-GIL only for that look-up) -- so it is as fast as ``np.dot(a, b, out)`` and
-caches like any kernel, but it exposes what ``np.dot`` hides:
+uses -- SciPy's, ``scipy.linalg.cython_blas``, whose function addresses Numba's
+public ``get_cython_function_address`` gives and ``llvmlite`` names for the
+linker -- so it is as fast as ``np.dot(a, b, out)`` and caches like any
+kernel, but it exposes what ``np.dot`` hides:
 
 * ``beta = 1`` accumulates into ``C``: plain SGD's weight update
   :math:`W \leftarrow W - \eta\,\Delta^T A` is the gradient product itself
@@ -21,22 +21,34 @@ the operands swap places and every leading dimension is a row length.
 With ``NUMBA_DISABLE_JIT=1`` (the coverage run) :func:`gemm` is NumPy.
 """
 
+import llvmlite.binding as llvm
 from llvmlite import ir
 from numba import config, types
-from numba.core import cgutils
 from numba.core.errors import TypingError
-from numba.extending import intrinsic
+from numba.extending import get_cython_function_address, intrinsic
 
 from numbanet._jit import jit_inline
 
 _CHAR = ir.IntType(8)
-_VOIDP = ir.IntType(8).as_pointer()
-_KINDS = {types.float32: ord("s"), types.float64: ord("d")}
+_INT = ir.IntType(32)  # Fortran INTEGER of SciPy's BLAS (LP64)
+_ROUTINES = {types.float32: "sgemm", types.float64: "dgemm"}
+
+
+def _register_blas():
+    """Name SciPy's ``sgemm`` and ``dgemm`` for the linker, as ``numbanet_sgemm`` and ``numbanet_dgemm``.
+
+    A kernel calls them by these names, so its cached machine code holds no
+    address of this process; the names are resolved when a process compiles
+    or loads it.  They are registered at import, before any kernel can be
+    compiled or loaded (a kernel naming an unknown symbol cannot be linked).
+    """
+    for name in _ROUTINES.values():
+        llvm.add_symbol(f"numbanet_{name}", get_cython_function_address("scipy.linalg.cython_blas", name))
 
 
 @intrinsic
 def _xxgemm(typingctx, trans_a, trans_b, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc):
-    """Fortran-order ``gemm`` on the data of three arrays: Numba's ``numba_xxgemm`` helper.
+    """Fortran-order ``gemm`` on the data of three arrays: SciPy's ``sgemm``/``dgemm``.
 
     ``trans_a``/``trans_b`` are the BLAS characters as integers (``ord('N')``,
     ``ord('T')``); ``alpha`` and ``beta`` are cast to the arrays' dtype.
@@ -45,61 +57,42 @@ def _xxgemm(typingctx, trans_a, trans_b, m, n, k, alpha, A, lda, B, ldb, beta, C
     if not all(isinstance(a, types.Array) for a in arrays):
         raise TypingError("gemm: A, B and C must be arrays")
     dtype = C.dtype
-    if dtype not in _KINDS or A.dtype != dtype or B.dtype != dtype:
+    if dtype not in _ROUTINES or A.dtype != dtype or B.dtype != dtype:
         raise TypingError(f"gemm: A, B and C must all be float32 or all float64; got {A.dtype}, {B.dtype}, {dtype}")
     ints = (trans_a, trans_b, m, n, k, lda, ldb, ldc)
     if not all(isinstance(i, types.Integer) for i in ints):
         raise TypingError("gemm: the transpose flags, sizes and leading dimensions must be integers")
     if not all(isinstance(s, (types.Float, types.Integer)) for s in (alpha, beta)):
         raise TypingError("gemm: alpha and beta must be numbers")
-    from numba.np.linalg import check_blas_return, ensure_blas
-
-    ensure_blas()  # SciPy's BLAS, as np.dot needs it
 
     sig = types.void(trans_a, trans_b, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc)
 
     def codegen(context, builder, signature, args):
-        ta, tb, m_, n_, k_, al, a, lda_, b, ldb_, be, c, ldc_ = args
         tys = signature.args
-        intp = cgutils.intp_t
-        fnty = ir.FunctionType(
-            ir.IntType(32),
-            [_CHAR, _CHAR, _CHAR, intp, intp, intp, _VOIDP, _VOIDP, intp, _VOIDP, intp, _VOIDP, _VOIDP, intp],
-        )
-        fn = cgutils.get_or_insert_function(builder.module, fnty, "numba_xxgemm")
+        real = context.get_value_type(dtype)
 
-        def as_intp(v, ty):
-            return context.cast(builder, v, ty, types.intp)
+        def by_reference(value, ty, to):
+            """Fortran passes every argument by reference: a stack slot holding ``value``."""
+            if to is _CHAR:
+                value = builder.trunc(context.cast(builder, value, ty, types.intp), _CHAR)
+            elif to is _INT:
+                value = builder.trunc(context.cast(builder, value, ty, types.intp), _INT)
+            else:
+                value = context.cast(builder, value, ty, dtype)
+            with builder.goto_entry_block():
+                slot = builder.alloca(to)
+            builder.store(value, slot)
+            return slot
 
-        def as_char(v, ty):
-            return builder.trunc(as_intp(v, ty), _CHAR)
+        def data(value, ty):
+            return builder.bitcast(context.make_array(ty)(context, builder, value).data, real.as_pointer())
 
-        def slot(v, ty):
-            return builder.bitcast(cgutils.alloca_once_value(builder, context.cast(builder, v, ty, dtype)), _VOIDP)
-
-        def data(v, ty):
-            return builder.bitcast(context.make_array(ty)(context, builder, v).data, _VOIDP)
-
-        res = builder.call(
-            fn,
-            (
-                ir.Constant(_CHAR, _KINDS[dtype]),
-                as_char(ta, tys[0]),
-                as_char(tb, tys[1]),
-                as_intp(m_, tys[2]),
-                as_intp(n_, tys[3]),
-                as_intp(k_, tys[4]),
-                slot(al, tys[5]),
-                data(a, tys[6]),
-                as_intp(lda_, tys[7]),
-                data(b, tys[8]),
-                as_intp(ldb_, tys[9]),
-                slot(be, tys[10]),
-                data(c, tys[11]),
-                as_intp(ldc_, tys[12]),
-            ),
-        )
-        check_blas_return(context, builder, res)
+        kinds = (_CHAR, _CHAR, _INT, _INT, _INT, real, None, _INT, None, _INT, real, None, _INT)
+        operands = [data(v, ty) if to is None else by_reference(v, ty, to) for v, ty, to in zip(args, tys, kinds)]
+        fnty = ir.FunctionType(ir.VoidType(), [o.type for o in operands])
+        symbol = f"numbanet_{_ROUTINES[dtype]}"
+        fn = builder.module.globals.get(symbol) or ir.Function(builder.module, fnty, symbol)
+        builder.call(fn, operands)
         return context.get_dummy_value()
 
     return sig, codegen
@@ -158,3 +151,5 @@ if config.DISABLE_JIT:
             C[...] = dtype(alpha) * product
         else:
             C[...] = dtype(alpha) * product + dtype(beta) * C
+else:
+    _register_blas()
