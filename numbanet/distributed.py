@@ -73,6 +73,7 @@ from numbanet import _validation as check
 from numbanet.callbacks import EarlyStopping, History, Progress, as_callbacks, default_progress
 from numbanet.engine import PendingEpoch, data_fingerprint, schedule_rates
 from numbanet.exceptions import TrainingDivergedError
+from numbanet.kernels import layout as _layout
 from numbanet.kernels import rng as _rng
 from numbanet.kernels import training as _train
 from numbanet.kernels.updates import clip_by_global_norm, update
@@ -268,7 +269,7 @@ class _Shard:
         self.ep_bounds = np.searchsorted(pos // batch_size, np.arange(n_batches + 1), side="left")
         if self.model is None:
             self.ws, self.ws_cap = self.net._buffers.acquire(min(batch_size, max(1, self.rows)))
-        self.model = self.net._model()._replace(l2=0.0)  # the client adds the L2 term once
+        self.model = self.net._spec
         return True
 
     def gradient(self, theta, b, wsum):
@@ -291,7 +292,9 @@ class _Shard:
             self.net._buffers.release(self.ws)
             self.ws, cap = self.net._buffers.acquire(rows.size)
             self.ws_cap = cap
-        c = _train.cost_and_gradient_flat(*self.model, Xb, Yb, swb, float(wsum), self.ws, cap, grad, True)
+        # l2 0: the client adds the L2 term once.
+        net = self.net
+        c = _train.cost_and_gradient_flat(net.params, net._spec, Xb, Yb, swb, float(wsum), 0.0, self.ws, grad, True)
         return float(c), grad
 
     # -- local SGD ---------------------------------------------------------------------------
@@ -307,30 +310,20 @@ class _Shard:
         self.opt = opt
         self.local_bs = bs
         self.local_batches = -(-self.rows // bs)
-        ws, cap = net._buffers.acquire(bs)
-        self.local_work = _train.Work(ws, cap)
+        self.local_work, _ = net._buffers.acquire(bs)
         self.order = np.arange(self.rows, dtype=np.int64)
-        self.pos = np.zeros(_train.N_POS, dtype=np.int64)
-        self.acc = np.zeros(1, dtype=np.float64)
-        self.lrs = np.zeros(1, dtype=np.float64)
-        self.bundle = _train.Run(
-            np.empty(P, dtype=net.dtype),
-            opt.state,
-            opt._code,
-            opt._hyper(),
-            self.lrs,
-            float(net.dropout),
-            float(clip),
-            self.order,
-            bool(shuffle),
-            bs,
-            net._rng_state,
-            np.empty(3 * P, dtype=net.dtype),
-            np.zeros(1, dtype=np.float64),
-            self.pos,
-            self.acc,
+        self.pos = np.zeros(_layout.N_POS, dtype=np.int64)
+        self.pos[_layout.POS_OPTIMIZER] = opt._code
+        self.pos[_layout.POS_SHUFFLE] = bool(shuffle)
+        self.pos[_layout.POS_BATCH_SIZE] = bs
+        self.pos[_layout.POS_STOP_AT_EPOCH_END] = True
+        # One epoch: a pass over the shard (local_round starts another when it ends).
+        self.run = _layout.run_floats(
+            float(net.l2), float(net.dropout), float(clip), self.sw_total, opt._hyper(), np.zeros(1)
         )
-        self.data = _train.Data(self.X, self.Y, self.sw, self.sw_total)
+        self.acc = self.run[_layout.RUN_ACC : _layout.RUN_ACC + 1]
+        self.lrs = _layout.run_parts.py_func(self.run)[1]
+        self.backup = np.empty(_layout.backup_shape(P, opt.state.shape[0]), dtype=net.dtype)
         return True
 
     def local_round(self, theta, state, t, lr, k, fit_id):
@@ -352,8 +345,20 @@ class _Shard:
             b0 = int(pos[_train.POS_BATCH])
             acc0 = float(acc[0]) if b0 > 0 else 0.0
             start = time.perf_counter()
+            pos[_layout.POS_BUDGET] = min(budget, k - done)
             _train.train_slice_flat(
-                *net._model(), *self.data, *self.local_work, *self.bundle, min(budget, k - done), True
+                net.params,
+                net._spec,
+                self.X,
+                self.Y,
+                self.sw,
+                self.local_work,
+                self.opt.state,
+                self.backup,
+                self.run,
+                self.order,
+                net._rng_state,
+                pos,
             )
             elapsed = time.perf_counter() - start
             d = int(pos[_train.POS_DONE])
@@ -1013,14 +1018,14 @@ class DataParallel:
     def _sync_loop(self, data, epochs, batch_size, shuffle, opt, schedule, lrs, clip, history, bar, epoch_end, fit_id):
         net = self.net
         theta, state = net.params, opt.state
-        sizes, w_off, l2 = net._sizes_arr, net._w_off, float(net.l2)
+        spec, l2 = net._spec, float(net.l2)
         sw, n = data["sw"], data["n"]
         sw_total = float(sw.sum())
         unit = bool(np.all(sw == 1.0))
         n_batches = -(-n // batch_size)
         hyper, code = opt._hyper(), opt._code
         grad = np.empty(net.n_params, dtype=net.dtype)
-        backup = np.empty((3, net.n_params), dtype=net.dtype)
+        backup = np.empty(_layout.backup_shape(net.n_params, state.shape[0]), dtype=net.dtype)
         first = net.epochs_trained
         t_start = opt.t
         actors = self._actors
@@ -1080,7 +1085,7 @@ class DataParallel:
                                 grad += g
                                 comm["bytes_from_workers"] += g.size * itemsize
                     if l2 != 0.0:
-                        c += _train.l2_penalty(theta, sizes, w_off, l2)
+                        c += _train.l2_penalty(theta, spec, l2)
                     if not np.isfinite(c):
                         diverged = True
                         self._restore(backup, opt, t0)
@@ -1090,7 +1095,7 @@ class DataParallel:
                         acc += wsum * c
                         if wsum > 0:
                             if l2 != 0.0:
-                                _train.add_l2_gradient(theta, grad, sizes, w_off, l2)
+                                _train.add_l2_gradient(theta, grad, spec, l2)
                             if clip > 0.0:
                                 clip_by_global_norm(grad, clip)
                             update(code, theta, grad, state, hyper, lr, opt.t + 1)
@@ -1123,9 +1128,7 @@ class DataParallel:
                 net._rng_state[:] = rng_before
             if 0 < b_next < n_batches and not diverged and fingerprint is not None:
                 # Stopped inside an epoch: leave it pending, as Network.fit does, for this or a later fit.
-                net._pending = PendingEpoch(
-                    (fingerprint, id(opt), opt.t), order, b_next, acc, backup.reshape(-1).copy(), t0
-                )
+                net._pending = PendingEpoch((fingerprint, id(opt), opt.t), order, b_next, acc, backup.copy(), t0)
 
     def _local_loop(self, data, epochs, batch_size, shuffle, opt, schedule, lrs, clip, history, bar, epoch_end, fit_id):
         net = self.net
@@ -1141,7 +1144,7 @@ class DataParallel:
         n = data["n"]
         steps_per_epoch = -(-(-(-n // batch_size)) // W)
         theta, state = net.params, opt.state
-        backup = np.empty((3, net.n_params), dtype=net.dtype)
+        backup = np.empty(_layout.backup_shape(net.n_params, state.shape[0]), dtype=net.dtype)
         first = net.epochs_trained
         history.rounds = 0
         history.steps = 0
