@@ -146,17 +146,18 @@ def spec_fns(spec):
 
 
 # --- the work buffer -------------------------------------------------------------------------
-# work_offsets(spec, cap)[3 * l + WORK_A / WORK_Z / WORK_M] is where A^l, Z^l and M^l start (l = 0..L);
-# the buffers after the layers' are at 3 * (L + 1) + WORK_Y, ...
-WORK_A = 0
-WORK_Z = 1
-WORK_M = 2
-WORK_Y = 0
-WORK_RW = 1
-WORK_D0 = 2
+# work_offsets(spec, cap) holds LAYER_PARTS offsets per layer l = 0..L (read by layer_offset), then
+# WORK_END + 1 offsets of the buffers after the layers' (read by tail_offset).
+LAYER_PARTS = 3
+WORK_A = 0  # activations A^l
+WORK_Z = 1  # pre-activations Z^l (weighted layers)
+WORK_M = 2  # dropout mask M^l (hidden layers)
+WORK_Y = 0  # target batch
+WORK_RW = 1  # row weights
+WORK_D0 = 2  # the two delta buffers
 WORK_D1 = 3
-WORK_GRAD = 4
-WORK_END = 5
+WORK_GRAD = 4  # gradient (n_params)
+WORK_END = 5  # the buffer's length
 
 
 @jit
@@ -167,21 +168,33 @@ def work_offsets(spec, cap):
     widest = 0  # deltas never reach the input layer
     for l in range(1, L + 1):
         widest = max(widest, sizes[l])
-    off = np.empty(3 * (L + 1) + WORK_END + 1, dtype=np.int64)
+    off = np.empty(LAYER_PARTS * (L + 1) + WORK_END + 1, dtype=np.int64)
     pos = 0
     for l in range(L + 1):
-        off[3 * l + WORK_A] = pos
+        off[LAYER_PARTS * l + WORK_A] = pos
         pos += cap * sizes[l]
-        off[3 * l + WORK_Z] = pos
+        off[LAYER_PARTS * l + WORK_Z] = pos
         pos += cap * sizes[l] if l > 0 else 0
-        off[3 * l + WORK_M] = pos
+        off[LAYER_PARTS * l + WORK_M] = pos
         pos += cap * sizes[l] if 0 < l < L else 0
-    tail = 3 * (L + 1)
+    tail = LAYER_PARTS * (L + 1)
     for k, length in enumerate((cap * sizes[L], cap, cap * widest, cap * widest, spec[SPEC_PARAMS])):
         off[tail + k] = pos
         pos += length
     off[tail + WORK_END] = pos
     return off
+
+
+@jit
+def layer_offset(off, l, part):
+    """Return where layer ``l``'s ``part`` (``WORK_A``, ``WORK_Z`` or ``WORK_M``) starts, from :func:`work_offsets`."""
+    return off[LAYER_PARTS * l + part]
+
+
+@jit
+def tail_offset(off, part):
+    """Return where ``part`` (``WORK_Y`` ... ``WORK_END``) starts, from :func:`work_offsets`."""
+    return off[off.size - 1 - WORK_END + part]
 
 
 @jit

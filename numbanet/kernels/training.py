@@ -60,14 +60,17 @@ from numbanet.kernels.layout import (
     WORK_A,
     WORK_D0,
     WORK_D1,
+    WORK_END,
     WORK_GRAD,
     WORK_M,
     WORK_RW,
     WORK_Y,
     WORK_Z,
+    layer_offset,
     run_parts,
     spec_fns,
     spec_parts,
+    tail_offset,
     work_capacity,
     work_offsets,
 )
@@ -125,24 +128,23 @@ def work_views(ws, spec):
     L = sizes.size - 1
     cap = work_capacity(spec, ws.size)
     off = work_offsets(spec, cap)
-    As = [matrix(ws, off[WORK_A], cap, sizes[0])]
-    Zs = [matrix(ws, off[3 + WORK_Z], cap, sizes[1])]
-    Ms = [matrix(ws, off[3 + WORK_M], cap if L > 1 else 0, sizes[1])]
+    As = [matrix(ws, layer_offset(off, 0, WORK_A), cap, sizes[0])]
+    Zs = [matrix(ws, layer_offset(off, 1, WORK_Z), cap, sizes[1])]
+    Ms = [matrix(ws, layer_offset(off, 1, WORK_M), cap if L > 1 else 0, sizes[1])]
     for l in range(1, L + 1):
-        As.append(matrix(ws, off[3 * l + WORK_A], cap, sizes[l]))
+        As.append(matrix(ws, layer_offset(off, l, WORK_A), cap, sizes[l]))
         if l > 1:
-            Zs.append(matrix(ws, off[3 * l + WORK_Z], cap, sizes[l]))
-            Ms.append(matrix(ws, off[3 * l + WORK_M], cap if l < L else 0, sizes[l]))
-    tail = 3 * (L + 1)
-    Yb = matrix(ws, off[tail + WORK_Y], cap, sizes[L])
-    rw = ws[off[tail + WORK_RW] : off[tail + WORK_RW] + cap]
-    d0, d1 = off[tail + WORK_D0], off[tail + WORK_D1]
+            Zs.append(matrix(ws, layer_offset(off, l, WORK_Z), cap, sizes[l]))
+            Ms.append(matrix(ws, layer_offset(off, l, WORK_M), cap if l < L else 0, sizes[l]))
+    Yb = matrix(ws, tail_offset(off, WORK_Y), cap, sizes[L])
+    rw = ws[tail_offset(off, WORK_RW) : tail_offset(off, WORK_RW) + cap]
+    d0, d1 = tail_offset(off, WORK_D0), tail_offset(off, WORK_D1)
     Ds = [matrix(ws, d0, cap, sizes[1])]
     for l in range(1, L):
         Ds.append(matrix(ws, d0 if (L - 1 - l) % 2 == 0 else d1, cap, sizes[l + 1]))
     if (L - 1) % 2 != 0:
         Ds[0] = matrix(ws, d1, cap, sizes[1])
-    grad = ws[off[tail + WORK_GRAD] : off[tail + WORK_GRAD + 1]]
+    grad = ws[tail_offset(off, WORK_GRAD) : tail_offset(off, WORK_END)]
     return cap, (As, Zs, Ds, Ms, Yb, rw), grad
 
 
