@@ -230,7 +230,7 @@ class _Shard:
         #: Global row number of each local row.
         self.global_rows = np.concatenate([np.arange(lo, hi, step, dtype=np.int64) for lo, hi, step in self.ranges])
         self.grad = np.empty(self.net.n_params, dtype=self.net.dtype)
-        self.model = None
+        self.ws = None  # the work buffer of gradient(), from the first begin_epoch on
         self.local = None
 
     def info(self):
@@ -267,9 +267,8 @@ class _Shard:
         n_batches = -(-n // batch_size)
         self.ep_rows = local
         self.ep_bounds = np.searchsorted(pos // batch_size, np.arange(n_batches + 1), side="left")
-        if self.model is None:
+        if self.ws is None:
             self.ws, self.ws_cap = self.net._buffers.acquire(min(batch_size, max(1, self.rows)))
-        self.model = self.net._spec
         return True
 
     def gradient(self, theta, b, wsum):
