@@ -133,8 +133,8 @@ def _worker_compute(sizes, X, Y, batch, workers, repeats):
     for _ in range(repeats + 1):
         start = time.perf_counter()
         grad = np.empty_like(net.params)
-        ws, cap = net._buffers.acquire(m)
-        _train.cost_and_gradient_flat(*net._model(), Xb, Yb, np.ones(m), float(batch), ws, cap, grad, True)
+        ws, _ = net._buffers.acquire(m)
+        _train.cost_and_gradient_flat(net.params, net._spec, Xb, Yb, np.ones(m), float(batch), 0.0, ws, grad, True)
         net._buffers.release(ws)
         update(opt._code, net.params, grad, opt.state, opt._hyper(), 0.01, 1)
         times.append(time.perf_counter() - start)

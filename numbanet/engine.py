@@ -4,7 +4,7 @@
 :class:`TrainingRun` the network, the data, the optimizer and the options.
 The run owns its work buffers and its exact position -- epoch, batch within
 the epoch, the epoch's row order and running cost, the optimizer step -- and
-calls the jitted slice kernel :func:`numbanet.kernels.training.train_slice`
+calls the jitted slice kernel :func:`numbanet.kernels.training.train_slice_flat`
 in a loop.  Each slice runs as many mini-batches as fit in about
 :data:`numbanet.config.SLICE_SECONDS` (measured on the fly), across epoch ends when Python has
 nothing to do there, so a 20 000-epoch XOR fit still costs a handful of Python
@@ -49,6 +49,7 @@ import numpy as np
 
 from numbanet import config, warmup
 from numbanet.exceptions import TrainingDivergedError
+from numbanet.kernels import layout as _layout
 from numbanet.kernels import training as _train
 from numbanet.schedules import ConstantLR
 
@@ -159,9 +160,8 @@ class TrainingRun:
         self.first_epoch = net.epochs_trained
         n, P = X.shape[0], net.n_params
         self.n_batches = -(-n // batch_size)
-        self.grad = np.empty(P, dtype=net.dtype)
         self.epoch_losses = np.zeros(epochs, dtype=np.float64)
-        self.pos = np.zeros(_train.N_POS, dtype=np.int64)
+        self.pos = np.zeros(_layout.N_POS, dtype=np.int64)
         self.pos[_train.POS_T] = optimizer.t
         self.t_start = optimizer.t
         self.acc = np.zeros(1, dtype=np.float64)
@@ -175,7 +175,7 @@ class TrainingRun:
             self.acc[0] = pending.acc
         else:
             self.order = np.arange(n, dtype=np.int64)
-            self.backup = np.empty(3 * P, dtype=net.dtype)
+            self.backup = np.empty(_layout.backup_shape(P, optimizer.state.shape[0]), dtype=net.dtype)
 
     # ------------------------------------------------------------------ loop
 
@@ -188,27 +188,20 @@ class TrainingRun:
         limit = _INTERRUPT_AFTER_BATCHES
         total = 0
         net._pending = None  # resumed by this run, or dropped; _leave_pending sets a new one
-        ws, cap = net._buffers.acquire(self.batch_size)
-        work = _train.Work(ws, cap)
+        ws, _ = net._buffers.acquire(self.batch_size)
         opt = self.optimizer
-        self.bundle = _train.Run(
-            self.grad,
-            opt.state,
-            opt._code,
-            opt._hyper(),
-            self.lrs,
-            float(net.dropout),
-            float(self.clip),
-            self.order,
-            self.shuffle,
-            self.batch_size,
-            net._rng_state,
-            self.backup,
-            self.epoch_losses,
-            self.pos,
-            self.acc,
+        # The kernel's run array holds the epochs' rates and costs and the running cost: from here on
+        # self.lrs, self.epoch_losses and self.acc are views of it.
+        self.run_floats = _layout.run_floats(
+            float(net.l2), float(net.dropout), float(self.clip), self.sw_total, opt._hyper(), self.lrs
         )
-        self.data = _train.Data(self.X, self.Y, self.sw, self.sw_total)
+        self.run_floats[_layout.RUN_ACC] = self.acc[0]
+        _, self.lrs, self.epoch_losses = _layout.run_parts.py_func(self.run_floats)
+        self.acc = self.run_floats[_layout.RUN_ACC : _layout.RUN_ACC + 1]
+        pos[_layout.POS_OPTIMIZER] = opt._code
+        pos[_layout.POS_SHUFFLE] = self.shuffle
+        pos[_layout.POS_BATCH_SIZE] = self.batch_size
+        work = ws
         try:
             self.history.compile_seconds = self._prepare(work, stop_at_epoch_end)
             while pos[_train.POS_EPOCH] < self.epochs:
@@ -263,7 +256,23 @@ class TrainingRun:
         return time.perf_counter() - start
 
     def _slice(self, work, budget, stop_at_epoch_end):
-        _train.train_slice_flat(*self.net._model(), *self.data, *work, *self.bundle, budget, stop_at_epoch_end)
+        net, pos = self.net, self.pos
+        pos[_layout.POS_BUDGET] = budget
+        pos[_layout.POS_STOP_AT_EPOCH_END] = stop_at_epoch_end
+        _train.train_slice_flat(
+            net.params,
+            net._spec,
+            self.X,
+            self.Y,
+            self.sw,
+            work,
+            self.optimizer.state,
+            self.backup,
+            self.run_floats,
+            self.order,
+            net._rng_state,
+            pos,
+        )
 
     def _rate(self, epoch):
         lr = self.schedule(epoch, self.optimizer.lr)
@@ -309,19 +318,19 @@ class WorkspacePool:
 
     Parameters
     ----------
-    sizes : int64 array
-        Layer widths of the network.
+    spec : int64 array
+        The network's layout (:mod:`numbanet.kernels.layout`).
     dtype : numpy dtype
     keep : int
         Free buffers kept for reuse.
     """
 
-    def __init__(self, sizes, dtype, keep=None):
-        self.sizes = sizes
+    def __init__(self, spec, dtype, keep=None):
+        self.spec = spec
         self.dtype = dtype
         self.keep = config.POOL_KEEP if keep is None else keep
-        self._per_row = None  # buffer length per row of capacity (the layout is linear in it): see _row_length
         self._free = []  # (cap, buffer), most recently released last
+        self._lengths, self._caps = {}, {}  # buffer length by cap, and cap by length
         self._lock = threading.Lock()
 
     @staticmethod
@@ -338,19 +347,22 @@ class WorkspacePool:
             for i in range(len(self._free) - 1, -1, -1):
                 if self._free[i][0] == cap:
                     return self._free.pop(i)[1], cap
-        return np.empty(self._row_length() * cap, dtype=self.dtype), cap
+        return np.empty(self._length(cap), dtype=self.dtype), cap
 
-    def _row_length(self):
+    def _length(self, cap):
         # Asked of the kernel on first use, not when the network is built: building, copying or
         # unpickling a network then loads no kernel (the first kernel a process loads costs it Numba's
-        # own set-up, a few tenths of a second).
-        if self._per_row is None:
-            self._per_row = int(_train.workspace_size(self.sizes, 1))
-        return self._per_row
+        # own set-up, a few tenths of a second).  Remembered both ways, so release knows a buffer's cap.
+        length = self._lengths.get(cap)
+        if length is None:
+            length = int(_layout.work_size(self.spec, cap))
+            self._lengths[cap] = length
+            self._caps[length] = cap
+        return length
 
     def release(self, buffer):
         """Give ``buffer`` back for reuse."""
-        cap = buffer.size // self._row_length()
+        cap = self._caps[buffer.size]
         if cap > config.CHUNK:
             return  # a whole-data batch: not kept, so memory stays bounded
         with self._lock:

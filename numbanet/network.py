@@ -28,24 +28,13 @@ from numbanet.callbacks import accuracy
 from numbanet.engine import BadInputError, TrainingRun, WorkspacePool
 from numbanet.kernels import activations as _act
 from numbanet.kernels import dense as _dense
+from numbanet.kernels import layout as _layout
 from numbanet.kernels import losses as _loss
 from numbanet.kernels import training as _train
 from numbanet.pieces import Activation, Loss, network_fns
 from numbanet.plan import FitPlan
 
 _FLOAT_DTYPES = tuple(np.dtype(name) for name in config.DTYPES)
-
-
-def _layout(sizes):
-    """Offsets of every W and b in the flat parameter vector."""
-    w_off, b_off = [], []
-    pos = 0
-    for n_in, n_out in zip(sizes[:-1], sizes[1:]):
-        w_off.append(pos)
-        pos += n_out * n_in
-        b_off.append(pos)
-        pos += n_out
-    return np.array(w_off, dtype=np.int64), np.array(b_off, dtype=np.int64), pos
 
 
 class Network:
@@ -193,7 +182,7 @@ class Network:
         self._pending = None
         self._fit_lock = threading.Lock()
         self._rng = np.random.default_rng(seed)
-        self._setup(np.empty(_layout(self.sizes)[2], dtype=dt))
+        self._setup(np.empty(_layout.param_offsets(self.sizes)[2], dtype=dt))
         self._initialise()
         # State of the in-kernel generator for shuffling and dropout (numbanet.kernels.rng).
         self._rng_state = np.array([self._rng.integers(2**63)], dtype=np.uint64)
@@ -217,29 +206,26 @@ class Network:
 
     def _setup(self, params):
         """Attach the flat parameter vector and build the per-layer views."""
-        w_off, b_off, n = _layout(self.sizes)
-        self._w_off, self._b_off = w_off, b_off
-        self._sizes_arr = np.array(self.sizes, dtype=np.int64)
         customs = []  # the distinct custom activations, in the order of their index k
         for act in self.activations:
             if isinstance(act, Activation) and all(act is not c for c in customs):
                 customs.append(act)
-        self._acts_arr = np.array(
-            [_act.CUSTOM if isinstance(a, Activation) else _act.CODES[a] for a in self.activations], dtype=np.int64
-        )
-        self._custom_arr = np.array(
-            [
-                next(k for k, c in enumerate(customs) if c is a) if isinstance(a, Activation) else -1
-                for a in self.activations
-            ],
-            dtype=np.int64,
-        )
+        acts = [_act.CUSTOM if isinstance(a, Activation) else _act.CODES[a] for a in self.activations]
+        custom = [
+            next(k for k, c in enumerate(customs) if c is a) if isinstance(a, Activation) else -1
+            for a in self.activations
+        ]
         self._loss_code = _loss.CUSTOM if self.custom_loss is not None else _loss.CODES[self.loss_name]
         self._fns, self._fn_owners = network_fns(customs, self.custom_loss)
+        self._spec = _layout.network_spec(self.sizes, acts, custom, self._loss_code, self._fns)
+        # Views of the spec: the one parameter layout, as the kernels read it.
+        parts = _layout.spec_parts.py_func(self._spec)
+        self._sizes_arr, self._w_off, self._b_off, self._acts_arr, self._custom_arr = parts
+        w_off, b_off = self._w_off, self._b_off
         self.params = params
         self.weights = [params[w : w + o * i].reshape(o, i) for w, i, o in zip(w_off, self.sizes[:-1], self.sizes[1:])]
         self.biases = [params[b : b + o] for b, o in zip(b_off, self.sizes[1:])]
-        self._buffers = WorkspacePool(self._sizes_arr, self.dtype)
+        self._buffers = WorkspacePool(self._spec, self.dtype)
 
     def _initialise(self):
         for W, b, act in zip(self.weights, self.biases, self.activations):
@@ -272,20 +258,6 @@ class Network:
             pieces[self.custom_loss.name] = self.custom_loss
         return pieces
 
-    def _model(self):
-        """Return the network as the kernels take it (:class:`numbanet.kernels.training.Model`)."""
-        return _train.Model(
-            self.params,
-            self._sizes_arr,
-            self._w_off,
-            self._b_off,
-            self._acts_arr,
-            self._custom_arr,
-            self._loss_code,
-            float(self.l2),
-            self._fns,
-        )
-
     def __repr__(self):
         names = self.activation_names
         acts = names[0] if len(set(names)) == 1 else list(names)
@@ -304,6 +276,7 @@ class Network:
             "_buffers",
             "_w_off",
             "_b_off",
+            "_spec",
             "_sizes_arr",
             "_acts_arr",
             "_fit_lock",
@@ -419,22 +392,7 @@ class Network:
         out = np.empty((X.shape[0], self.sizes[-1]), dtype=self.dtype)
         ws, cap = self._buffers.acquire(min(config.CHUNK, X.shape[0]))
         try:
-            # The fields of _model() written out: no namedtuple built and unpacked per call.
-            _train.predict_flat(
-                self.params,
-                self._sizes_arr,
-                self._w_off,
-                self._b_off,
-                self._acts_arr,
-                self._custom_arr,
-                self._loss_code,
-                0.0,
-                self._fns,
-                X,
-                ws,
-                cap,
-                out,
-            )
+            _train.predict_flat(self.params, self._spec, X, ws, out)
         finally:
             self._buffers.release(ws)
         return out
@@ -443,9 +401,14 @@ class Network:
         ws, cap = self._buffers.acquire(min(config.CHUNK, X.shape[0]))
         try:
             return _train.cost_and_gradient_flat(
-                *self._model(),
-                *_train.Data(X, Y, sw, float(sw.sum())),
-                *_train.Work(ws, cap),
+                self.params,
+                self._spec,
+                X,
+                Y,
+                sw,
+                float(sw.sum()),
+                float(self.l2),
+                ws,
                 grad if grad is not None else np.empty(0, dtype=self.dtype),
                 grad is not None,
             )

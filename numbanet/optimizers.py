@@ -42,11 +42,13 @@ class Optimizer:
     def bind(self, n_params, dtype):
         """Make sure the state matches a parameter vector of ``n_params`` of ``dtype``.
 
-        Returns the ``(2, n_params)`` state array (zeros for a fresh optimizer).
+        Returns the ``(rows, n_params)`` state array (zeros for a fresh optimizer), ``rows`` as
+        :func:`numbanet.kernels.updates.state_rows` says.
         """
         self._validate()
-        if self.state is None or self.state.shape != (2, n_params) or self.state.dtype != dtype:
-            self.state = np.zeros((2, n_params), dtype=dtype)
+        shape = (_u.state_rows(self._code), n_params)
+        if self.state is None or self.state.shape != shape or self.state.dtype != dtype:
+            self.state = np.zeros(shape, dtype=dtype)
             self.t = 0
         return self.state
 

@@ -14,7 +14,7 @@ from naive import np_activate, np_prime
 
 import numbanet
 from numbanet.kernels import activations as act
-from numbanet.kernels import blas, dense, losses, pieces, training, updates
+from numbanet.kernels import blas, dense, layout, losses, pieces, training, updates
 
 DTYPES = [np.float32, np.float64]
 ELEMENTWISE = ["identity", "sigmoid", "tanh", "relu", "leaky_relu", "elu", "gelu", "silu", "softplus"]
@@ -495,9 +495,9 @@ def test_training_predict_matches_numpy(sizes, acts, loss, cap, dtype):
     for b in net.biases:
         b[...] = rng.uniform(-0.5, 0.5, size=b.shape)
     X = rand(rng, (11, sizes[0]), dtype)
-    ws = np.empty(training.workspace_size(net._sizes_arr, cap), dtype=dtype)
+    ws = np.empty(layout.work_size(net._spec, cap), dtype=dtype)
     out = np.empty((11, sizes[-1]), dtype=dtype)
-    training.predict(net._model(), X, training.Work(ws, cap), out)
+    training.predict_flat(net.params, net._spec, X, ws, out)
     expected = np_forward(net, X)
     close(out, expected, dtype, scale=10)
     close(net.predict(X), expected, dtype, scale=10)
@@ -516,12 +516,11 @@ def test_training_cost_and_gradient_match_reference(sizes, acts, loss, cap, dtyp
     X = rand(rng, (11, sizes[0]), dtype)
     Y = np_targets(rng, loss, (11, sizes[-1]), dtype)
     sw = rng.uniform(0.0, 2.0, size=11)
-    ws = np.empty(training.workspace_size(net._sizes_arr, cap), dtype=dtype)
+    ws = np.empty(layout.work_size(net._spec, cap), dtype=dtype)
     grad = np.full(net.n_params, np.nan, dtype=dtype)
-    data = training.Data(X, Y, sw, float(sw.sum()))
-    work = training.Work(ws, cap)
-    cost = training.cost_and_gradient(net._model(), data, work, grad, True)
-    cost_only = training.cost_and_gradient(net._model(), data, work, np.empty(0, dtype=dtype), False)
+    args = (net.params, net._spec, X, Y, sw, float(sw.sum()), net.l2, ws)
+    cost = training.cost_and_gradient_flat(*args, grad, True)
+    cost_only = training.cost_and_gradient_flat(*args, np.empty(0, dtype=dtype), False)
     assert cost == cost_only
 
     # Reference: the weighted mean of per-sample costs and gradients, plus L2.
@@ -544,14 +543,14 @@ def test_training_cost_and_gradient_match_reference(sizes, acts, loss, cap, dtyp
     np.testing.assert_allclose(net.loss(X, Y, sample_weight=sw), cost, rtol=tol(dtype)[0])
 
 
-def test_flat_entry_points_take_the_bundle_fields_in_order():
-    """Python spreads the bundles' fields into these entry points: their parameters must be those fields."""
-    import inspect
-
-    def params(kernel):
-        return list(inspect.signature(kernel.py_func).parameters)
-
-    M, D, W, R = (list(t._fields) for t in (training.Model, training.Data, training.Work, training.Run))
-    assert params(training.predict_flat) == M + ["X"] + W + ["out"]
-    assert params(training.cost_and_gradient_flat) == M + D + W + ["grad", "want_grad"]
-    assert params(training.train_slice_flat) == M + D + W + R + ["max_batches", "stop_at_epoch_end"]
+def test_layout_is_the_one_the_network_and_its_work_buffers_use():
+    """The spec's offsets are where the network's weights live; a work buffer's capacity follows from its length."""
+    net = numbanet.Network([5, 3, 3, 3, 2], ["sigmoid", "tanh", "identity", "softmax"], "mse", seed=0)
+    sizes, w_off, b_off, acts, custom = layout.spec_parts(net._spec)
+    assert list(sizes) == list(net.sizes) and net._spec[layout.SPEC_PARAMS] == net.n_params
+    assert list(acts) == [act.CODES[a] for a in net.activation_names] and list(custom) == [-1] * 4
+    for W, b, w, o in zip(net.weights, net.biases, w_off, b_off):
+        assert np.shares_memory(W, net.params[w : w + W.size]) and W.ctypes.data == net.params[w:].ctypes.data
+        assert b.ctypes.data == net.params[o:].ctypes.data
+    for cap in (1, 3, 64):
+        assert layout.work_capacity(net._spec, layout.work_size(net._spec, cap)) == cap

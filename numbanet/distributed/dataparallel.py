@@ -21,6 +21,7 @@ from numbanet import config
 from numbanet.distributed.worker import WarmUp, _forget_stop, _request_stop, _Shard
 from numbanet.engine import data_fingerprint, leave_pending, record_epochs, resumable
 from numbanet.exceptions import TrainingDivergedError
+from numbanet.kernels import layout as _layout
 from numbanet.kernels import rng as _rng
 from numbanet.kernels import training as _train
 from numbanet.kernels.updates import clip_by_global_norm, update
@@ -566,7 +567,7 @@ class DataParallel:
         n = data["n"]
         steps_per_epoch = -(-(-(-n // batch_size)) // W)
         theta, state = net.params, opt.state
-        backup = np.empty((3, net.n_params), dtype=net.dtype)
+        backup = np.empty(_layout.backup_shape(net.n_params, state.shape[0]), dtype=net.dtype)
         first = net.epochs_trained
         history.rounds = 0
         history.steps = 0
@@ -670,7 +671,7 @@ class _SyncRun:
         self.n_batches = -(-self.n // self.batch_size)
         self.grad = np.empty(net.n_params, dtype=net.dtype)
         self.hyper = self.opt._hyper()
-        self.backup = np.empty((3, net.n_params), dtype=net.dtype)
+        self.backup = np.empty(_layout.backup_shape(net.n_params, self.opt.state.shape[0]), dtype=net.dtype)
         self.first, self.t_start = net.epochs_trained, self.opt.t
         self.comm = dp.comm = {
             "strategy": "sync",
@@ -741,14 +742,14 @@ class _SyncRun:
             wsum = float(np.cumsum(self.sw[self.order[start : start + m]])[-1])  # summed in order, as the kernel
         c = self._gather_gradient(theta, b, wsum, self.first + e, opt.t - self.t_start + 1)
         if net.l2 != 0.0:
-            c += _train.l2_penalty(theta, net._sizes_arr, net._w_off, float(net.l2))
+            c += _train.l2_penalty(theta, net._spec, float(net.l2))
         if not np.isfinite(c):
             self._diverge(samples0, self.first + e, b + 1, lr)
         with _NoInterrupt():
             self.acc += wsum * c
             if wsum > 0:
                 if net.l2 != 0.0:
-                    _train.add_l2_gradient(theta, self.grad, net._sizes_arr, net._w_off, float(net.l2))
+                    _train.add_l2_gradient(theta, self.grad, net._spec, float(net.l2))
                 if self.plan.clip > 0.0:
                     clip_by_global_norm(self.grad, self.plan.clip)
                 update(opt._code, theta, self.grad, opt.state, self.hyper, lr, opt.t + 1)
@@ -793,7 +794,7 @@ class _SyncRun:
             self.net._rng_state[:] = self.rng_before
         if 0 < self.b_next < self.n_batches and self.fingerprint is not None:
             # Stopped inside an epoch: leave it pending, as Network.fit does, for this or a later fit.
-            backup = self.backup.reshape(-1).copy()
+            backup = self.backup.copy()
             leave_pending(self.net, self.fingerprint, self.opt, self.order, self.b_next, self.acc, backup, self.t0)
 
 

@@ -15,6 +15,7 @@ from distributed import WorkerPlugin
 
 from numbanet import _validation as check
 from numbanet import config
+from numbanet.kernels import layout as _layout
 from numbanet.kernels import rng as _rng
 from numbanet.kernels import training as _train
 from numbanet.network import Network
@@ -113,7 +114,7 @@ class _Shard:
         #: Global row number of each local row.
         self.global_rows = np.concatenate([np.arange(lo, hi, step, dtype=np.int64) for lo, hi, step in self.ranges])
         self.grad = np.empty(self.net.n_params, dtype=self.net.dtype)
-        self.model = None
+        self.ws = None  # the work buffer of gradient(), from the first begin_epoch on
         self.local = None
 
     def info(self):
@@ -150,9 +151,8 @@ class _Shard:
         n_batches = -(-n // batch_size)
         self.ep_rows = local
         self.ep_bounds = np.searchsorted(pos // batch_size, np.arange(n_batches + 1), side="left")
-        if self.model is None:
+        if self.ws is None:
             self.ws, self.ws_cap = self.net._buffers.acquire(min(batch_size, max(1, self.rows)))
-        self.model = self.net._model()._replace(l2=0.0)  # the client adds the L2 term once
         return True
 
     def gradient(self, theta, b, wsum):
@@ -175,7 +175,9 @@ class _Shard:
             self.net._buffers.release(self.ws)
             self.ws, cap = self.net._buffers.acquire(rows.size)
             self.ws_cap = cap
-        c = _train.cost_and_gradient_flat(*self.model, Xb, Yb, swb, float(wsum), self.ws, cap, grad, True)
+        # l2 0: the client adds the L2 term once.
+        net = self.net
+        c = _train.cost_and_gradient_flat(net.params, net._spec, Xb, Yb, swb, float(wsum), 0.0, self.ws, grad, True)
         return float(c), grad
 
     # -- local SGD ---------------------------------------------------------------------------
@@ -191,30 +193,20 @@ class _Shard:
         self.opt = opt
         self.local_bs = bs
         self.local_batches = -(-self.rows // bs)
-        ws, cap = net._buffers.acquire(bs)
-        self.local_work = _train.Work(ws, cap)
+        self.local_work, _ = net._buffers.acquire(bs)
         self.order = np.arange(self.rows, dtype=np.int64)
-        self.pos = np.zeros(_train.N_POS, dtype=np.int64)
-        self.acc = np.zeros(1, dtype=np.float64)
-        self.lrs = np.zeros(1, dtype=np.float64)
-        self.bundle = _train.Run(
-            np.empty(P, dtype=net.dtype),
-            opt.state,
-            opt._code,
-            opt._hyper(),
-            self.lrs,
-            float(net.dropout),
-            float(clip),
-            self.order,
-            bool(shuffle),
-            bs,
-            net._rng_state,
-            np.empty(3 * P, dtype=net.dtype),
-            np.zeros(1, dtype=np.float64),
-            self.pos,
-            self.acc,
+        self.pos = np.zeros(_layout.N_POS, dtype=np.int64)
+        self.pos[_layout.POS_OPTIMIZER] = opt._code
+        self.pos[_layout.POS_SHUFFLE] = bool(shuffle)
+        self.pos[_layout.POS_BATCH_SIZE] = bs
+        self.pos[_layout.POS_STOP_AT_EPOCH_END] = True
+        # One epoch: a pass over the shard (local_round starts another when it ends).
+        self.run = _layout.run_floats(
+            float(net.l2), float(net.dropout), float(clip), self.sw_total, opt._hyper(), np.zeros(1)
         )
-        self.data = _train.Data(self.X, self.Y, self.sw, self.sw_total)
+        self.acc = self.run[_layout.RUN_ACC : _layout.RUN_ACC + 1]
+        self.lrs = _layout.run_parts.py_func(self.run)[1]
+        self.backup = np.empty(_layout.backup_shape(P, opt.state.shape[0]), dtype=net.dtype)
         return True
 
     def local_round(self, theta, state, t, lr, k, fit_id):
@@ -236,8 +228,20 @@ class _Shard:
             b0 = int(pos[_train.POS_BATCH])
             acc0 = float(acc[0]) if b0 > 0 else 0.0
             start = time.perf_counter()
+            pos[_layout.POS_BUDGET] = min(budget, k - done)
             _train.train_slice_flat(
-                *net._model(), *self.data, *self.local_work, *self.bundle, min(budget, k - done), True
+                net.params,
+                net._spec,
+                self.X,
+                self.Y,
+                self.sw,
+                self.local_work,
+                self.opt.state,
+                self.backup,
+                self.run,
+                self.order,
+                net._rng_state,
+                pos,
             )
             elapsed = time.perf_counter() - start
             d = int(pos[_train.POS_DONE])

@@ -1,91 +1,87 @@
 r"""Whole-network kernels: forward over a data set, batch cost, gradients, the training loop.
 
-A network reaches these kernels as named bundles of plain arrays and
-numbers (Numba namedtuples, so ``l2``, ``dropout`` and ``clip`` cannot be
-swapped by position):
+Python calls three entry points, each with a few flat arrays laid out as
+:mod:`numbanet.kernels.layout` describes -- ``theta`` (the parameters) and
+``spec`` (the network) first, then the data, the work buffer ``ws`` and, for
+training, the optimizer state and the run's ``backup``, ``run`` (floats),
+``order`` (rows), ``rng`` and ``pos`` (integers):
 
-:class:`Model`
-    ``theta`` (every parameter, layer after layer: ``W^1`` row-major of shape
-    ``(n_1, n_0)``, ``b^1``, ``W^2``, ...), ``sizes`` (layer widths, input
-    first), ``w_off``/``b_off`` (where each ``W`` and ``b`` starts in
-    ``theta``), ``acts`` (activation code of each weighted layer), ``custom``
-    (each layer's index among the custom activations, -1 for built-ins),
-    ``loss`` (loss code), ``l2``, and ``fns`` (the custom callbacks,
-    :mod:`numbanet.kernels.pieces`).
-:class:`Data`
-    ``X``, ``Y``, the sample weights ``sw`` and their sum.
-:class:`Work`
-    A flat work buffer ``ws`` laid out by :func:`workspace_size` for ``cap``
-    rows; the mini-batch loop allocates nothing.  A buffer belongs to one call
-    at a time (the caller owns it), so concurrent calls never share one.
-:class:`Run`
-    The optimizer and options of a training run and its mutable position.
+* :func:`predict_flat` -- the outputs for every row of ``X``;
+* :func:`cost_and_gradient_flat` -- the weighted mean cost of a data set and its gradient;
+* :func:`train_slice_flat` -- a slice of a training run.
 
-One batch step -- forward, cost, backward -- is :func:`batch_step`, shared by
-:func:`cost_and_gradient` and :func:`train_slice`; one forward path,
-:func:`forward_batch`, serves prediction too.
+Plain arrays and numbers go through Numba's C fast path for typing
+arguments, so a call from Python costs a few microseconds (a namedtuple
+argument cost ~10 us a field).  A work buffer belongs to one call at a time
+(the caller owns it), so concurrent calls never share one; the mini-batch
+loop allocates nothing.
 
-Training runs in time slices: :func:`train_slice` runs at most a given number
-of mini-batches -- across epoch ends, or stopping at the next one -- and keeps
-its exact position (epoch, batch, optimizer step, the epoch's row order and
-running cost) in arrays it updates in place, so that the next call continues
-exactly where this one stopped.  Python sees the loop between slices (signals,
-progress, callbacks) and never inside one.
+One batch step -- forward, cost, backward -- is :func:`batch_step`, a kernel
+of its own called by both :func:`cost_and_gradient_flat` and
+:func:`train_slice_flat`, so the backward pass is compiled once; one forward
+path, :func:`forward_batch`, serves prediction too.
+
+Training runs in time slices: :func:`train_slice_flat` runs at most a given
+number of mini-batches -- across epoch ends, or stopping at the next one --
+and keeps its exact position (epoch, batch, optimizer step, the epoch's row
+order and running cost) in arrays it updates in place, so that the next call
+continues exactly where this one stopped.  Python sees the loop between
+slices (signals, progress, callbacks) and never inside one.
 """
-
-from collections import namedtuple
 
 import numpy as np
 
 from numbanet._jit import jit, jit_inline
 from numbanet.kernels.activations import bias_activate, needs_z
 from numbanet.kernels.dense import fold_rows, forward, hidden_delta, layer_gradients, matmul_nt, sgd_layer
+from numbanet.kernels.layout import (
+    POS_BAD_BATCH,
+    POS_BAD_EPOCH,
+    POS_BAD_ROW,
+    POS_BATCH,
+    POS_BATCH_SIZE,
+    POS_BUDGET,
+    POS_DONE,
+    POS_EPOCH,
+    POS_OPTIMIZER,
+    POS_SAMPLES,
+    POS_SAMPLES0,
+    POS_SHUFFLE,
+    POS_STATUS,
+    POS_STOP_AT_EPOCH_END,
+    POS_T,
+    POS_T0,
+    RUN_ACC,
+    RUN_CLIP,
+    RUN_DROPOUT,
+    RUN_L2,
+    RUN_SW_TOTAL,
+    SPEC_LOSS,
+    WORK_A,
+    WORK_D0,
+    WORK_D1,
+    WORK_END,
+    WORK_GRAD,
+    WORK_M,
+    WORK_RW,
+    WORK_Y,
+    WORK_Z,
+    layer_offset,
+    run_parts,
+    spec_fns,
+    spec_parts,
+    tail_offset,
+    work_capacity,
+    work_offsets,
+)
 from numbanet.kernels.losses import is_simplified, output_cost, output_delta
 from numbanet.kernels.rng import shuffle as rng_shuffle
 from numbanet.kernels.rng import uniform
 from numbanet.kernels.updates import H_MOMENTUM, H_WEIGHT_DECAY, SGD, clip_by_global_norm, update
 
-Model = namedtuple("Model", ["theta", "sizes", "w_off", "b_off", "acts", "custom", "loss", "l2", "fns"])
-Data = namedtuple("Data", ["X", "Y", "sw", "sw_total"])
-Work = namedtuple("Work", ["ws", "cap"])
-Run = namedtuple(
-    "Run",
-    [
-        "grad",
-        "state",
-        "opt_code",
-        "hyper",
-        "lrs",
-        "dropout",
-        "clip",
-        "order",
-        "shuffle",
-        "batch_size",
-        "rng",
-        "backup",
-        "epoch_losses",
-        "pos",
-        "acc",
-    ],
-)
-
 OK = 0
 DIVERGED = 1
 BAD_INPUT = 2  # a gathered row of X holds NaN or ±inf (handled as DIVERGED, but not the optimizer's doing)
-
-# Entries of the int64 position array ``Run.pos`` of :func:`train_slice`.
-POS_EPOCH = 0  # epochs of the run completed
-POS_BATCH = 1  # next mini-batch of the current epoch (0: the epoch has not started)
-POS_T = 2  # optimizer steps taken in total
-POS_T0 = 3  # optimizer steps at the start of the current epoch
-POS_STATUS = 4  # OK, DIVERGED or BAD_INPUT
-POS_BAD_EPOCH = 5  # on divergence or bad input: the run's epoch ...
-POS_BAD_BATCH = 6  # ... and the batch where it happened
-POS_SAMPLES = 7  # rows processed by the run (every mini-batch, the partial epoch included)
-POS_DONE = 8  # mini-batches run by the last call
-POS_SAMPLES0 = 9  # rows processed at the start of the current epoch
-POS_BAD_ROW = 10  # on bad input: the row of X
-N_POS = 11
 
 
 @jit
@@ -95,40 +91,9 @@ def matrix(flat, off, rows, cols):
 
 
 @jit
-def _widest_delta(sizes):
-    """Width of the widest weighted layer (deltas never reach the input layer)."""
-    widest = 0
-    for l in range(1, sizes.size):
-        if sizes[l] > widest:
-            widest = sizes[l]
-    return widest
-
-
-@jit
-def workspace_size(sizes, cap):
-    """Length of the flat work buffer for batches of at most ``cap`` rows.
-
-    It holds, for ``cap`` rows: every layer's activations ``A^0 .. A^L``
-    (``A^0`` is the gathered input batch), every weighted layer's
-    pre-activations ``Z^1 .. Z^L`` (written only where they are needed), the
-    target batch, the row weights, two delta buffers as wide as the widest
-    weighted layer (used alternately going backwards) and the dropout masks
-    of the hidden layers.
-    """
-    L = sizes.size - 1
-    total = 0
-    for l in range(L + 1):
-        total += cap * sizes[l]  # A^l
-        if l > 0:
-            total += cap * sizes[l]  # Z^l
-        if 0 < l < L:
-            total += cap * sizes[l]  # dropout mask
-    return total + cap * sizes[L] + cap + 2 * cap * _widest_delta(sizes)
-
-
-@jit
-def param_views(theta, sizes, w_off, b_off):
+def param_views(theta, spec):
     """Return lists of ``W^l`` (shape ``(sizes[l+1], sizes[l])``) and ``b^l`` views into ``theta``."""
+    sizes, w_off, b_off, _, _ = spec_parts(spec)
     L = sizes.size - 1
     Ws = [matrix(theta, w_off[0], sizes[1], sizes[0])]
     bs = [theta[b_off[0] : b_off[0] + sizes[1]]]
@@ -139,61 +104,48 @@ def param_views(theta, sizes, w_off, b_off):
 
 
 @jit
-def work_views(ws, sizes, cap):
-    """Return views into the work buffer laid out as :func:`workspace_size` describes.
+def work_views(ws, spec):
+    """Return views into the work buffer ``ws``, laid out by :func:`numbanet.kernels.layout.work_offsets`.
 
     Returns
     -------
-    As : list of L + 1 matrices (cap, sizes[l])
-        Activations; ``As[0]`` receives the input batch.
-    Zs : list of L matrices (cap, sizes[l+1])
-        Pre-activations of the weighted layers.
-    Ds : list of L matrices (cap, sizes[l+1])
-        Deltas; consecutive layers alternate between two buffers.
-    Ms : list of L matrices
-        Dropout masks of hidden layers ``Ms[l]`` for l < L - 1 (the entry for
-        the output layer is unused).
-    Yb : matrix (cap, sizes[L])
-        Target batch.
-    rw : vector (cap,)
-        Row weights.
+    cap : int
+        The rows the buffer holds.
+    views : tuple
+        ``(As, Zs, Ds, Ms, Yb, rw)``: ``As``, L + 1 activation matrices
+        ``(cap, sizes[l])``, ``As[0]`` receiving the input batch; ``Zs``, the
+        L pre-activations of the weighted layers; ``Ds``, their L deltas,
+        consecutive layers alternating between two buffers; ``Ms``, the
+        dropout masks of the hidden layers (the output layer's entry is an
+        empty matrix); ``Yb``, the target batch; ``rw``, the row weights.
+    grad : vector (n_params,)
+        Gradient buffer.
 
     Slicing rows (``As[l][:m]``) gives the views of a smaller batch, still
     C-contiguous; building views costs a reshape, so it happens once per call.
     """
+    sizes = spec_parts(spec)[0]
     L = sizes.size - 1
-    widest = _widest_delta(sizes)
-    pos = 0
-    As = [matrix(ws, pos, cap, sizes[0])]
-    pos += cap * sizes[0]
+    cap = work_capacity(spec, ws.size)
+    off = work_offsets(spec, cap)
+    As = [matrix(ws, layer_offset(off, 0, WORK_A), cap, sizes[0])]
+    Zs = [matrix(ws, layer_offset(off, 1, WORK_Z), cap, sizes[1])]
+    Ms = [matrix(ws, layer_offset(off, 1, WORK_M), cap if L > 1 else 0, sizes[1])]
     for l in range(1, L + 1):
-        As.append(matrix(ws, pos, cap, sizes[l]))
-        pos += cap * sizes[l]
-    Zs = [matrix(ws, pos, cap, sizes[1])]
-    pos += cap * sizes[1]
-    for l in range(2, L + 1):
-        Zs.append(matrix(ws, pos, cap, sizes[l]))
-        pos += cap * sizes[l]
-    Ms = [matrix(ws, pos, cap, sizes[1])]
-    pos += cap * sizes[1] if L > 1 else 0
-    for l in range(1, L):
-        if l < L - 1:
-            Ms.append(matrix(ws, pos, cap, sizes[l + 1]))
-            pos += cap * sizes[l + 1]
-        else:
-            Ms.append(Ms[0])
-    Yb = matrix(ws, pos, cap, sizes[L])
-    pos += cap * sizes[L]
-    rw = ws[pos : pos + cap]
-    pos += cap
-    d0 = pos
-    d1 = pos + cap * widest
+        As.append(matrix(ws, layer_offset(off, l, WORK_A), cap, sizes[l]))
+        if l > 1:
+            Zs.append(matrix(ws, layer_offset(off, l, WORK_Z), cap, sizes[l]))
+            Ms.append(matrix(ws, layer_offset(off, l, WORK_M), cap if l < L else 0, sizes[l]))
+    Yb = matrix(ws, tail_offset(off, WORK_Y), cap, sizes[L])
+    rw = ws[tail_offset(off, WORK_RW) : tail_offset(off, WORK_RW) + cap]
+    d0, d1 = tail_offset(off, WORK_D0), tail_offset(off, WORK_D1)
     Ds = [matrix(ws, d0, cap, sizes[1])]
     for l in range(1, L):
         Ds.append(matrix(ws, d0 if (L - 1 - l) % 2 == 0 else d1, cap, sizes[l + 1]))
     if (L - 1) % 2 != 0:
         Ds[0] = matrix(ws, d1, cap, sizes[1])
-    return As, Zs, Ds, Ms, Yb, rw
+    grad = ws[tail_offset(off, WORK_GRAD) : tail_offset(off, WORK_END)]
+    return cap, (As, Zs, Ds, Ms, Yb, rw), grad
 
 
 @jit_inline
@@ -239,17 +191,16 @@ def forward_batch(Ws, bs, acts, custom, fns, As, Zs, m, dropout, Ms, rng, keep_l
                         A[i, j] *= scale
 
 
-@jit_inline
-def batch_step(
-    Ws, bs, dWs, dbs, acts, custom, fns, loss, As, Zs, Ds, Ms, Yb, rw, m, dropout, rng, keep_logits, want_grad, sgd_lr
-):
+@jit
+def batch_step(spec, Ws, bs, dWs, dbs, views, m, dropout, rng, want_grad, sgd_lr):
     """Forward, weighted mean cost and (with ``want_grad``) backward of ``m`` rows in the work buffers.
 
-    The input rows are in ``As[0]``, the targets in ``Yb``, the row weights in
-    ``rw``.  The backward pass fills ``dWs``, ``dbs``: the output delta carries
-    the row weights, so the gradients are the weighted mean over the batch;
-    every hidden delta is :func:`numbanet.kernels.dense.hidden_delta`, under
-    dropout then multiplied by the layer's mask (σ' computed from the unscaled
+    ``views`` are the work buffer's (:func:`work_views`): the input rows are
+    in ``As[0]``, the targets in ``Yb``, the row weights in ``rw``.  The
+    backward pass fills ``dWs``, ``dbs``: the output delta carries the row
+    weights, so the gradients are the weighted mean over the batch; every
+    hidden delta is :func:`numbanet.kernels.dense.hidden_delta`, under dropout
+    then multiplied by the layer's mask (σ' computed from the unscaled
     activation).  It is skipped when the cost is not finite.
 
     With ``sgd_lr >= 0`` the backward pass is also plain SGD's step at that
@@ -259,12 +210,20 @@ def batch_step(
     the update's matrix product), and ``dWs`` holds nothing of use.  Pass -1
     for the gradient alone.
 
+    A kernel of its own, not inlined: the training loop and
+    :func:`cost_and_gradient_flat` share one compiled backward pass.
+
     Returns
     -------
     float
         The weighted cost of the batch (without the L2 term).
     """
+    As, Zs, Ds, Ms, Yb, rw = views
+    _, _, _, acts, custom = spec_parts(spec)
+    fns = spec_fns(spec)
+    loss = spec[SPEC_LOSS]
     L = len(Ws)
+    keep_logits = is_simplified(loss, acts[L - 1])  # the cost of a natural pair is computed from the logits
     forward_batch(Ws, bs, acts, custom, fns, As, Zs, m, dropout, Ms, rng, keep_logits)
     A_out = As[L][:m]
     Y_b = Yb[:m]
@@ -300,24 +259,24 @@ def batch_step(
 
 
 @jit
-def add_l2_gradient(theta, grad, sizes, w_off, l2):
+def add_l2_gradient(theta, grad, spec, l2):
     """``grad += l2 * W`` for every weight (not the biases)."""
-    L = sizes.size - 1
+    sizes, w_off, _, _, _ = spec_parts(spec)
     lam = theta.dtype.type(l2)
-    for l in range(L):
+    for l in range(sizes.size - 1):
         start = w_off[l]
         for k in range(start, start + sizes[l + 1] * sizes[l]):
             grad[k] += lam * theta[k]
 
 
 @jit
-def l2_penalty(theta, sizes, w_off, l2):
+def l2_penalty(theta, spec, l2):
     r"""Return the L2 term :math:`\tfrac{\lambda}{2} \sum_l \|W^l\|_F^2` (biases excluded)."""
     if l2 == 0.0:
         return 0.0
-    L = sizes.size - 1
+    sizes, w_off, _, _, _ = spec_parts(spec)
     s = 0.0
-    for l in range(L):
+    for l in range(sizes.size - 1):
         start = w_off[l]
         for k in range(start, start + sizes[l + 1] * sizes[l]):
             t = float(theta[k])
@@ -369,80 +328,71 @@ def _gather(X, Y, sw, idx, start, m, A0, Yb, rw):
     return total, -1
 
 
-@jit_inline
-def predict(model, X, work, out):
-    """Output activations for every row of ``X``, in chunks of ``work.cap`` rows.
+@jit
+def predict_flat(theta, spec, X, ws, out):
+    """Fill ``out`` with the output activations for every row of ``X``, in chunks of the work buffer's rows.
 
     Parameters
     ----------
-    model : Model
+    theta, spec : arrays
+        The network (:mod:`numbanet.kernels.layout`).
     X : array of shape (n_samples, n_features)
-    work : Work
+    ws : array
+        A work buffer (:func:`numbanet.kernels.layout.work_size`).
     out : array of shape (n_samples, n_outputs)
         Filled with the network's outputs.
     """
-    sizes = model.sizes
-    Ws, bs = param_views(model.theta, sizes, model.w_off, model.b_off)
-    As, Zs, Ds, Ms, Yb, rw = work_views(work.ws, sizes, work.cap)
+    _, _, _, acts, custom = spec_parts(spec)
+    fns = spec_fns(spec)
+    Ws, bs = param_views(theta, spec)
+    cap, views, _ = work_views(ws, spec)
+    As, Zs, _, Ms, _, _ = views
     n = X.shape[0]
-    L = sizes.size - 1
+    L = len(Ws)
     no_rng = np.zeros(1, np.uint64)
-    cap = work.cap
     for start in range(0, n, cap):
         m = min(cap, n - start)
         copy_rows(X, start, m, As[0], 0)
-        forward_batch(Ws, bs, model.acts, model.custom, model.fns, As, Zs, m, 0.0, Ms, no_rng, False)
+        forward_batch(Ws, bs, acts, custom, fns, As, Zs, m, 0.0, Ms, no_rng, False)
         copy_rows(As[L], 0, m, out, start)
 
 
-@jit_inline
-def cost_and_gradient(model, data, work, grad, want_grad):
-    r"""Weighted mean cost of the whole data set and, optionally, its exact gradient.
+@jit
+def cost_and_gradient_flat(theta, spec, X, Y, sw, sw_total, l2, ws, grad, want_grad):
+    r"""Return the weighted mean cost of a data set and, with ``want_grad``, put its exact gradient in ``grad``.
 
-    :math:`C = \sum_i s_i c_i / \sum_i s_i + \tfrac{\lambda}{2}\sum_l \|W^l\|^2`,
-    processed in chunks of ``work.cap`` rows by :func:`batch_step`; the
-    gradient of ``C`` is accumulated into ``grad`` (length n_params) when
-    ``want_grad``.  Dropout is off.
-
-    Returns
-    -------
-    float
-        The cost.
+    :math:`C = \sum_i s_i c_i / S + \tfrac{\lambda}{2}\sum_l \|W^l\|^2` for the
+    sample weights ``sw`` and ``S = sw_total`` (their sum, or the sum over a
+    larger batch this is a part of), processed in chunks of the work
+    buffer's rows by :func:`batch_step`; the gradient of ``C`` is
+    accumulated into ``grad`` (length n_params; unused without
+    ``want_grad``).  Dropout is off.
     """
-    theta, sizes = model.theta, model.sizes
-    Ws, bs = param_views(theta, sizes, model.w_off, model.b_off)
-    cap = work.cap
-    As, Zs, Ds, Ms, Yb, rw = work_views(work.ws, sizes, cap)
-    X, Y, sw = data.X, data.Y, data.sw
+    Ws, bs = param_views(theta, spec)
+    cap, views, part = work_views(ws, spec)
+    As, _, _, _, Yb, rw = views
+    dWs, dbs = param_views(part, spec)
     n = X.shape[0]
-    L = sizes.size - 1
     n_params = theta.size
     no_rng = np.zeros(1, np.uint64)
-    acts, custom, fns, loss = model.acts, model.custom, model.fns, model.loss
-    logits = is_simplified(loss, acts[L - 1])
-    swsum = data.sw_total
     cost = 0.0
-    part = np.empty(n_params if want_grad else 0, dtype=theta.dtype)
     if want_grad:
         for k in range(n_params):
             grad[k] = 0.0
-    dWs, dbs = param_views(part if want_grad else theta, sizes, model.w_off, model.b_off)
     for start in range(0, n, cap):
         m = min(cap, n - start)
         copy_rows(X, start, m, As[0], 0)
         copy_rows(Y, start, m, Yb, 0)
         for i in range(m):
-            rw[i] = sw[start + i] / swsum if swsum > 0 else 0.0
-        cost += batch_step(
-            Ws, bs, dWs, dbs, acts, custom, fns, loss, As, Zs, Ds, Ms, Yb, rw, m, 0.0, no_rng, logits, want_grad, -1.0
-        )
+            rw[i] = sw[start + i] / sw_total if sw_total > 0 else 0.0
+        cost += batch_step(spec, Ws, bs, dWs, dbs, views, m, 0.0, no_rng, want_grad, -1.0)
         if want_grad:
             for k in range(n_params):
                 grad[k] += part[k]
-    if model.l2 != 0.0:
-        cost += l2_penalty(theta, sizes, model.w_off, model.l2)
+    if l2 != 0.0:
+        cost += l2_penalty(theta, spec, l2)
         if want_grad:
-            add_l2_gradient(theta, grad, sizes, model.w_off, model.l2)
+            add_l2_gradient(theta, grad, spec, l2)
     return cost
 
 
@@ -455,147 +405,134 @@ def _all_finite(v):
 
 
 @jit
+def _start_epoch(theta, state, backup, run, order, rng, pos):
+    """Save ``theta`` and the optimizer state into ``backup``, mark the epoch's start, draw its row order."""
+    for k in range(theta.size):
+        backup[0, k] = theta[k]
+    for r in range(state.shape[0]):
+        for k in range(theta.size):
+            backup[1 + r, k] = state[r, k]
+    pos[POS_T0] = pos[POS_T]
+    pos[POS_SAMPLES0] = pos[POS_SAMPLES]
+    run[RUN_ACC] = 0.0
+    if pos[POS_SHUFFLE]:
+        for i in range(order.size):
+            order[i] = i
+        rng_shuffle(order, rng)
+
+
+@jit
 def _restore(theta, state, backup, pos):
     """Put ``theta``, the optimizer state and the position back to the start of the current epoch."""
-    P = theta.size
-    for k in range(P):
-        theta[k] = backup[k]
-        state[0, k] = backup[P + k]
-        state[1, k] = backup[2 * P + k]
+    for k in range(theta.size):
+        theta[k] = backup[0, k]
+    for r in range(state.shape[0]):
+        for k in range(theta.size):
+            state[r, k] = backup[1 + r, k]
     pos[POS_T] = pos[POS_T0]
     pos[POS_SAMPLES] = pos[POS_SAMPLES0]
     pos[POS_BATCH] = 0
 
 
-@jit_inline
-def train_slice(model, data, work, run, max_batches, stop_at_epoch_end):
-    """Run at most ``max_batches`` mini-batches of a training run, from the position in ``run.pos``.
+@jit
+def _fused_sgd(run, pos):
+    """Whether plain SGD's step can be folded into the backward pass: no momentum, decay, L2 or clipping."""
+    hyper = run_parts(run)[0]
+    return (
+        pos[POS_OPTIMIZER] == SGD
+        and hyper[H_MOMENTUM] == 0.0
+        and hyper[H_WEIGHT_DECAY] == 0.0
+        and run[RUN_L2] == 0.0
+        and run[RUN_CLIP] == 0.0
+    )
 
-    A run is ``run.lrs.size`` epochs.  An epoch starts (``pos[POS_BATCH] == 0``)
-    by saving ``theta`` and the optimizer state into ``run.backup`` and, when
-    ``run.shuffle``, drawing a fresh permutation of ``arange(n)`` into
-    ``run.order`` from ``run.rng`` (so an epoch's order depends only on the
-    generator, never on earlier epochs); then every mini-batch (the last may
-    be smaller): gather the rows, :func:`batch_step`, add the L2 gradient,
-    clip by global norm (``run.clip > 0``), and one optimizer step.  The call
-    returns after ``max_batches`` mini-batches, at the end of the run, or --
-    with ``stop_at_epoch_end`` -- at the end of the current epoch, whichever
-    comes first; calling it again with the same bundles continues exactly, so
-    a run split into slices computes bit for bit what one call would.
+
+@jit
+def train_slice_flat(theta, spec, X, Y, sw, ws, state, backup, run, order, rng, pos):
+    """Run at most ``pos[POS_BUDGET]`` mini-batches of a training run, from the position in ``pos``.
+
+    A run is as many epochs as ``run`` has learning rates.  An epoch starts
+    (``pos[POS_BATCH] == 0``) by saving ``theta`` and the optimizer state into
+    ``backup`` and, with ``pos[POS_SHUFFLE]``, drawing a fresh permutation of
+    ``arange(n)`` into ``order`` from ``rng`` (so an epoch's order depends only
+    on the generator, never on earlier epochs); then every mini-batch (the last
+    may be smaller): gather the rows, :func:`batch_step`, add the L2 gradient,
+    clip by global norm (``run[RUN_CLIP] > 0``), and one optimizer step.  The
+    call returns after ``pos[POS_BUDGET]`` mini-batches, at the end of the run,
+    or -- with ``pos[POS_STOP_AT_EPOCH_END]`` -- at the end of the current
+    epoch, whichever comes first; calling it again with the same arrays
+    continues exactly, so a run split into slices computes bit for bit what
+    one call would.
 
     Parameters
     ----------
-    model : Model
-        ``model.theta`` is updated in place.
-    data : Data
-    work : Work
-        ``work.cap`` is at least ``run.batch_size``.
-    run : Run
-        ``grad``: gradient buffer (n_params,); ``state``: optimizer state
-        (2, n_params), updated in place; ``opt_code`` and ``hyper``: the
-        optimizer (:mod:`numbanet.kernels.updates`); ``lrs``: float64
-        learning rate of each epoch; ``dropout`` and ``clip`` (0 disables);
-        ``order``: int64 row order of the current epoch (``arange(n)``
-        without shuffling); ``shuffle``; ``batch_size``; ``rng``: uint64
-        state (1,) of the generator for shuffling and dropout masks, advanced
-        in place; ``backup``: (3 * n_params,) start-of-epoch copy of ``theta``
-        and ``state`` for divergence recovery; ``epoch_losses``: float64
-        (n_epochs,), filled as each epoch ends with its training cost (the
-        weighted mean, over the samples, of the cost of each sample's batch
-        measured before that batch's update, plus the L2 term); ``pos``: int64
-        (N_POS,), the run's position (the ``POS_*`` entries), read and updated
-        in place -- on divergence ``pos[POS_STATUS]`` is ``DIVERGED``,
-        ``POS_BAD_EPOCH`` and ``POS_BAD_BATCH`` say where the cost or the
-        parameters stopped being finite, and ``theta``, ``state``,
-        ``pos[POS_T]`` and ``pos[POS_SAMPLES]`` are restored to the start of
-        that epoch (``pos[POS_BATCH]`` is 0 again); a gathered row of ``X``
-        holding NaN or ±inf stops the call the same way, with status
-        ``BAD_INPUT`` and the row in ``POS_BAD_ROW``; ``acc``: float64 (1,),
-        the running weighted cost of the current epoch.
-    max_batches : int
-        The most mini-batches this call runs; 0 runs none (a call that only
-        compiles or loads the kernel).
-    stop_at_epoch_end : bool
-        Return once an epoch ends, so Python can do per-epoch work.
+    theta, spec : arrays
+        The network (:mod:`numbanet.kernels.layout`); ``theta`` is updated in place.
+    X, Y, sw : arrays
+        The data and the sample weights.
+    ws : array
+        A work buffer for at least ``pos[POS_BATCH_SIZE]`` rows.
+    state : array of shape (rows, n_params)
+        Optimizer state, updated in place.
+    backup : array of shape (1 + rows, n_params)
+        Start-of-epoch copy of ``theta`` and ``state`` for divergence recovery.
+    run : float64 array
+        The run's hyper-parameters, running cost, per-epoch learning rates and
+        -- filled as each epoch ends -- training costs (the weighted mean,
+        over the samples, of the cost of each sample's batch measured before
+        that batch's update, plus the L2 term).
+    order : int64 array of shape (n_samples,)
+        Row order of the current epoch (``arange(n)`` without shuffling).
+    rng : uint64 array of shape (1,)
+        State of the generator for shuffling and dropout masks, advanced in place.
+    pos : int64 array of shape (N_POS,)
+        Settings, budget and position, read and updated in place: on
+        divergence ``pos[POS_STATUS]`` is ``DIVERGED``, ``POS_BAD_EPOCH`` and
+        ``POS_BAD_BATCH`` say where the cost or the parameters stopped being
+        finite, and ``theta``, ``state``, ``pos[POS_T]`` and
+        ``pos[POS_SAMPLES]`` are restored to the start of that epoch
+        (``pos[POS_BATCH]`` is 0 again); a gathered row of ``X`` holding NaN or
+        ±inf stops the call the same way, with status ``BAD_INPUT`` and the row
+        in ``POS_BAD_ROW``.
     """
-    theta, sizes = model.theta, model.sizes
-    grad, state, pos, acc, backup, order = run.grad, run.state, run.pos, run.acc, run.backup, run.order
-    Ws, bs = param_views(theta, sizes, model.w_off, model.b_off)
-    dWs, dbs = param_views(grad, sizes, model.w_off, model.b_off)
-    As, Zs, Ds, Ms, Yb, rw = work_views(work.ws, sizes, work.cap)
-    X, Y, sw = data.X, data.Y, data.sw
+    Ws, bs = param_views(theta, spec)
+    _, views, grad = work_views(ws, spec)
+    As, _, _, _, Yb, rw = views
+    dWs, dbs = param_views(grad, spec)
+    hyper, lrs, epoch_losses = run_parts(run)
+    l2, clip, dropout = run[RUN_L2], run[RUN_CLIP], run[RUN_DROPOUT]
     n = X.shape[0]
-    L = sizes.size - 1
-    P = theta.size
-    batch_size = run.batch_size
+    batch_size = pos[POS_BATCH_SIZE]
     n_batches = (n + batch_size - 1) // batch_size
-    acts, custom, fns, loss, w_off = model.acts, model.custom, model.fns, model.loss, model.w_off
-    logits = is_simplified(loss, acts[L - 1])
-    l2, clip, dropout, rng, lrs = model.l2, run.clip, run.dropout, run.rng, run.lrs
-    opt_code, hyper, shuffle = run.opt_code, run.hyper, run.shuffle
-    epoch_losses, sw_total = run.epoch_losses, data.sw_total
-    # Plain SGD without L2 or clipping can update each layer inside the backward pass (batch_step).
-    fused = opt_code == SGD and hyper[H_MOMENTUM] == 0.0 and hyper[H_WEIGHT_DECAY] == 0.0 and l2 == 0.0 and clip == 0.0
-    min_fold_rows = fold_rows(sizes)  # ... in batches of at least this many rows (every product in BLAS)
+    fused = _fused_sgd(run, pos)  # plain SGD without L2 or clipping: updates inside batch_step ...
+    min_fold_rows = fold_rows(spec_parts(spec)[0])  # ... in batches of at least this many rows (all in BLAS)
     pos[POS_STATUS] = OK
     done = 0
-    while pos[POS_EPOCH] < lrs.size and done < max_batches:
+    while pos[POS_EPOCH] < lrs.size and done < pos[POS_BUDGET]:
         e = pos[POS_EPOCH]
         b = pos[POS_BATCH]
         if b == 0:
-            for k in range(P):
-                backup[k] = theta[k]
-                backup[P + k] = state[0, k]
-                backup[2 * P + k] = state[1, k]
-            pos[POS_T0] = pos[POS_T]
-            pos[POS_SAMPLES0] = pos[POS_SAMPLES]
-            acc[0] = 0.0
-            if shuffle:
-                for i in range(n):
-                    order[i] = i
-                rng_shuffle(order, rng)
+            _start_epoch(theta, state, backup, run, order, rng, pos)
         start = b * batch_size
         m = min(batch_size, n - start)
         wsum, bad_row = _gather(X, Y, sw, order, start, m, As[0], Yb, rw)
-        # Plain SGD's step folded into the backward pass when every product goes to BLAS.
         sgd_lr = lrs[e] if fused and m >= min_fold_rows else -1.0
         c = np.nan  # a bad row of X ends the slice below, as a divergence does
         if bad_row < 0:
-            c = batch_step(
-                Ws,
-                bs,
-                dWs,
-                dbs,
-                acts,
-                custom,
-                fns,
-                loss,
-                As,
-                Zs,
-                Ds,
-                Ms,
-                Yb,
-                rw,
-                m,
-                dropout,
-                rng,
-                logits,
-                wsum > 0,
-                sgd_lr,
-            )
+            c = batch_step(spec, Ws, bs, dWs, dbs, views, m, dropout, rng, wsum > 0, sgd_lr)
             if l2 != 0.0:
-                c += l2_penalty(theta, sizes, w_off, l2)
+                c += l2_penalty(theta, spec, l2)
         ok = np.isfinite(c)
         if ok:
-            acc[0] += wsum * c
+            run[RUN_ACC] += wsum * c
             if wsum > 0:
                 pos[POS_T] += 1
                 if sgd_lr < 0.0:
                     if l2 != 0.0:
-                        add_l2_gradient(theta, grad, sizes, w_off, l2)
+                        add_l2_gradient(theta, grad, spec, l2)
                     if clip > 0.0:
                         clip_by_global_norm(grad, clip)
-                    update(opt_code, theta, grad, state, hyper, lrs[e], pos[POS_T])
+                    update(pos[POS_OPTIMIZER], theta, grad, state, hyper, lrs[e], pos[POS_T])
             pos[POS_SAMPLES] += m
             done += 1
             if b + 1 == n_batches:
@@ -609,102 +546,12 @@ def train_slice(model, data, work, run, max_batches, stop_at_epoch_end):
             pos[POS_BAD_BATCH] = b
             break
         if b + 1 == n_batches:
-            epoch_losses[e] = acc[0] / sw_total if sw_total > 0 else 0.0
+            sw_total = run[RUN_SW_TOTAL]
+            epoch_losses[e] = run[RUN_ACC] / sw_total if sw_total > 0 else 0.0
             pos[POS_EPOCH] = e + 1
             pos[POS_BATCH] = 0
-            if stop_at_epoch_end:
+            if pos[POS_STOP_AT_EPOCH_END]:
                 break
         else:
             pos[POS_BATCH] = b + 1
     pos[POS_DONE] = done
-
-
-# --- entry points from Python --------------------------------------------------------------
-#
-# Numba types a namedtuple argument in Python code, at ~10 us a field (a Model alone took
-# 100-300 us a call), but plain arrays and numbers through its C fast path.  So Python calls
-# these entry points with the bundles' fields spread out, ``predict_flat(*model, X, *work,
-# out)``, and they rebuild the bundles here.  Their parameters are the bundles' fields in
-# order -- tests/test_kernels.py checks that they stay so -- so nothing can be swapped.
-
-
-@jit
-def predict_flat(theta, sizes, w_off, b_off, acts, custom, loss, l2, fns, X, ws, cap, out):
-    """:func:`predict` with the :class:`Model` and :class:`Work` fields spread out."""
-    predict(Model(theta, sizes, w_off, b_off, acts, custom, loss, l2, fns), X, Work(ws, cap), out)
-
-
-@jit
-def cost_and_gradient_flat(
-    theta, sizes, w_off, b_off, acts, custom, loss, l2, fns, X, Y, sw, sw_total, ws, cap, grad, want_grad
-):
-    """:func:`cost_and_gradient` with the :class:`Model`, :class:`Data` and :class:`Work` fields spread out."""
-    return cost_and_gradient(
-        Model(theta, sizes, w_off, b_off, acts, custom, loss, l2, fns),
-        Data(X, Y, sw, sw_total),
-        Work(ws, cap),
-        grad,
-        want_grad,
-    )
-
-
-@jit
-def train_slice_flat(
-    theta,
-    sizes,
-    w_off,
-    b_off,
-    acts,
-    custom,
-    loss,
-    l2,
-    fns,
-    X,
-    Y,
-    sw,
-    sw_total,
-    ws,
-    cap,
-    grad,
-    state,
-    opt_code,
-    hyper,
-    lrs,
-    dropout,
-    clip,
-    order,
-    shuffle,
-    batch_size,
-    rng,
-    backup,
-    epoch_losses,
-    pos,
-    acc,
-    max_batches,
-    stop_at_epoch_end,
-):
-    """:func:`train_slice` with the :class:`Model`, :class:`Data`, :class:`Work` and :class:`Run` fields spread out."""
-    train_slice(
-        Model(theta, sizes, w_off, b_off, acts, custom, loss, l2, fns),
-        Data(X, Y, sw, sw_total),
-        Work(ws, cap),
-        Run(
-            grad,
-            state,
-            opt_code,
-            hyper,
-            lrs,
-            dropout,
-            clip,
-            order,
-            shuffle,
-            batch_size,
-            rng,
-            backup,
-            epoch_losses,
-            pos,
-            acc,
-        ),
-        max_batches,
-        stop_at_epoch_end,
-    )

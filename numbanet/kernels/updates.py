@@ -21,7 +21,10 @@ RMSprop (α, ε, momentum μ):
     (with μ > 0: :math:`b \leftarrow \mu b + g/(\sqrt v + \epsilon);\ \theta \leftarrow \theta - \eta b`).
 
 Hyper-parameters travel in one float64 vector ``hyper`` indexed by the
-``H_*`` constants; optimizer state in a ``(2, n_params)`` array.
+``H_*`` constants; optimizer state in a ``(state_rows(code), n_params)``
+array.  :func:`state_rows` is the one place that says how many rows an
+optimizer keeps: the state's allocation, the training run's backup and the
+distributed loops all follow from it.
 """
 
 import numpy as np
@@ -42,6 +45,16 @@ H_BETA2 = 5
 H_EPS = 6
 H_ALPHA = 7
 N_HYPER = 8
+
+#: Rows of optimizer state by optimizer code: the momentum buffer or first moment, and the second
+#: moment.  Plain SGD uses one row but keeps two, so that its state has the shape saved and pickled
+#: optimizers have always had.
+STATE_ROWS = (2, 2, 2, 2)
+
+
+def state_rows(code):
+    """Return the rows of state the optimizer ``code`` keeps."""
+    return STATE_ROWS[code]
 
 
 @jit
@@ -141,7 +154,7 @@ def update(code, theta, grad, state, hyper, lr, t):
         Parameters, updated in place.
     grad : array of shape (n_params,)
         Gradient; not modified.
-    state : array of shape (2, n_params), same dtype as ``theta``
+    state : array of shape (state_rows(code), n_params), same dtype as ``theta``
         Optimizer state (momentum buffer / first moment, second moment),
         updated in place; zeros before the first step.
     hyper : array of shape (N_HYPER,), float64
