@@ -1,19 +1,32 @@
-r"""Activations, each one σ/σ′ pair in one place, selected by a small integer code.
+r"""Activations: one registry entry each, from which every loop, table and list follows.
 
-Every activation is two scalar functions side by side: ``name(z)`` is σ(z)
-and ``name_slope(z, a)`` is σ'(z), given both z and ``a = σ(z)`` so that each
-derivative is written in its cheapest stable form (``a (1 - a)`` for the
-sigmoid, ``Φ(z) + z φ(z)`` for GELU).  :func:`builtin_value` and
-:func:`builtin_slope` dispatch on the code, one value at a time; the batch
-kernels below apply the pairs to whole matrices ``Z`` of shape
-``(n_samples, n_units)`` (one sample per row) with one loop per activation,
-because a loop that branches on the code inside is
-neither inlined nor vectorised (measured 20x slower for relu).
+Every built-in activation is one entry in :data:`BUILTINS`, written next to
+its two scalar functions: ``name(z)`` is σ(z) and ``name_slope(z, a)`` is
+σ'(z), given both z and ``a = σ(z)`` so that each derivative is written in
+its cheapest stable form (``a (1 - a)`` for the sigmoid, ``Φ(z) + z φ(z)``
+for GELU).  The entry (:class:`Builtin`) also says how the layer is
+initialised, whether gradient checks must avoid its kink, its PyTorch module
+and its ONNX recipe.  Everything else is derived from the registry:
 
-Adding a built-in activation: its pair, a code, a line in
-:func:`builtin_value` and in :func:`builtin_slope`, a loop in :func:`_apply_more`
-and in :func:`_backprop_more`, and an entry in :data:`BUILTINS` -- all in
-this file.
+* the batch kernels :func:`bias_activate` and :func:`backprop_inplace` call
+  one loop per activation, each made from one template (:func:`_apply_loop`,
+  :func:`_backprop_loop`) with that activation's σ or σ' bound in as a
+  compile-time constant, so every loop is inlined and vectorised as if written
+  out by hand (a loop that branches on the code inside is neither: measured
+  20x slower for relu);
+* the dispatch on the code (:func:`builtin_value`, :func:`builtin_slope`, and
+  the choice of loop) is a chain of tests made from one template per
+  function, inlined into one ``if`` chain;
+* :func:`needs_z` reads whether each σ' uses z;
+* the NumPy reference (:mod:`numbanet.reference`), the ONNX and PyTorch
+  export (:mod:`numbanet.export`) and the test lists read :data:`BUILTINS`.
+
+The made functions are module-level Numba functions with names of their own
+(``_apply_relu``, ``_backprop_gelu``, ...) and no closure, so each is cached
+in its own file and loaded by later processes like any other kernel.
+
+Adding a built-in activation: write its pair and its entry (:func:`_builtin`)
+in this file -- nothing else.
 
 A derivative that needs z, not only a (GELU, SiLU, custom activations; see
 :func:`needs_z`), makes the training loop keep that layer's pre-activations.
@@ -24,9 +37,20 @@ receive in the tuple of integers ``fns`` (:mod:`numbanet.kernels.pieces`),
 called with ``k``, the layer's index among the network's custom activations.
 Since that tuple has one type whatever the callbacks, the kernels are
 compiled once, cached, and shared by every custom activation.
+
+ONNX recipes.  An entry's ``onnx`` is a function ``recipe(o, z)`` returning
+the name of the graph value σ(z), built with the emitter ``o`` that
+:mod:`numbanet.export` passes: ``o.op(op_type, *inputs, **attributes)``
+adds a node and returns its output's name, ``o.const(value)`` a constant in
+the graph's precision, ``o.erf(x)`` erf in that precision, ``o.f64`` says
+whether the graph is float64 and ``o.opset`` is its opset.  onnxruntime has
+no float64 kernels for several activation operators, so recipes compose the
+float64 case from elementary operators.
 """
 
+import dis
 import math
+import types
 
 import numpy as np
 
@@ -52,12 +76,26 @@ _INV_SQRT2 = 1.0 / math.sqrt(2.0)
 _INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
 
 
+def _reads_z(fn):
+    """Whether the scalar Python function ``fn`` reads its argument ``z``."""
+    for ins in dis.get_instructions(fn):
+        if ins.opname.startswith("LOAD_FAST"):
+            names = ins.argval if isinstance(ins.argval, tuple) else (ins.argval,)
+            if "z" in names:
+                return True
+    return False
+
+
 class Builtin:
-    """What the Python layer needs to know about a built-in activation.
+    """A built-in activation: its pair, and what the rest of numbanet derives from it.
 
     Attributes
     ----------
+    name : str
     code : int
+        Its code in the kernels and in :data:`CODES`; never changes once given.
+    value, slope : Numba functions or None
+        σ(z) and σ'(z, a); None for softmax, which acts on whole rows.
     init : {"he", "glorot"}
         Initialisation of a layer with this activation: He normal for
         ReLU-like units, Glorot uniform otherwise.
@@ -68,34 +106,42 @@ class Builtin:
         compare such entries.
     output_only : bool
         Allowed on the output layer only (softmax).
+    needs_z : bool
+        σ' reads z, not only a: read from the slope's code, never declared.
+    torch : callable or None
+        ``torch(nn)`` returns the equivalent ``torch.nn`` module; None for
+        identity (no module).
+    onnx : callable
+        ``onnx(o, z)`` emits σ(z) in an ONNX graph (see the module notes).
     """
 
-    def __init__(self, code, init="glorot", kink=False, output_only=False):
+    def __init__(self, name, code, value, slope, **options):
+        self.name = name
         self.code = code
-        self.init = init
-        self.kink = kink
-        self.output_only = output_only
+        self.value = value
+        self.slope = slope
+        self.init = options.pop("init", "glorot")
+        self.kink = options.pop("kink", False)
+        self.output_only = options.pop("output_only", False)
+        self.torch = options.pop("torch")
+        self.onnx = options.pop("onnx")
+        if options:
+            raise TypeError(f"unknown options {sorted(options)}")
+        self.needs_z = slope is not None and _reads_z(slope.py_func)
 
 
-#: The built-in activations by name: the one list every other module reads.
-BUILTINS = {
-    "identity": Builtin(IDENTITY),
-    "sigmoid": Builtin(SIGMOID),
-    "tanh": Builtin(TANH),
-    "relu": Builtin(RELU, init="he", kink=True),
-    "leaky_relu": Builtin(LEAKY_RELU, init="he", kink=True),
-    "softmax": Builtin(SOFTMAX, output_only=True),
-    "elu": Builtin(ELU, init="he", kink=True),
-    "gelu": Builtin(GELU, init="he"),
-    "silu": Builtin(SILU, init="he"),
-    "softplus": Builtin(SOFTPLUS),
-}
-
-#: Activation names and their codes.
-CODES = {name: b.code for name, b in BUILTINS.items()}
+#: The built-in activations by name, in the order they are registered: the one list every other module reads.
+BUILTINS = {}
 
 
-# --- the pairs: σ(z) and σ'(z) ----------------------------------------------------
+def _builtin(name, code, value, slope, **options):
+    """Register the built-in activation ``name`` (the options are :class:`Builtin`'s attributes)."""
+    if name in BUILTINS or code in (b.code for b in BUILTINS.values()) or code == CUSTOM:
+        raise ValueError(f"activation {name!r} or its code {code} is taken")
+    BUILTINS[name] = Builtin(name, code, value, slope, **options)
+
+
+# --- the pairs and their entries ---------------------------------------------------------
 
 
 @jit_inline
@@ -108,6 +154,9 @@ def identity(z):
 def identity_slope(z, a):
     r""":math:`\sigma'(z) = 1`."""
     return 1.0
+
+
+_builtin("identity", IDENTITY, identity, identity_slope, torch=None, onnx=lambda o, z: z)
 
 
 @jit_inline
@@ -125,6 +174,11 @@ def sigmoid_slope(z, a):
     return a * (1.0 - a)
 
 
+_builtin(
+    "sigmoid", SIGMOID, sigmoid, sigmoid_slope, torch=lambda nn: nn.Sigmoid(), onnx=lambda o, z: o.op("Sigmoid", z)
+)
+
+
 @jit_inline
 def tanh(z):
     r""":math:`\tanh z`."""
@@ -135,6 +189,9 @@ def tanh(z):
 def tanh_slope(z, a):
     r""":math:`\tanh'(z) = 1 - a^2`."""
     return 1.0 - a * a
+
+
+_builtin("tanh", TANH, tanh, tanh_slope, torch=lambda nn: nn.Tanh(), onnx=lambda o, z: o.op("Tanh", z))
 
 
 @jit_inline
@@ -149,6 +206,11 @@ def relu_slope(z, a):
     return 1.0 if a > 0 else 0.0
 
 
+_builtin(
+    "relu", RELU, relu, relu_slope, init="he", kink=True, torch=lambda nn: nn.ReLU(), onnx=lambda o, z: o.op("Relu", z)
+)
+
+
 @jit_inline
 def leaky_relu(z):
     r""":math:`z` for z > 0, else ``LEAKY_SLOPE`` · z."""
@@ -159,6 +221,34 @@ def leaky_relu(z):
 def leaky_relu_slope(z, a):
     """1 where ``a > 0``, else ``LEAKY_SLOPE``."""
     return 1.0 if a > 0 else LEAKY_SLOPE
+
+
+def _onnx_leaky_relu(o, z):
+    """``LeakyRelu`` in float32; max(z, 0.01 z) in float64, as the operator's slope attribute is a float32."""
+    if not o.f64:
+        return o.op("LeakyRelu", z, alpha=LEAKY_SLOPE)
+    return o.op("Max", z, o.op("Mul", z, o.const(LEAKY_SLOPE)))
+
+
+_builtin(
+    "leaky_relu",
+    LEAKY_RELU,
+    leaky_relu,
+    leaky_relu_slope,
+    init="he",
+    kink=True,
+    torch=lambda nn: nn.LeakyReLU(LEAKY_SLOPE),
+    onnx=_onnx_leaky_relu,
+)
+_builtin(
+    "softmax",
+    SOFTMAX,
+    None,  # acts on whole rows: _softmax_rows, and its own Jacobian product in backprop_inplace
+    None,
+    output_only=True,
+    torch=lambda nn: nn.Softmax(dim=1),
+    onnx=lambda o, z: o.op("Softmax", z, axis=1),
+)
 
 
 @jit_inline
@@ -173,6 +263,17 @@ def elu_slope(z, a):
     return 1.0 if a > 0 else a + 1.0
 
 
+def _onnx_elu(o, z):
+    """``Elu`` in float32; z > 0 ? z : exp(min(z, 0)) - 1 in float64 (onnxruntime has no double Elu)."""
+    if not o.f64:
+        return o.op("Elu", z, alpha=1.0)
+    neg = o.op("Sub", o.op("Exp", o.op("Min", z, o.const(0.0))), o.const(1.0))
+    return o.op("Where", o.op("Greater", z, o.const(0.0)), z, neg)
+
+
+_builtin("elu", ELU, elu, elu_slope, init="he", kink=True, torch=lambda nn: nn.ELU(alpha=1.0), onnx=_onnx_elu)
+
+
 @jit_inline
 def gelu(z):
     r""":math:`z \Phi(z) = \tfrac12 z (1 + \operatorname{erf}(z / \sqrt 2))` (exact, PyTorch's default)."""
@@ -183,6 +284,17 @@ def gelu(z):
 def gelu_slope(z, a):
     r""":math:`\Phi(z) + z \varphi(z)`, :math:`\varphi(z) = e^{-z^2/2} / \sqrt{2\pi}`."""
     return 0.5 * (1.0 + math.erf(z * _INV_SQRT2)) + z * np.exp(-0.5 * z * z) * _INV_SQRT_2PI
+
+
+def _onnx_gelu(o, z):
+    """``Gelu`` in float32 from opset 20; else 0.5 z (1 + erf(z / sqrt 2))."""
+    if not o.f64 and o.opset >= 20:
+        return o.op("Gelu", z)
+    erf = o.erf(o.op("Mul", z, o.const(_INV_SQRT2)))
+    return o.op("Mul", o.op("Mul", z, o.const(0.5)), o.op("Add", o.const(1.0), erf))
+
+
+_builtin("gelu", GELU, gelu, gelu_slope, init="he", torch=lambda nn: nn.GELU(approximate="none"), onnx=_onnx_gelu)
 
 
 @jit_inline
@@ -198,6 +310,18 @@ def silu_slope(z, a):
     return s * (1.0 + z * (1.0 - s))
 
 
+def _onnx_silu(o, z):
+    """Emit z / (1 + exp(-z)).
+
+    Not z Sigmoid(z): onnxruntime's float32 Sigmoid is accurate to about 1e-7 absolute, not relative, which
+    the product would multiply by |z| (1.4e-6 at z = -17).
+    """
+    return o.op("Div", z, o.op("Add", o.const(1.0), o.op("Exp", o.op("Neg", z))))
+
+
+_builtin("silu", SILU, silu, silu_slope, init="he", torch=lambda nn: nn.SiLU(), onnx=_onnx_silu)
+
+
 @jit_inline
 def softplus(z):
     r""":math:`\log(1 + e^z)`, as :math:`\max(z, 0) + \log(1 + e^{-|z|})` so exp never overflows."""
@@ -210,51 +334,162 @@ def softplus_slope(z, a):
     return -np.expm1(-a)
 
 
+def _onnx_softplus(o, z):
+    """``Softplus`` in float32; max(z, 0) + log(1 + exp(-|z|)) in float64 (onnxruntime has no double Softplus)."""
+    if not o.f64:
+        return o.op("Softplus", z)
+    tail = o.op("Log", o.op("Add", o.const(1.0), o.op("Exp", o.op("Neg", o.op("Abs", z)))))
+    return o.op("Add", o.op("Relu", z), tail)
+
+
+_builtin(
+    "softplus",
+    SOFTPLUS,
+    softplus,
+    softplus_slope,
+    # torch's Softplus returns x itself above threshold; at 40 that is exact in double precision too
+    torch=lambda nn: nn.Softplus(beta=1.0, threshold=40.0),
+    onnx=_onnx_softplus,
+)
+
+#: Activation names and their codes.
+CODES = {name: b.code for name, b in BUILTINS.items()}
+
+
+# --- what the registry makes: specialised loops and the dispatch on the code ------------
+
+# Stand-ins for the constants that each made copy of a template binds (see _made).
+_SIGMA = _SIGMA_SLOPE = _CALLEE = _NEXT = None
+_CODE = -1
+
+
+def _apply_loop(Z, b):
+    """``Z <- σ(Z + b)`` in place, one pass over one array: the template of each ``_apply_loop_<name>``."""
+    n, m = Z.shape
+    for i in range(n):
+        for j in range(m):
+            Z[i, j] = _SIGMA(Z[i, j] + b[j])
+
+
+def _backprop_loop(D, A, Z, a_scale):
+    """``D <- D σ'(Z)`` in place: the template of each ``_backprop_loop_<name>``."""
+    n, m = A.shape
+    for i in range(n):
+        for j in range(m):
+            D[i, j] *= _SIGMA_SLOPE(Z[i, j], A[i, j] * a_scale)
+
+
+def _value_link(code, z):
+    """σ(z) if ``code`` is this link's activation, else the next link's answer."""
+    if code == _CODE:
+        return _CALLEE(z)
+    return _NEXT(code, z)
+
+
+def _slope_link(code, z, a):
+    """σ'(z) if ``code`` is this link's activation, else the next link's answer."""
+    if code == _CODE:
+        return _CALLEE(z, a)
+    return _NEXT(code, z, a)
+
+
+def _apply_link(Z, b, code):
+    """Run this link's loop if ``code`` is its activation, else the next link."""
+    if code == _CODE:
+        _CALLEE(Z, b)
+    else:
+        _NEXT(Z, b, code)
+
+
+def _backprop_link(D, A, Z, code, a_scale):
+    """Run this link's loop if ``code`` is its activation, else the next link."""
+    if code == _CODE:
+        _CALLEE(D, A, Z, a_scale)
+    else:
+        _NEXT(D, A, Z, code, a_scale)
+
+
+@jit_inline
+def _value_end(code, z):
+    """End the σ chain: identity (softmax and unknown codes)."""
+    return z
+
+
+@jit_inline
+def _slope_end(code, z, a):
+    """End the σ' chain: 1."""
+    return 1.0
+
+
+@jit_inline
+def _apply_end(Z, b, code):
+    """End the loop chain: nothing to do."""
+
+
+@jit_inline
+def _backprop_end(D, A, Z, code, a_scale):
+    """End the backward loop chain: nothing to do."""
+
+
+def _made(template, name, decorator, **constants):
+    """Compile a copy of ``template`` named ``<template>_<name>`` whose globals ``constants`` replace.
+
+    The copy is a module-level function of this module with its own name and
+    no closure (the constants are its globals), so Numba caches it in a file
+    of its own, keyed by that name, and later processes load it; Numba takes
+    its globals as compile-time constants.  A closure over a Numba function
+    would not do: Numba's cache key pickles a closure's cells, and a
+    dispatcher pickles with a random id, so it would never be found again.
+    """
+    fn = types.FunctionType(template.__code__, {**template.__globals__, **constants}, f"{template.__name__}_{name}")
+    fn.__qualname__ = fn.__name__
+    fn.__doc__ = template.__doc__
+    return decorator(fn)
+
+
+def _chain(link, end, callees):
+    """Return the first of ``link``'s copies, one per ``(name, code, callee)``, each calling the next, then ``end``.
+
+    Every copy is inlined into its caller, so the chain compiles into one
+    ``if`` chain on the code with a direct call (or an inlined scalar) in
+    each branch.
+    """
+    nxt = end
+    for name, code, callee in reversed(callees):
+        nxt = _made(link, name, jit_inline, _CODE=code, _CALLEE=callee, _NEXT=nxt)
+    return nxt
+
+
+_ELEMENTWISE = [b for b in BUILTINS.values() if b.value is not None]
+_value_chain = _chain(_value_link, _value_end, [(b.name, b.code, b.value) for b in _ELEMENTWISE])
+_slope_chain = _chain(_slope_link, _slope_end, [(b.name, b.code, b.slope) for b in _ELEMENTWISE])
+_apply_chain = _chain(
+    _apply_link, _apply_end, [(b.name, b.code, _made(_apply_loop, b.name, jit, _SIGMA=b.value)) for b in _ELEMENTWISE]
+)
+_backprop_chain = _chain(
+    _backprop_link,
+    _backprop_end,
+    [(b.name, b.code, _made(_backprop_loop, b.name, jit, _SIGMA_SLOPE=b.slope)) for b in _ELEMENTWISE],
+)
+
+#: ``_NEEDS_Z[code]``: whether σ' of the activation ``code`` reads z (custom activations: always).
+_NEEDS_Z = np.zeros(max(CUSTOM, *CODES.values()) + 1, dtype=np.bool_)
+_NEEDS_Z[[b.code for b in BUILTINS.values() if b.needs_z] + [CUSTOM]] = True
+
+
 # --- dispatch -------------------------------------------------------------------------
 
 
 @jit
 def builtin_value(code, z):
     """σ(z) of the built-in activation ``code`` (softmax excluded: it acts on whole rows)."""
-    if code == RELU:
-        return relu(z)
-    if code == SIGMOID:
-        return sigmoid(z)
-    if code == TANH:
-        return tanh(z)
-    if code == LEAKY_RELU:
-        return leaky_relu(z)
-    if code == ELU:
-        return elu(z)
-    if code == GELU:
-        return gelu(z)
-    if code == SILU:
-        return silu(z)
-    if code == SOFTPLUS:
-        return softplus(z)
-    return identity(z)
+    return _value_chain(code, z)
 
 
 @jit
 def builtin_slope(code, z, a):
     """σ'(z) of the built-in activation ``code``, given z and ``a = σ(z)`` (softmax excluded)."""
-    if code == RELU:
-        return relu_slope(z, a)
-    if code == SIGMOID:
-        return sigmoid_slope(z, a)
-    if code == TANH:
-        return tanh_slope(z, a)
-    if code == LEAKY_RELU:
-        return leaky_relu_slope(z, a)
-    if code == ELU:
-        return elu_slope(z, a)
-    if code == GELU:
-        return gelu_slope(z, a)
-    if code == SILU:
-        return silu_slope(z, a)
-    if code == SOFTPLUS:
-        return softplus_slope(z, a)
-    return identity_slope(z, a)
+    return _slope_chain(code, z, a)
 
 
 @jit
@@ -276,7 +511,7 @@ def slope(code, z, a, k, fns):
 @jit_inline
 def needs_z(code):
     """Whether σ'(z) needs z itself, not only ``a = σ(z)``: then the pre-activations are kept."""
-    return code == GELU or code == SILU or code == CUSTOM
+    return code < _NEEDS_Z.size and _NEEDS_Z[code]
 
 
 # --- batch kernels ----------------------------------------------------------------------
@@ -301,30 +536,21 @@ def _softmax_rows(Z, out):
 
 
 @jit
-def _apply_more(Z, b, code, k, fns):
-    """:func:`bias_activate` for ELU, GELU, SiLU, softplus and custom activations, apart so its own loops stay small."""
-    n, m = Z.shape
-    if code == ELU:
-        for i in range(n):
-            for j in range(m):
-                Z[i, j] = elu(Z[i, j] + b[j])
-    elif code == GELU:
-        for i in range(n):
-            for j in range(m):
-                Z[i, j] = gelu(Z[i, j] + b[j])
-    elif code == SILU:
-        for i in range(n):
-            for j in range(m):
-                Z[i, j] = silu(Z[i, j] + b[j])
-    elif code == SOFTPLUS:
-        for i in range(n):
-            for j in range(m):
-                Z[i, j] = softplus(Z[i, j] + b[j])
-    elif code == CUSTOM:
-        f = activation_fn(fns[FN_VALUE])
-        for i in range(n):
-            for j in range(m):
-                Z[i, j] = f(k, float(Z[i, j] + b[j]))
+def _apply_custom(Z, b, k, fns):
+    """:func:`bias_activate` for the ``k``-th custom activation."""
+    f = activation_fn(fns[FN_VALUE])
+    for i in range(Z.shape[0]):
+        for j in range(Z.shape[1]):
+            Z[i, j] = f(k, float(Z[i, j] + b[j]))
+
+
+@jit
+def _backprop_custom(D, Z, k, fns):
+    """:func:`backprop_inplace` for the ``k``-th custom activation."""
+    f = activation_fn(fns[FN_SLOPE])
+    for i in range(D.shape[0]):
+        for j in range(D.shape[1]):
+            D[i, j] *= f(k, float(Z[i, j]))
 
 
 @jit
@@ -360,14 +586,11 @@ def activate(Z, code, k, fns, out):
 def bias_activate(Z, b, code, k, fns):
     """Fused bias and activation, in place: ``Z <- σ(Z + b)``, one pass over ``Z``.
 
-    One loop per activation, each calling its scalar σ, over one array read
-    and written: LLVM inlines and vectorises such a loop.  A loop over a
-    runtime choice of activations it does not (measured 20x slower for relu),
-    nor one reading one array and writing another that may alias it (4x).
-    ReLU, sigmoid, tanh, leaky ReLU, identity and softmax have their loops
-    here; ELU, GELU, SiLU, softplus and custom activations have theirs in
-    :func:`_apply_more`, which keeps this function small enough to stay fast
-    for tiny layers.
+    Each built-in activation has its own loop (made from :func:`_apply_loop`)
+    calling its scalar σ over one array read and written: LLVM inlines and
+    vectorises such a loop.  A loop over a runtime choice of activations it
+    does not (measured 20x slower for relu), nor one reading one array and
+    writing another that may alias it (4x).
 
     Parameters
     ----------
@@ -384,38 +607,19 @@ def bias_activate(Z, b, code, k, fns):
             for j in range(m):
                 Z[i, j] += b[j]
         _softmax_rows(Z, Z)
-        return
-    n, m = Z.shape
-    if code == RELU:
-        for i in range(n):
-            for j in range(m):
-                Z[i, j] = relu(Z[i, j] + b[j])
-    elif code == SIGMOID:
-        for i in range(n):
-            for j in range(m):
-                Z[i, j] = sigmoid(Z[i, j] + b[j])
-    elif code == TANH:
-        for i in range(n):
-            for j in range(m):
-                Z[i, j] = tanh(Z[i, j] + b[j])
-    elif code == LEAKY_RELU:
-        for i in range(n):
-            for j in range(m):
-                Z[i, j] = leaky_relu(Z[i, j] + b[j])
-    elif code == IDENTITY:
-        for i in range(n):
-            for j in range(m):
-                Z[i, j] = identity(Z[i, j] + b[j])
+    elif code == CUSTOM:
+        _apply_custom(Z, b, k, fns)
     else:
-        _apply_more(Z, b, code, k, fns)
+        _apply_chain(Z, b, code)
 
 
 @jit
 def backprop_inplace(D, A, Z, code, k, fns, a_scale):
     r"""Chain rule through the activation, in place: ``D <- ∂c/∂Z`` given ``D = ∂c/∂A``.
 
-    For element-wise activations this is :math:`D \odot \sigma'(Z)`; for
-    softmax the Jacobian-vector product of each row,
+    For element-wise activations this is :math:`D \odot \sigma'(Z)`, one loop
+    per activation (made from :func:`_backprop_loop`); for softmax the
+    Jacobian-vector product of each row,
     :math:`\delta_j = a_j (g_j - \sum_k g_k a_k)`.
 
     Parameters
@@ -445,48 +649,7 @@ def backprop_inplace(D, A, Z, code, k, fns, a_scale):
                 s += D[i, j] * A[i, j]
             for j in range(m):
                 D[i, j] = A[i, j] * (D[i, j] - s)
-    elif code == RELU:
-        for i in range(n):
-            for j in range(m):
-                D[i, j] *= relu_slope(Z[i, j], A[i, j] * a_scale)
-    elif code == SIGMOID:
-        for i in range(n):
-            for j in range(m):
-                D[i, j] *= sigmoid_slope(Z[i, j], A[i, j] * a_scale)
-    elif code == TANH:
-        for i in range(n):
-            for j in range(m):
-                D[i, j] *= tanh_slope(Z[i, j], A[i, j] * a_scale)
-    elif code == LEAKY_RELU:
-        for i in range(n):
-            for j in range(m):
-                D[i, j] *= leaky_relu_slope(Z[i, j], A[i, j] * a_scale)
-    else:
-        _backprop_more(D, A, Z, code, k, fns, a_scale)
-
-
-@jit
-def _backprop_more(D, A, Z, code, k, fns, a_scale):
-    """:func:`backprop_inplace` for ELU, GELU, SiLU, softplus and custom activations (see :func:`_apply_more`)."""
-    n, m = A.shape
-    if code == ELU:
-        for i in range(n):
-            for j in range(m):
-                D[i, j] *= elu_slope(Z[i, j], A[i, j] * a_scale)
-    elif code == GELU:
-        for i in range(n):
-            for j in range(m):
-                D[i, j] *= gelu_slope(Z[i, j], A[i, j] * a_scale)
-    elif code == SILU:
-        for i in range(n):
-            for j in range(m):
-                D[i, j] *= silu_slope(Z[i, j], A[i, j] * a_scale)
-    elif code == SOFTPLUS:
-        for i in range(n):
-            for j in range(m):
-                D[i, j] *= softplus_slope(Z[i, j], A[i, j] * a_scale)
     elif code == CUSTOM:
-        f = activation_fn(fns[FN_SLOPE])
-        for i in range(n):
-            for j in range(m):
-                D[i, j] *= f(k, float(Z[i, j]))
+        _backprop_custom(D, Z, k, fns)
+    else:
+        _backprop_chain(D, A, Z, code, a_scale)
