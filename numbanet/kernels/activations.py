@@ -8,22 +8,20 @@ for GELU).  The entry (:class:`Builtin`) also says how the layer is
 initialised, whether gradient checks must avoid its kink, its PyTorch module
 and its ONNX recipe.  Everything else is derived from the registry:
 
-* the batch kernels :func:`bias_activate` and :func:`backprop_inplace` call
-  one loop per activation, each made from one template (:func:`_apply_loop`,
-  :func:`_backprop_loop`) with that activation's σ or σ' bound in as a
-  compile-time constant, so every loop is inlined and vectorised as if written
-  out by hand (a loop that branches on the code inside is neither: measured
-  20x slower for relu);
-* the dispatch on the code (:func:`builtin_value`, :func:`builtin_slope`, and
-  the choice of loop) is a chain of tests made from one template per
-  function, inlined into one ``if`` chain;
+* the batch kernels :func:`bias_activate` and :func:`backprop_inplace` run
+  one loop per activation, each calling that activation's σ or σ' by name,
+  so every loop is inlined and vectorised as if written out by hand (a loop
+  that branches on the code inside is neither: measured 20x slower for
+  relu); these loops, and the scalar dispatch on the code
+  (:func:`builtin_value`, :func:`builtin_slope`), are generated from the
+  registry at import, one ``if code == ...`` branch per entry
+  (:func:`_generate`);
 * :func:`needs_z` reads whether each σ' uses z;
 * the NumPy reference (:mod:`numbanet.reference`), the ONNX and PyTorch
   export (:mod:`numbanet.export`) and the test lists read :data:`BUILTINS`.
 
-The made functions are module-level Numba functions with names of their own
-(``_apply_relu``, ``_backprop_gelu``, ...) and no closure, so each is cached
-in its own file and loaded by later processes like any other kernel.
+The generated functions are module-level Numba functions of this file, so
+Numba caches them and later processes load them like any other kernel.
 
 Adding a built-in activation: write its pair and its entry (:func:`_builtin`)
 in this file -- nothing else.
@@ -50,7 +48,6 @@ float64 case from elementary operators.
 
 import dis
 import math
-import types
 
 import numpy as np
 
@@ -356,140 +353,86 @@ _builtin(
 CODES = {name: b.code for name, b in BUILTINS.items()}
 
 
-# --- what the registry makes: specialised loops and the dispatch on the code ------------
-
-# Stand-ins for the constants that each made copy of a template binds (see _made).
-_SIGMA = _SIGMA_SLOPE = _CALLEE = _NEXT = None
-_CODE = -1
+# --- what the registry makes: the loops and the dispatch on the code ---------------------
 
 
-def _apply_loop(Z, b):
-    """``Z <- σ(Z + b)`` in place, one pass over one array: the template of each ``_apply_loop_<name>``."""
-    n, m = Z.shape
-    for i in range(n):
-        for j in range(m):
-            Z[i, j] = _SIGMA(Z[i, j] + b[j])
+def _generate(head, branch, end="", first="if"):
+    """Define a Numba function in this module with one branch per element-wise built-in, on its code.
 
+    Parameters
+    ----------
+    head : str
+        The function's source up to its branches: its ``def`` line, its
+        docstring and any set-up or earlier branches, at their indentation.
+    branch : str
+        The body of the branch of one built-in (unindented), under
+        ``if code == <its code>:``; ``{value}`` and ``{slope}`` in it name
+        that built-in's σ and σ'.  So each branch calls its own scalar
+        function, a compile-time constant that Numba inlines, and each loop
+        is vectorised as if written out by hand.
+    end : str, optional
+        The function's last lines (unindented), for any other code.
+    first : {"if", "elif"}
+        ``elif`` where ``head`` ends in a branch that the built-ins' continue.
 
-def _backprop_loop(D, A, Z, a_scale):
-    """``D <- D σ'(Z)`` in place: the template of each ``_backprop_loop_<name>``."""
-    n, m = A.shape
-    for i in range(n):
-        for j in range(m):
-            D[i, j] *= _SIGMA_SLOPE(Z[i, j], A[i, j] * a_scale)
+    Returns
+    -------
+    numba dispatcher
+        The function, compiled with :func:`numbanet._jit.jit`.
 
-
-def _value_link(code, z):
-    """σ(z) if ``code`` is this link's activation, else the next link's answer."""
-    if code == _CODE:
-        return _CALLEE(z)
-    return _NEXT(code, z)
-
-
-def _slope_link(code, z, a):
-    """σ'(z) if ``code`` is this link's activation, else the next link's answer."""
-    if code == _CODE:
-        return _CALLEE(z, a)
-    return _NEXT(code, z, a)
-
-
-def _apply_link(Z, b, code):
-    """Run this link's loop if ``code`` is its activation, else the next link."""
-    if code == _CODE:
-        _CALLEE(Z, b)
-    else:
-        _NEXT(Z, b, code)
-
-
-def _backprop_link(D, A, Z, code, a_scale):
-    """Run this link's loop if ``code`` is its activation, else the next link."""
-    if code == _CODE:
-        _CALLEE(D, A, Z, a_scale)
-    else:
-        _NEXT(D, A, Z, code, a_scale)
-
-
-@jit_inline
-def _value_end(code, z):
-    """End the σ chain: identity (softmax and unknown codes)."""
-    return z
-
-
-@jit_inline
-def _slope_end(code, z, a):
-    """End the σ' chain: 1."""
-    return 1.0
-
-
-@jit_inline
-def _apply_end(Z, b, code):
-    """End the loop chain: nothing to do."""
-
-
-@jit_inline
-def _backprop_end(D, A, Z, code, a_scale):
-    """End the backward loop chain: nothing to do."""
-
-
-def _made(template, name, decorator, **constants):
-    """Compile a copy of ``template`` named ``<template>_<name>`` whose globals ``constants`` replace.
-
-    The copy is a module-level function of this module with its own name and
-    no closure (the constants are its globals), so Numba caches it in a file
-    of its own, keyed by that name, and later processes load it; Numba takes
-    its globals as compile-time constants.  A closure over a Numba function
-    would not do: Numba's cache key pickles a closure's cells, and a
-    dispatcher pickles with a random id, so it would never be found again.
+    Notes
+    -----
+    The source is compiled as part of this file (its ``co_filename``) into
+    this module's namespace: a module-level function like any other, which
+    Numba caches under its name, keyed by its bytecode, and later processes
+    load.  A loop factory closing over the scalar functions would not do:
+    Numba keys a closure's cache entries by its pickled cells, and a Numba
+    function pickles with a random id, so the entry would never be found
+    again.  Nor would one small function per activation: compiling each on
+    its own took twice the CPU time of these few functions.
     """
-    fn = types.FunctionType(template.__code__, {**template.__globals__, **constants}, f"{template.__name__}_{name}")
-    fn.__qualname__ = fn.__name__
-    fn.__doc__ = template.__doc__
-    return decorator(fn)
-
-
-def _chain(link, end, callees):
-    """Return the first of ``link``'s copies, one per ``(name, code, callee)``, each calling the next, then ``end``.
-
-    Every copy is inlined into its caller, so the chain compiles into one
-    ``if`` chain on the code with a direct call (or an inlined scalar) in
-    each branch.
-    """
-    nxt = end
-    for name, code, callee in reversed(callees):
-        nxt = _made(link, name, jit_inline, _CODE=code, _CALLEE=callee, _NEXT=nxt)
-    return nxt
+    lines = head.splitlines()
+    for i, b in enumerate(_ELEMENTWISE):
+        lines.append(f"    {first if i == 0 else 'elif'} code == {b.code}:  # {b.name}")
+        code = branch.format(value=b.value.__name__, slope=b.slope.__name__)
+        lines += ["        " + line for line in code.splitlines()]
+    lines += ["    " + line for line in end.splitlines()]
+    namespace = {}
+    exec(compile("\n".join(lines) + "\n", __file__, "exec"), globals(), namespace)
+    (fn,) = namespace.values()
+    return jit(fn)
 
 
 _ELEMENTWISE = [b for b in BUILTINS.values() if b.value is not None]
-_value_chain = _chain(_value_link, _value_end, [(b.name, b.code, b.value) for b in _ELEMENTWISE])
-_slope_chain = _chain(_slope_link, _slope_end, [(b.name, b.code, b.slope) for b in _ELEMENTWISE])
-_apply_chain = _chain(
-    _apply_link, _apply_end, [(b.name, b.code, _made(_apply_loop, b.name, jit, _SIGMA=b.value)) for b in _ELEMENTWISE]
-)
-_backprop_chain = _chain(
-    _backprop_link,
-    _backprop_end,
-    [(b.name, b.code, _made(_backprop_loop, b.name, jit, _SIGMA_SLOPE=b.slope)) for b in _ELEMENTWISE],
-)
+for _b in _ELEMENTWISE:  # the generated code names each pair by its functions' names in this module
+    assert globals()[_b.value.__name__] is _b.value and globals()[_b.slope.__name__] is _b.slope
 
 #: ``_NEEDS_Z[code]``: whether σ' of the activation ``code`` reads z (custom activations: always).
 _NEEDS_Z = np.zeros(max(CUSTOM, *CODES.values()) + 1, dtype=np.bool_)
 _NEEDS_Z[[b.code for b in BUILTINS.values() if b.needs_z] + [CUSTOM]] = True
 
 
-# --- dispatch -------------------------------------------------------------------------
+@jit_inline
+def needs_z(code):
+    """Whether σ'(z) needs z itself, not only ``a = σ(z)``: then the pre-activations are kept."""
+    return code < _NEEDS_Z.size and _NEEDS_Z[code]
 
 
-@jit
-def builtin_value(code, z):
-    """σ(z) of the built-in activation ``code`` (softmax excluded: it acts on whole rows)."""
-    return _value_chain(code, z)
+# --- scalar dispatch ----------------------------------------------------------------------
 
+builtin_value = _generate(
+    '''def builtin_value(code, z):
+    """σ(z) of the built-in activation ``code`` (softmax excluded: it acts on whole rows)."""''',
+    "return {value}(z)",
+    "return z",
+)
 
-@jit
-def builtin_slope(code, z, a):
-    """σ'(z) of the built-in activation ``code``, given z and ``a = σ(z)`` (softmax excluded)."""
-    return _slope_chain(code, z, a)
+builtin_slope = _generate(
+    '''def builtin_slope(code, z, a):
+    """σ'(z) of the built-in activation ``code``, given z and ``a = σ(z)`` (softmax excluded)."""''',
+    "return {slope}(z, a)",
+    "return 1.0",
+)
 
 
 @jit
@@ -506,12 +449,6 @@ def slope(code, z, a, k, fns):
     if code == CUSTOM:
         return activation_fn(fns[FN_SLOPE])(k, float(z))
     return builtin_slope(code, z, a)
-
-
-@jit_inline
-def needs_z(code):
-    """Whether σ'(z) needs z itself, not only ``a = σ(z)``: then the pre-activations are kept."""
-    return code < _NEEDS_Z.size and _NEEDS_Z[code]
 
 
 # --- batch kernels ----------------------------------------------------------------------
@@ -582,15 +519,15 @@ def activate(Z, code, k, fns, out):
     bias_activate(out, np.zeros(Z.shape[1], Z.dtype), code, k, fns)
 
 
-@jit
-def bias_activate(Z, b, code, k, fns):
+bias_activate = _generate(
+    '''def bias_activate(Z, b, code, k, fns):
     """Fused bias and activation, in place: ``Z <- σ(Z + b)``, one pass over ``Z``.
 
-    Each built-in activation has its own loop (made from :func:`_apply_loop`)
-    calling its scalar σ over one array read and written: LLVM inlines and
-    vectorises such a loop.  A loop over a runtime choice of activations it
-    does not (measured 20x slower for relu), nor one reading one array and
-    writing another that may alias it (4x).
+    One loop per activation (generated from the registry, one branch per
+    entry), each calling its scalar σ, over one array read and written: LLVM
+    inlines and vectorises such a loop.  A loop over a runtime choice of
+    activations it does not (measured 20x slower for relu), nor one reading
+    one array and writing another that may alias it (4x).
 
     Parameters
     ----------
@@ -601,26 +538,28 @@ def bias_activate(Z, b, code, k, fns):
     code, k, fns
         As for :func:`activate`.
     """
+    n, m = Z.shape
     if code == SOFTMAX:
-        n, m = Z.shape
         for i in range(n):
             for j in range(m):
                 Z[i, j] += b[j]
         _softmax_rows(Z, Z)
     elif code == CUSTOM:
-        _apply_custom(Z, b, k, fns)
-    else:
-        _apply_chain(Z, b, code)
+        _apply_custom(Z, b, k, fns)''',
+    """for i in range(n):
+    for j in range(m):
+        Z[i, j] = {value}(Z[i, j] + b[j])""",
+    first="elif",
+)
 
-
-@jit
-def backprop_inplace(D, A, Z, code, k, fns, a_scale):
+backprop_inplace = _generate(
+    r'''def backprop_inplace(D, A, Z, code, k, fns, a_scale):
     r"""Chain rule through the activation, in place: ``D <- ∂c/∂Z`` given ``D = ∂c/∂A``.
 
     For element-wise activations this is :math:`D \odot \sigma'(Z)`, one loop
-    per activation (made from :func:`_backprop_loop`); for softmax the
-    Jacobian-vector product of each row,
-    :math:`\delta_j = a_j (g_j - \sum_k g_k a_k)`.
+    per activation (generated from the registry, as in
+    :func:`bias_activate`); for softmax the Jacobian-vector product of each
+    row, :math:`\delta_j = a_j (g_j - \sum_k g_k a_k)`.
 
     Parameters
     ----------
@@ -650,6 +589,9 @@ def backprop_inplace(D, A, Z, code, k, fns, a_scale):
             for j in range(m):
                 D[i, j] = A[i, j] * (D[i, j] - s)
     elif code == CUSTOM:
-        _backprop_custom(D, Z, k, fns)
-    else:
-        _backprop_chain(D, A, Z, code, a_scale)
+        _backprop_custom(D, Z, k, fns)''',
+    """for i in range(n):
+    for j in range(m):
+        D[i, j] *= {slope}(Z[i, j], A[i, j] * a_scale)""",
+    first="elif",
+)
