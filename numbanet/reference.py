@@ -33,6 +33,8 @@ import math
 
 import numpy as np
 
+from numbanet.kernels.activations import BUILTINS
+
 LEAKY_SLOPE = 0.01
 HUBER_DELTA = 1.0
 
@@ -162,7 +164,8 @@ def softmax_jacobian(z):
     return np.diagflat(a) - a @ a.T
 
 
-ACTIVATIONS = {
+#: The twins written out above, by name.
+WRITTEN = {
     "sigmoid": (sigmoid, sigmoid_prime),
     "tanh": (tanh, tanh_prime),
     "relu": (relu, relu_prime),
@@ -179,6 +182,22 @@ ACTIVATIONS = {
 def elementwise(f):
     """Vectorise a scalar Python function ``f``: applied to every entry of its array arguments, in float64."""
     return np.vectorize(f, otypes=[np.float64])
+
+
+def _kernel_pair(builtin):
+    """``(σ, σ')`` of a built-in activation from its kernel's scalar pair, as plain Python on float64 entries."""
+    value, slope = builtin.value.py_func, builtin.slope.py_func
+
+    def derivative(z):
+        return slope(z, value(z))
+
+    return elementwise(value), elementwise(derivative)
+
+
+#: ``(σ, σ')`` of every built-in activation (σ' is None for softmax, whose Jacobian is used instead): its
+#: twin in :data:`WRITTEN`, or, for a built-in without one, its kernel's own scalar pair applied entry by
+#: entry (then the check against the kernels is of the batch loops, not of the formula).
+ACTIVATIONS = {name: WRITTEN.get(name) or _kernel_pair(b) for name, b in BUILTINS.items()}
 
 
 def activation(spec):
