@@ -183,6 +183,30 @@ def test_batch_kernels_match_torch(name):
     np.testing.assert_allclose(D, t.grad.numpy(), rtol=1e-12, atol=1e-13)
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_mish_matches_torch_functional(dtype):
+    """Mish against torch.nn.functional.mish and autograd, -1000..1000: the batch kernels and the scalar pair."""
+    torch = pytest.importorskip("torch")
+    z = np.concatenate([np.arange(-400, 401) / 10.0, [-1e3, -200.0, -1e-8, 0.0, 1e-8, 200.0, 1e3]])
+    t = torch.tensor(z, dtype=torch.float64, requires_grad=True)
+    out = torch.nn.functional.mish(t)
+    out.sum().backward()
+    want, dwant = out.detach().numpy(), t.grad.numpy()
+    Z = z.astype(dtype).reshape(1, -1)
+    A = Z.copy()
+    act.bias_activate(A, np.zeros(Z.shape[1], dtype), act.MISH, -1, FNS)
+    D = np.ones_like(Z)
+    act.backprop_inplace(D, A, Z, act.MISH, -1, FNS, 1.0)
+    rtol, atol = (1e-12, 1e-14) if dtype == np.float64 else (2e-6, 1e-7)
+    np.testing.assert_allclose(A[0], want, rtol=rtol, atol=atol)
+    np.testing.assert_allclose(D[0], dwant, rtol=rtol, atol=atol)
+    if dtype == np.float64:
+        np.testing.assert_allclose([act.value(act.MISH, x, -1, FNS) for x in z], want, rtol=1e-12, atol=1e-14)
+        slopes = [act.slope(act.MISH, x, a, -1, FNS) for x, a in zip(z, want)]
+        np.testing.assert_allclose(slopes, dwant, rtol=1e-12, atol=1e-14)
+        assert act.needs_z(act.MISH) and act.BUILTINS["mish"].code == 11
+
+
 def test_needs_z_only_where_a_cannot_give_the_slope():
     kept = [name for name, b in act.BUILTINS.items() if act.needs_z(b.code)]
     assert kept == [name for name, b in act.BUILTINS.items() if b.needs_z]  # read from each σ' itself

@@ -65,6 +65,7 @@ GELU = 7
 SILU = 8
 SOFTPLUS = 9
 CUSTOM = 10
+MISH = 11
 
 #: Slope of ``leaky_relu`` for negative inputs (PyTorch's default).
 LEAKY_SLOPE = 0.01
@@ -348,6 +349,30 @@ _builtin(
     torch=lambda nn: nn.Softplus(beta=1.0, threshold=40.0),
     onnx=_onnx_softplus,
 )
+
+
+@jit_inline
+def mish(z):
+    r""":math:`z \tanh(\operatorname{softplus} z)`, with the stable :func:`softplus`."""
+    return z * np.tanh(softplus(z))
+
+
+@jit_inline
+def mish_slope(z, a):
+    r""":math:`t + z (1 - t^2) s(z)`, :math:`t = \tanh(\operatorname{softplus} z)`, :math:`s` the logistic."""
+    t = np.tanh(softplus(z))
+    return t + z * (1.0 - t * t) * sigmoid(z)
+
+
+def _onnx_mish(o, z):
+    """``Mish`` in float32 from opset 18; else z tanh(softplus z), with the float64 softplus composed."""
+    if not o.f64 and o.opset >= 18:
+        return o.op("Mish", z)
+    return o.op("Mul", z, o.op("Tanh", _onnx_softplus(o, z)))
+
+
+_builtin("mish", MISH, mish, mish_slope, init="he", torch=lambda nn: nn.Mish(), onnx=_onnx_mish)
+
 
 #: Activation names and their codes.
 CODES = {name: b.code for name, b in BUILTINS.items()}
