@@ -34,6 +34,7 @@ import math
 import numpy as np
 
 from numbanet.kernels.activations import BUILTINS
+from numbanet.kernels.losses import BUILTINS as LOSSES
 
 LEAKY_SLOPE = 0.01
 HUBER_DELTA = 1.0
@@ -233,6 +234,8 @@ def cost(loss, a, y):
         d = a - y
         linear = HUBER_DELTA * (np.abs(d) - 0.5 * HUBER_DELTA)
         return float(np.sum(np.where(np.abs(d) <= HUBER_DELTA, 0.5 * d**2, linear)))
+    if loss in LOSSES:  # a built-in without a twin written here: its kernel's own per-output cost
+        return float(np.sum(_kernel_loss(loss)[0](a, y)))
     raise ValueError(f"unknown loss {loss!r}")
 
 
@@ -253,7 +256,17 @@ def cost_derivative(loss, a, y):
         # d where |d| ≤ δ, else δ sign(d)
         d = a - y
         return np.where(np.abs(d) <= HUBER_DELTA, d, HUBER_DELTA * np.sign(d))
+    if loss in LOSSES:
+        return _kernel_loss(loss)[1](a, y)
     raise ValueError(f"unknown loss {loss!r}")
+
+
+def _kernel_loss(name):
+    """``(c, ∂c/∂a)`` of the built-in loss ``name`` from its kernel's pair, as plain Python on float64 entries."""
+    b = LOSSES[name]
+    tiny = float(np.finfo(np.float64).tiny)
+    cost_py, slope_py = b.cost.py_func, b.slope.py_func
+    return elementwise(lambda a, y: cost_py(a, y, tiny)), elementwise(lambda a, y: slope_py(a, y, tiny))
 
 
 # --- the algorithm ------------------------------------------------------------

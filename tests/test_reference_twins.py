@@ -334,3 +334,16 @@ def test_your_own_pieces_are_recognised_by_their_methods():
     np.testing.assert_allclose(reference.cost_derivative(LOG_COSH, z, y), np.tanh(z - y), rtol=1e-15)
     with pytest.raises(ValueError, match="unknown loss"):
         reference.cost("hubber", z, y)
+
+
+def test_every_builtin_loss_has_a_reference_and_the_kernel_pair_agrees_with_it():
+    """The kernel's own pair (the reference's fallback for a loss without a written twin) agrees with each twin."""
+    from numbanet.kernels.losses import BUILTINS as LOSSES
+
+    rng = np.random.default_rng(1)
+    a = rng.uniform(0.05, 0.95, size=(6, 1))
+    y = np.array([[0.0], [1.0], [0.3], [0.7], [1.0], [0.0]])
+    for name in LOSSES:
+        c, dc = reference._kernel_loss(name)
+        close(float(np.sum(c(a, y))), reference.cost(name, a, y))
+        close(dc(a, y), reference.cost_derivative(name, a, y))

@@ -381,7 +381,7 @@ CODES = {name: b.code for name, b in BUILTINS.items()}
 # --- what the registry makes: the loops and the dispatch on the code ---------------------
 
 
-def _generate(head, branch, end="", first="if"):
+def _generate(head, branch, end="", first="if", cases=None, where=None):
     """Define a Numba function in this module with one branch per element-wise built-in, on its code.
 
     Parameters
@@ -399,6 +399,13 @@ def _generate(head, branch, end="", first="if"):
         The function's last lines (unindented), for any other code.
     first : {"if", "elif"}
         ``elif`` where ``head`` ends in a branch that the built-ins' continue.
+    cases : list of (code, name, fields), optional
+        The branches, for another registry: ``branch`` formatted with the
+        dict ``fields``, under ``if code == <code>:  # <name>``; default one
+        per element-wise activation, with ``value`` and ``slope``.
+    where : dict, optional
+        The globals of the module to define the function in (its
+        ``__file__`` is the function's file); default this module's.
 
     Returns
     -------
@@ -416,14 +423,16 @@ def _generate(head, branch, end="", first="if"):
     again.  Nor would one small function per activation: compiling each on
     its own took twice the CPU time of these few functions.
     """
+    if cases is None:
+        cases = [(b.code, b.name, {"value": b.value.__name__, "slope": b.slope.__name__}) for b in _ELEMENTWISE]
+    where = globals() if where is None else where
     lines = head.splitlines()
-    for i, b in enumerate(_ELEMENTWISE):
-        lines.append(f"    {first if i == 0 else 'elif'} code == {b.code}:  # {b.name}")
-        code = branch.format(value=b.value.__name__, slope=b.slope.__name__)
-        lines += ["        " + line for line in code.splitlines()]
+    for i, (code, name, fields) in enumerate(cases):
+        lines.append(f"    {first if i == 0 else 'elif'} code == {code}:  # {name}")
+        lines += ["        " + line for line in branch.format(**fields).splitlines()]
     lines += ["    " + line for line in end.splitlines()]
     namespace = {}
-    exec(compile("\n".join(lines) + "\n", __file__, "exec"), globals(), namespace)
+    exec(compile("\n".join(lines) + "\n", where["__file__"], "exec"), where, namespace)
     (fn,) = namespace.values()
     return jit(fn)
 
