@@ -382,7 +382,7 @@ CODES = {name: b.code for name, b in BUILTINS.items()}
 
 
 def _generate(head, branch, end="", first="if", cases=None, where=None):
-    """Define a Numba function in this module with one branch per element-wise built-in, on its code.
+    """Define a Numba function with one branch per built-in, on its code (by default, per activation here).
 
     Parameters
     ----------
@@ -414,14 +414,15 @@ def _generate(head, branch, end="", first="if", cases=None, where=None):
 
     Notes
     -----
-    The source is compiled as part of this file (its ``co_filename``) into
-    this module's namespace: a module-level function like any other, which
-    Numba caches under its name, keyed by its bytecode, and later processes
-    load.  A loop factory closing over the scalar functions would not do:
-    Numba keys a closure's cache entries by its pickled cells, and a Numba
-    function pickles with a random id, so the entry would never be found
-    again.  Nor would one small function per activation: compiling each on
-    its own took twice the CPU time of these few functions.
+    The source is compiled as part of the defining module's file (its
+    ``co_filename``) into that module's namespace: a module-level function
+    like any other, which Numba caches under its name, keyed by its
+    bytecode, and later processes load.  A loop factory closing over the
+    scalar functions would not do: Numba keys a closure's cache entries by
+    its pickled cells, and a Numba function pickles with a random id, so the
+    entry would never be found again.  Nor would one small Numba function per
+    activation and loop: Numba compiles each with a fixed cost, and these few
+    functions compile in about the time the hand-written loops did.
     """
     if cases is None:
         cases = [(b.code, b.name, {"value": b.value.__name__, "slope": b.slope.__name__}) for b in _ELEMENTWISE]
