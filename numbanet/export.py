@@ -26,7 +26,7 @@ import numbers
 import numpy as np
 
 from numbanet import config
-from numbanet.kernels.activations import LEAKY_SLOPE
+from numbanet.kernels.activations import BUILTINS, LEAKY_SLOPE
 from numbanet.network import Network
 from numbanet.pieces import Activation
 
@@ -162,47 +162,31 @@ def _forward(g, x, layers, dtype):
     return a
 
 
+class _Emitter:
+    """What an activation's ONNX recipe builds with (see :mod:`numbanet.kernels.activations`)."""
+
+    def __init__(self, g, dtype):
+        self.g = g
+        self.dtype = np.dtype(dtype)
+        self.f64 = self.dtype == np.float64
+        self.opset = g.opset
+
+    def op(self, op_type, *inputs, **attrs):
+        """Add an ``op_type`` node; return its output's name."""
+        return self.g.node(op_type, inputs, **attrs)
+
+    def const(self, value):
+        """Add a constant in the graph's precision; return its name."""
+        return self.g.const(np.array(value, dtype=self.dtype), "c")
+
+    def erf(self, x):
+        """Emit erf(x): ``Erf`` in float32, a Chebyshev series in float64 (onnxruntime has no double Erf)."""
+        return self.op("Erf", x) if not self.f64 else _erf_double(self.g, x, self.const)
+
+
 def _activation(g, z, name, dtype):
-    """Emit activation ``name`` of ``z`` in ``dtype``; return the result's name."""
-    f64 = dtype == np.float64
-
-    def c(value):
-        return g.const(np.array(value, dtype=dtype), "c")
-
-    if name == "identity":
-        return z
-    if name in ("sigmoid", "tanh", "relu"):
-        return g.node({"sigmoid": "Sigmoid", "tanh": "Tanh", "relu": "Relu"}[name], [z])
-    if name == "softmax":
-        return g.node("Softmax", [z], axis=1)
-    if name == "leaky_relu":
-        if not f64:
-            return g.node("LeakyRelu", [z], alpha=LEAKY_SLOPE)  # the attribute is a float32
-        return g.node("Max", [z, g.node("Mul", [z, c(LEAKY_SLOPE)])])  # max(z, 0.01 z), the slope in double
-    if name == "elu":
-        if not f64:
-            return g.node("Elu", [z], alpha=1.0)
-        # z > 0 ? z : exp(min(z, 0)) - 1   (onnxruntime has no double Elu)
-        neg = g.node("Sub", [g.node("Exp", [g.node("Min", [z, c(0.0)])]), c(1.0)])
-        return g.node("Where", [g.node("Greater", [z, c(0.0)]), z, neg])
-    if name == "silu":
-        # z / (1 + exp(-z)): onnxruntime's float32 Sigmoid is accurate to about 1e-7 absolute, not relative,
-        # which z * Sigmoid(z) would multiply by |z| (1.4e-6 at z = -17).
-        return g.node("Div", [z, g.node("Add", [c(1.0), g.node("Exp", [g.node("Neg", [z])])])])
-    if name == "softplus":
-        if not f64:
-            return g.node("Softplus", [z])
-        # max(z, 0) + log(1 + exp(-|z|))   (onnxruntime has no double Softplus)
-        tail = g.node("Log", [g.node("Add", [c(1.0), g.node("Exp", [g.node("Neg", [g.node("Abs", [z])])])])])
-        return g.node("Add", [g.node("Relu", [z]), tail])
-    if name == "gelu":
-        if not f64 and g.opset >= 20:
-            return g.node("Gelu", [z])
-        # 0.5 z (1 + erf(z / sqrt 2))
-        x = g.node("Mul", [z, c(1.0 / math.sqrt(2.0))])
-        erf = g.node("Erf", [x]) if not f64 else _erf_double(g, x, c)
-        return g.node("Mul", [g.node("Mul", [z, c(0.5)]), g.node("Add", [c(1.0), erf])])
-    raise ValueError(f"no ONNX translation for activation {name!r}")  # pragma: no cover - every built-in has one
+    """Emit activation ``name`` of ``z`` in ``dtype`` by its registry entry's recipe; return the result's name."""
+    return BUILTINS[name].onnx(_Emitter(g, dtype), z)
 
 
 def _erf_coefficients():
@@ -508,26 +492,14 @@ def register_skl2onnx():
 
 # ---------------------------------------------------------------------------------------------- PyTorch
 
-#: torch's Softplus returns x itself above ``threshold``; at 40 that is exact in double precision too.
-_SOFTPLUS_THRESHOLD = 40.0
 #: The smallest Softplus threshold from_torch accepts: above it the difference e^-x is below 2.1e-9.
 _MIN_SOFTPLUS_THRESHOLD = 20.0
 
 
 def _torch_activation(nn, name):
-    if name == "identity":
-        return None
-    return {
-        "sigmoid": nn.Sigmoid,
-        "tanh": nn.Tanh,
-        "relu": nn.ReLU,
-        "silu": nn.SiLU,
-        "leaky_relu": lambda: nn.LeakyReLU(LEAKY_SLOPE),
-        "softmax": lambda: nn.Softmax(dim=1),
-        "elu": lambda: nn.ELU(alpha=1.0),
-        "gelu": lambda: nn.GELU(approximate="none"),
-        "softplus": lambda: nn.Softplus(beta=1.0, threshold=_SOFTPLUS_THRESHOLD),
-    }[name]()
+    """Return the ``torch.nn`` module of the built-in activation ``name`` (its registry entry's), or None."""
+    make = BUILTINS[name].torch
+    return None if make is None else make(nn)
 
 
 def to_torch(model):
@@ -542,10 +514,11 @@ def to_torch(model):
     -------
     torch.nn.Sequential
         ``Linear(n_in, n_out)`` per layer (weights and biases copied, in the
-        network's dtype) each followed by its activation module (none for
-        ``identity``): ``Sigmoid``, ``Tanh``, ``ReLU``, ``LeakyReLU(0.01)``,
-        ``Softmax(dim=1)``, ``ELU(alpha=1)``, ``GELU()`` (exact erf),
-        ``SiLU``, ``Softplus(beta=1, threshold=40)``.  Its output is
+        network's dtype) each followed by its activation module, the one
+        its entry in :data:`numbanet.kernels.activations.BUILTINS` names
+        (none for ``identity``): ``Sigmoid``, ``Tanh``, ``ReLU``,
+        ``LeakyReLU(0.01)``, ``Softmax(dim=1)``, ``ELU(alpha=1)``, ``GELU()``
+        (exact erf), ``SiLU``, ``Softplus(beta=1, threshold=40)``, ...  Its output is
         ``net.predict`` (for a classifier, the probabilities of the
         network's output units).
 
@@ -581,9 +554,6 @@ def _from_torch_activation(nn, module, index):
     def refuse(why):
         raise ValueError(f"module {index} of the Sequential, {module!r}, {why}")
 
-    simple = {nn.Sigmoid: "sigmoid", nn.Tanh: "tanh", nn.ReLU: "relu", nn.SiLU: "silu"}
-    if type(module) in simple:
-        return simple[type(module)]
     if type(module) is nn.LeakyReLU:
         if module.negative_slope != LEAKY_SLOPE:
             refuse(f"has negative_slope={module.negative_slope}; numbanet's leaky_relu has slope {LEAKY_SLOPE}")
@@ -609,11 +579,21 @@ def _from_torch_activation(nn, module, index):
         if module.dim not in (1, -1):
             refuse(f"normalises over dim={module.dim}; numbanet's softmax is over the units (dim=1 or -1)")
         return "softmax"
+    ours = {name: b.torch(nn) for name, b in BUILTINS.items() if b.torch is not None}
+    for name, m in ours.items():
+        if type(module) is type(m):
+            if _settings(module) != _settings(m):
+                refuse(f"has settings {_settings(module)}; numbanet's {name} is {m!r}")
+            return name
     refuse(
         "is not a layer numbanet has: from_torch reads Linear layers, each followed by at most one of "
-        "Sigmoid, Tanh, ReLU, LeakyReLU(0.01), ELU(alpha=1), GELU(), SiLU, Softplus(beta=1), Softmax(dim=1), "
-        "or Identity"
+        f"{', '.join(repr(m) for m in ours.values())}, or Identity"
     )
+
+
+def _settings(module):
+    """Return a module's settings that change what it computes (not ``inplace``, not ``training``)."""
+    return {k: v for k, v in vars(module).items() if not k.startswith("_") and k not in ("inplace", "training")}
 
 
 def from_torch(module, loss=None, seed=None):
@@ -624,9 +604,9 @@ def from_torch(module, loss=None, seed=None):
     module : torch.nn.Sequential
         ``Linear`` layers, each followed by at most one supported activation
         (no activation: ``identity``); ``nn.Identity`` modules are skipped.
-        Supported: ``Sigmoid``, ``Tanh``, ``ReLU``, ``LeakyReLU(0.01)``,
-        ``ELU(alpha=1)``, ``GELU()``, ``SiLU``, ``Softplus(beta=1)`` (threshold
-        20 or more), and ``Softmax(dim=1)`` after the last ``Linear``.  A
+        Supported: each built-in activation's module (:func:`to_torch`'s),
+        ``Softplus(beta=1)`` with a threshold of 20 or more, and
+        ``Softmax(dim=1)`` (or ``dim=-1``) after the last ``Linear``.  A
         ``Linear`` without bias gets zero biases.
     loss : str or Loss, optional
         The network's loss; default ``"cross_entropy"`` after a softmax,

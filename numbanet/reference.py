@@ -33,6 +33,9 @@ import math
 
 import numpy as np
 
+from numbanet.kernels.activations import BUILTINS
+from numbanet.kernels.losses import BUILTINS as LOSSES
+
 LEAKY_SLOPE = 0.01
 HUBER_DELTA = 1.0
 
@@ -162,7 +165,8 @@ def softmax_jacobian(z):
     return np.diagflat(a) - a @ a.T
 
 
-ACTIVATIONS = {
+#: The twins written out above, by name.
+WRITTEN = {
     "sigmoid": (sigmoid, sigmoid_prime),
     "tanh": (tanh, tanh_prime),
     "relu": (relu, relu_prime),
@@ -179,6 +183,22 @@ ACTIVATIONS = {
 def elementwise(f):
     """Vectorise a scalar Python function ``f``: applied to every entry of its array arguments, in float64."""
     return np.vectorize(f, otypes=[np.float64])
+
+
+def _kernel_pair(builtin):
+    """``(σ, σ')`` of a built-in activation from its kernel's scalar pair, as plain Python on float64 entries."""
+    value, slope = builtin.value.py_func, builtin.slope.py_func
+
+    def derivative(z):
+        return slope(z, value(z))
+
+    return elementwise(value), elementwise(derivative)
+
+
+#: ``(σ, σ')`` of every built-in activation (σ' is None for softmax, whose Jacobian is used instead): its
+#: twin in :data:`WRITTEN`, or, for a built-in without one, its kernel's own scalar pair applied entry by
+#: entry (then the check against the kernels is of the batch loops, not of the formula).
+ACTIVATIONS = {name: WRITTEN.get(name) or _kernel_pair(b) for name, b in BUILTINS.items()}
 
 
 def activation(spec):
@@ -214,6 +234,8 @@ def cost(loss, a, y):
         d = a - y
         linear = HUBER_DELTA * (np.abs(d) - 0.5 * HUBER_DELTA)
         return float(np.sum(np.where(np.abs(d) <= HUBER_DELTA, 0.5 * d**2, linear)))
+    if loss in LOSSES:  # a built-in without a twin written here: its kernel's own per-output cost
+        return float(np.sum(_kernel_loss(loss)[0](a, y)))
     raise ValueError(f"unknown loss {loss!r}")
 
 
@@ -234,7 +256,17 @@ def cost_derivative(loss, a, y):
         # d where |d| ≤ δ, else δ sign(d)
         d = a - y
         return np.where(np.abs(d) <= HUBER_DELTA, d, HUBER_DELTA * np.sign(d))
+    if loss in LOSSES:
+        return _kernel_loss(loss)[1](a, y)
     raise ValueError(f"unknown loss {loss!r}")
+
+
+def _kernel_loss(name):
+    """``(c, ∂c/∂a)`` of the built-in loss ``name`` from its kernel's pair, as plain Python on float64 entries."""
+    b = LOSSES[name]
+    tiny = float(np.finfo(np.float64).tiny)
+    cost_py, slope_py = b.cost.py_func, b.slope.py_func
+    return elementwise(lambda a, y: cost_py(a, y, tiny)), elementwise(lambda a, y: slope_py(a, y, tiny))
 
 
 # --- the algorithm ------------------------------------------------------------

@@ -72,6 +72,8 @@ def np_activate(Z, name):
         return Z * 0.5 * (1.0 + np.tanh(0.5 * Z))
     if name == "softplus":
         return np.logaddexp(0.0, Z)
+    if name == "mish":
+        return Z * np.tanh(np.logaddexp(0.0, Z))
     if name == "softmax":
         e = np.exp(Z - Z.max(axis=1, keepdims=True))
         return e / e.sum(axis=1, keepdims=True)
@@ -100,6 +102,9 @@ def np_prime(Z, name):
         return s + Z * s * (1 - s)
     if name == "softplus":
         return 0.5 * (1.0 + np.tanh(0.5 * Z))
+    if name == "mish":  # tanh(sp) + z sech²(sp) σ(z), sp = softplus(z)
+        sp = np.logaddexp(0.0, Z)
+        return np.tanh(sp) + Z * 0.5 * (1.0 + np.tanh(0.5 * Z)) / np.cosh(sp) ** 2
     raise AssertionError(name)
 
 

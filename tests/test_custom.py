@@ -17,6 +17,7 @@ from naive import log_cosh, log_cosh_derivative, regression, swish, swish_deriva
 import numbanet
 from numbanet import reference
 from numbanet.kernels import training
+from numbanet.kernels.activations import BUILTINS
 
 SWISH = numbanet.Activation("swish", function=swish, derivative=swish_derivative)
 LOG_COSH = numbanet.Loss("log_cosh", cost=log_cosh, derivative=log_cosh_derivative)
@@ -56,18 +57,8 @@ def _torch_net(torch, net, acts, loss):
     def act(name, z):
         if name == "swish":
             return z * torch.sigmoid(z)
-        if name == "softmax":
-            return torch.softmax(z, dim=1)
-        return {
-            "identity": lambda t: t,
-            "tanh": torch.tanh,
-            "sigmoid": torch.sigmoid,
-            "relu": torch.relu,
-            "elu": torch.nn.functional.elu,
-            "gelu": torch.nn.functional.gelu,
-            "silu": torch.nn.functional.silu,
-            "softplus": lambda t: torch.nn.functional.softplus(t, threshold=1e9),
-        }[name](z)
+        make = BUILTINS[name].torch  # the module numbanet exports the built-in as
+        return z if make is None else make(torch.nn)(z)
 
     Ws = [torch.tensor(W, dtype=torch.float64, requires_grad=True) for W in net.weights]
     bs = [torch.tensor(b, dtype=torch.float64, requires_grad=True) for b in net.biases]

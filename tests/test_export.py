@@ -171,6 +171,19 @@ def test_onnx_opsets_give_the_same_predictions(opset):
     assert _error(out, net.predict(X)) <= 1e-6
 
 
+@pytest.mark.parametrize(
+    ("dtype", "opset", "op"), [(np.float32, 18, "Mish"), (np.float32, 17, "Tanh"), (np.float64, 18, "Tanh")]
+)
+def test_onnx_mish_is_the_operator_where_onnxruntime_has_it(dtype, opset, op):
+    """ONNX's Mish from opset 18 in float32; z tanh(softplus z) composed before it and in float64."""
+    pytest.importorskip("onnx")
+    net, X = _wide_net("mish", dtype)
+    model = numbanet.to_onnx(net, opset=opset)
+    assert op in _op_types(model) and ("Mish" in _op_types(model)) == (op == "Mish")
+    (out,), _ = _ort_run(model, X)
+    assert _error(out, net.predict(X)) <= TOL[dtype]
+
+
 def test_onnx_dtype_casts_the_weights():
     pytest.importorskip("onnx")
     net = _net("tanh", np.float64)

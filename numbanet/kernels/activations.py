@@ -1,19 +1,30 @@
-r"""Activations, each one σ/σ′ pair in one place, selected by a small integer code.
+r"""Activations: one registry entry each, from which every loop, table and list follows.
 
-Every activation is two scalar functions side by side: ``name(z)`` is σ(z)
-and ``name_slope(z, a)`` is σ'(z), given both z and ``a = σ(z)`` so that each
-derivative is written in its cheapest stable form (``a (1 - a)`` for the
-sigmoid, ``Φ(z) + z φ(z)`` for GELU).  :func:`builtin_value` and
-:func:`builtin_slope` dispatch on the code, one value at a time; the batch
-kernels below apply the pairs to whole matrices ``Z`` of shape
-``(n_samples, n_units)`` (one sample per row) with one loop per activation,
-because a loop that branches on the code inside is
-neither inlined nor vectorised (measured 20x slower for relu).
+Every built-in activation is one entry in :data:`BUILTINS`, written next to
+its two scalar functions: ``name(z)`` is σ(z) and ``name_slope(z, a)`` is
+σ'(z), given both z and ``a = σ(z)`` so that each derivative is written in
+its cheapest stable form (``a (1 - a)`` for the sigmoid, ``Φ(z) + z φ(z)``
+for GELU).  The entry (:class:`Builtin`) also says how the layer is
+initialised, whether gradient checks must avoid its kink, its PyTorch module
+and its ONNX recipe.  Everything else is derived from the registry:
 
-Adding a built-in activation: its pair, a code, a line in
-:func:`builtin_value` and in :func:`builtin_slope`, a loop in :func:`_apply_more`
-and in :func:`_backprop_more`, and an entry in :data:`BUILTINS` -- all in
-this file.
+* the batch kernels :func:`bias_activate` and :func:`backprop_inplace` run
+  one loop per activation, each calling that activation's σ or σ' by name,
+  so every loop is inlined and vectorised as if written out by hand (a loop
+  that branches on the code inside is neither: measured 20x slower for
+  relu); these loops, and the scalar dispatch on the code
+  (:func:`builtin_value`, :func:`builtin_slope`), are generated from the
+  registry at import, one ``if code == ...`` branch per entry
+  (:func:`_generate`);
+* :func:`needs_z` reads whether each σ' uses z;
+* the NumPy reference (:mod:`numbanet.reference`), the ONNX and PyTorch
+  export (:mod:`numbanet.export`) and the test lists read :data:`BUILTINS`.
+
+The generated functions are module-level Numba functions of this file, so
+Numba caches them and later processes load them like any other kernel.
+
+Adding a built-in activation: write its pair and its entry (:func:`_builtin`)
+in this file -- nothing else.
 
 A derivative that needs z, not only a (GELU, SiLU, custom activations; see
 :func:`needs_z`), makes the training loop keep that layer's pre-activations.
@@ -24,8 +35,18 @@ receive in the tuple of integers ``fns`` (:mod:`numbanet.kernels.pieces`),
 called with ``k``, the layer's index among the network's custom activations.
 Since that tuple has one type whatever the callbacks, the kernels are
 compiled once, cached, and shared by every custom activation.
+
+ONNX recipes.  An entry's ``onnx`` is a function ``recipe(o, z)`` returning
+the name of the graph value σ(z), built with the emitter ``o`` that
+:mod:`numbanet.export` passes: ``o.op(op_type, *inputs, **attributes)``
+adds a node and returns its output's name, ``o.const(value)`` a constant in
+the graph's precision, ``o.erf(x)`` erf in that precision, ``o.f64`` says
+whether the graph is float64 and ``o.opset`` is its opset.  onnxruntime has
+no float64 kernels for several activation operators, so recipes compose the
+float64 case from elementary operators.
 """
 
+import dis
 import math
 
 import numpy as np
@@ -44,6 +65,7 @@ GELU = 7
 SILU = 8
 SOFTPLUS = 9
 CUSTOM = 10
+MISH = 11
 
 #: Slope of ``leaky_relu`` for negative inputs (PyTorch's default).
 LEAKY_SLOPE = 0.01
@@ -52,12 +74,26 @@ _INV_SQRT2 = 1.0 / math.sqrt(2.0)
 _INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
 
 
+def _reads_z(fn):
+    """Whether the scalar Python function ``fn`` reads its argument ``z``."""
+    for ins in dis.get_instructions(fn):
+        if ins.opname.startswith("LOAD_FAST"):
+            names = ins.argval if isinstance(ins.argval, tuple) else (ins.argval,)
+            if "z" in names:
+                return True
+    return False
+
+
 class Builtin:
-    """What the Python layer needs to know about a built-in activation.
+    """A built-in activation: its pair, and what the rest of numbanet derives from it.
 
     Attributes
     ----------
+    name : str
     code : int
+        Its code in the kernels and in :data:`CODES`; never changes once given.
+    value, slope : Numba functions or None
+        σ(z) and σ'(z, a); None for softmax, which acts on whole rows.
     init : {"he", "glorot"}
         Initialisation of a layer with this activation: He normal for
         ReLU-like units, Glorot uniform otherwise.
@@ -68,34 +104,42 @@ class Builtin:
         compare such entries.
     output_only : bool
         Allowed on the output layer only (softmax).
+    needs_z : bool
+        σ' reads z, not only a: read from the slope's code, never declared.
+    torch : callable or None
+        ``torch(nn)`` returns the equivalent ``torch.nn`` module; None for
+        identity (no module).
+    onnx : callable
+        ``onnx(o, z)`` emits σ(z) in an ONNX graph (see the module notes).
     """
 
-    def __init__(self, code, init="glorot", kink=False, output_only=False):
+    def __init__(self, name, code, value, slope, **options):
+        self.name = name
         self.code = code
-        self.init = init
-        self.kink = kink
-        self.output_only = output_only
+        self.value = value
+        self.slope = slope
+        self.init = options.pop("init", "glorot")
+        self.kink = options.pop("kink", False)
+        self.output_only = options.pop("output_only", False)
+        self.torch = options.pop("torch")
+        self.onnx = options.pop("onnx")
+        if options:
+            raise TypeError(f"unknown options {sorted(options)}")
+        self.needs_z = slope is not None and _reads_z(slope.py_func)
 
 
-#: The built-in activations by name: the one list every other module reads.
-BUILTINS = {
-    "identity": Builtin(IDENTITY),
-    "sigmoid": Builtin(SIGMOID),
-    "tanh": Builtin(TANH),
-    "relu": Builtin(RELU, init="he", kink=True),
-    "leaky_relu": Builtin(LEAKY_RELU, init="he", kink=True),
-    "softmax": Builtin(SOFTMAX, output_only=True),
-    "elu": Builtin(ELU, init="he", kink=True),
-    "gelu": Builtin(GELU, init="he"),
-    "silu": Builtin(SILU, init="he"),
-    "softplus": Builtin(SOFTPLUS),
-}
-
-#: Activation names and their codes.
-CODES = {name: b.code for name, b in BUILTINS.items()}
+#: The built-in activations by name, in the order they are registered: the one list every other module reads.
+BUILTINS = {}
 
 
-# --- the pairs: σ(z) and σ'(z) ----------------------------------------------------
+def _builtin(name, code, value, slope, **options):
+    """Register the built-in activation ``name`` (the options are :class:`Builtin`'s attributes)."""
+    if name in BUILTINS or code in (b.code for b in BUILTINS.values()) or code == CUSTOM:
+        raise ValueError(f"activation {name!r} or its code {code} is taken")
+    BUILTINS[name] = Builtin(name, code, value, slope, **options)
+
+
+# --- the pairs and their entries ---------------------------------------------------------
 
 
 @jit_inline
@@ -108,6 +152,9 @@ def identity(z):
 def identity_slope(z, a):
     r""":math:`\sigma'(z) = 1`."""
     return 1.0
+
+
+_builtin("identity", IDENTITY, identity, identity_slope, torch=None, onnx=lambda o, z: z)
 
 
 @jit_inline
@@ -125,6 +172,11 @@ def sigmoid_slope(z, a):
     return a * (1.0 - a)
 
 
+_builtin(
+    "sigmoid", SIGMOID, sigmoid, sigmoid_slope, torch=lambda nn: nn.Sigmoid(), onnx=lambda o, z: o.op("Sigmoid", z)
+)
+
+
 @jit_inline
 def tanh(z):
     r""":math:`\tanh z`."""
@@ -135,6 +187,9 @@ def tanh(z):
 def tanh_slope(z, a):
     r""":math:`\tanh'(z) = 1 - a^2`."""
     return 1.0 - a * a
+
+
+_builtin("tanh", TANH, tanh, tanh_slope, torch=lambda nn: nn.Tanh(), onnx=lambda o, z: o.op("Tanh", z))
 
 
 @jit_inline
@@ -149,6 +204,11 @@ def relu_slope(z, a):
     return 1.0 if a > 0 else 0.0
 
 
+_builtin(
+    "relu", RELU, relu, relu_slope, init="he", kink=True, torch=lambda nn: nn.ReLU(), onnx=lambda o, z: o.op("Relu", z)
+)
+
+
 @jit_inline
 def leaky_relu(z):
     r""":math:`z` for z > 0, else ``LEAKY_SLOPE`` · z."""
@@ -159,6 +219,34 @@ def leaky_relu(z):
 def leaky_relu_slope(z, a):
     """1 where ``a > 0``, else ``LEAKY_SLOPE``."""
     return 1.0 if a > 0 else LEAKY_SLOPE
+
+
+def _onnx_leaky_relu(o, z):
+    """``LeakyRelu`` in float32; max(z, 0.01 z) in float64, as the operator's slope attribute is a float32."""
+    if not o.f64:
+        return o.op("LeakyRelu", z, alpha=LEAKY_SLOPE)
+    return o.op("Max", z, o.op("Mul", z, o.const(LEAKY_SLOPE)))
+
+
+_builtin(
+    "leaky_relu",
+    LEAKY_RELU,
+    leaky_relu,
+    leaky_relu_slope,
+    init="he",
+    kink=True,
+    torch=lambda nn: nn.LeakyReLU(LEAKY_SLOPE),
+    onnx=_onnx_leaky_relu,
+)
+_builtin(
+    "softmax",
+    SOFTMAX,
+    None,  # acts on whole rows: _softmax_rows, and its own Jacobian product in backprop_inplace
+    None,
+    output_only=True,
+    torch=lambda nn: nn.Softmax(dim=1),
+    onnx=lambda o, z: o.op("Softmax", z, axis=1),
+)
 
 
 @jit_inline
@@ -173,6 +261,17 @@ def elu_slope(z, a):
     return 1.0 if a > 0 else a + 1.0
 
 
+def _onnx_elu(o, z):
+    """``Elu`` in float32; z > 0 ? z : exp(min(z, 0)) - 1 in float64 (onnxruntime has no double Elu)."""
+    if not o.f64:
+        return o.op("Elu", z, alpha=1.0)
+    neg = o.op("Sub", o.op("Exp", o.op("Min", z, o.const(0.0))), o.const(1.0))
+    return o.op("Where", o.op("Greater", z, o.const(0.0)), z, neg)
+
+
+_builtin("elu", ELU, elu, elu_slope, init="he", kink=True, torch=lambda nn: nn.ELU(alpha=1.0), onnx=_onnx_elu)
+
+
 @jit_inline
 def gelu(z):
     r""":math:`z \Phi(z) = \tfrac12 z (1 + \operatorname{erf}(z / \sqrt 2))` (exact, PyTorch's default)."""
@@ -183,6 +282,17 @@ def gelu(z):
 def gelu_slope(z, a):
     r""":math:`\Phi(z) + z \varphi(z)`, :math:`\varphi(z) = e^{-z^2/2} / \sqrt{2\pi}`."""
     return 0.5 * (1.0 + math.erf(z * _INV_SQRT2)) + z * np.exp(-0.5 * z * z) * _INV_SQRT_2PI
+
+
+def _onnx_gelu(o, z):
+    """``Gelu`` in float32 from opset 20; else 0.5 z (1 + erf(z / sqrt 2))."""
+    if not o.f64 and o.opset >= 20:
+        return o.op("Gelu", z)
+    erf = o.erf(o.op("Mul", z, o.const(_INV_SQRT2)))
+    return o.op("Mul", o.op("Mul", z, o.const(0.5)), o.op("Add", o.const(1.0), erf))
+
+
+_builtin("gelu", GELU, gelu, gelu_slope, init="he", torch=lambda nn: nn.GELU(approximate="none"), onnx=_onnx_gelu)
 
 
 @jit_inline
@@ -198,6 +308,18 @@ def silu_slope(z, a):
     return s * (1.0 + z * (1.0 - s))
 
 
+def _onnx_silu(o, z):
+    """Emit z / (1 + exp(-z)).
+
+    Not z Sigmoid(z): onnxruntime's float32 Sigmoid is accurate to about 1e-7 absolute, not relative, which
+    the product would multiply by |z| (1.4e-6 at z = -17).
+    """
+    return o.op("Div", z, o.op("Add", o.const(1.0), o.op("Exp", o.op("Neg", z))))
+
+
+_builtin("silu", SILU, silu, silu_slope, init="he", torch=lambda nn: nn.SiLU(), onnx=_onnx_silu)
+
+
 @jit_inline
 def softplus(z):
     r""":math:`\log(1 + e^z)`, as :math:`\max(z, 0) + \log(1 + e^{-|z|})` so exp never overflows."""
@@ -210,51 +332,142 @@ def softplus_slope(z, a):
     return -np.expm1(-a)
 
 
-# --- dispatch -------------------------------------------------------------------------
+def _onnx_softplus(o, z):
+    """``Softplus`` in float32; max(z, 0) + log(1 + exp(-|z|)) in float64 (onnxruntime has no double Softplus)."""
+    if not o.f64:
+        return o.op("Softplus", z)
+    tail = o.op("Log", o.op("Add", o.const(1.0), o.op("Exp", o.op("Neg", o.op("Abs", z)))))
+    return o.op("Add", o.op("Relu", z), tail)
 
 
-@jit
-def builtin_value(code, z):
-    """σ(z) of the built-in activation ``code`` (softmax excluded: it acts on whole rows)."""
-    if code == RELU:
-        return relu(z)
-    if code == SIGMOID:
-        return sigmoid(z)
-    if code == TANH:
-        return tanh(z)
-    if code == LEAKY_RELU:
-        return leaky_relu(z)
-    if code == ELU:
-        return elu(z)
-    if code == GELU:
-        return gelu(z)
-    if code == SILU:
-        return silu(z)
-    if code == SOFTPLUS:
-        return softplus(z)
-    return identity(z)
+_builtin(
+    "softplus",
+    SOFTPLUS,
+    softplus,
+    softplus_slope,
+    # torch's Softplus returns x itself above threshold; at 40 that is exact in double precision too
+    torch=lambda nn: nn.Softplus(beta=1.0, threshold=40.0),
+    onnx=_onnx_softplus,
+)
 
 
-@jit
-def builtin_slope(code, z, a):
-    """σ'(z) of the built-in activation ``code``, given z and ``a = σ(z)`` (softmax excluded)."""
-    if code == RELU:
-        return relu_slope(z, a)
-    if code == SIGMOID:
-        return sigmoid_slope(z, a)
-    if code == TANH:
-        return tanh_slope(z, a)
-    if code == LEAKY_RELU:
-        return leaky_relu_slope(z, a)
-    if code == ELU:
-        return elu_slope(z, a)
-    if code == GELU:
-        return gelu_slope(z, a)
-    if code == SILU:
-        return silu_slope(z, a)
-    if code == SOFTPLUS:
-        return softplus_slope(z, a)
-    return identity_slope(z, a)
+@jit_inline
+def mish(z):
+    r""":math:`z \tanh(\operatorname{softplus} z)`, with the stable :func:`softplus`."""
+    return z * np.tanh(softplus(z))
+
+
+@jit_inline
+def mish_slope(z, a):
+    r""":math:`t + z (1 - t^2) s(z)`, :math:`t = \tanh(\operatorname{softplus} z)`, :math:`s` the logistic."""
+    t = np.tanh(softplus(z))
+    return t + z * (1.0 - t * t) * sigmoid(z)
+
+
+def _onnx_mish(o, z):
+    """``Mish`` in float32 from opset 18; else z tanh(softplus z), with the float64 softplus composed."""
+    if not o.f64 and o.opset >= 18:
+        return o.op("Mish", z)
+    return o.op("Mul", z, o.op("Tanh", _onnx_softplus(o, z)))
+
+
+_builtin("mish", MISH, mish, mish_slope, init="he", torch=lambda nn: nn.Mish(), onnx=_onnx_mish)
+
+
+#: Activation names and their codes.
+CODES = {name: b.code for name, b in BUILTINS.items()}
+
+
+# --- what the registry makes: the loops and the dispatch on the code ---------------------
+
+
+def _generate(head, branch, end="", first="if", cases=None, where=None):
+    """Define a Numba function with one branch per built-in, on its code (by default, per activation here).
+
+    Parameters
+    ----------
+    head : str
+        The function's source up to its branches: its ``def`` line, its
+        docstring and any set-up or earlier branches, at their indentation.
+    branch : str
+        The body of the branch of one built-in (unindented), under
+        ``if code == <its code>:``; ``{value}`` and ``{slope}`` in it name
+        that built-in's σ and σ'.  So each branch calls its own scalar
+        function, a compile-time constant that Numba inlines, and each loop
+        is vectorised as if written out by hand.
+    end : str, optional
+        The function's last lines (unindented), for any other code.
+    first : {"if", "elif"}
+        ``elif`` where ``head`` ends in a branch that the built-ins' continue.
+    cases : list of (code, name, fields), optional
+        The branches, for another registry: ``branch`` formatted with the
+        dict ``fields``, under ``if code == <code>:  # <name>``; default one
+        per element-wise activation, with ``value`` and ``slope``.
+    where : dict, optional
+        The globals of the module to define the function in (its
+        ``__file__`` is the function's file); default this module's.
+
+    Returns
+    -------
+    numba dispatcher
+        The function, compiled with :func:`numbanet._jit.jit`.
+
+    Notes
+    -----
+    The source is compiled as part of the defining module's file (its
+    ``co_filename``) into that module's namespace: a module-level function
+    like any other, which Numba caches under its name, keyed by its
+    bytecode, and later processes load.  A loop factory closing over the
+    scalar functions would not do: Numba keys a closure's cache entries by
+    its pickled cells, and a Numba function pickles with a random id, so the
+    entry would never be found again.  Nor would one small Numba function per
+    activation and loop: Numba compiles each with a fixed cost, and these few
+    functions compile in about the time the hand-written loops did.
+    """
+    if cases is None:
+        cases = [(b.code, b.name, {"value": b.value.__name__, "slope": b.slope.__name__}) for b in _ELEMENTWISE]
+    where = globals() if where is None else where
+    lines = head.splitlines()
+    for i, (code, name, fields) in enumerate(cases):
+        lines.append(f"    {first if i == 0 else 'elif'} code == {code}:  # {name}")
+        lines += ["        " + line for line in branch.format(**fields).splitlines()]
+    lines += ["    " + line for line in end.splitlines()]
+    namespace = {}
+    exec(compile("\n".join(lines) + "\n", where["__file__"], "exec"), where, namespace)
+    (fn,) = namespace.values()
+    return jit(fn)
+
+
+_ELEMENTWISE = [b for b in BUILTINS.values() if b.value is not None]
+for _b in _ELEMENTWISE:  # the generated code names each pair by its functions' names in this module
+    assert globals()[_b.value.__name__] is _b.value and globals()[_b.slope.__name__] is _b.slope
+
+#: ``_NEEDS_Z[code]``: whether σ' of the activation ``code`` reads z (custom activations: always).
+_NEEDS_Z = np.zeros(max(CUSTOM, *CODES.values()) + 1, dtype=np.bool_)
+_NEEDS_Z[[b.code for b in BUILTINS.values() if b.needs_z] + [CUSTOM]] = True
+
+
+@jit_inline
+def needs_z(code):
+    """Whether σ'(z) needs z itself, not only ``a = σ(z)``: then the pre-activations are kept."""
+    return code < _NEEDS_Z.size and _NEEDS_Z[code]
+
+
+# --- scalar dispatch ----------------------------------------------------------------------
+
+builtin_value = _generate(
+    '''def builtin_value(code, z):
+    """σ(z) of the built-in activation ``code`` (softmax excluded: it acts on whole rows)."""''',
+    "return {value}(z)",
+    "return z",
+)
+
+builtin_slope = _generate(
+    '''def builtin_slope(code, z, a):
+    """σ'(z) of the built-in activation ``code``, given z and ``a = σ(z)`` (softmax excluded)."""''',
+    "return {slope}(z, a)",
+    "return 1.0",
+)
 
 
 @jit
@@ -271,12 +484,6 @@ def slope(code, z, a, k, fns):
     if code == CUSTOM:
         return activation_fn(fns[FN_SLOPE])(k, float(z))
     return builtin_slope(code, z, a)
-
-
-@jit_inline
-def needs_z(code):
-    """Whether σ'(z) needs z itself, not only ``a = σ(z)``: then the pre-activations are kept."""
-    return code == GELU or code == SILU or code == CUSTOM
 
 
 # --- batch kernels ----------------------------------------------------------------------
@@ -301,30 +508,21 @@ def _softmax_rows(Z, out):
 
 
 @jit
-def _apply_more(Z, b, code, k, fns):
-    """:func:`bias_activate` for ELU, GELU, SiLU, softplus and custom activations, apart so its own loops stay small."""
-    n, m = Z.shape
-    if code == ELU:
-        for i in range(n):
-            for j in range(m):
-                Z[i, j] = elu(Z[i, j] + b[j])
-    elif code == GELU:
-        for i in range(n):
-            for j in range(m):
-                Z[i, j] = gelu(Z[i, j] + b[j])
-    elif code == SILU:
-        for i in range(n):
-            for j in range(m):
-                Z[i, j] = silu(Z[i, j] + b[j])
-    elif code == SOFTPLUS:
-        for i in range(n):
-            for j in range(m):
-                Z[i, j] = softplus(Z[i, j] + b[j])
-    elif code == CUSTOM:
-        f = activation_fn(fns[FN_VALUE])
-        for i in range(n):
-            for j in range(m):
-                Z[i, j] = f(k, float(Z[i, j] + b[j]))
+def _apply_custom(Z, b, k, fns):
+    """:func:`bias_activate` for the ``k``-th custom activation."""
+    f = activation_fn(fns[FN_VALUE])
+    for i in range(Z.shape[0]):
+        for j in range(Z.shape[1]):
+            Z[i, j] = f(k, float(Z[i, j] + b[j]))
+
+
+@jit
+def _backprop_custom(D, Z, k, fns):
+    """:func:`backprop_inplace` for the ``k``-th custom activation."""
+    f = activation_fn(fns[FN_SLOPE])
+    for i in range(D.shape[0]):
+        for j in range(D.shape[1]):
+            D[i, j] *= f(k, float(Z[i, j]))
 
 
 @jit
@@ -356,18 +554,15 @@ def activate(Z, code, k, fns, out):
     bias_activate(out, np.zeros(Z.shape[1], Z.dtype), code, k, fns)
 
 
-@jit
-def bias_activate(Z, b, code, k, fns):
+bias_activate = _generate(
+    '''def bias_activate(Z, b, code, k, fns):
     """Fused bias and activation, in place: ``Z <- σ(Z + b)``, one pass over ``Z``.
 
-    One loop per activation, each calling its scalar σ, over one array read
-    and written: LLVM inlines and vectorises such a loop.  A loop over a
-    runtime choice of activations it does not (measured 20x slower for relu),
-    nor one reading one array and writing another that may alias it (4x).
-    ReLU, sigmoid, tanh, leaky ReLU, identity and softmax have their loops
-    here; ELU, GELU, SiLU, softplus and custom activations have theirs in
-    :func:`_apply_more`, which keeps this function small enough to stay fast
-    for tiny layers.
+    One loop per activation (generated from the registry, one branch per
+    entry), each calling its scalar σ, over one array read and written: LLVM
+    inlines and vectorises such a loop.  A loop over a runtime choice of
+    activations it does not (measured 20x slower for relu), nor one reading
+    one array and writing another that may alias it (4x).
 
     Parameters
     ----------
@@ -378,45 +573,28 @@ def bias_activate(Z, b, code, k, fns):
     code, k, fns
         As for :func:`activate`.
     """
+    n, m = Z.shape
     if code == SOFTMAX:
-        n, m = Z.shape
         for i in range(n):
             for j in range(m):
                 Z[i, j] += b[j]
         _softmax_rows(Z, Z)
-        return
-    n, m = Z.shape
-    if code == RELU:
-        for i in range(n):
-            for j in range(m):
-                Z[i, j] = relu(Z[i, j] + b[j])
-    elif code == SIGMOID:
-        for i in range(n):
-            for j in range(m):
-                Z[i, j] = sigmoid(Z[i, j] + b[j])
-    elif code == TANH:
-        for i in range(n):
-            for j in range(m):
-                Z[i, j] = tanh(Z[i, j] + b[j])
-    elif code == LEAKY_RELU:
-        for i in range(n):
-            for j in range(m):
-                Z[i, j] = leaky_relu(Z[i, j] + b[j])
-    elif code == IDENTITY:
-        for i in range(n):
-            for j in range(m):
-                Z[i, j] = identity(Z[i, j] + b[j])
-    else:
-        _apply_more(Z, b, code, k, fns)
+    elif code == CUSTOM:
+        _apply_custom(Z, b, k, fns)''',
+    """for i in range(n):
+    for j in range(m):
+        Z[i, j] = {value}(Z[i, j] + b[j])""",
+    first="elif",
+)
 
-
-@jit
-def backprop_inplace(D, A, Z, code, k, fns, a_scale):
+backprop_inplace = _generate(
+    r'''def backprop_inplace(D, A, Z, code, k, fns, a_scale):
     r"""Chain rule through the activation, in place: ``D <- ∂c/∂Z`` given ``D = ∂c/∂A``.
 
-    For element-wise activations this is :math:`D \odot \sigma'(Z)`; for
-    softmax the Jacobian-vector product of each row,
-    :math:`\delta_j = a_j (g_j - \sum_k g_k a_k)`.
+    For element-wise activations this is :math:`D \odot \sigma'(Z)`, one loop
+    per activation (generated from the registry, as in
+    :func:`bias_activate`); for softmax the Jacobian-vector product of each
+    row, :math:`\delta_j = a_j (g_j - \sum_k g_k a_k)`.
 
     Parameters
     ----------
@@ -445,48 +623,10 @@ def backprop_inplace(D, A, Z, code, k, fns, a_scale):
                 s += D[i, j] * A[i, j]
             for j in range(m):
                 D[i, j] = A[i, j] * (D[i, j] - s)
-    elif code == RELU:
-        for i in range(n):
-            for j in range(m):
-                D[i, j] *= relu_slope(Z[i, j], A[i, j] * a_scale)
-    elif code == SIGMOID:
-        for i in range(n):
-            for j in range(m):
-                D[i, j] *= sigmoid_slope(Z[i, j], A[i, j] * a_scale)
-    elif code == TANH:
-        for i in range(n):
-            for j in range(m):
-                D[i, j] *= tanh_slope(Z[i, j], A[i, j] * a_scale)
-    elif code == LEAKY_RELU:
-        for i in range(n):
-            for j in range(m):
-                D[i, j] *= leaky_relu_slope(Z[i, j], A[i, j] * a_scale)
-    else:
-        _backprop_more(D, A, Z, code, k, fns, a_scale)
-
-
-@jit
-def _backprop_more(D, A, Z, code, k, fns, a_scale):
-    """:func:`backprop_inplace` for ELU, GELU, SiLU, softplus and custom activations (see :func:`_apply_more`)."""
-    n, m = A.shape
-    if code == ELU:
-        for i in range(n):
-            for j in range(m):
-                D[i, j] *= elu_slope(Z[i, j], A[i, j] * a_scale)
-    elif code == GELU:
-        for i in range(n):
-            for j in range(m):
-                D[i, j] *= gelu_slope(Z[i, j], A[i, j] * a_scale)
-    elif code == SILU:
-        for i in range(n):
-            for j in range(m):
-                D[i, j] *= silu_slope(Z[i, j], A[i, j] * a_scale)
-    elif code == SOFTPLUS:
-        for i in range(n):
-            for j in range(m):
-                D[i, j] *= softplus_slope(Z[i, j], A[i, j] * a_scale)
     elif code == CUSTOM:
-        f = activation_fn(fns[FN_SLOPE])
-        for i in range(n):
-            for j in range(m):
-                D[i, j] *= f(k, float(Z[i, j]))
+        _backprop_custom(D, Z, k, fns)''',
+    """for i in range(n):
+    for j in range(m):
+        D[i, j] *= {slope}(Z[i, j], A[i, j] * a_scale)""",
+    first="elif",
+)

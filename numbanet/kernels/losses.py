@@ -21,6 +21,14 @@ docs/derivation.md ("Costs") defines, and with sample weights it is the weighted
 so every gradient computed from it is already the (weighted) mean over the
 batch.
 
+Each built-in loss is one entry (:func:`_builtin`) next to its pair: its
+code and the output activation it requires, if any.  :data:`CODES`,
+:data:`REQUIRED_OUTPUT` and the dispatch on the code (:func:`builtin_cost`,
+:func:`builtin_cost_slope`, generated from the registry as the activations'
+are, :func:`numbanet.kernels.activations._generate`) follow from the
+registry, and so do :mod:`numbanet.reference`'s costs.  Adding a built-in
+loss: write its pair and its entry in this file.
+
 For the natural pairs (softmax with cross-entropy, sigmoid with binary
 cross-entropy) the output delta is :math:`a - y` and the cost is computed
 from the logits (:func:`batch_cost_logits`); otherwise the delta is the chain
@@ -32,7 +40,7 @@ normal number of the dtype (``TINY32`` / ``TINY64``).
 import numpy as np
 
 from numbanet._jit import jit, jit_inline
-from numbanet.kernels.activations import SIGMOID, SOFTMAX, backprop_inplace
+from numbanet.kernels.activations import SIGMOID, SOFTMAX, _generate, backprop_inplace
 from numbanet.kernels.pieces import FN_COST, FN_COST_SLOPE, loss_fn
 
 MSE = 0
@@ -40,12 +48,6 @@ CROSS_ENTROPY = 1
 BINARY_CROSS_ENTROPY = 2
 HUBER = 3
 CUSTOM = 4
-
-#: The built-in losses by name (the one list every other module reads), and their codes.
-CODES = {"mse": MSE, "cross_entropy": CROSS_ENTROPY, "binary_cross_entropy": BINARY_CROSS_ENTROPY, "huber": HUBER}
-
-#: The output activation each loss requires, if any.
-REQUIRED_OUTPUT = {"cross_entropy": "softmax", "binary_cross_entropy": "sigmoid"}
 
 TINY64 = float(np.finfo(np.float64).tiny)
 TINY32 = float(np.finfo(np.float32).tiny)
@@ -56,7 +58,40 @@ def _safe_log(x, tiny):
     return np.log(x if x > tiny else tiny)
 
 
-# --- the pairs: c(a, y) and ∂c/∂a, per output -------------------------------------------
+class BuiltinLoss:
+    """A built-in loss: its pair, and what the rest of numbanet derives from it.
+
+    Attributes
+    ----------
+    name : str
+    code : int
+        Its code in the kernels and in :data:`CODES`; never changes once given.
+    cost, slope : Numba functions
+        ``c(a, y, tiny)`` and ``∂c/∂a (a, y, tiny)`` of one output.
+    output : str or None
+        The output activation the loss requires, if any.
+    """
+
+    def __init__(self, name, code, cost, slope, output=None):
+        self.name = name
+        self.code = code
+        self.cost = cost
+        self.slope = slope
+        self.output = output
+
+
+#: The built-in losses by name, in the order they are registered: the one list every other module reads.
+BUILTINS = {}
+
+
+def _builtin(name, code, cost, slope, output=None):
+    """Register the built-in loss ``name``: its code, its pair and the output activation it requires."""
+    if name in BUILTINS or code in (b.code for b in BUILTINS.values()) or code == CUSTOM:
+        raise ValueError(f"loss {name!r} or its code {code} is taken")
+    BUILTINS[name] = BuiltinLoss(name, code, cost, slope, output)
+
+
+# --- the pairs: c(a, y) and ∂c/∂a, per output, and their entries ----------------------------
 
 
 @jit_inline
@@ -72,6 +107,9 @@ def mse_slope(a, y, tiny):
     return a - y
 
 
+_builtin("mse", MSE, mse, mse_slope)
+
+
 @jit_inline
 def cross_entropy(a, y, tiny):
     r""":math:`-y \log a` (0 where y = 0)."""
@@ -82,6 +120,9 @@ def cross_entropy(a, y, tiny):
 def cross_entropy_slope(a, y, tiny):
     r""":math:`-y / a`."""
     return -y / (a if a > tiny else tiny)
+
+
+_builtin("cross_entropy", CROSS_ENTROPY, cross_entropy, cross_entropy_slope, output="softmax")
 
 
 @jit_inline
@@ -104,6 +145,11 @@ def binary_cross_entropy_slope(a, y, tiny):
     return -y / p + (1.0 - y) / q
 
 
+_builtin(
+    "binary_cross_entropy", BINARY_CROSS_ENTROPY, binary_cross_entropy, binary_cross_entropy_slope, output="sigmoid"
+)
+
+
 @jit_inline
 def huber(a, y, tiny):
     r""":math:`\tfrac12 d^2` for :math:`|d| \le 1`, else :math:`|d| - \tfrac12`, with d = a - y (δ = 1)."""
@@ -122,33 +168,43 @@ def huber_slope(a, y, tiny):
     return d
 
 
+_builtin("huber", HUBER, huber, huber_slope)
+
+#: The built-in losses' names and codes.
+CODES = {name: b.code for name, b in BUILTINS.items()}
+
+#: The output activation each loss requires, if any.
+REQUIRED_OUTPUT = {name: b.output for name, b in BUILTINS.items() if b.output is not None}
+
+
 # --- dispatch ----------------------------------------------------------------------------
 
 
-@jit
-def builtin_cost(loss, a, y, tiny):
+_CASES = [(b.code, b.name, {"cost": b.cost.__name__, "slope": b.slope.__name__}) for b in BUILTINS.values()]
+for _b in BUILTINS.values():  # the generated code names each pair by its functions' names in this module
+    assert globals()[_b.cost.__name__] is _b.cost and globals()[_b.slope.__name__] is _b.slope
+
+builtin_cost = _generate(
+    '''def builtin_cost(loss, a, y, tiny):
     """Cost of one output of a built-in loss, ``c(a, y)``, in float64."""
     a = float(a)
     y = float(y)
-    if loss == MSE:
-        return mse(a, y, tiny)
-    if loss == CROSS_ENTROPY:
-        return cross_entropy(a, y, tiny)
-    if loss == BINARY_CROSS_ENTROPY:
-        return binary_cross_entropy(a, y, tiny)
-    return huber(a, y, tiny)
+    code = loss''',
+    "return {cost}(a, y, tiny)",
+    "return 0.0",
+    cases=_CASES,
+    where=globals(),
+)
 
-
-@jit
-def builtin_cost_slope(loss, a, y, tiny):
+builtin_cost_slope = _generate(
+    '''def builtin_cost_slope(loss, a, y, tiny):
     """Return ``∂c/∂a`` of one output of a built-in loss."""
-    if loss == MSE:
-        return mse_slope(a, y, tiny)
-    if loss == CROSS_ENTROPY:
-        return cross_entropy_slope(a, y, tiny)
-    if loss == BINARY_CROSS_ENTROPY:
-        return binary_cross_entropy_slope(a, y, tiny)
-    return huber_slope(a, y, tiny)
+    code = loss''',
+    "return {slope}(a, y, tiny)",
+    "return 0.0",
+    cases=_CASES,
+    where=globals(),
+)
 
 
 @jit
