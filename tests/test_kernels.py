@@ -495,9 +495,10 @@ def test_training_predict_matches_numpy(sizes, acts, loss, cap, dtype):
     for b in net.biases:
         b[...] = rng.uniform(-0.5, 0.5, size=b.shape)
     X = rand(rng, (11, sizes[0]), dtype)
+    X.flags.writeable = False  # as the Network passes it: the entry point and types predict compiles, no others
     ws = np.empty(training.workspace_size(net._sizes_arr, cap), dtype=dtype)
     out = np.empty((11, sizes[-1]), dtype=dtype)
-    training.predict(net._model(), X, training.Work(ws, cap), out)
+    training.predict_flat(*net._model(), X, *training.Work(ws, cap), out)
     expected = np_forward(net, X)
     close(out, expected, dtype, scale=10)
     close(net.predict(X), expected, dtype, scale=10)
@@ -516,12 +517,13 @@ def test_training_cost_and_gradient_match_reference(sizes, acts, loss, cap, dtyp
     X = rand(rng, (11, sizes[0]), dtype)
     Y = np_targets(rng, loss, (11, sizes[-1]), dtype)
     sw = rng.uniform(0.0, 2.0, size=11)
+    X.flags.writeable = Y.flags.writeable = False  # as the Network passes them: no specialisation of the tests' own
     ws = np.empty(training.workspace_size(net._sizes_arr, cap), dtype=dtype)
     grad = np.full(net.n_params, np.nan, dtype=dtype)
     data = training.Data(X, Y, sw, float(sw.sum()))
     work = training.Work(ws, cap)
-    cost = training.cost_and_gradient(net._model(), data, work, grad, True)
-    cost_only = training.cost_and_gradient(net._model(), data, work, np.empty(0, dtype=dtype), False)
+    cost = training.cost_and_gradient_flat(*net._model(), *data, *work, grad, True)
+    cost_only = training.cost_and_gradient_flat(*net._model(), *data, *work, np.empty(0, dtype=dtype), False)
     assert cost == cost_only
 
     # Reference: the weighted mean of per-sample costs and gradients, plus L2.
