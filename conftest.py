@@ -9,6 +9,9 @@
   examples are (tests/test_readme.py).
 * Tests marked ``requires_jit`` (they check compilation itself) are skipped
   when ``NUMBA_DISABLE_JIT=1`` runs the kernels as plain Python (.ci/coverage).
+* The notebooks that nbmake executes are marked ``slow``: ``pytest -m "not slow"``
+  (the quick tests, docs/development.md) leaves them out; the full test command
+  still runs them.
 """
 
 import importlib.util
@@ -36,9 +39,12 @@ def _imported(source):
     return names
 
 
+@pytest.hookimpl(tryfirst=True)  # before pytest's own hook deselects by marker (-m "not slow")
 def pytest_collection_modifyitems(config, items):
-    """Skip requires_jit tests when the JIT is off, and examples whose optional package is missing."""
+    """Mark executed notebooks slow; skip requires_jit tests when the JIT is off, and examples missing a package."""
     for item in items:
+        if item.path.suffix == ".ipynb":  # nbmake's items: each executes a whole notebook
+            item.add_marker(pytest.mark.slow)
         if numba.config.DISABLE_JIT and item.get_closest_marker("requires_jit"):
             item.add_marker(pytest.mark.skip(reason="needs Numba's JIT; NUMBA_DISABLE_JIT=1 runs kernels as Python"))
         if not isinstance(item, pytest.DoctestItem):

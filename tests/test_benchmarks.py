@@ -219,6 +219,7 @@ TINY = {  # overrides that make each workload a smoke test (no timing is asserte
 }
 
 
+@pytest.mark.slow  # each workload trains and times its peers (startup in a child Python)
 @pytest.mark.parametrize("name", ["mnist16", "mnist64", "mnist256", "xor", "progress", "sigmoid", "startup", "memory"])
 def test_each_workload_runs_tiny(run, name, monkeypatch):
     import dataclasses
@@ -256,6 +257,7 @@ def test_each_workload_runs_tiny(run, name, monkeypatch):
         assert r["impls"]["numbanet"]["peak_kb"] > 0
 
 
+@pytest.mark.slow  # a child Python runs benchmarks/run.py
 def test_quick_benchmark_runs_and_prints_ratios(tmp_path):
     out = tmp_path / "bench.json"
     proc = subprocess.run(

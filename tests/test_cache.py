@@ -15,6 +15,8 @@ import sys
 
 import pytest
 
+pytestmark = pytest.mark.slow  # fresh Pythons that compile the kernels into an empty cache
+
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 PROBE = """

@@ -116,6 +116,7 @@ def test_missing_sklearn(capsys, monkeypatch):
     assert capsys.readouterr().err.strip() == MISSING_SKLEARN
 
 
+@pytest.mark.slow  # child Pythons
 def test_python_dash_m():
     env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
     proc = subprocess.run(

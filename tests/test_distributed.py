@@ -18,6 +18,8 @@ import pytest
 
 import numbanet
 
+pytestmark = pytest.mark.slow  # two Dask LocalClusters (threads, processes) and worker processes
+
 
 def _need(module):
     """Import ``module``: in CI (where the test extra installs it) a missing one fails; elsewhere it skips."""

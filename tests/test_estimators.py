@@ -71,6 +71,7 @@ def _run(code):
     return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=300)
 
 
+@pytest.mark.slow  # a child Python
 def test_import_numbanet_does_not_import_sklearn():
     r = _run(
         "import sys, numbanet; print('sklearn' in sys.modules); numbanet.MLPClassifier; print('sklearn' in sys.modules)"
@@ -79,6 +80,7 @@ def test_import_numbanet_does_not_import_sklearn():
     assert r.stdout.split() == ["False", "True"]
 
 
+@pytest.mark.slow  # a child Python
 def test_numbanet_works_without_sklearn_and_estimators_say_how_to_install():
     code = """
 import sys
@@ -226,6 +228,7 @@ def test_dtype_follows_x_unless_given(blobs):
 # --------------------------------------------------------------- accuracy
 
 
+@pytest.mark.slow  # 200 epochs on digits
 def test_digits_accuracy_in_a_pipeline(digits_split):
     X_train, X_test, y_train, y_test = digits_split
     model = make_pipeline(StandardScaler(), MLPClassifier(hidden_layer_sizes=(64,), max_iter=200, random_state=0))
@@ -263,6 +266,7 @@ def test_regression_two_outputs():
 # ----------------------------------------------------------- sklearn tools
 
 
+@pytest.mark.slow  # two loky worker processes
 def test_grid_search_in_two_worker_processes(digits_split):
     X_train, _, y_train, _ = digits_split
     grid = GridSearchCV(

@@ -67,6 +67,7 @@ def _fit_quietly(est, X, y):
 # ------------------------------------------------------------------------------------ lazy imports
 
 
+@pytest.mark.slow  # a child Python
 def test_importing_numbanet_imports_no_export_dependency():
     code = (
         "import sys, numbanet, numbanet.export\n"

@@ -195,6 +195,7 @@ def _age(path, seconds=STALE_AFTER + 3600):
     os.utime(path, (t, t), follow_symlinks=False)
 
 
+@pytest.mark.slow  # a child Python, killed
 @pytest.mark.skipif(os.name != "posix", reason="kill -9 and flock are POSIX")
 def test_next_save_removes_the_temporary_file_of_a_killed_save(tmp_path):
     net, _, _ = _fitted_net(np.float64)

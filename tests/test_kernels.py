@@ -543,6 +543,7 @@ def test_training_predict_matches_numpy(sizes, acts, loss, cap, dtype):
     for b in net.biases:
         b[...] = rng.uniform(-0.5, 0.5, size=b.shape)
     X = rand(rng, (11, sizes[0]), dtype)
+    X.flags.writeable = False  # as the Network passes it: the entry point and types predict compiles, no others
     ws = np.empty(layout.work_size(net._spec, cap), dtype=dtype)
     out = np.empty((11, sizes[-1]), dtype=dtype)
     training.predict_flat(net.params, net._spec, X, ws, out)
@@ -564,6 +565,7 @@ def test_training_cost_and_gradient_match_reference(sizes, acts, loss, cap, dtyp
     X = rand(rng, (11, sizes[0]), dtype)
     Y = np_targets(rng, loss, (11, sizes[-1]), dtype)
     sw = rng.uniform(0.0, 2.0, size=11)
+    X.flags.writeable = Y.flags.writeable = False  # as the Network passes them: no specialisation of the tests' own
     ws = np.empty(layout.work_size(net._spec, cap), dtype=dtype)
     grad = np.full(net.n_params, np.nan, dtype=dtype)
     args = (net.params, net._spec, X, Y, sw, float(sw.sum()), net.l2, ws)

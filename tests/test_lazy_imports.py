@@ -11,6 +11,8 @@ import pytest
 
 import numbanet.warmup
 
+pytestmark = pytest.mark.slow  # every test starts a fresh Python
+
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 #: Submodules that neither ``import numbanet`` nor a fit and a predict may import.

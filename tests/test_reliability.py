@@ -302,6 +302,7 @@ SIGINT_CHILD = textwrap.dedent(
 )
 
 
+@pytest.mark.slow  # a child Python
 @pytest.mark.skipif(sys.platform == "win32", reason="SIGINT to a child process is POSIX")
 def test_real_sigint_stops_fit_and_leaves_consistent_state():
     import signal
@@ -462,6 +463,7 @@ def _rss():
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
 
+@pytest.mark.slow  # measures RSS over many requests
 @pytest.mark.skipif(not os.path.exists("/proc/self/statm"), reason="reads RSS from /proc")
 def test_memory_stays_flat_under_varying_request_sizes():
     rng = np.random.default_rng(0)

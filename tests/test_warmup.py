@@ -51,6 +51,7 @@ def _child_lock():
     return out.stdout.strip()
 
 
+@pytest.mark.slow  # child Pythons
 def test_another_process_waits_for_the_compile_lock():
     with warmup.compile_lock() as held:
         if not held:
