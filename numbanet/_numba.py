@@ -144,8 +144,8 @@ def _fast_cache_class():
         """Numba's on-disk cache of one numbanet kernel, loading without the registry refresh.
 
         Before every cache load Numba refreshes its target context: it imports and installs
-        every typing and lowering registry (and with them SciPy's linalg), about 0.2 s the
-        first time in a process.  Those registries serve compiling; a loaded kernel is machine
+        every typing and lowering registry (and with them SciPy's linalg), the first
+        time in a process.  Those registries serve compiling; a loaded kernel is machine
         code that needs the runtime (NRT) and the C helpers, which the context sets up when it
         is created.  So a process that only loads numbanet's kernels skips the refresh; the
         first compile in it (a new dtype, a custom piece) still refreshes, as Numba's compiler

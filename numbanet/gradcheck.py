@@ -113,8 +113,8 @@ def gradcheck(net, X, Y, sample_weight=None, eps=1e-5, rtol=1e-5, atol=1e-8, max
         Perturbation of each parameter.  The central difference has a
         truncation error of order ``eps**2`` and a rounding error of order
         ``1e-16 / eps`` relative to the cost; ``1e-5`` (about the cube root of
-        float64's rounding unit) balances the two.  With ``1e-6`` the rounding
-        term made 3 in 8000 random property-test draws fail spuriously.
+        float64's rounding unit) balances the two; a smaller ``eps`` lets the
+        rounding term fail random property tests spuriously.
     rtol, atol : float
         An entry passes when ``|analytic - numeric| <= atol + rtol * max(|analytic|, |numeric|)``.
     max_entries : int, optional

@@ -11,8 +11,7 @@ and its ONNX recipe.  Everything else is derived from the registry:
 * the batch kernels :func:`bias_activate` and :func:`backprop_inplace` run
   one loop per activation, each calling that activation's σ or σ' by name,
   so every loop is inlined and vectorised as if written out by hand (a loop
-  that branches on the code inside is neither: measured 20x slower for
-  relu); these loops, and the scalar dispatch on the code
+  that branches on the code inside is neither); these loops, and the scalar dispatch on the code
   (:func:`builtin_value`, :func:`builtin_slope`), are generated from the
   registry at import, one ``if code == ...`` branch per entry
   (:func:`_generate`);
@@ -561,8 +560,8 @@ bias_activate = _generate(
     One loop per activation (generated from the registry, one branch per
     entry), each calling its scalar σ, over one array read and written: LLVM
     inlines and vectorises such a loop.  A loop over a runtime choice of
-    activations it does not (measured 20x slower for relu), nor one reading
-    one array and writing another that may alias it (4x).
+    activations it does not, nor one reading one array and writing another
+    that may alias it.
 
     Parameters
     ----------

@@ -193,8 +193,8 @@ def sgd_layer(delta, A_prev, W, b, db, lr):
 
     The training loop folds the step only when every layer's product is above
     ``SMALL``; tiny products are faster as loops followed by the update kernel.
-    Not inlined: a second copy of the backward pass in the training loop's
-    code doubled the time LLVM spends optimising it.
+    Not inlined: a copy of it in the training loop's code would lengthen the
+    time LLVM spends optimising that loop.
 
     Parameters
     ----------

@@ -12,7 +12,7 @@ training, the optimizer state and the run's ``backup``, ``run`` (floats),
 
 Plain arrays and numbers go through Numba's C fast path for typing
 arguments, so a call from Python costs a few microseconds (a namedtuple
-argument cost ~10 us a field).  A work buffer belongs to one call at a time
+argument costs far more, per field).  A work buffer belongs to one call at a time
 (the caller owns it), so concurrent calls never share one; the mini-batch
 loop allocates nothing.
 
@@ -289,7 +289,7 @@ def copy_rows(src, src_start, m, dst, dst_start):
     """``dst[dst_start:dst_start + m] = src[src_start:src_start + m]``, as a loop.
 
     Numba's slice assignment compiles a shape-mismatch error message built
-    with string formatting (about 5 s of compile time); this loop does not.
+    with string formatting, seconds of compile time; this loop does not.
     """
     for i in range(m):
         for j in range(src.shape[1]):
