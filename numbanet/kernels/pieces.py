@@ -20,9 +20,10 @@ whatever the callbacks are, so every kernel is compiled once, cached, and
 shared by all custom pieces: a new piece costs the compilation of its own
 small functions, never of the kernels.  A tuple of integers, unlike an
 array, is passed between kernels without reference counting (an array
-argument costs each small kernel two atomic operations a call) and is typed fast by Numba's dispatcher.  A network without custom
-pieces passes zeros (:func:`builtin_fns`): only layers coded ``CUSTOM`` (or
-the loss ``CUSTOM``) ever call a callback.  The objects that own the
+argument costs each small kernel two atomic operations a call) and is typed
+fast by Numba's dispatcher.  A network without custom pieces passes zeros
+(:func:`builtin_fns`): only layers coded ``CUSTOM`` (or the loss ``CUSTOM``)
+ever call a callback.  The objects that own the
 compiled callbacks must outlive the calls (the network keeps them).
 
 With ``NUMBA_DISABLE_JIT=1`` (the coverage run) the kernels run as Python,
