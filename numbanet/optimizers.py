@@ -35,7 +35,6 @@ class Optimizer:
 
     def _hyper(self):
         h = np.zeros(_u.N_HYPER, dtype=np.float64)
-        h[_u.H_LR] = self.lr
         h[_u.H_WEIGHT_DECAY] = self.weight_decay
         return h
 

@@ -143,7 +143,7 @@ def gemm(A, B, C, trans_a, trans_b, alpha, beta):
 
 if config.DISABLE_JIT:
 
-    def gemm(A, B, C, trans_a, trans_b, alpha, beta):  # noqa: F811 -- NumPy stands in for BLAS
+    def gemm(A, B, C, trans_a, trans_b, alpha, beta):
         """C <- alpha op(A) op(B) + beta C with NumPy (JIT disabled)."""
         product = (A.T if trans_a else A) @ (B.T if trans_b else B)
         dtype = C.dtype.type

@@ -207,22 +207,6 @@ builtin_cost_slope = _generate(
 )
 
 
-@jit
-def cost(loss, a, y, tiny, fns):
-    """Cost of one output, ``c(a, y)``, custom losses included (float64)."""
-    if loss == CUSTOM:
-        return loss_fn(fns[FN_COST])(float(a), float(y))
-    return builtin_cost(loss, a, y, tiny)
-
-
-@jit
-def cost_slope(loss, a, y, tiny, fns):
-    """Return ``∂c/∂a`` of one output, custom losses included."""
-    if loss == CUSTOM:
-        return loss_fn(fns[FN_COST_SLOPE])(float(a), float(y))
-    return builtin_cost_slope(loss, a, y, tiny)
-
-
 # --- batch kernels -------------------------------------------------------------------------
 
 

@@ -36,15 +36,14 @@ ADAM = 1
 ADAMW = 2
 RMSPROP = 3
 
-H_LR = 0
-H_MOMENTUM = 1
-H_NESTEROV = 2
-H_WEIGHT_DECAY = 3
-H_BETA1 = 4
-H_BETA2 = 5
-H_EPS = 6
-H_ALPHA = 7
-N_HYPER = 8
+H_MOMENTUM = 0
+H_NESTEROV = 1
+H_WEIGHT_DECAY = 2
+H_BETA1 = 3
+H_BETA2 = 4
+H_EPS = 5
+H_ALPHA = 6
+N_HYPER = 7
 
 #: Rows of optimizer state by optimizer code: the momentum buffer or first moment, and the second
 #: moment.  Plain SGD uses one row but keeps two, so that its state has the shape saved and pickled
