@@ -315,7 +315,7 @@ def test_onnx_multilabel_classifier(iris, dtype):
 
 def test_onnx_labels_are_integers_or_strings():
     # scikit-learn refuses fractional class labels when fitting, but a classes_ set by hand could hold any.
-    from numbanet.export import _class_labels
+    from numbanet.export.onnx import _class_labels
 
     assert _class_labels(np.array([2.0, 5.0]))[1] == "int64"
     assert _class_labels(np.array(["a", "b"], dtype=object))[1] == "string"
