@@ -320,23 +320,3 @@ def test_per_layer_activations_use_their_own_glorot_factor(check_data):
     for W, b, r in zip(reg.coefs_, reg.intercepts_, bounds, strict=True):
         assert max(np.abs(W).max(), np.abs(b).max()) <= r
         assert np.abs(W).max() > 0.8 * r  # drawn over the whole interval (dozens of draws)
-
-
-def test_estimators_pickled_before_the_new_parameters_load_and_continue(check_data):
-    """Estimators pickled without dropout, class_weight, validation_loss_curve_ load and keep training."""
-    import pickle
-
-    X, y = check_data
-    reg = MLPRegressor(hidden_layer_sizes=(4,), early_stopping=True, warm_start=True, max_iter=3, random_state=0).fit(
-        X, y
-    )
-    for name in ("dropout", "validation_loss_curve_"):
-        del reg.__dict__[name]  # as an estimator pickled by an earlier numbanet
-    old = pickle.loads(pickle.dumps(reg))
-    assert old.get_params()["dropout"] == 0.0
-    assert len(old.validation_loss_curve_) == 3 and np.isnan(old.validation_loss_curve_).all()
-    old.fit(X, y)
-    assert len(old.validation_loss_curve_) == len(old.validation_scores_) == 6
-    clf = MLPClassifier(hidden_layer_sizes=(4,), max_iter=2, random_state=0).fit(X, y > 0)
-    del clf.__dict__["class_weight"]
-    assert pickle.loads(pickle.dumps(clf)).get_params()["class_weight"] is None
