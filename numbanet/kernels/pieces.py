@@ -88,13 +88,14 @@ if config.DISABLE_JIT:
         LOSS_SIGNATURE: ctypes.CFUNCTYPE(ctypes.c_double, ctypes.c_double, ctypes.c_double),
     }
 
+    # The addresses come out of the int64 spec array as NumPy integers; ctypes takes Python ints.
     def activation_fn(addr):
         """Call the custom activation callback at ``addr`` through ctypes (JIT disabled)."""
-        return _CTYPES[ACTIVATION_SIGNATURE](addr)
+        return _CTYPES[ACTIVATION_SIGNATURE](int(addr))
 
     def loss_fn(addr):
         """Call the custom loss callback at ``addr`` through ctypes (JIT disabled)."""
-        return _CTYPES[LOSS_SIGNATURE](addr)
+        return _CTYPES[LOSS_SIGNATURE](int(addr))
 
     class _PythonCallback:
         """A ctypes callback standing in for a Numba cfunc: ``address`` is what the kernels receive."""
