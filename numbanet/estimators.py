@@ -660,7 +660,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
     activation : str or Activation, default "relu"
         Activation of every hidden layer: scikit-learn's "relu", "tanh",
         "logistic" (numbanet's "sigmoid") or "identity", numbanet's
-        "leaky_relu", "elu", "gelu", "silu" or "softplus", or a custom
+        "leaky_relu", "elu", "gelu", "silu", "softplus" or "mish", or a custom
         :class:`numbanet.Activation`.
     solver : {"adam", "sgd"}, default "adam"
     alpha : float, default 1e-4
