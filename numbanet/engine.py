@@ -156,6 +156,7 @@ class TrainingRun:
         self.history = session.history
         self.bar = session.bar
         self.epoch_end = session.epoch_end
+        self.validation = plan.validation
         epochs = self.epochs
         self.first_epoch = net.epochs_trained
         n, P = X.shape[0], net.n_params
@@ -188,7 +189,6 @@ class TrainingRun:
         limit = _INTERRUPT_AFTER_BATCHES
         total = 0
         net._pending = None  # resumed by this run, or dropped; _leave_pending sets a new one
-        ws, _ = net._buffers.acquire(self.batch_size)
         opt = self.optimizer
         # The kernel's run array holds the epochs' rates and costs and the running cost: from here on
         # self.lrs, self.epoch_losses and self.acc are views of it.
@@ -201,9 +201,9 @@ class TrainingRun:
         pos[_layout.POS_OPTIMIZER] = opt._code
         pos[_layout.POS_SHUFFLE] = self.shuffle
         pos[_layout.POS_BATCH_SIZE] = self.batch_size
-        work = ws
+        work = None
         try:
-            self.history.compile_seconds = self._prepare(work, stop_at_epoch_end)
+            self.history.compile_seconds, work = self._prepare(stop_at_epoch_end)
             while pos[_train.POS_EPOCH] < self.epochs:
                 e = int(pos[_train.POS_EPOCH])
                 if needs_loss and np.isnan(self.lrs[e]):  # at each epoch's start, a resumed one's too
@@ -235,25 +235,37 @@ class TrainingRun:
         finally:
             self.commit()  # first: a second Ctrl-C during the clean-up must not skip it
             self._leave_pending()
-            net._buffers.release(ws)
+            if work is not None:
+                net._buffers.release(work)
         return self.history
 
-    def _prepare(self, work, stop_at_epoch_end):
-        """Compile or load the training kernel before the first slice; return the seconds it took.
+    def _prepare(self, stop_at_epoch_end):
+        """Take the run's work buffer and compile or load its kernels; return the seconds that took and the buffer.
 
-        A slice of no mini-batches does it, under the machine-wide compile
-        lock (:func:`numbanet.warmup.compile_lock`), so the progress bar can
-        say "compiling kernels (first run only)" and its clock, like the
-        training time, leaves the compile out.
+        Sizing the buffer is a kernel too (:func:`numbanet.kernels.layout.work_size`).
+        A slice of no mini-batches compiles the training kernel, and with
+        validation data a loss and a prediction of one validation row for the
+        kernels the epoch ends call, under the machine-wide compile lock
+        (:func:`numbanet.warmup.compile_lock`), so the progress bar can say
+        "compiling kernels (first run only)" and its clock, like the training
+        time, leaves the compile out.
         """
-        where = warmup.kernels_ready(self.net.dtype.name, ("train_slice_flat",))
+        entry_points = ("train_slice_flat",)
+        if self.validation is not None:
+            entry_points += ("cost_and_gradient_flat", "predict_flat")
+        where = warmup.kernels_ready(self.net.dtype.name, entry_points)
         if where == "memory":
-            return 0.0
+            return 0.0, self.net._buffers.acquire(self.batch_size)[0]
         start = time.perf_counter()
         with self.bar.compiling() if where is None else contextlib.nullcontext(), warmup.compile_lock():
+            work = self.net._buffers.acquire(self.batch_size)[0]
             self._slice(work, 0, stop_at_epoch_end)
+            if self.validation is not None:
+                Xv, Yv = self.validation
+                self.net.loss(Xv[:1], Yv[:1])
+                self.net.predict(Xv[:1])
         self.bar.restart()
-        return time.perf_counter() - start
+        return time.perf_counter() - start, work
 
     def _slice(self, work, budget, stop_at_epoch_end):
         net, pos = self.net, self.pos

@@ -146,9 +146,9 @@ def test_the_compile_is_reported_apart_from_the_training_time(capsys, monkeypatc
 
     from numbanet import engine
 
-    def first_run(self, work, stop_at_epoch_end):
+    def first_run(self, stop_at_epoch_end):
         time.sleep(0.6)  # stands for compiling the kernel on a fresh install
-        return 0.6
+        return 0.6, self.net._buffers.acquire(self.batch_size)[0]
 
     monkeypatch.setattr(engine.TrainingRun, "_prepare", first_run)
     start = time.perf_counter()

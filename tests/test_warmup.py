@@ -141,3 +141,32 @@ def test_the_compile_slice_of_no_batches_changes_nothing(monkeypatch):
     history = net.fit(X, Y, epochs=2, batch_size=4, progress=False)
     assert seen == [[True, True, True, True]]  # one compile slice, and it moved nothing
     assert history.loss == reference.loss  # training after it is the same as without it
+
+
+def test_a_fit_with_validation_data_compiles_the_validation_kernels_before_training(monkeypatch):
+    X, Y = _xor()
+    calls = []
+
+    def first_run(dtype, entry_points=warmup.ENTRY_POINTS):
+        calls.append(("ready", tuple(entry_points)))
+        return None  # as on a fresh install
+
+    real_slice, real_loss = engine.TrainingRun._slice, numbanet.Network.loss
+
+    def slice_spy(self, work, budget, stop):
+        calls.append(("slice", budget))
+        return real_slice(self, work, budget, stop)
+
+    def loss_spy(self, X, Y, sample_weight=None):
+        calls.append(("loss", len(X)))
+        return real_loss(self, X, Y, sample_weight)
+
+    monkeypatch.setattr(warmup, "kernels_ready", first_run)
+    monkeypatch.setattr(engine.TrainingRun, "_slice", slice_spy)
+    monkeypatch.setattr(numbanet.Network, "loss", loss_spy)
+    history = numbanet.Network([2, 4, 1], seed=0).fit(X, Y, epochs=2, batch_size=4, validation_data=(X, Y))
+    assert calls[0] == ("ready", ("train_slice_flat", "cost_and_gradient_flat", "predict_flat"))
+    assert calls[1:3] == [("slice", 0), ("loss", 1)]  # before the first mini-batch: counted as compile time
+    monkeypatch.undo()
+    twin = numbanet.Network([2, 4, 1], seed=0).fit(X, Y, epochs=2, batch_size=4, validation_data=(X, Y))
+    assert history.loss == twin.loss and history.val_loss == twin.val_loss  # the warm-up trains nothing
