@@ -8,6 +8,7 @@ import numbers
 
 import numpy as np
 
+from numbanet import config
 from numbanet.kernels.checks import first_nonfinite_row
 
 
@@ -268,3 +269,20 @@ def read_only(a):
     view = a.view()
     view.flags.writeable = False
     return view
+
+
+def float_dtype(dtype, allow_none=False):
+    """``dtype`` as a NumPy dtype numbanet computes in (``config.DTYPES``), or ValueError naming it.
+
+    With ``allow_none``, None passes through (the caller then picks a default).
+    """
+    if dtype is None and allow_none:
+        return None
+    wanted = "None, float32 or float64" if allow_none else "float32 or float64"
+    try:
+        dt = np.dtype(dtype)
+    except TypeError:
+        raise ValueError(f"dtype must be {wanted}; got {dtype!r}") from None
+    if dt.name not in config.DTYPES:
+        raise ValueError(f"dtype must be {wanted}; got {dt}")
+    return dt

@@ -309,13 +309,7 @@ class _BaseMLP(BaseEstimator):
             check.non_negative_float(self.beta_2, "beta_2", upper=1.0, upper_open=True)
             if check.non_negative_float(self.epsilon, "epsilon") <= 0:
                 raise ValueError(f"epsilon must be > 0; got {self.epsilon}")
-        if self.dtype is not None:
-            try:
-                dt = np.dtype(self.dtype)
-            except TypeError:
-                dt = None
-            if dt not in (np.dtype(np.float32), np.dtype(np.float64)):
-                raise ValueError(f"dtype must be None, float32 or float64; got {self.dtype!r}")
+        check.float_dtype(self.dtype, allow_none=True)
         return hidden, acts
 
     def _reported_loss(self, net, cost):

@@ -34,8 +34,6 @@ from numbanet.kernels import training as _train
 from numbanet.pieces import Activation, Loss, network_fns
 from numbanet.plan import FitPlan
 
-_FLOAT_DTYPES = tuple(np.dtype(name) for name in config.DTYPES)
-
 
 class Network:
     """A fully-connected network trained by backpropagation.
@@ -159,12 +157,7 @@ class Network:
                 f"loss {loss!r} needs a {_loss.REQUIRED_OUTPUT[loss]} output layer; the output "
                 f"activation is {names[-1]!r}"
             )
-        try:
-            dt = np.dtype(dtype)
-        except TypeError:
-            raise ValueError(f"dtype must be float32 or float64; got {dtype!r}") from None
-        if dt not in _FLOAT_DTYPES:
-            raise ValueError(f"dtype must be float32 or float64; got {dt}")
+        dt = check.float_dtype(dtype)
         if seed is not None and (isinstance(seed, bool) or not isinstance(seed, numbers.Integral)):
             raise ValueError(f"seed must be an integer or None; got {seed!r}")
         self.sizes = tuple(sizes)
@@ -309,10 +302,9 @@ class Network:
 
     def astype(self, dtype):
         """Return a copy of this network (same class) with parameters cast to ``dtype``."""
+        dt = check.float_dtype(dtype)
         net = self.copy()
-        net.dtype = np.dtype(dtype)
-        if net.dtype not in _FLOAT_DTYPES:
-            raise ValueError(f"dtype must be float32 or float64; got {net.dtype}")
+        net.dtype = dt
         net._setup(self.params.astype(net.dtype))
         net.optimizer = None
         return net

@@ -5,7 +5,7 @@ import numbers
 
 import numpy as np
 
-from numbanet import config
+from numbanet import _validation as check
 from numbanet.export._model import _builtin_layers, _network_of
 from numbanet.kernels.activations import BUILTINS
 
@@ -14,7 +14,6 @@ DEFAULT_OPSET = 18
 #: The oldest opset :func:`to_onnx` can write (Softmax over one axis, Gather and ArgMax as used here).
 MIN_OPSET = 13
 
-_FLOAT_DTYPES = tuple(np.dtype(name) for name in config.DTYPES)
 
 # erf(x) for 0 <= x <= _ERF_CLAMP as a Chebyshev series (evaluated by Clenshaw's recurrence): onnxruntime has
 # no double-precision Erf.  Beyond the clamp, erf(x) = 1 in double precision (1 - erf(6) = 2e-17).
@@ -201,15 +200,8 @@ def _classifier_head(g, p, est, label_out, proba_out, dtype, classes=None):
 
 
 def _check_dtype(dtype, default):
-    if dtype is None:
-        return np.dtype(default)
-    try:
-        dt = np.dtype(dtype)
-    except TypeError:
-        raise ValueError(f"dtype must be None, float32 or float64; got {dtype!r}") from None
-    if dt not in _FLOAT_DTYPES:
-        raise ValueError(f"dtype must be None, float32 or float64; got {dt}")
-    return dt
+    dt = check.float_dtype(dtype, allow_none=True)
+    return np.dtype(default) if dt is None else dt
 
 
 def to_onnx(model, *, dtype=None, opset=None, input_name="X", name="numbanet"):
