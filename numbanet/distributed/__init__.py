@@ -44,7 +44,7 @@ Two strategies (see docs/distributed.md for measurements and a scaling model):
     ``sync_every`` times less often.
 
 Workers keep their shard and a copy of the network in a Dask actor for the
-whole ``fit``; each step is one actor round trip (about 1.5 ms), not a task.
+whole ``fit``; each step is one actor round trip, not a task (docs/distributed.md measures it).
 
 Faults.  When a worker is lost during a ``fit``, the fit stops with
 :class:`WorkerLostError`, naming the worker and the step; ``net`` keeps the
