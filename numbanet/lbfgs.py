@@ -14,6 +14,14 @@ iterate, and validation, callbacks and early stopping run as after an epoch
 (a callback returning True stops the run).  Whatever ends the run
 (convergence, ``max_fun``, a callback, Ctrl-C, an exception) the network holds
 the last accepted iterate, which the history's last entry describes.
+
+L-BFGS-B's own work is on vectors of the parameters' length, through BLAS;
+a multi-threaded BLAS wakes its threads for each of those small calls, and
+on a busy machine that waiting costs far more than the arithmetic.  So
+while SciPy works, the BLAS thread pools are held at one thread, and they get
+their threads back for each cost-and-gradient evaluation, whose matrix
+products can use them (through threadpoolctl, when it is installed; it comes
+with scikit-learn).
 """
 
 import math
@@ -104,6 +112,25 @@ def refuse_options(net, batch_size, lr_schedule, clip_norm):
         )
 
 
+_POOLS = []  # [(BLAS pool, its thread count)], found once per process (threadpoolctl's scan takes milliseconds)
+
+
+def _blas_pools():
+    """The loaded BLAS libraries' thread pools and thread counts; empty without threadpoolctl."""
+    if not _POOLS:
+        try:
+            from threadpoolctl import ThreadpoolController
+        except ImportError:  # pragma: no cover - threadpoolctl comes with scikit-learn
+            return []
+        _POOLS.extend((lib, lib.num_threads) for lib in ThreadpoolController().select(user_api="blas").lib_controllers)
+    return _POOLS
+
+
+def _set_threads(pools, one):
+    for lib, n in pools:
+        lib.set_num_threads(1 if one else n)
+
+
 class LBFGSRun:
     """One ``fit`` with :class:`LBFGS`: SciPy's iterations, recorded as epochs.
 
@@ -122,12 +149,17 @@ class LBFGSRun:
         self.grad = np.empty_like(net.params)
         self.accepted = net.params.astype(np.float64)  # the iterate the history's last entry describes
         self.nfev = 0
+        self.pools = []
 
     def cost(self, x):
         """Cost and gradient at ``x`` (float64), evaluated by the kernel on the network's parameters."""
         net = self.net
         net.params[...] = x
-        value = float(net._cost(self.X, self.Y, self.sw, self.grad))
+        _set_threads(self.pools, one=False)
+        try:
+            value = float(net._cost(self.X, self.Y, self.sw, self.grad))
+        finally:
+            _set_threads(self.pools, one=True)
         self.nfev += 1
         self.history.samples += self.X.shape[0]
         if not math.isfinite(value):
@@ -162,9 +194,12 @@ class LBFGSRun:
             "ftol": float(opt.ftol),
             "maxcor": int(opt.history_size),
         }
+        self.pools = _blas_pools()
+        _set_threads(self.pools, one=True)
         try:
             result = minimize(self.cost, x0, jac=True, method="L-BFGS-B", callback=self.iteration, options=options)
         finally:
+            _set_threads(self.pools, one=False)
             net.params[...] = self.accepted  # also after Ctrl-C or a failing callback
         if not (math.isfinite(result.fun) and np.all(np.isfinite(result.x))):
             raise TrainingDivergedError(net.epochs_trained, 1, math.nan)
