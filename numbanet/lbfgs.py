@@ -116,7 +116,7 @@ _POOLS = []  # [(BLAS pool, its thread count)], found once per process (threadpo
 
 
 def _blas_pools():
-    """The loaded BLAS libraries' thread pools and thread counts; empty without threadpoolctl."""
+    """Return the loaded BLAS libraries' thread pools and thread counts; empty without threadpoolctl."""
     if not _POOLS:
         try:
             from threadpoolctl import ThreadpoolController
