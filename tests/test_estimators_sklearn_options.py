@@ -245,3 +245,38 @@ def test_stratification_message_names_the_users_labels():
         ValueError, match=r"Classes with too few members are: \['True'\].*fewer than 2 samples: \['b'\]"
     ):
         MLPClassifier(early_stopping=True).fit([[1, 2], [2, 3], [3, 4], [4, 5]], ["a", "a", "a", "b"])
+
+
+# ------------------------------------------------------ one-row prediction
+
+
+def test_small_dense_predictions_keep_every_check():
+    X, y = _iris()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        clf = MLPClassifier(hidden_layer_sizes=(4,), max_iter=3, random_state=0).fit(X, y)
+    row = X[:1]
+    assert clf.predict(row).tolist() == clf.predict(row.tolist()).tolist()  # the fast path and validate_data's
+    row32 = row.astype(np.float32)
+    np.testing.assert_array_equal(clf.predict_proba(row32), clf.predict_proba(row32.tolist()))
+    with pytest.raises(ValueError, match="Input X contains NaN"):
+        clf.predict(np.array([[np.nan, 0.0, 0.0, 0.0]]))
+    with pytest.raises(ValueError, match="Input X contains infinity"):
+        clf.predict_proba(np.array([[np.inf, 0.0, 0.0, 0.0]]))
+    with pytest.raises(ValueError, match="X has 3 features, but MLPClassifier is expecting 4 features"):
+        clf.predict(row[:, :3])
+    with pytest.raises(ValueError, match="0 sample"):
+        clf.predict(row[:0])
+
+
+def test_small_dense_predictions_warn_about_missing_feature_names():
+    pd = pytest.importorskip("pandas")
+    X, y = _iris()
+    frame = pd.DataFrame(X, columns=list("abcd"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        clf = MLPClassifier(hidden_layer_sizes=(4,), max_iter=3, random_state=0).fit(frame, y)
+    with pytest.warns(UserWarning, match="X does not have valid feature names"):
+        clf.predict(X[:1])
+    with pytest.raises(ValueError, match="feature names"):
+        clf.predict(frame[list("dcba")].iloc[:1])
