@@ -35,3 +35,7 @@ MAX_PARAMS = 2**40
 
 #: Distinct sets of custom pieces whose compiled callbacks are kept (networks keep their own).
 CUSTOM_CACHE_SIZE = 32
+
+#: L-BFGS: an evaluation of at least this many rows x parameters gets BLAS's every thread (the rest
+#: of the run holds BLAS at one); below it, waking the threads for each product costs more than it gains.
+LBFGS_THREADED_WORK = 10**8

@@ -17,11 +17,11 @@ the last accepted iterate, which the history's last entry describes.
 
 L-BFGS-B's own work is on vectors of the parameters' length, through BLAS;
 a multi-threaded BLAS wakes its threads for each of those small calls, and
-on a busy machine that waiting costs far more than the arithmetic.  So
-while SciPy works, the BLAS thread pools are held at one thread, and they get
-their threads back for each cost-and-gradient evaluation, whose matrix
-products can use them (through threadpoolctl, when it is installed; it comes
-with scikit-learn).
+on a busy machine that waiting costs far more than the arithmetic.  So the
+run holds the BLAS thread pools at one thread (through threadpoolctl, when
+it is installed; it comes with scikit-learn).  Only evaluations large
+enough (:data:`numbanet.config.LBFGS_THREADED_WORK` rows × parameters) get
+the threads back for their matrix products.
 """
 
 import math
@@ -29,6 +29,7 @@ import math
 import numpy as np
 
 from numbanet import _validation as check
+from numbanet import config
 from numbanet.engine import record_epochs
 from numbanet.exceptions import TrainingDivergedError
 
@@ -149,17 +150,17 @@ class LBFGSRun:
         self.grad = np.empty_like(net.params)
         self.accepted = net.params.astype(np.float64)  # the iterate the history's last entry describes
         self.nfev = 0
-        self.pools = []
+        self.pools = self.threaded = []  # the BLAS pools; those that get their threads back for an evaluation
 
     def cost(self, x):
         """Cost and gradient at ``x`` (float64), evaluated by the kernel on the network's parameters."""
         net = self.net
         net.params[...] = x
-        _set_threads(self.pools, one=False)
+        _set_threads(self.threaded, one=False)
         try:
             value = float(net._cost(self.X, self.Y, self.sw, self.grad))
         finally:
-            _set_threads(self.pools, one=True)
+            _set_threads(self.threaded, one=True)
         self.nfev += 1
         self.history.samples += self.X.shape[0]
         if not math.isfinite(value):
@@ -195,6 +196,8 @@ class LBFGSRun:
             "maxcor": int(opt.history_size),
         }
         self.pools = _blas_pools()
+        if self.X.shape[0] * net.n_params >= config.LBFGS_THREADED_WORK:
+            self.threaded = self.pools
         _set_threads(self.pools, one=True)
         try:
             result = minimize(self.cost, x0, jac=True, method="L-BFGS-B", callback=self.iteration, options=options)
