@@ -50,7 +50,7 @@ def datasets():
 
 
 def fits(X, y, kind, seed):
-    """The three timed fits of one data set and seed, and the fitted estimators."""
+    """Return the three timed fits of one data set and seed, and the dict their estimators go into."""
     from sklearn import neural_network as sk
     from threadpoolctl import threadpool_limits
 
@@ -74,6 +74,7 @@ def fits(X, y, kind, seed):
 
 
 def main(argv=None):
+    """Print the table; ``--quick`` for a short run."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="2 data sets, 1 seed, 1 round")
     args = parser.parse_args(argv)
