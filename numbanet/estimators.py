@@ -843,7 +843,11 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         "logistic" (numbanet's "sigmoid") or "identity", numbanet's
         "leaky_relu", "elu", "gelu", "silu", "softplus" or "mish", or a custom
         :class:`numbanet.Activation`.
-    solver : {"adam", "sgd"}, default "adam"
+    solver : {"adam", "sgd", "lbfgs"}, default "adam"
+        ``"lbfgs"``: full-batch L-BFGS (:class:`numbanet.LBFGS`, SciPy's
+        L-BFGS-B on numbanet's cost kernel), for small data sets; ``max_iter``
+        bounds its iterations and ``max_fun`` its evaluations, ``tol`` is its
+        gradient tolerance, and ``partial_fit`` does not exist with it.
     alpha : float, default 1e-4
         L2 penalty strength, with scikit-learn's meaning: each mini-batch adds
         ``alpha / (2 * sum of its sample weights) * sum_l ||W^l||^2`` to its
@@ -853,11 +857,21 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         last, smaller batch of an epoch gets the same λ).
     batch_size : int or "auto", default "auto"
         ``"auto"`` is ``min(200, n_samples)``; larger values are capped at ``n_samples``.
+    learning_rate : {"constant", "invscaling", "adaptive"}, default "constant"
+        SGD's rate schedule, scikit-learn's: ``"invscaling"`` uses
+        ``learning_rate_init / (t + 1) ** power_t`` with ``t`` the samples seen
+        before the epoch (the first epoch of a fit uses ``learning_rate_init``);
+        ``"adaptive"`` divides the rate by 5 each time the convergence rule
+        (``tol``, ``n_iter_no_change``) would stop, and stops once the rate is
+        at most 1e-6.  Ignored by Adam and L-BFGS.
     learning_rate_init : float, default 1e-3
-        The (constant) learning rate.
+        The initial learning rate (SGD, Adam).
+    power_t : float, default 0.5
+        The exponent of ``"invscaling"``.
     max_iter : int, default 200
-        Maximum number of epochs; a :class:`sklearn.exceptions.ConvergenceWarning`
-        is issued when it is reached without convergence.
+        Maximum number of epochs (L-BFGS: iterations); a
+        :class:`sklearn.exceptions.ConvergenceWarning` is issued when it is
+        reached without convergence, warm-started fits included.
     shuffle : bool, default True
         Reshuffle the samples every epoch.
     random_state : int, RandomState or None
@@ -877,11 +891,15 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         Nesterov momentum for SGD (when ``momentum > 0``).
     early_stopping : bool, default False
         Hold out ``validation_fraction`` of the data (stratified) and stop on
-        its accuracy; the weights of the best epoch are kept.
+        its accuracy; the weights of the best epoch are kept.  With L-BFGS
+        too (scikit-learn ignores it there): validated after every iteration.
     validation_fraction : float, default 0.1
     beta_1, beta_2, epsilon : float
         Adam's hyper-parameters.
-    n_iter_no_change : int, default 10
+    n_iter_no_change : int or np.inf, default 10
+        ``np.inf`` never stops on it (``max_iter`` ends the fit).
+    max_fun : int, default 15000
+        L-BFGS: at most this many cost-and-gradient evaluations.
     class_weight : None, "balanced", dict or list of dicts, default None
         Weights of the classes, as in scikit-learn's classifiers: each
         sample's weight is multiplied by its class's
@@ -940,7 +958,8 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
     t_ : int
         Training samples seen, summed over epochs.
     coefs_, intercepts_ : list of ndarray
-        Weights as ``(n_in, n_out)`` and biases: views of ``net_``'s parameters.
+        Weights as ``(n_in, n_out)`` and biases: views of ``net_``'s parameters; assigning
+        a list of arrays of the same shapes copies them in.
 
     Examples
     --------
