@@ -402,9 +402,9 @@ np.testing.assert_allclose(
     theta, np.concatenate([np.concatenate([W.ravel(), b.ravel()]) for W, b in zip(new_w, new_b)]), rtol=1e-12
 )
 
-# Network.partial_fit takes exactly this step (one SGD step on the whole batch).
+# Network.train_on_batch takes exactly this step (one SGD step on the whole batch).
 stepped = net.copy()
-stepped.partial_fit(X, Y, optimizer=numbanet.SGD(lr=eta))
+stepped.train_on_batch(X, Y, optimizer=numbanet.SGD(lr=eta))
 np.testing.assert_allclose(stepped.params, theta, rtol=1e-12)
 
 # First-order decrease for a small step.
