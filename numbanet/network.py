@@ -633,7 +633,7 @@ class Network:
         return history.loss[-1]
 
     def partial_fit(self, X, Y, optimizer=None, sample_weight=None):
-        """Deprecated: :meth:`train_on_batch` (one step; the estimators' ``partial_fit`` runs an epoch)."""
+        """Take one step, as :meth:`train_on_batch` does (deprecated: that is its name now)."""
         warnings.warn(
             "Network.partial_fit is deprecated: it takes one optimizer step on one batch, which "
             "Network.train_on_batch now names (the estimators' partial_fit runs an epoch); call "

@@ -532,6 +532,7 @@ def test_to_torch_of_a_fitted_estimator(iris):
 
 # ------------------------------------------------------------------------------------ skops
 
+
 @pytest.mark.parametrize("solver", ["adam", "sgd"])
 @pytest.mark.parametrize("kind", ["MLPClassifier", "MLPRegressor"])
 def test_skops_round_trip_with_skops_trusted(iris, kind, solver, tmp_path):
@@ -545,7 +546,8 @@ def test_skops_round_trip_with_skops_trusted(iris, kind, solver, tmp_path):
     other = {"MLPClassifier": "MLPRegressor", "MLPRegressor": "MLPClassifier"}[kind]
     other_solver = {"adam": "SGD", "sgd": "Adam"}[solver]
     # What this file needs is the list less the other estimator and the other solver's optimizer.
-    assert untrusted == set(numbanet.SKOPS_TRUSTED) - {f"numbanet.estimators.{other}", f"numbanet.optimizers.{other_solver}"}
+    not_needed = {f"numbanet.estimators.{other}", f"numbanet.optimizers.{other_solver}"}
+    assert untrusted == set(numbanet.SKOPS_TRUSTED) - not_needed
     with pytest.raises(sio.exceptions.UntrustedTypesFoundException):
         sio.load(path)
     loaded = sio.load(path, trusted=numbanet.SKOPS_TRUSTED)

@@ -374,7 +374,6 @@ def test_train_on_batch_continues_optimizer_state():
     assert net.optimizer.t == 2
 
 
-
 def test_partial_fit_is_the_deprecated_name_of_train_on_batch():
     X, Y = regression()
     net, twin = small_net(10), small_net(10)
@@ -382,6 +381,7 @@ def test_partial_fit_is_the_deprecated_name_of_train_on_batch():
         loss = net.partial_fit(X, Y, optimizer=SGD(lr=0.3), sample_weight=np.linspace(0.5, 2.0, X.shape[0]))
     assert loss == twin.train_on_batch(X, Y, optimizer=SGD(lr=0.3), sample_weight=np.linspace(0.5, 2.0, X.shape[0]))
     np.testing.assert_array_equal(net.params, twin.params)
+
 
 def test_the_compile_indicator_shows_the_seconds_passing(capsys, monkeypatch):
     import numbanet.progress as progress
