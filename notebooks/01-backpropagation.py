@@ -34,6 +34,7 @@
 # %matplotlib inline
 import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib import font_manager
 
 import numbanet
 from numbanet import reference as ref
@@ -42,6 +43,17 @@ from numbanet.kernels import dense, losses, updates
 from numbanet.kernels.pieces import builtin_fns
 
 np.set_printoptions(precision=5, suppress=True)
+# The Chinese translation (.zh) labels its plots in Chinese: a CJK font draws those glyphs where one is installed.
+CJK_FONTS = (
+    "Noto Sans CJK SC",
+    "Source Han Sans SC",
+    "WenQuanYi Micro Hei",
+    "SimHei",
+    "Microsoft YaHei",
+    "PingFang SC",
+)
+installed = {font.name for font in font_manager.fontManager.ttflist}
+plt.rcParams["font.family"] = ["DejaVu Sans", *(name for name in CJK_FONTS if name in installed)]
 rng = np.random.default_rng(0)
 
 sizes = [3, 5, 4, 2]  # n_1 (input), n_2, n_3, n_4 = n_L
