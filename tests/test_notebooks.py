@@ -151,21 +151,50 @@ def _execute(path, monkeypatch):
     return nb
 
 
+def _differing_cells(committed, fresh):
+    """Return the indices of the code cells (counted among code cells) whose compared text differs."""
+    code = [(old, new) for old, new in zip(committed.cells, fresh.cells) if old.cell_type == "code"]
+    return [
+        i
+        for i, (old, new) in enumerate(code)
+        if UNCOMPARED not in old.metadata.get("tags", []) and _shown(new) != _shown(old)
+    ]
+
+
+def test_the_comparison_sees_printed_text_and_skips_what_it_should():
+    v4 = nbformat.v4
+
+    def notebook(number, seconds, address):
+        cells = [v4.new_code_cell("print(n)"), v4.new_code_cell("time it"), v4.new_code_cell("plot")]
+        cells[0].outputs = [v4.new_output("stream", name="stdout", text=f"{number}\n")]
+        cells[1].metadata["tags"] = [UNCOMPARED]
+        cells[1].outputs = [v4.new_output("stream", name="stdout", text=f"{seconds} s on this machine\n")]
+        cells[2].outputs = [
+            v4.new_output("stream", name="stderr", text=f"100%|##| 40/40 [{seconds}s]"),
+            v4.new_output("execute_result", data={"text/plain": f"<Legend at {address}>"}, execution_count=3),
+            v4.new_output("display_data", data={"image/png": address, "text/plain": "<Figure size 640x480>"}),
+        ]
+        return v4.new_notebook(cells=cells)
+
+    committed = notebook(1, 0.5, "0x7f00aa")
+    assert _differing_cells(committed, notebook(1, 0.7, "0x7f11bb")) == []  # tagged, stderr, address, image
+    assert _differing_cells(committed, notebook(2, 0.5, "0x7f00aa")) == [0]  # printed text
+
+
 @pytest.mark.slow  # executes a whole notebook in a new kernel
 @pytest.mark.parametrize("path", IPYNBS, ids=lambda p: p.name)
 def test_a_fresh_run_shows_the_committed_outputs(path, monkeypatch):
     """Each notebook runs without error and prints what its committed copy shows (bar the tagged cells)."""
     committed = nbformat.read(path, as_version=4)
     fresh = _execute(path, monkeypatch)
-    cells = [(c, f) for c, f in zip(committed.cells, fresh.cells) if c.cell_type == "code"]
     assert len(committed.cells) == len(fresh.cells)
-    for i, (old, new) in enumerate(cells):
-        if UNCOMPARED in old.metadata.get("tags", []):
-            continue
-        assert _shown(new) == _shown(old), (
-            f"code cell {i} of {path.name} shows other text than its committed outputs: re-execute it "
-            f"(python .ci/execute-notebooks notebooks/{path.stem}.py), or tag the cell {UNCOMPARED!r} if its "
-            "output depends on the machine"
-        )
+    differing = _differing_cells(committed, fresh)
+    code = [[c for c in nb.cells if c.cell_type == "code"] for nb in (committed, fresh)]
+    first = (_shown(code[0][differing[0]]), _shown(code[1][differing[0]])) if differing else None
+    assert not differing, (
+        f"code cells {differing} of {path.name} show other text than their committed outputs: re-execute it "
+        f"(python .ci/execute-notebooks notebooks/{path.stem}.py), or tag a cell {UNCOMPARED!r} if its "
+        f"output depends on the machine. Cell {differing[0]}, committed then fresh: {first}"
+    )
     # Without ipywidgets the progress bar is tqdm's text bar, without tqdm.auto's "IProgress not found".
     assert "TqdmWarning" not in _stderr(fresh) and "IProgress" not in _stderr(fresh)
