@@ -57,7 +57,7 @@ import warnings
 import numpy as np
 
 from numbanet import _validation as check
-from numbanet.callbacks import Callback
+from numbanet.callbacks import Callback, History
 from numbanet.exceptions import TrainingDivergedError
 from numbanet.kernels.activations import BUILTINS as _BUILTINS
 from numbanet.lbfgs import LBFGS
@@ -560,9 +560,9 @@ class _BaseMLP(BaseEstimator):
         name = type(self).__name__
         if isinstance(optimizer, LBFGS):
             result = optimizer.result_
-            if result is not None and result.status != 0:
-                message = f"lbfgs failed to converge after {self.n_iter_} iteration(s) (status={result.status}):\n"
-                message += f"{result.message}\n"
+            if result is not None and result["status"] != 0:
+                message = f"lbfgs failed to converge after {self.n_iter_} iteration(s) (status={result['status']}):\n"
+                message += f"{result['message']}\n"
                 if self.n_iter_ >= self.max_iter:
                     message += f"Increase the number of iterations (max_iter={self.max_iter}) or scale the data."
                 warnings.warn(f"{name}: {message}", ConvergenceWarning, stacklevel=5)
@@ -1347,3 +1347,17 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         tags = super().__sklearn_tags__()
         tags.target_tags.multi_output = True
         return tags
+
+
+def _type_name(cls):
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
+#: The type names ``skops.io.load(path, trusted=...)`` must be given to load a fitted
+#: :class:`MLPClassifier` or :class:`MLPRegressor` with any solver, alone or in a Pipeline of
+#: scikit-learn's own steps (docs/export.md).  Taken from the classes that a fitted estimator holds:
+#: itself, its network, the network's history, the solvers' optimizers, and the network's dtype
+#: (which skops files as ``numpy.dtype``).
+SKOPS_TRUSTED = sorted(
+    [_type_name(c) for c in (MLPClassifier, MLPRegressor, Network, History, SGD, Adam, LBFGS)] + ["numpy.dtype"]
+)

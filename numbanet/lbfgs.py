@@ -56,9 +56,12 @@ class LBFGS:
 
     Attributes
     ----------
-    result_ : scipy.optimize.OptimizeResult or None
-        The last run's outcome (``status``, ``message``, ``nit``, ``nfev``);
-        None before a run ends normally.
+    result_ : dict or None
+        The last run's outcome, from SciPy's result: ``status`` (0 converged,
+        1 ``max_fun`` or ``epochs`` reached, 2 stopped in a line search, 99 a
+        callback stopped it), ``message``, ``nit``, ``nfev``, ``fun``; None
+        before a run ends normally.  (Plain Python values, so that a fitted
+        estimator saves with skops.)
     """
 
     _param_names = ("max_fun", "tol", "ftol", "history_size")
@@ -208,5 +211,11 @@ class LBFGSRun:
             raise TrainingDivergedError(net.epochs_trained, 1, math.nan)
         if result.status != 99:  # 99: a callback stopped the run at the accepted iterate
             net.params[...] = result.x
-        opt.result_ = result
+        opt.result_ = {
+            "status": int(result.status),
+            "message": str(result.message),
+            "nit": int(result.nit),
+            "nfev": int(result.nfev),
+            "fun": float(result.fun),
+        }
         return self.history

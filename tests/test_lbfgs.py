@@ -64,7 +64,7 @@ def test_each_iteration_is_an_epoch_of_the_history():
     assert history.epoch == list(range(12)) and net.epochs_trained == 12 and history.steps == 12
     np.testing.assert_allclose(seen, history.loss, rtol=1e-12)  # the callback sees the accepted iterate
     assert all(b <= a for a, b in zip(history.loss, history.loss[1:]))  # L-BFGS-B never accepts an increase
-    assert history.samples == net.optimizer.result_.nfev * X.shape[0]
+    assert history.samples == net.optimizer.result_["nfev"] * X.shape[0]
     # A second fit continues the epoch count from the current weights.
     again = net.fit(X, Y, epochs=3, **QUIET)
     assert again.epoch == [12, 13, 14] and again.loss[0] <= history.loss[-1]
@@ -82,7 +82,7 @@ def test_max_fun_bounds_the_evaluations():
     net = small_net()
     opt = numbanet.LBFGS(max_fun=7)
     net.fit(X, Y, epochs=100, optimizer=opt, **QUIET)
-    assert opt.result_.nfev <= 8 and opt.result_.status == 1  # SciPy may finish the evaluation it is in
+    assert opt.result_["nfev"] <= 8 and opt.result_["status"] == 1  # SciPy may finish the evaluation it is in
 
 
 def test_a_callback_stop_and_ctrl_c_leave_the_last_accepted_iterate():
