@@ -41,7 +41,7 @@ class LBFGS:
     iterations on all of ``(X, Y)`` at once.  Options that belong to
     mini-batch training are refused with it: ``batch_size``,
     ``lr_schedule``, ``clip_norm``, dropout in the network, and
-    ``partial_fit``.
+    ``train_on_batch``.
 
     Parameters
     ----------
@@ -106,7 +106,7 @@ def refuse_options(net, batch_size, lr_schedule, clip_norm):
         raise ValueError(
             f"LBFGS trains on the whole data at once without a learning rate, so {', '.join(given)} "
             f"cannot apply (got {', '.join(f'{n}={v!r}' for n, v in given.items())}); "
-            "leave it out, or use a mini-batch optimizer (SGD, Adam, ...). partial_fit, one mini-batch step, "
+            "leave it out, or use a mini-batch optimizer (SGD, Adam, ...). train_on_batch, one mini-batch step, "
             "is refused with LBFGS for the same reason"
         )
     if net.dropout > 0:

@@ -160,8 +160,8 @@ def test_dropout_partial_fit_and_bad_settings_are_refused():
     net = small_net()
     net.fit(X, Y, epochs=2, optimizer=numbanet.LBFGS(), **QUIET)
     before = net.params.copy()
-    with pytest.raises(ValueError, match="partial_fit"):
-        net.partial_fit(X, Y)
+    with pytest.raises(ValueError, match="train_on_batch"):
+        net.train_on_batch(X, Y)
     np.testing.assert_array_equal(net.params, before)
     with pytest.raises(ValueError, match="max_fun must be a positive integer; got 0"):
         numbanet.LBFGS(max_fun=0)
