@@ -184,7 +184,13 @@ class LBFGSRun:
             raise StopIteration
 
     def run(self):
-        """Minimise; leave the network at the last accepted iterate whatever ends the run."""
+        """Minimise; leave the network at the last accepted iterate whatever ends the run.
+
+        Raises
+        ------
+        TrainingDivergedError
+            When the cost at the starting point is not finite (the weights are left as they were).
+        """
         from scipy.optimize import minimize  # SciPy's optimize module is large; only L-BFGS fits need it
 
         net, opt = self.net, self.optimizer
@@ -207,10 +213,10 @@ class LBFGSRun:
         finally:
             _set_threads(self.pools, one=False)
             net.params[...] = self.accepted  # also after Ctrl-C or a failing callback
-        if not (math.isfinite(result.fun) and np.all(np.isfinite(result.x))):
-            raise TrainingDivergedError(net.epochs_trained, 1, math.nan)
-        if result.status != 99:  # 99: a callback stopped the run at the accepted iterate
-            net.params[...] = result.x
+        # The network keeps the last accepted iterate even where SciPy's result is a later trial point
+        # (a run stopped by max_fun inside a line search), so that the history describes its weights.
+        if not self.history.loss and not math.isfinite(result.fun):
+            raise TrainingDivergedError(net.epochs_trained, 1, math.nan)  # not even the start was finite
         opt.result_ = {
             "status": int(result.status),
             "message": str(result.message),

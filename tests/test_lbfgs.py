@@ -167,3 +167,13 @@ def test_dropout_partial_fit_and_bad_settings_are_refused():
         numbanet.LBFGS(max_fun=0)
     with pytest.raises(ValueError, match="tol must be a finite number >= 0; got -1"):
         numbanet.LBFGS(tol=-1)
+
+
+def test_a_start_without_a_finite_cost_is_divergence_and_changes_no_weight():
+    X, Y = regression()
+    net = small_net(activations=["identity", "identity"])  # outputs near 1e300: their square overflows
+    before = net.params.copy()
+    with pytest.raises(numbanet.TrainingDivergedError):
+        net.fit(X * 1e300, Y, epochs=5, optimizer=numbanet.LBFGS(), **QUIET)
+    np.testing.assert_array_equal(net.params, before)
+    assert net.history.loss == []
