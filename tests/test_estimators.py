@@ -40,7 +40,14 @@ CHECKED = dict(max_iter=50)
 # scikit-learn's checks fit with few epochs on purpose, so a ConvergenceWarning is expected there
 # (the warning itself is tested below).  Every check applies and passes: no expected failures.
 @pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
-@parametrize_with_checks([MLPClassifier(**CHECKED), MLPRegressor(**CHECKED)])
+@parametrize_with_checks(
+    [
+        MLPClassifier(**CHECKED),
+        MLPRegressor(**CHECKED),
+        MLPClassifier(solver="lbfgs", **CHECKED),
+        MLPRegressor(solver="lbfgs", **CHECKED),
+    ]
+)
 def test_sklearn_estimator_checks(estimator, check):
     check(estimator)
 
