@@ -116,18 +116,19 @@ def refuse_options(net, batch_size, lr_schedule, clip_norm):
         )
 
 
-_POOLS = []  # [(BLAS pool, its thread count)], found once per process (threadpoolctl's scan takes milliseconds)
+_POOLS = []  # the BLAS libraries' thread pools, found once per process (threadpoolctl's scan takes milliseconds)
 
 
 def _blas_pools():
-    """Return the loaded BLAS libraries' thread pools and thread counts; empty without threadpoolctl."""
+    """Return each loaded BLAS thread pool with its thread count now; empty without threadpoolctl."""
     if not _POOLS:
         try:
             from threadpoolctl import ThreadpoolController
         except ImportError:  # pragma: no cover - threadpoolctl comes with scikit-learn
             return []
-        _POOLS.extend((lib, lib.num_threads) for lib in ThreadpoolController().select(user_api="blas").lib_controllers)
-    return _POOLS
+        _POOLS.extend(ThreadpoolController().select(user_api="blas").lib_controllers)
+    # Read now, not cached: the caller may hold a threadpool_limits of its own, which the run restores.
+    return [(lib, lib.num_threads) for lib in _POOLS]
 
 
 def _set_threads(pools, one):

@@ -177,3 +177,19 @@ def test_a_start_without_a_finite_cost_is_divergence_and_changes_no_weight():
         net.fit(X * 1e300, Y, epochs=5, optimizer=numbanet.LBFGS(), **QUIET)
     np.testing.assert_array_equal(net.params, before)
     assert net.history.loss == []
+
+
+def test_blas_threads_are_given_back_as_the_caller_had_them():
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    X, Y = regression()
+    before = {
+        lib["filepath"]: lib["num_threads"] for lib in threadpoolctl.threadpool_info() if lib["user_api"] == "blas"
+    }
+    with threadpoolctl.threadpool_limits(1, user_api="blas"):
+        small_net().fit(X, Y, epochs=3, optimizer=numbanet.LBFGS(), **QUIET)
+        inside = {lib["num_threads"] for lib in threadpoolctl.threadpool_info() if lib["user_api"] == "blas"}
+    small_net().fit(X, Y, epochs=3, optimizer=numbanet.LBFGS(), **QUIET)
+    after = {
+        lib["filepath"]: lib["num_threads"] for lib in threadpoolctl.threadpool_info() if lib["user_api"] == "blas"
+    }
+    assert inside == {1} and after == before
