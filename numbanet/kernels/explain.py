@@ -21,7 +21,9 @@ Python calls two entry points, on the flat arrays of
   rule: the rows' interpolated points fill the work buffer's batch rows
   together (row after row, each row's points in order), so a chunk holds
   the points of several rows or part of one, and the whole computation is
-  as many batched passes as the points fill buffers.
+  as many batched passes as the points fill buffers.  The first layer is
+  linear in the path's parameter, so its two products (forward and the
+  input delta) are done once per row, not once per point.
 
 The forward pass is :func:`numbanet.kernels.training.forward_batch`, the
 layers' backward steps those of training, so custom activations go through
@@ -33,8 +35,8 @@ delta is written there.
 import numpy as np
 
 from numbanet._jit import jit
-from numbanet.kernels.activations import backprop_inplace, needs_z
-from numbanet.kernels.dense import hidden_delta, input_delta
+from numbanet.kernels.activations import activate, backprop_inplace, needs_z
+from numbanet.kernels.dense import hidden_delta, input_delta, linear, matmul_nt
 from numbanet.kernels.layout import spec_fns, spec_parts
 from numbanet.kernels.training import copy_rows, forward_batch, param_views, work_views
 
@@ -54,15 +56,42 @@ def seed_outputs(D, start, m, steps, target, coef):
 
 
 @jit
-def backward_to_input(Ws, acts, custom, fns, views, m):
-    r"""Put :math:`\partial f / \partial X` of ``m`` rows in ``As[0][:m]``.
+def forward_from(Ws, bs, acts, custom, fns, views, m, first):
+    """Forward ``m`` rows from layer ``first`` on, their input in ``As[first]`` (training's ``forward_batch``)."""
+    As, Zs, _, Ms, _, _ = views
+    forward_batch(
+        Ws[first:],
+        bs[first:],
+        acts[first:],
+        custom[first:],
+        fns,
+        As[first:],
+        Zs[first:],
+        m,
+        0.0,
+        Ms[first:],
+        np.zeros(1, np.uint64),
+        False,
+    )
 
-    The seed :math:`\partial f / \partial A^L` must be in ``Ds[L-1][:m]`` and
-    the forward pass of the rows in ``views`` (without dropout).
+
+@jit
+def first_delta(theta, spec, views, start, m, steps, target, coef, first):
+    r"""Forward ``m`` rows from layer ``first`` (input in ``As[first][:m]``), seed, return their :math:`\Delta^1`.
+
+    :math:`\Delta^1 = \partial f / \partial Z^1`, by the hidden deltas of
+    training from the seed :func:`seed_outputs` (batch row ``r`` belonging to
+    data row ``(start + r) // steps``).  ``first`` is 0, or 1 when the caller
+    put :math:`A^1` (and :math:`Z^1` where σ' needs it) in place itself.
     """
+    _, _, _, acts, custom = spec_parts(spec)
+    fns = spec_fns(spec)
+    Ws, bs = param_views(theta, spec)
     As, Zs, Ds, _, _, _ = views
     L = len(Ws)
+    forward_from(Ws, bs, acts, custom, fns, views, m, first)
     delta = Ds[L - 1][:m]
+    seed_outputs(delta, start, m, steps, target, coef)
     A_out = As[L][:m]
     Z_out = Zs[L - 1][:m] if needs_z(acts[L - 1]) else A_out
     backprop_inplace(delta, A_out, Z_out, acts[L - 1], custom[L - 1], fns, 1.0)
@@ -72,20 +101,7 @@ def backward_to_input(Ws, acts, custom, fns, views, m):
         Z = Zs[l - 1][:m] if needs_z(acts[l - 1]) else A_prev
         hidden_delta(delta, Ws[l], A_prev, Z, acts[l - 1], custom[l - 1], fns, 1.0, nxt)
         delta = nxt
-    input_delta(delta, Ws[0], As[0][:m])
-
-
-@jit
-def chunk_gradients(theta, spec, views, start, m, steps, target, coef):
-    """Forward the ``m`` input rows in ``As[0]``, then put their gradients ∂f/∂x in ``As[0][:m]``."""
-    _, _, _, acts, custom = spec_parts(spec)
-    fns = spec_fns(spec)
-    Ws, bs = param_views(theta, spec)
-    As, Zs, Ds, Ms, _, _ = views
-    L = len(Ws)
-    forward_batch(Ws, bs, acts, custom, fns, As, Zs, m, 0.0, Ms, np.zeros(1, np.uint64), False)
-    seed_outputs(Ds[L - 1], start, m, steps, target, coef)
-    backward_to_input(Ws, acts, custom, fns, views, m)
+    return delta
 
 
 @jit
@@ -108,28 +124,30 @@ def input_gradients_flat(theta, spec, X, target, coef, ws, out):
     """
     cap, views, _ = work_views(ws, spec)
     A0 = views[0][0]
+    W1 = param_views(theta, spec)[0][0]
     n = X.shape[0]
     for start in range(0, n, cap):
         m = min(cap, n - start)
         copy_rows(X, start, m, A0, 0)
-        chunk_gradients(theta, spec, views, start, m, 1, target, coef)
+        delta1 = first_delta(theta, spec, views, start, m, 1, target, coef, 0)
+        input_delta(delta1, W1, A0[:m])  # the rows of X are read no more: the gradients go there
         copy_rows(A0, 0, m, out, start)
 
 
 @jit
-def path_points(X, B, alphas, start, m, A0):
-    r"""Fill ``A0[:m]`` with the path points :math:`b_i + \alpha_s (x_i - b_i)`.
+def path_pre_activations(U, V, alphas, start, m, Z):
+    r"""Fill ``Z[:m]`` with :math:`Z^1` at the path points: :math:`u_i + \alpha_s v_i`.
 
-    Batch row ``r`` is point ``(i, s) = divmod(start + r, steps)``.  ``B``
-    has one row (shared by every row of ``X``) or one per row.
+    Batch row ``r`` is point ``(i, s) = divmod(start + r, steps)``; ``U`` has
+    one row (a baseline shared by every row) or one per row.
     """
     steps = alphas.size
     for r in range(m):
         i = (start + r) // steps
         a = alphas[start + r - i * steps]
-        bi = i if B.shape[0] > 1 else 0
-        for j in range(X.shape[1]):
-            A0[r, j] = B[bi, j] + a * (X[i, j] - B[bi, j])
+        ui = i if U.shape[0] > 1 else 0
+        for j in range(Z.shape[1]):
+            Z[r, j] = U[ui, j] + a * V[i, j]
 
 
 @jit
@@ -144,12 +162,35 @@ def add_weighted(G, start, m, weights, out):
 
 
 @jit
+def path_ends(X, B, W1, b1, diff):
+    r"""Fill ``diff`` with :math:`x_i - b_i`; return :math:`U = B (W^1)^T + b^1`, :math:`V = \text{diff}\,(W^1)^T`."""
+    n, n_in = X.shape
+    for i in range(n):
+        bi = i if B.shape[0] > 1 else 0
+        for j in range(n_in):
+            diff[i, j] = X[i, j] - B[bi, j]
+    Bc = np.empty((B.shape[0], n_in), X.dtype)  # a writeable copy: one BLAS specialisation
+    copy_rows(B, 0, B.shape[0], Bc, 0)
+    U = np.empty((B.shape[0], W1.shape[0]), X.dtype)
+    linear(Bc, W1, b1, U)
+    V = np.empty((n, W1.shape[0]), X.dtype)
+    matmul_nt(diff, W1, V)
+    return U, V
+
+
+@jit
 def integrated_gradients_flat(theta, spec, X, B, target, coef, alphas, weights, ws, out):
     r"""Fill ``out`` with the integrated gradients of every row by the quadrature rule ``(alphas, weights)``.
 
-    :math:`\phi_{ij} = (x_{ij} - b_{ij}) \sum_s w_s\, \partial f_i / \partial x_j
-    \,\big|_{b_i + \alpha_s (x_i - b_i)}`.  The ``n_samples * steps`` points go
-    through :func:`chunk_gradients` in batches of the work buffer's rows.
+    :math:`\phi_i = (x_i - b_i) \odot \sum_s w_s\, \nabla f_i(b_i + \alpha_s (x_i - b_i))`.
+    The first layer is linear in α, so neither of its products is done per
+    point: the pre-activations of the path are
+    :math:`Z^1 = u_i + \alpha_s v_i` with :math:`u_i = W^1 b_i + b^1`,
+    :math:`v_i = W^1 (x_i - b_i)` (two products per row), and the weighted
+    sum of the points' input gradients is :math:`(\sum_s w_s \delta^1_s) W^1`
+    (:func:`numbanet.kernels.dense.input_delta` once per row).  The
+    ``n_samples * steps`` points go through the other layers in batches of the
+    work buffer's rows.
 
     Parameters
     ----------
@@ -162,19 +203,26 @@ def integrated_gradients_flat(theta, spec, X, B, target, coef, alphas, weights, 
     out : array of shape (n_samples, n_features)
         Filled with the attributions.
     """
+    _, _, _, acts, custom = spec_parts(spec)
+    fns = spec_fns(spec)
+    Ws, bs = param_views(theta, spec)
     cap, views, _ = work_views(ws, spec)
-    A0 = views[0][0]
-    n, n_in = X.shape
-    for i in range(n):
-        for j in range(n_in):
-            out[i, j] = 0.0
+    As, Zs, _, _, _, _ = views
+    n = X.shape[0]
+    U, V = path_ends(X, B, Ws[0], bs[0], out)  # out holds x - b until the end
+    G = np.zeros_like(V)  # row i: sum over its points of w_s delta^1
     total = n * alphas.size
     for start in range(0, total, cap):
         m = min(cap, total - start)
-        path_points(X, B, alphas, start, m, A0)
-        chunk_gradients(theta, spec, views, start, m, alphas.size, target, coef)
-        add_weighted(A0, start, m, weights, out)
-    for i in range(n):
-        bi = i if B.shape[0] > 1 else 0
-        for j in range(n_in):
-            out[i, j] *= X[i, j] - B[bi, j]
+        Z = Zs[0][:m] if needs_z(acts[0]) else As[1][:m]
+        path_pre_activations(U, V, alphas, start, m, Z)
+        activate(Z, acts[0], custom[0], fns, As[1][:m])
+        delta1 = first_delta(theta, spec, views, start, m, alphas.size, target, coef, 1)
+        add_weighted(delta1, start, m, weights, G)
+    A0 = As[0]
+    for start in range(0, n, cap):
+        m = min(cap, n - start)
+        input_delta(G[start : start + m], Ws[0], A0[:m])
+        for r in range(m):
+            for j in range(X.shape[1]):
+                out[start + r, j] *= A0[r, j]
