@@ -9,7 +9,9 @@ committed without its outputs.  The test command also executes every
 ``.ipynb`` (nbmake), so the outputs cannot go stale silently.
 """
 
+import io
 import pathlib
+import tokenize
 
 import pytest
 
@@ -59,9 +61,24 @@ def test_ipynb_is_committed_executed_with_its_plots(path):
     assert [cell.execution_count for cell in code] == list(range(1, len(code) + 1))
 
 
+def _code_without_text(source):
+    """Return the tokens of ``source``, comments dropped and every string (f-strings' text too) made ``""``."""
+    text_types = {tokenize.STRING, getattr(tokenize, "FSTRING_MIDDLE", tokenize.STRING)}
+    tokens = []
+    for tok in tokenize.generate_tokens(io.StringIO(source).readline):
+        if tok.type in (tokenize.COMMENT, tokenize.NL):
+            continue
+        tokens.append((tok.type, '""' if tok.type in text_types else tok.string))
+    return tokens
+
+
 @pytest.mark.parametrize("translation", sorted(NOTEBOOKS.glob("[0-9]*.*.py")), ids=lambda p: p.name)
 def test_a_translation_runs_the_same_code_as_its_original(translation):
-    """NAME.LANG.py differs from NAME.py in its prose only: the same code cells, so the same checks and outputs."""
+    """NAME.LANG.py differs from NAME.py in its prose, comments and printed text only: the same code and checks."""
     original = translation.with_name(translation.name.split(".")[0] + ".py")
     code = [[c.source for c in jupytext.read(path).cells if c.cell_type == "code"] for path in (original, translation)]
-    assert code[1] == code[0], f"the code cells of {translation.name} differ from {original.name}'s"
+    assert len(code[1]) == len(code[0]), f"{translation.name} has another number of code cells than {original.name}"
+    for i, (want, got) in enumerate(zip(*code)):
+        assert _code_without_text(got) == _code_without_text(want), (
+            f"code cell {i} of {translation.name} differs from {original.name}'s beyond its comments and strings"
+        )
