@@ -609,7 +609,8 @@ class _BaseMLP(BaseEstimator):
 
     def _raw(self, X):
         """Return the fitted network's outputs for the validated ``X``: shape (n_samples, n_outputs_)."""
-        return self.net_.predict(self._checked_inputs(X))
+        X = self._checked_inputs(X)  # first: it raises NotFittedError before net_ is read
+        return self.net_.predict(X)
 
     # ---------------------------------------------------- fitted attributes
 
