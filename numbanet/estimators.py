@@ -743,6 +743,11 @@ class _BaseMLP(BaseEstimator):
 
     # ------------------------------------------------------------ prediction
 
+    def _checked_inputs(self, X):
+        """Return ``X`` validated against the fitted estimator (features, their names), as prediction takes it."""
+        check_is_fitted(self, "net_")
+        return validate_data(self, X, reset=False, dtype=(np.float64, np.float32))
+
     def _raw(self, X):
         """Return the fitted network's outputs for the validated ``X``: shape (n_samples, n_outputs_).
 
@@ -766,8 +771,7 @@ class _BaseMLP(BaseEstimator):
                 return net.predict(X)
             except ValueError:
                 pass  # NaN, infinity or no rows: scikit-learn's message below
-        check_is_fitted(self, "net_")
-        X = validate_data(self, X, reset=False, dtype=(np.float64, np.float32))
+        X = self._checked_inputs(X)  # raises NotFittedError, and scikit-learn's messages
         return self.net_.predict(X)
 
     # ---------------------------------------------------- fitted attributes
