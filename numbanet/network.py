@@ -224,11 +224,16 @@ class Network:
         for W, b, act in zip(self.weights, self.biases, self.activations):
             n_out, n_in = W.shape
             init = act.init if isinstance(act, Activation) else _act.BUILTINS[act].init
-            if init == "he":
-                W[...] = self._rng.normal(0.0, np.sqrt(2.0 / n_in), size=W.shape)
-            else:
-                r = np.sqrt(6.0 / (n_in + n_out))
-                W[...] = self._rng.uniform(-r, r, size=W.shape)
+            # Drawn 2**17 values at a time, in the order one draw of W's shape takes them (the same
+            # values): a temporary of 1 MiB, not of the layer's size, so a large network takes its own size.
+            flat = W.reshape(-1)
+            for i in range(0, flat.size, 2**17):
+                part = flat[i : i + 2**17]
+                if init == "he":
+                    part[...] = self._rng.normal(0.0, np.sqrt(2.0 / n_in), size=part.size)
+                else:
+                    r = np.sqrt(6.0 / (n_in + n_out))
+                    part[...] = self._rng.uniform(-r, r, size=part.size)
             b[...] = 0.0
 
     # ------------------------------------------------------------ properties
@@ -532,7 +537,7 @@ class Network:
         lr_schedule : Schedule or callable, optional
             Learning rate per epoch (see :mod:`numbanet.schedules`).
         clip_norm : float, optional
-            Clip each batch gradient to this global L2 norm.
+            Clip each batch gradient to this global L2 norm (> 0; None: no clipping).
 
         Returns
         -------

@@ -76,6 +76,8 @@ class FitPlan:
         self.shuffle = bool(shuffle)
         self.schedule = as_schedule(lr_schedule)
         self.clip = 0.0 if clip_norm is None else check.non_negative_float(clip_norm, "clip_norm")
+        if clip_norm is not None and self.clip == 0:  # the kernels read 0 as "no clipping": say what was meant
+            raise ValueError(f"clip_norm must be > 0 (or None for no clipping); got {clip_norm!r}")
         self.callbacks = _with_early_stopping(as_callbacks(callbacks), early_stopping)
         self.validation = None if validation_data is None else _checked_pair(net, validation_data)
         # Every epoch's rate up front, so that a bad schedule is refused before any training.

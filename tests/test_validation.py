@@ -166,6 +166,8 @@ def _re(text):
         (dict(optimizer="adam"), "optimizer must be a numbanet optimizer"),
         (dict(optimizer=numbanet.SGD(lr=0.1, momentum=0.5, nesterov=True)), None),  # valid: control case
         (dict(clip_norm=-1.0), "clip_norm must be a finite number >= 0"),
+        (dict(clip_norm=0), "clip_norm must be > 0 (or None for no clipping); got 0"),
+        (dict(clip_norm=0.0), "clip_norm must be > 0"),
         (dict(callbacks=[42]), "a callback must be"),
         (dict(early_stopping=0), "early_stopping must be a positive integer"),
     ],
