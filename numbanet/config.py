@@ -44,3 +44,6 @@ MAX_JSON_DEPTH = 32
 
 #: Distinct sets of custom pieces whose compiled callbacks are kept (networks keep their own).
 CUSTOM_CACHE_SIZE = 32
+
+#: Seconds a process waits for another one compiling the same kernels before it compiles them itself.
+COMPILE_LOCK_WAIT = 60.0
