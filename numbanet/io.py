@@ -64,6 +64,7 @@ import numpy as np
 
 from numbanet import _validation as check
 from numbanet import config
+from numbanet import pieces as _pieces
 from numbanet._atomic import write_atomically
 from numbanet.exceptions import ModelFileError
 from numbanet.network import Network
@@ -450,19 +451,32 @@ def _custom_pieces(data, path, custom):
 
 
 def _check_fingerprints(data, path, pieces):
-    """Refuse a custom piece that computes other values than the one saved under its name."""
+    """Refuse a custom piece that computes other values than the one saved under its name.
+
+    Files hold the values at :data:`numbanet.pieces.PROBE_Z` / ``PROBE_AY``; those written before
+    numbanet sampled densely, at the few old points.
+    """
     for name, piece in pieces.items():
         key = f"custom_fingerprint_{name}"
-        if key in data:
-            saved = data[key]
-            if saved.shape != piece.fingerprint().shape or not np.allclose(
-                piece.fingerprint(), saved, rtol=1e-12, atol=1e-300, equal_nan=True
-            ):
-                raise ModelFileError(
-                    f"{path}: the {name!r} passed in custom computes other values than the {name!r} the model was "
-                    f"saved with (at fixed probe points: saved {np.round(saved, 6).tolist()}, now "
-                    f"{np.round(piece.fingerprint(), 6).tolist()}); pass the same function and derivative"
-                )
+        if key not in data:
+            continue
+        saved = data[key]
+        old = _pieces._OLD_PROBE_AY if isinstance(piece, Loss) else _pieces._OLD_PROBE_Z
+        now = piece.fingerprint(old if saved.shape == (2 * len(old),) else None)
+        if saved.shape != now.shape:
+            raise ModelFileError(f"{path}: damaged model file ({key} has shape {saved.shape}, not {now.shape})")
+        close = np.isclose(now, saved, rtol=1e-12, atol=1e-300, equal_nan=True)
+        if not close.all():
+            i = int(np.flatnonzero(~close)[0])
+            points = _pieces.PROBE_AY if isinstance(piece, Loss) else _pieces.PROBE_Z
+            points = old if saved.shape == (2 * len(old),) else points
+            half = len(points)
+            raise ModelFileError(
+                f"{path}: the {name!r} passed in custom computes other values than the {name!r} the model was "
+                f"saved with: its {'derivative' if i >= half else 'function'} at {points[i % half]!r} gives "
+                f"{now[i]!r}, saved {saved[i]!r} ({int((~close).sum())} of {now.size} checked values differ); "
+                "pass the same function and derivative"
+            )
 
 
 def _network_from(data, path, custom, max_params):

@@ -17,6 +17,7 @@ Non-goals: convolutions, recurrent layers, GPUs, automatic differentiation of
 arbitrary code.  numbanet does fully-connected networks, exactly.
 """
 
+import contextlib
 import numbers
 import threading
 
@@ -26,12 +27,13 @@ from numbanet import _validation as check
 from numbanet import config
 from numbanet.callbacks import accuracy
 from numbanet.engine import BadInputError, TrainingRun, WorkspacePool
+from numbanet.exceptions import CustomPieceError
 from numbanet.kernels import activations as _act
 from numbanet.kernels import dense as _dense
 from numbanet.kernels import layout as _layout
 from numbanet.kernels import losses as _loss
 from numbanet.kernels import training as _train
-from numbanet.pieces import Activation, Loss, network_fns
+from numbanet.pieces import Activation, Loss, network_fns, raise_failures
 from numbanet.plan import FitPlan
 
 
@@ -389,28 +391,74 @@ class Network:
         out = np.empty((X.shape[0], self.sizes[-1]), dtype=self.dtype)
         ws, cap = self._buffers.acquire(min(config.CHUNK, X.shape[0]))
         try:
-            _train.predict_flat(self.params, self._spec, X, ws, out)
+            with self._loud_pieces("predict"):
+                _train.predict_flat(self.params, self._spec, X, ws, out)
         finally:
             self._buffers.release(ws)
         return out
 
     def _cost(self, X, Y, sw, grad):
         ws, cap = self._buffers.acquire(min(config.CHUNK, X.shape[0]))
+        grad = grad if grad is not None else np.empty(0, dtype=self.dtype)
         try:
-            return _train.cost_and_gradient_flat(
-                self.params,
-                self._spec,
-                X,
-                Y,
-                sw,
-                float(sw.sum()),
-                float(self.l2),
-                ws,
-                grad if grad is not None else np.empty(0, dtype=self.dtype),
-                grad is not None,
-            )
+            with self._loud_pieces("loss" if grad.size == 0 else "gradients"):
+                return _train.cost_and_gradient_flat(
+                    self.params, self._spec, X, Y, sw, float(sw.sum()), float(self.l2), ws, grad, grad.size > 0
+                )
         finally:
             self._buffers.release(ws)
+
+    @contextlib.contextmanager
+    def _loud_pieces(self, call, restore=False):
+        """Turn a custom piece's exception during the kernel call inside into one ValueError naming it.
+
+        With ``restore`` (fit), the network is first put back as it was on entry.
+        """
+        if not self._fn_owners:  # no custom piece: nothing can fail
+            yield
+            return
+        pieces = list(self.custom_pieces.values())
+        raise_failures(pieces, call)  # clears records a Python call (a fingerprint) may have left
+        saved = self._state() if restore else None
+        try:
+            yield
+        except CustomPieceError:  # from a call nested inside (a validation loss in fit)
+            if saved is not None:
+                self._set_state(saved)
+            raise
+        except Exception:
+            self._raise_failure(pieces, call, saved)  # a failed piece's NaN may surface as a divergence first
+            raise
+        self._raise_failure(pieces, call, saved)
+
+    def _raise_failure(self, pieces, call, saved):
+        try:
+            raise_failures(pieces, call)
+        except CustomPieceError:
+            if saved is not None:
+                self._set_state(saved)
+            raise
+
+    def _state(self):
+        opt = self.optimizer
+        opt_state = None if opt is None or opt.state is None else (opt.state.copy(), opt.t)
+        return (
+            self.params.copy(),
+            opt,
+            opt_state,
+            self.history,
+            self.epochs_trained,
+            self._rng_state.copy(),
+            self._pending,
+        )
+
+    def _set_state(self, saved):
+        params, opt, opt_state, self.history, self.epochs_trained, rng, self._pending = saved
+        self.params[...] = params
+        self._rng_state[...] = rng
+        self.optimizer = opt
+        if opt_state is not None:
+            opt.state, opt.t = opt_state
 
     def loss(self, X, Y, sample_weight=None):
         """Mean per-sample cost (weighted mean with ``sample_weight``), plus the L2 term.
@@ -565,22 +613,23 @@ class Network:
                 "or train another network (a copy made when no fit is running: net.copy())"
             )
         try:
-            return self._fit(
-                X,
-                Y,
-                sample_weight,
-                epochs=epochs,
-                batch_size=batch_size,
-                optimizer=optimizer,
-                shuffle=shuffle,
-                validation_data=validation_data,
-                validation_split=validation_split,
-                progress=progress,
-                callbacks=callbacks,
-                early_stopping=early_stopping,
-                lr_schedule=lr_schedule,
-                clip_norm=clip_norm,
-            )
+            with self._loud_pieces("fit", restore=True):
+                return self._fit(
+                    X,
+                    Y,
+                    sample_weight,
+                    epochs=epochs,
+                    batch_size=batch_size,
+                    optimizer=optimizer,
+                    shuffle=shuffle,
+                    validation_data=validation_data,
+                    validation_split=validation_split,
+                    progress=progress,
+                    callbacks=callbacks,
+                    early_stopping=early_stopping,
+                    lr_schedule=lr_schedule,
+                    clip_norm=clip_norm,
+                )
         finally:
             self._fit_lock.release()
 
