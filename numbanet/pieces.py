@@ -126,7 +126,8 @@ def _compile(what, name, role, fn, signature):
     if hit is not None:
         return hit
     try:
-        # error_model="numpy": 1/0 gives inf as in the kernels.
+        # error_model="numpy": 1/0 gives inf as in the kernels.  Not inlined into the guard: Numba's
+        # try/except does not catch a raise inlined into it.
         compiled = njit(signature, cache=False, error_model="numpy")(target)
         record = np.zeros(3)
         guarded = _guard(compiled, record, len(signature.args), signature)
