@@ -645,11 +645,10 @@ class Network:
         if plan.split > 0:
             plan.n_validation(X.shape[0])
         # Everything is checked: from here on the network changes.
-        if plan.split > 0:
-            X, Y, sw = plan.hold_out(self._rng, X, Y, sw)
+        rows = plan.hold_out(self._rng, X, Y, sw) if plan.split > 0 else None
         before = (self.optimizer, self.history, self._rng_state.copy())
         session = plan.begin(self)
-        run = TrainingRun(self, X, Y, sw, plan, session)
+        run = TrainingRun(self, X, Y, sw, plan, session, rows)
         try:
             run.run()
         except BadInputError as exc:
