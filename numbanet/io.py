@@ -44,12 +44,18 @@ corrupted, foreign, holding object (pickled) arrays, holding impossible values
 (NaN or infinite parameters, a negative ``epochs_trained``, ``l2``,
 ``n_iter_`` or ``t_``, a ``dropout`` outside [0, 1)), or written by a newer
 numbanet -- raises :class:`numbanet.ModelFileError` naming the file.
-:func:`load` checks sizes before it allocates: every array's header must
-declare exactly the bytes its zip entry holds (and an entry cannot claim more
-than deflate could unpack from the whole file), and ``sizes`` must declare
-exactly as many parameters as ``params`` holds (at most :data:`numbanet.config.MAX_PARAMS`)
-before a :class:`~numbanet.Network` is built, so a small crafted file cannot
-make it allocate gigabytes.
+:func:`load` takes about the model's own size, whatever the file declares or
+compresses: every array's header must declare exactly the bytes its zip entry
+holds (and an entry cannot claim more than deflate could unpack from the whole
+file); entries the format does not have are refused before they are inflated;
+the entries other than ``params`` together may unpack to at most
+:data:`numbanet.config.MAX_METADATA_BYTES`; ``sizes`` must declare exactly as
+many parameters as ``params`` holds, at most ``max_params``
+(:data:`numbanet.config.MAX_PARAMS` by default), before a
+:class:`~numbanet.Network` is built; and ``params`` is inflated in chunks of
+:data:`numbanet.config.LOAD_CHUNK_BYTES` straight into the network's parameter
+vector.  An estimator's JSON may nest at most :data:`numbanet.config.MAX_JSON_DEPTH`
+levels, and its ``classes_`` and ``feature_names_in_`` must fit the network.
 """
 
 import contextlib
