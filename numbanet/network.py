@@ -418,8 +418,8 @@ class Network:
         if not self._fn_owners:  # no custom piece: nothing can fail
             yield
             return
+        # Records are not cleared on entry: another thread's call may be about to read its own.
         pieces = list(self.custom_pieces.values())
-        raise_failures(pieces, call)  # clears records a Python call (a fingerprint) may have left
         saved = self._state() if restore else None
         try:
             yield

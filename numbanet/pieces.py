@@ -316,7 +316,9 @@ class Activation:
         """
         f, d = self._compiled
         z = PROBE_Z if points is None else points
-        return np.array([g(x) for g in (f, d) for x in z], dtype=np.float64)
+        values = np.array([g(x) for g in (f, d) for x in z], dtype=np.float64)
+        _clear(self)  # a point where the function raises gives NaN here, and no error in the next call
+        return values
 
     def __reduce__(self):
         return (Activation, (self.name, self.function, self.derivative, self.init))
@@ -373,7 +375,9 @@ class Loss:
         """Return c and ∂c/∂a at :data:`PROBE_AY` (see :meth:`Activation.fingerprint`)."""
         c, d = self._compiled
         ay = PROBE_AY if points is None else points
-        return np.array([g(a, y) for g in (c, d) for a, y in ay], dtype=np.float64)
+        values = np.array([g(a, y) for g in (c, d) for a, y in ay], dtype=np.float64)
+        _clear(self)
+        return values
 
     def __reduce__(self):
         return (Loss, (self.name, self.cost, self.derivative))
@@ -386,6 +390,11 @@ class Loss:
 
     def __deepcopy__(self, memo):
         return self
+
+
+def _clear(piece):
+    for record, _, _ in piece._records:
+        record[:] = 0.0
 
 
 _LOSS_CALLBACKS = {}

@@ -542,3 +542,12 @@ def test_files_with_the_old_five_point_fingerprint_still_load(tmp_path):
     np.savez(path, **arrays)
     loaded = numbanet.load(path, custom=net.custom_pieces)
     np.testing.assert_array_equal(loaded.params, net.params)
+
+
+def test_a_fingerprint_through_raising_points_leaves_no_error_behind(tmp_path):
+    net = numbanet.Network([2, 3, 1], activations=[PICKY, "identity"], seed=0)
+    numbanet.save(net, tmp_path / "picky.npz")  # the fingerprint evaluates the function where it raises
+    assert np.isnan(PICKY.fingerprint()).any()
+    net.predict(np.zeros((2, 2)))  # no stale error
+    loaded = numbanet.load(tmp_path / "picky.npz", custom={"picky": PICKY})
+    np.testing.assert_array_equal(loaded.params, net.params)
