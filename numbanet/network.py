@@ -18,6 +18,7 @@ arbitrary code.  numbanet does fully-connected networks, exactly.
 """
 
 import contextlib
+import functools
 import numbers
 import threading
 import warnings
@@ -36,6 +37,25 @@ from numbanet.kernels import losses as _loss
 from numbanet.kernels import training as _train
 from numbanet.pieces import Activation, Loss, network_fns, raise_failures
 from numbanet.plan import FitPlan
+
+
+def _loud(call, restore=False):
+    """Decorate a method of Network: a custom piece's exception in it becomes one CustomPieceError.
+
+    See :meth:`Network._loud_pieces`; ``restore`` (fit) puts the network back first.
+    """
+
+    def decorate(method):
+        @functools.wraps(method)
+        def loud(self, *args, **kwargs):
+            if not self._fn_owners:  # no custom piece: nothing can fail this way
+                return method(self, *args, **kwargs)
+            with self._loud_pieces(call, restore):
+                return method(self, *args, **kwargs)
+
+        return loud
+
+    return decorate
 
 
 class Network:
@@ -350,6 +370,7 @@ class Network:
 
     # ----------------------------------------------------- evaluation methods
 
+    @_loud("forward")
     def forward(self, X):
         """Every layer's pre-activations and activations, for teaching and checks.
 
@@ -377,6 +398,7 @@ class Network:
             A.append(a)
         return Z, A
 
+    @_loud("predict")
     def predict(self, X):
         """Output activations.
 
@@ -392,20 +414,26 @@ class Network:
         out = np.empty((X.shape[0], self.sizes[-1]), dtype=self.dtype)
         ws, cap = self._buffers.acquire(min(config.CHUNK, X.shape[0]))
         try:
-            with self._loud_pieces("predict"):
-                _train.predict_flat(self.params, self._spec, X, ws, out)
+            _train.predict_flat(self.params, self._spec, X, ws, out)
         finally:
             self._buffers.release(ws)
         return out
 
     def _cost(self, X, Y, sw, grad):
         ws, cap = self._buffers.acquire(min(config.CHUNK, X.shape[0]))
-        grad = grad if grad is not None else np.empty(0, dtype=self.dtype)
         try:
-            with self._loud_pieces("loss" if grad.size == 0 else "gradients"):
-                return _train.cost_and_gradient_flat(
-                    self.params, self._spec, X, Y, sw, float(sw.sum()), float(self.l2), ws, grad, grad.size > 0
-                )
+            return _train.cost_and_gradient_flat(
+                self.params,
+                self._spec,
+                X,
+                Y,
+                sw,
+                float(sw.sum()),
+                float(self.l2),
+                ws,
+                grad if grad is not None else np.empty(0, dtype=self.dtype),
+                grad is not None,
+            )
         finally:
             self._buffers.release(ws)
 
@@ -415,9 +443,6 @@ class Network:
 
         With ``restore`` (fit), the network is first put back as it was on entry.
         """
-        if not self._fn_owners:  # no custom piece: nothing can fail
-            yield
-            return
         # Records are not cleared on entry: another thread's call may be about to read its own.
         pieces = list(self.custom_pieces.values())
         saved = self._state() if restore else None
@@ -461,6 +486,7 @@ class Network:
         if opt_state is not None:
             opt.state, opt.t = opt_state
 
+    @_loud("loss")
     def loss(self, X, Y, sample_weight=None):
         """Mean per-sample cost (weighted mean with ``sample_weight``), plus the L2 term.
 
@@ -479,6 +505,7 @@ class Network:
         X, Y, sw = self._checked_data(X, Y, sample_weight)
         return float(self._cost(X, Y, sw, None))
 
+    @_loud("gradients")
     def gradients(self, X, Y, sample_weight=None):
         """Exact gradient of :meth:`loss` with respect to every weight and bias.
 
@@ -614,26 +641,26 @@ class Network:
                 "or train another network (a copy made when no fit is running: net.copy())"
             )
         try:
-            with self._loud_pieces("fit", restore=True):
-                return self._fit(
-                    X,
-                    Y,
-                    sample_weight,
-                    epochs=epochs,
-                    batch_size=batch_size,
-                    optimizer=optimizer,
-                    shuffle=shuffle,
-                    validation_data=validation_data,
-                    validation_split=validation_split,
-                    progress=progress,
-                    callbacks=callbacks,
-                    early_stopping=early_stopping,
-                    lr_schedule=lr_schedule,
-                    clip_norm=clip_norm,
-                )
+            return self._fit(
+                X,
+                Y,
+                sample_weight,
+                epochs=epochs,
+                batch_size=batch_size,
+                optimizer=optimizer,
+                shuffle=shuffle,
+                validation_data=validation_data,
+                validation_split=validation_split,
+                progress=progress,
+                callbacks=callbacks,
+                early_stopping=early_stopping,
+                lr_schedule=lr_schedule,
+                clip_norm=clip_norm,
+            )
         finally:
             self._fit_lock.release()
 
+    @_loud("fit", restore=True)
     def _fit(self, X, Y, sample_weight, **options):
         plan = FitPlan(self, **options)
         X_given = X
