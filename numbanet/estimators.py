@@ -602,10 +602,14 @@ class _BaseMLP(BaseEstimator):
 
     # ------------------------------------------------------------ prediction
 
+    def _checked_inputs(self, X):
+        """Return ``X`` validated against the fitted estimator (features, their names), as prediction takes it."""
+        check_is_fitted(self, "net_")
+        return validate_data(self, X, reset=False, dtype=(np.float64, np.float32))
+
     def _raw(self, X):
         """Return the fitted network's outputs for the validated ``X``: shape (n_samples, n_outputs_)."""
-        check_is_fitted(self, "net_")
-        X = validate_data(self, X, reset=False, dtype=(np.float64, np.float32))
+        X = self._checked_inputs(X)  # first: it raises NotFittedError before net_ is read
         return self.net_.predict(X)
 
     # ---------------------------------------------------- fitted attributes
