@@ -551,3 +551,10 @@ def test_a_fingerprint_through_raising_points_leaves_no_error_behind(tmp_path):
     net.predict(np.zeros((2, 2)))  # no stale error
     loaded = numbanet.load(tmp_path / "picky.npz", custom={"picky": PICKY})
     np.testing.assert_array_equal(loaded.params, net.params)
+
+
+def test_explain_stops_on_a_custom_function_that_raises_and_leaves_no_stale_error():
+    net = numbanet.Network([2, 3, 1], activations=[PICKY, "identity"], seed=0)
+    with pytest.raises(ValueError, match=r"custom activation 'picky': its function raised .* explain stopped"):
+        numbanet.explain.gradients(net, np.full((2, 2), 50.0))
+    net.predict(np.zeros((2, 2)))  # the record was read and cleared
