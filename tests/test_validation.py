@@ -131,6 +131,9 @@ def test_float32_network_refuses_values_too_large_for_float32():
         net.predict(_with(X0, (1, 1), 1e39))
     with pytest.raises(ValueError, match="a value too large for float32"):
         net.fit(_with(X0, (1, 1), 1e39), Y0, progress=False)
+    for method in ("loss", "gradients"):  # as predict and fit (issue 22 found predict returning NaN rows)
+        with pytest.raises(ValueError, match="a value too large for float32"):
+            getattr(net, method)(_with(X0, (2, 0), -1e39), Y0)
     _assert_unchanged(net, snap)
 
 
