@@ -140,10 +140,15 @@ class LBFGSRun:
     """One ``fit`` with :class:`LBFGS`: SciPy's iterations, recorded as epochs.
 
     Parameters are those of :class:`numbanet.engine.TrainingRun`: checked
-    ``X, Y`` (finite), ``sw`` (float64), the plan and its session.
+    ``X, Y`` (finite), ``sw`` (float64), the plan and its session, and the
+    training rows of a validation split (None: all).  Those rows are gathered
+    once: every evaluation takes all of them, and the full-batch kernel takes
+    whole matrices.
     """
 
-    def __init__(self, net, X, Y, sw, plan, session):
+    def __init__(self, net, X, Y, sw, plan, session, rows=None):
+        if rows is not None:
+            X, Y, sw = X[rows], Y[rows], np.ascontiguousarray(sw[rows])
         self.net = net
         self.X, self.Y, self.sw = X, Y, sw
         self.plan = plan
