@@ -601,6 +601,16 @@ def test_a_stopped_worker_is_a_lost_worker_within_the_timeout_and_the_network_st
         assert opt.t == 20 and net.epochs_trained == 2 and len(net.history.loss) == 2
         net.fit(X, Y, epochs=1, batch_size=6, progress=False)  # not refused, continues on one machine
         assert opt.t == 30
+        # Without a timeout the next fit waits on the stopped worker (at its set-up): Ctrl-C ends it.
+        timer = threading.Timer(2.0, os.kill, (os.getpid(), signal.SIGINT))
+        timer.start()
+        sent = time.perf_counter()
+        with pytest.raises(KeyboardInterrupt):
+            DataParallel(net, client).fit(X, Y, epochs=100, batch_size=6, progress=False)
+        print(f"stopped worker: KeyboardInterrupt {time.perf_counter() - sent - 2.0:.2f} s after Ctrl-C")
+        timer.cancel()
+        assert not net._fit_lock.locked() and opt.t == 30
+        net.fit(X, Y, epochs=1, batch_size=6, progress=False)
     finally:
         if pid is not None:
             os.kill(pid, signal.SIGCONT)

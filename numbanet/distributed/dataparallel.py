@@ -227,34 +227,39 @@ class DataParallel:
         fit_id = self.fit_id = uuid.uuid4().hex
         self._actors = []
         try:
-            return self._fit(X, Y, sample_weight, **options)
-        except KeyboardInterrupt:
-            self._tell_workers(_request_stop, fit_id)
+            history = self._fit(X, Y, sample_weight, **options)
+        except BaseException as exc:
+            # Ctrl-C or a lost worker: the workers are told, but the error reaches the caller at once.
+            self._tell_workers(fit_id, stop=isinstance(exc, KeyboardInterrupt), wait=False)
             raise
         finally:
             self._actors = []
             self._futures = []  # released: the actors and their shards go away on the workers
             self._persisted = None
-            self._tell_workers(_forget_stop, fit_id)
+        self._tell_workers(fit_id, stop=False, wait=True)
+        return history
 
-    def _tell_workers(self, fn, fit_id):
-        """Run ``fn(fit_id)`` on every worker, waiting at most ``timeout`` (and CLEANUP_SECONDS) for them.
+    def _tell_workers(self, fit_id, stop, wait):
+        """Tell every worker to stop fit ``fit_id`` (with ``stop``), then to forget it.
 
         ``Client.run`` waits for every worker's answer, and a stalled
-        (stopped, swapping) worker never answers: the call goes on in a
-        thread of its own, so a fit's clean-up never waits on it for longer.
+        (stopped, swapping) worker never answers: the calls go on in a thread
+        of their own, which a fit that ended normally waits for at most
+        ``timeout`` (and CLEANUP_SECONDS), and one that failed not at all.
         """
 
         def tell():
             try:
-                self.client.run(fn, fit_id, wait=False)
+                if stop:
+                    self.client.run(_request_stop, fit_id, wait=False)
+                self.client.run(_forget_stop, fit_id, wait=False)
             except Exception:
                 pass  # a lost worker has nothing to be told
 
         thread = threading.Thread(target=tell, name="numbanet-tell-workers", daemon=True)
         thread.start()
-        limit = config.CLEANUP_SECONDS if self.timeout is None else min(self.timeout, config.CLEANUP_SECONDS)
-        thread.join(limit)
+        if wait:
+            thread.join(config.CLEANUP_SECONDS if self.timeout is None else min(self.timeout, config.CLEANUP_SECONDS))
 
     def _fit(self, X, Y, sample_weight, validation_data=None, **options):
         net = self.net
