@@ -54,7 +54,7 @@ import warnings
 import numpy as np
 
 from numbanet import _validation as check
-from numbanet.callbacks import Callback
+from numbanet.callbacks import Callback, History
 from numbanet.kernels.activations import BUILTINS as _BUILTINS
 from numbanet.network import Network
 from numbanet.optimizers import SGD, Adam
@@ -602,10 +602,14 @@ class _BaseMLP(BaseEstimator):
 
     # ------------------------------------------------------------ prediction
 
+    def _checked_inputs(self, X):
+        """Return ``X`` validated against the fitted estimator (features, their names), as prediction takes it."""
+        check_is_fitted(self, "net_")
+        return validate_data(self, X, reset=False, dtype=(np.float64, np.float32))
+
     def _raw(self, X):
         """Return the fitted network's outputs for the validated ``X``: shape (n_samples, n_outputs_)."""
-        check_is_fitted(self, "net_")
-        X = validate_data(self, X, reset=False, dtype=(np.float64, np.float32))
+        X = self._checked_inputs(X)  # first: it raises NotFittedError before net_ is read
         return self.net_.predict(X)
 
     # ---------------------------------------------------- fitted attributes
@@ -1073,3 +1077,17 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         tags = super().__sklearn_tags__()
         tags.target_tags.multi_output = True
         return tags
+
+
+def _type_name(cls):
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
+#: The type names ``skops.io.load(path, trusted=...)`` must be given to load a fitted
+#: :class:`MLPClassifier` or :class:`MLPRegressor` with either solver, alone or in a Pipeline of
+#: scikit-learn's own steps (docs/export.md).  Taken from the classes that a fitted estimator holds:
+#: itself, its network, the network's history, the solvers' optimizers, and the network's dtype
+#: (which skops files as ``numpy.dtype``).
+SKOPS_TRUSTED = sorted(
+    [_type_name(c) for c in (MLPClassifier, MLPRegressor, Network, History, SGD, Adam)] + ["numpy.dtype"]
+)
