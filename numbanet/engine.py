@@ -235,12 +235,7 @@ class TrainingRun:
         work = None
         try:
             self._start()
-            where = warmup.kernels_ready(self.net.dtype.name, self._entry_points())
-            if where == "memory":
-                work = net._buffers.acquire(self.batch_size)[0]
-            else:
-                with interrupts.opened():  # nothing of the run has changed yet
-                    self.history.compile_seconds, work = self._prepare(where, stop_at_epoch_end)
+            self.history.compile_seconds, work = self._prepare(stop_at_epoch_end)
             if self.end is not None and self._end_epoch(resumed=True):
                 return self.history
             while pos[_train.POS_EPOCH] < self.epochs:
@@ -307,15 +302,8 @@ class TrainingRun:
             self.history.stopped_early = self.pos[_train.POS_EPOCH] < self.epochs
         return end.stop
 
-    def _entry_points(self):
-        if self.validation is None:
-            return ("train_slice_flat",)
-        return ("train_slice_flat", "cost_and_gradient_flat", "predict_flat")
-
-    def _prepare(self, where, stop_at_epoch_end):
+    def _prepare(self, stop_at_epoch_end):
         """Take the run's work buffer and compile or load its kernels; return the seconds that took and the buffer.
-
-        ``where`` is where :func:`numbanet.warmup.kernels_ready` found them: on disk, or nowhere.
 
         Sizing the buffer is a kernel too (:func:`numbanet.kernels.layout.work_size`).
         A slice of no mini-batches compiles the training kernel, and with
@@ -323,10 +311,18 @@ class TrainingRun:
         kernels the epoch ends call, under the machine-wide compile lock
         (:func:`numbanet.warmup.compile_lock`), so the progress bar can say
         "compiling kernels (first run only)" and its clock, like the training
-        time, leaves the compile out.
+        time, leaves the compile out.  Compiling is open to Ctrl-C (nothing of the run has
+        changed yet); taking a buffer of the pool is not (its lock must not be left held).
         """
+        entry_points = ("train_slice_flat",)
+        if self.validation is not None:
+            entry_points += ("cost_and_gradient_flat", "predict_flat")
+        where = warmup.kernels_ready(self.net.dtype.name, entry_points)
+        if where == "memory":
+            return 0.0, self.net._buffers.acquire(self.batch_size)[0]
         start = time.perf_counter()
-        with self.bar.compiling() if where is None else contextlib.nullcontext(), warmup.compile_lock():
+        compiling = self.bar.compiling() if where is None else contextlib.nullcontext()
+        with interrupts.opened(), compiling, warmup.compile_lock():
             work = self.net._buffers.acquire(self.batch_size)[0]
             self._slice(work, 0, stop_at_epoch_end)
             if self.validation is not None:
