@@ -37,8 +37,20 @@ LOCAL_SLICE_SECONDS = 0.05
 #: save: a temporary file of a killed save is removed once it is this many seconds old (and unlocked).
 STALE_AFTER = 60
 
-#: load: the most parameters a model file may declare.
+#: load: the most parameters a model file may declare (``load(..., max_params=)`` lowers it for one call).
 MAX_PARAMS = 2**40
+
+#: load: the most bytes a model file's entries other than ``params`` may unpack to, together.
+MAX_METADATA_BYTES = 2**24
+
+#: load: bytes of ``params`` inflated at a time, straight into the network's parameter vector.
+LOAD_CHUNK_BYTES = 2**20
+
+#: load: the deepest nesting of the JSON metadata of an estimator's file.
+MAX_JSON_DEPTH = 32
 
 #: Distinct sets of custom pieces whose compiled callbacks are kept (networks keep their own).
 CUSTOM_CACHE_SIZE = 32
+
+#: Seconds a process waits for another one compiling the same kernels before it compiles them itself.
+COMPILE_LOCK_WAIT = 60.0

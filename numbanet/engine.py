@@ -65,16 +65,19 @@ from numbanet.schedules import ConstantLR
 _INTERRUPT_AFTER_BATCHES = None
 
 
-def data_fingerprint(X, Y, sw, batch_size, shuffle):
+def data_fingerprint(X, Y, sw, batch_size, shuffle, train_rows=None):
     """Return a cheap identity of the training data and batching, to match a pending epoch.
 
-    Shapes, batch size, shuffling, the sample-weight sum, and a CRC of eight
-    rows of ``X`` and ``Y`` spread over the data.
+    Shapes, batch size, shuffling, the sample-weight sum, a CRC of eight
+    rows of ``X`` and ``Y`` spread over the data, and of the rows trained
+    on when they are not all of them.
     """
     n = X.shape[0]
     rows = np.unique(np.linspace(0, n - 1, 8).astype(np.int64))
     crc = zlib.crc32(np.ascontiguousarray(X[rows]).tobytes())
     crc = zlib.crc32(np.ascontiguousarray(Y[rows]).tobytes(), crc)
+    if train_rows is not None:
+        crc = zlib.crc32(train_rows.tobytes(), crc)
     return (X.shape, Y.shape, X.dtype.str, int(batch_size), bool(shuffle), float(sw.sum()), crc)
 
 
@@ -175,14 +178,19 @@ class TrainingRun:
     session : numbanet.plan.FitSession
         The fit's history, progress bar and per-epoch work
         (``epoch_end(history) -> bool``, None when there is none).
+    rows : int64 array, optional
+        The rows of ``X`` to train on, ascending (a validation split's
+        training rows); default all.
     """
 
-    def __init__(self, net, X, Y, sw, plan, session):
+    def __init__(self, net, X, Y, sw, plan, session, rows=None):
         self.net = net
         self.X, self.Y, self.sw = X, Y, sw
-        self.sw_total = float(sw.sum())
+        # rows: the training rows of X when a validation split holds some out (indexed, not copied).
+        n = X.shape[0] if rows is None else rows.size
+        self.sw_total = float(sw.sum() if rows is None else sw[rows].sum())
         self.epochs = plan.epochs
-        self.batch_size = batch_size = plan.batch_for(X.shape[0])
+        self.batch_size = batch_size = plan.batch_for(n)
         self.shuffle = shuffle = plan.shuffle
         self.optimizer = optimizer = plan.optimizer
         self.schedule = plan.schedule
@@ -194,7 +202,7 @@ class TrainingRun:
         self.validation = plan.validation
         epochs = self.epochs
         self.first_epoch = net.epochs_trained
-        n, P = X.shape[0], net.n_params
+        P = net.n_params
         self.n_batches = -(-n // batch_size)
         self.epoch_losses = np.zeros(epochs, dtype=np.float64)
         self.pos = np.zeros(_layout.N_POS, dtype=np.int64)
@@ -202,7 +210,7 @@ class TrainingRun:
         self.t_start = optimizer.t
         self.acc = np.zeros(1, dtype=np.float64)
         self.recorded = 0  # epochs of this run already committed
-        self.fingerprint = data_fingerprint(X, Y, sw, batch_size, shuffle)
+        self.fingerprint = data_fingerprint(X, Y, sw, batch_size, shuffle, rows)
         self.end = None  # the EpochEnd of the last completed epoch while its per-epoch work is not all done
         pending = resumable(net._pending, self.fingerprint, optimizer)  # taken over (and cleared) by run()
         if pending is not None and pending.batch > 0:
@@ -213,7 +221,7 @@ class TrainingRun:
         else:
             if pending is not None and self.epoch_end is not None:
                 self.end = pending.end  # an epoch end to finish before the first epoch
-            self.order = np.arange(n, dtype=np.int64)
+            self.order = np.arange(n, dtype=np.int64) if rows is None else rows.astype(np.int64)
             self.backup = np.empty(_layout.backup_shape(P, optimizer.state.shape[0]), dtype=net.dtype)
 
     # ------------------------------------------------------------------ loop
@@ -308,8 +316,8 @@ class TrainingRun:
         Sizing the buffer is a kernel too (:func:`numbanet.kernels.layout.work_size`).
         A slice of no mini-batches compiles the training kernel, and with
         validation data a loss and a prediction of one validation row for the
-        kernels the epoch ends call, under the machine-wide compile lock
-        (:func:`numbanet.warmup.compile_lock`), so the progress bar can say
+        kernels the epoch ends call -- to compile them, under the machine-wide
+        compile lock (:func:`numbanet.warmup.compile_lock`) -- so the progress bar can say
         "compiling kernels (first run only)" and its clock, like the training
         time, leaves the compile out.  Compiling is open to Ctrl-C (nothing of the run has
         changed yet); taking a buffer of the pool is not (its lock must not be left held).
@@ -320,9 +328,14 @@ class TrainingRun:
         where = warmup.kernels_ready(self.net.dtype.name, entry_points)
         if where == "memory":
             return 0.0, self.net._buffers.acquire(self.batch_size)[0]
-        start = time.perf_counter()
+        # Only a compile takes the lock: cached kernels load at once.  The wait is not compile time.
+        lock = warmup.compile_lock(dtype=self.net.dtype.name) if where is None else contextlib.nullcontext()
         compiling = self.bar.compiling() if where is None else contextlib.nullcontext()
-        with interrupts.opened(), compiling, warmup.compile_lock():
+        asked = time.perf_counter()
+        with interrupts.opened(), compiling, lock:
+            start = time.perf_counter()
+            if where is None:
+                self.history.compile_wait_seconds = start - asked
             work = self.net._buffers.acquire(self.batch_size)[0]
             self._slice(work, 0, stop_at_epoch_end)
             if self.validation is not None:

@@ -174,7 +174,8 @@ def _call(net, rows, kernel, args, out):
     """Run ``kernel(theta, spec, *args, ws, out)`` in a work buffer lent by the network's pool (as ``predict``)."""
     ws, _ = net._buffers.acquire(min(config.CHUNK, rows))
     try:
-        kernel(net.params, net._spec, *args, ws, out)
+        with net._loud_pieces("explain"):  # a custom piece that raises: one CustomPieceError, as in predict
+            kernel(net.params, net._spec, *args, ws, out)
     finally:
         net._buffers.release(ws)
 

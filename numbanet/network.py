@@ -17,6 +17,8 @@ Non-goals: convolutions, recurrent layers, GPUs, automatic differentiation of
 arbitrary code.  numbanet does fully-connected networks, exactly.
 """
 
+import contextlib
+import functools
 import numbers
 import threading
 import warnings
@@ -27,13 +29,33 @@ from numbanet import _validation as check
 from numbanet import config, interrupts
 from numbanet.callbacks import accuracy
 from numbanet.engine import BadInputError, TrainingRun, WorkspacePool
+from numbanet.exceptions import CustomPieceError
 from numbanet.kernels import activations as _act
 from numbanet.kernels import dense as _dense
 from numbanet.kernels import layout as _layout
 from numbanet.kernels import losses as _loss
 from numbanet.kernels import training as _train
-from numbanet.pieces import Activation, Loss, network_fns
+from numbanet.pieces import Activation, Loss, network_fns, raise_failures
 from numbanet.plan import FitPlan
+
+
+def _loud(call, restore=False):
+    """Decorate a method of Network: a custom piece's exception in it becomes one CustomPieceError.
+
+    See :meth:`Network._loud_pieces`; ``restore`` (fit) puts the network back first.
+    """
+
+    def decorate(method):
+        @functools.wraps(method)
+        def loud(self, *args, **kwargs):
+            if not self._fn_owners:  # no custom piece: nothing can fail this way
+                return method(self, *args, **kwargs)
+            with self._loud_pieces(call, restore):
+                return method(self, *args, **kwargs)
+
+        return loud
+
+    return decorate
 
 
 class Network:
@@ -225,11 +247,16 @@ class Network:
         for W, b, act in zip(self.weights, self.biases, self.activations):
             n_out, n_in = W.shape
             init = act.init if isinstance(act, Activation) else _act.BUILTINS[act].init
-            if init == "he":
-                W[...] = self._rng.normal(0.0, np.sqrt(2.0 / n_in), size=W.shape)
-            else:
-                r = np.sqrt(6.0 / (n_in + n_out))
-                W[...] = self._rng.uniform(-r, r, size=W.shape)
+            # Drawn 2**17 values at a time, in the order one draw of W's shape takes them (the same
+            # values): a temporary of 1 MiB, not of the layer's size, so a large network takes its own size.
+            flat = W.reshape(-1)
+            for i in range(0, flat.size, 2**17):
+                part = flat[i : i + 2**17]
+                if init == "he":
+                    part[...] = self._rng.normal(0.0, np.sqrt(2.0 / n_in), size=part.size)
+                else:
+                    r = np.sqrt(6.0 / (n_in + n_out))
+                    part[...] = self._rng.uniform(-r, r, size=part.size)
             b[...] = 0.0
 
     # ------------------------------------------------------------ properties
@@ -343,6 +370,7 @@ class Network:
 
     # ----------------------------------------------------- evaluation methods
 
+    @_loud("forward")
     def forward(self, X):
         """Every layer's pre-activations and activations, for teaching and checks.
 
@@ -370,6 +398,7 @@ class Network:
             A.append(a)
         return Z, A
 
+    @_loud("predict")
     def predict(self, X):
         """Output activations.
 
@@ -437,6 +466,56 @@ class Network:
             self._buffers.release(ws)
         return cost
 
+    @contextlib.contextmanager
+    def _loud_pieces(self, call, restore=False):
+        """Turn a custom piece's exception during the kernel call inside into one ValueError naming it.
+
+        With ``restore`` (fit), the network is first put back as it was on entry.
+        """
+        # Records are not cleared on entry: another thread's call may be about to read its own.
+        pieces = list(self.custom_pieces.values())
+        saved = self._state() if restore else None
+        try:
+            yield
+        except CustomPieceError:  # from a call nested inside (a validation loss in fit)
+            if saved is not None:
+                self._set_state(saved)
+            raise
+        except Exception:
+            self._raise_failure(pieces, call, saved)  # a failed piece's NaN may surface as a divergence first
+            raise
+        self._raise_failure(pieces, call, saved)
+
+    def _raise_failure(self, pieces, call, saved):
+        try:
+            raise_failures(pieces, call)
+        except CustomPieceError:
+            if saved is not None:
+                self._set_state(saved)
+            raise
+
+    def _state(self):
+        opt = self.optimizer
+        opt_state = None if opt is None or opt.state is None else (opt.state.copy(), opt.t)
+        return (
+            self.params.copy(),
+            opt,
+            opt_state,
+            self.history,
+            self.epochs_trained,
+            self._rng_state.copy(),
+            self._pending,
+        )
+
+    def _set_state(self, saved):
+        params, opt, opt_state, self.history, self.epochs_trained, rng, self._pending = saved
+        self.params[...] = params
+        self._rng_state[...] = rng
+        self.optimizer = opt
+        if opt_state is not None:
+            opt.state, opt.t = opt_state
+
+    @_loud("loss")
     def loss(self, X, Y, sample_weight=None):
         """Mean per-sample cost (weighted mean with ``sample_weight``), plus the L2 term.
 
@@ -455,6 +534,7 @@ class Network:
         X, Y, sw = self._checked_data(X, Y, sample_weight)
         return float(self._cost(X, Y, sw, None))
 
+    @_loud("gradients")
     def gradients(self, X, Y, sample_weight=None):
         """Exact gradient of :meth:`loss` with respect to every weight and bias.
 
@@ -564,7 +644,7 @@ class Network:
         lr_schedule : Schedule or callable, optional
             Learning rate per epoch (see :mod:`numbanet.schedules`).
         clip_norm : float, optional
-            Clip each batch gradient to this global L2 norm.
+            Clip each batch gradient to this global L2 norm (> 0; None: no clipping).
 
         Returns
         -------
@@ -614,6 +694,7 @@ class Network:
             finally:
                 self._fit_lock.release()
 
+    @_loud("fit", restore=True)
     def _fit(self, X, Y, sample_weight, **options):
         with interrupts.opened():  # checks only: Ctrl-C here changes nothing
             plan = FitPlan(self, **options)
@@ -627,11 +708,10 @@ class Network:
             if plan.split > 0:
                 plan.n_validation(X.shape[0])
         # Everything is checked: from here on the network changes.
-        if plan.split > 0:
-            X, Y, sw = plan.hold_out(self._rng, X, Y, sw)
+        rows = plan.hold_out(self._rng, X, Y, sw) if plan.split > 0 else None
         before = (self.optimizer, self.history, self._rng_state.copy())
         session = plan.begin(self)
-        run = TrainingRun(self, X, Y, sw, plan, session)
+        run = TrainingRun(self, X, Y, sw, plan, session, rows)
         try:
             run.run()
         except BadInputError as exc:

@@ -77,6 +77,8 @@ class FitPlan:
         self.shuffle = bool(shuffle)
         self.schedule = as_schedule(lr_schedule)
         self.clip = 0.0 if clip_norm is None else check.non_negative_float(clip_norm, "clip_norm")
+        if clip_norm is not None and self.clip == 0:  # the kernels read 0 as "no clipping": say what was meant
+            raise ValueError(f"clip_norm must be > 0 (or None for no clipping); got {clip_norm!r}")
         self.callbacks = _with_early_stopping(as_callbacks(callbacks), early_stopping)
         self.validation = None if validation_data is None else _checked_pair(net, validation_data)
         # Every epoch's rate up front, so that a bad schedule is refused before any training.
@@ -94,19 +96,19 @@ class FitPlan:
         return n_val
 
     def hold_out(self, rng, X, Y, sw):
-        """Split off the validation rows (a draw from ``rng``); return the training ``X, Y, sw``.
+        """Split off the validation rows (a draw from ``rng``); return the training rows, ascending.
 
-        The validation rows become :attr:`validation`; both parts are
-        read-only views of fresh arrays, training rows in their order.
+        The training rows stay where they are (the training kernel indexes
+        ``X``); the validation rows become :attr:`validation`, read-only
+        copies (the predict and loss kernels take whole matrices).
         """
         n_val = self.n_validation(X.shape[0])
         perm = rng.permutation(X.shape[0])
         val, tr = perm[:n_val], np.sort(perm[n_val:])
-        sw = np.ascontiguousarray(sw[tr])
-        if sw.sum() <= 0:
+        if sw[tr].sum() <= 0:
             raise ValueError("after validation_split every training sample has weight 0")
         self.validation = (check.read_only(X[val]), check.read_only(Y[val]))
-        return check.read_only(X[tr]), check.read_only(Y[tr]), sw
+        return tr
 
     def batch_for(self, n):
         """Return the batch size for ``n`` training rows: as asked, at most ``n``."""

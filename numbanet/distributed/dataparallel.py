@@ -366,7 +366,8 @@ class DataParallel:
 
     def _split_validation(self, data, plan):
         """Hold out a validation fraction as ``Network.fit`` does (the same rows, from the same generator)."""
-        X, Y, sw = plan.hold_out(self.net._rng, data["X"], data["Y"], data["sw"])
+        tr = plan.hold_out(self.net._rng, data["X"], data["Y"], data["sw"])
+        X, Y, sw = check.read_only(data["X"][tr]), check.read_only(data["Y"][tr]), np.ascontiguousarray(data["sw"][tr])
         return dict(data, X=X, Y=Y, sw=sw, n=X.shape[0], xsrc=None, ysrc=None)
 
     def _workers(self):
