@@ -10,6 +10,10 @@ DTYPES = ("float64", "float32")
 #: Rows processed at once by predict / loss / gradients; bounds their work buffers.
 CHUNK = 4096
 
+#: Most multiply-adds (rows times parameters) in one kernel call of predict / loss / gradients, which
+#: cuts wide networks' chunks below CHUNK rows: Python sees Ctrl-C between calls, never inside one.
+CHUNK_WORK = 2**30
+
 #: Free work buffers a network keeps for reuse (the most recently used).
 POOL_KEEP = 2
 
@@ -23,6 +27,9 @@ SLICE_GROWTH = 8
 #: Data-parallel: a worker holding more than this many times the mean rows per worker (with 2
 #: workers: more than 75 % of the rows) has the blocks of a Dask array reassigned.
 REBALANCE_FACTOR = 1.5
+
+#: Data-parallel: the most seconds a fit's clean-up waits for the workers to take a message (stop, forget).
+CLEANUP_SECONDS = 5.0
 
 #: Data-parallel, local SGD: seconds a worker trains between looks at the stop flag.
 LOCAL_SLICE_SECONDS = 0.05

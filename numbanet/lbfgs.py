@@ -13,7 +13,9 @@ the iterations; after each one the history records the cost at the accepted
 iterate, and validation, callbacks and early stopping run as after an epoch
 (a callback returning True stops the run).  Whatever ends the run
 (convergence, ``max_fun``, a callback, Ctrl-C, an exception) the network holds
-the last accepted iterate, which the history's last entry describes.
+the last accepted iterate, which the history's last entry describes.  Ctrl-C,
+held by ``fit`` (:mod:`numbanet.interrupts`), is delivered after each
+iteration's record and before each evaluation.
 
 L-BFGS-B's own work is on vectors of the parameters' length, through BLAS;
 a multi-threaded BLAS wakes its threads for each of those small calls, and
@@ -29,7 +31,7 @@ import math
 import numpy as np
 
 from numbanet import _validation as check
-from numbanet import config
+from numbanet import config, interrupts
 from numbanet.engine import record_epochs
 from numbanet.exceptions import TrainingDivergedError
 
@@ -163,6 +165,7 @@ class LBFGSRun:
 
     def cost(self, x):
         """Cost and gradient at ``x`` (float64), evaluated by the kernel on the network's parameters."""
+        interrupts.poll()  # a held Ctrl-C: the run's finally puts back the accepted iterate
         net = self.net
         net.params[...] = x
         _set_threads(self.threaded, one=False)
@@ -183,6 +186,7 @@ class LBFGSRun:
         net.params[...] = self.accepted
         record_epochs(net, history, net.epochs_trained, [intermediate_result.fun], [math.nan])
         history.steps += 1
+        interrupts.poll()  # the iterate and its record agree: a held Ctrl-C is delivered here
         stop = bool(self.epoch_end(history)) if self.epoch_end is not None else False
         self.bar.update(float(len(history.loss)), history)
         if stop:

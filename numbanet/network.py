@@ -26,7 +26,7 @@ import warnings
 import numpy as np
 
 from numbanet import _validation as check
-from numbanet import config
+from numbanet import config, interrupts
 from numbanet.callbacks import accuracy
 from numbanet.engine import BadInputError, TrainingRun, WorkspacePool
 from numbanet.exceptions import CustomPieceError
@@ -412,31 +412,60 @@ class Network:
         ndarray of shape (n_samples, n_outputs), the network's dtype
         """
         X = self._checked_inputs(X)
-        out = np.empty((X.shape[0], self.sizes[-1]), dtype=self.dtype)
-        ws, cap = self._buffers.acquire(min(config.CHUNK, X.shape[0]))
+        n = X.shape[0]
+        out = np.empty((n, self.sizes[-1]), dtype=self.dtype)
+        rows = self._chunk_rows()
+        ws, cap = self._buffers.acquire(min(rows, n))
         try:
-            _train.predict_flat(self.params, self._spec, X, ws, out)
+            for start in range(0, n, rows):
+                stop = min(n, start + rows)
+                _train.predict_flat(self.params, self._spec, X[start:stop], ws, out[start:stop])
+                interrupts.poll()  # within a fit's validation; elsewhere Ctrl-C is raised here anyway
         finally:
             self._buffers.release(ws)
         return out
 
+    def _chunk_rows(self):
+        """Rows of one kernel call of predict / loss / gradients: a power of two, at most CHUNK, at most CHUNK_WORK."""
+        rows = max(1, min(config.CHUNK, config.CHUNK_WORK // self.n_params))
+        return 1 << (rows.bit_length() - 1)
+
     def _cost(self, X, Y, sw, grad):
-        ws, cap = self._buffers.acquire(min(config.CHUNK, X.shape[0]))
+        """Return the weighted mean cost of ``(X, Y)`` (its gradient into ``grad``), a kernel call per chunk of rows.
+
+        Each call's chunk is one of the kernel's own (the buffer holds exactly
+        ``rows``), so the sums are added in the order one call would add them;
+        the L2 term comes with the last chunk.
+        """
+        n, rows = X.shape[0], self._chunk_rows()
+        sw_total = float(sw.sum())
+        part = None if grad is None else (grad if n <= rows else np.empty_like(grad))
+        ws, cap = self._buffers.acquire(min(rows, n))
+        cost = 0.0
         try:
-            return _train.cost_and_gradient_flat(
-                self.params,
-                self._spec,
-                X,
-                Y,
-                sw,
-                float(sw.sum()),
-                float(self.l2),
-                ws,
-                grad if grad is not None else np.empty(0, dtype=self.dtype),
-                grad is not None,
-            )
+            for start in range(0, n, rows):
+                stop = min(n, start + rows)
+                cost += _train.cost_and_gradient_flat(
+                    self.params,
+                    self._spec,
+                    X[start:stop],
+                    Y[start:stop],
+                    sw[start:stop],
+                    sw_total,
+                    float(self.l2) if stop == n else 0.0,
+                    ws,
+                    part if part is not None else np.empty(0, dtype=self.dtype),
+                    part is not None,
+                )
+                if part is not None and part is not grad:
+                    if start == 0:
+                        grad[...] = part
+                    else:
+                        grad += part
+                interrupts.poll()
         finally:
             self._buffers.release(ws)
+        return cost
 
     @contextlib.contextmanager
     def _loud_pieces(self, call, restore=False):
@@ -577,7 +606,9 @@ class Network:
         belong to them, ``epochs_trained`` counts the completed epochs, and
         ``net.history`` holds the epochs recorded so far.  ``KeyboardInterrupt``
         surfaces within about 0.05 s of training (the jitted loop returns to
-        Python that often).  A later ``fit`` on the same data with the same
+        Python that often), or after the current mini-batch when one takes
+        longer; it is held back wherever it would split the bookkeeping
+        (:mod:`numbanet.interrupts`), so no instant is unsafe.  A later ``fit`` on the same data with the same
         ``batch_size``, ``shuffle`` and optimizer first finishes the
         interrupted epoch, so the result equals an uninterrupted run.
 
@@ -639,44 +670,48 @@ class Network:
             When the loss becomes NaN or infinite; the weights and optimizer
             state are restored to the start of that epoch.
         """
-        if not self._fit_lock.acquire(blocking=False):
-            raise RuntimeError(
-                "this network is being trained by another fit or train_on_batch (in another thread, or from a "
-                "callback of that fit); concurrent training of one network is refused. Wait for it to finish, "
-                "or train another network (a copy made when no fit is running: net.copy())"
-            )
-        try:
-            return self._fit(
-                X,
-                Y,
-                sample_weight,
-                epochs=epochs,
-                batch_size=batch_size,
-                optimizer=optimizer,
-                shuffle=shuffle,
-                validation_data=validation_data,
-                validation_split=validation_split,
-                progress=progress,
-                callbacks=callbacks,
-                early_stopping=early_stopping,
-                lr_schedule=lr_schedule,
-                clip_norm=clip_norm,
-            )
-        finally:
-            self._fit_lock.release()
+        # Ctrl-C held from before the lock is taken to after it is given back: delivered only
+        # inside the try, where everything is consistent (numbanet.interrupts).
+        with interrupts.held():
+            if not self._fit_lock.acquire(blocking=False):
+                raise RuntimeError(
+                    "this network is being trained by another fit or train_on_batch (in another thread, or from a "
+                    "callback of that fit); concurrent training of one network is refused. Wait for it to finish, "
+                    "or train another network (a copy made when no fit is running: net.copy())"
+                )
+            try:
+                return self._fit(
+                    X,
+                    Y,
+                    sample_weight,
+                    epochs=epochs,
+                    batch_size=batch_size,
+                    optimizer=optimizer,
+                    shuffle=shuffle,
+                    validation_data=validation_data,
+                    validation_split=validation_split,
+                    progress=progress,
+                    callbacks=callbacks,
+                    early_stopping=early_stopping,
+                    lr_schedule=lr_schedule,
+                    clip_norm=clip_norm,
+                )
+            finally:
+                self._fit_lock.release()
 
     @_loud("fit", restore=True)
     def _fit(self, X, Y, sample_weight, **options):
-        plan = FitPlan(self, **options)
-        X_given = X
-        # NaN and infinity in X: the training kernel checks every row as it gathers it (a pass over
-        # X the fit does anyway), stops, and puts back what the run changed (see below).  Checked
-        # here instead when some rows would not be gathered first (a validation split) or when an
-        # interrupted epoch may be finished first (it gathers only its remaining rows).
-        defer = plan.split == 0 and self._pending is None and not plan.full_batch
-        X, Y, sw = self._checked_data(X, Y, sample_weight, check_finite=not defer)
-        if plan.split > 0:
-            plan.n_validation(X.shape[0])
+        with interrupts.opened():  # checks only: Ctrl-C here changes nothing
+            plan = FitPlan(self, **options)
+            X_given = X
+            # NaN and infinity in X: the training kernel checks every row as it gathers it (a pass over
+            # X the fit does anyway), stops, and puts back what the run changed (see below).  Checked
+            # here instead when some rows would not be gathered first (a validation split) or when an
+            # interrupted epoch may be finished first (it gathers only its remaining rows).
+            defer = plan.split == 0 and self._pending is None and not plan.full_batch
+            X, Y, sw = self._checked_data(X, Y, sample_weight, check_finite=not defer)
+            if plan.split > 0:
+                plan.n_validation(X.shape[0])
         # Everything is checked: from here on the network changes.
         rows = plan.hold_out(self._rng, X, Y, sw) if plan.split > 0 else None
         before = (self.optimizer, self.history, self._rng_state.copy())

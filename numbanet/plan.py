@@ -13,8 +13,9 @@ callbacks' start and end.
 import numpy as np
 
 from numbanet import _validation as check
+from numbanet import interrupts
 from numbanet.callbacks import EarlyStopping, History, accuracy, as_callbacks
-from numbanet.engine import schedule_rates
+from numbanet.engine import EpochEnd, schedule_rates
 from numbanet.lbfgs import LBFGS, refuse_options
 from numbanet.optimizers import SGD, Optimizer
 from numbanet.progress import Progress, default_progress
@@ -147,22 +148,40 @@ class FitSession:
         for cb in plan.callbacks:
             cb.on_train_begin(net)
 
-    def _epoch_end(self, history):
-        """Run the per-epoch work: validation, a loss-watching schedule, callbacks; return True to stop."""
+    def _epoch_end(self, history, end=None, callbacks=True):
+        """Run the per-epoch work of the epoch just completed; return True to stop.
+
+        Three steps, each done whole before ``end.stage`` (an
+        :class:`numbanet.engine.EpochEnd`) moves past it: the validation pass
+        (its values recorded only once both are computed; the pass itself
+        stops between row chunks at a Ctrl-C), a loss-watching schedule's
+        ``observe``, and each callback in turn (Ctrl-C delivered inside it at
+        once).  Called again with the same ``end`` after an interruption, it
+        goes on from the step that was stopped.
+        """
         net, plan = self.net, self.plan
-        if plan.validation is not None:
-            Xv, Yv = plan.validation
-            history.val_loss.append(float(net.loss(Xv, Yv)))
-            acc = accuracy(net.loss_name, net.predict(Xv), Yv)
-            if acc is not None:
-                history.val_accuracy.append(acc)
-        if plan.schedule.needs_loss:
-            watched = history.val_loss[-1] if history.val_loss else history.loss[-1]
-            plan.schedule.observe(watched, plan.optimizer.lr)
-        stop = False
-        for cb in plan.callbacks:
-            stop = bool(cb.on_epoch_end(net, history)) or stop
-        return stop
+        if end is None:
+            end = EpochEnd(history.loss[-1])
+        if end.stage == 0:
+            if plan.validation is not None:
+                Xv, Yv = plan.validation
+                val_loss = float(net.loss(Xv, Yv))
+                acc = accuracy(net.loss_name, net.predict(Xv), Yv)
+                history.val_loss.append(val_loss)
+                if acc is not None:
+                    history.val_accuracy.append(acc)
+                end.loss = val_loss  # the loss a schedule watches
+            end.stage = 1
+        if end.stage == 1:
+            if plan.schedule.needs_loss:
+                plan.schedule.observe(end.loss, plan.optimizer.lr)
+            end.stage = 2
+        while callbacks and end.stage - 2 < len(plan.callbacks):
+            with interrupts.opened():
+                stop = bool(plan.callbacks[end.stage - 2].on_epoch_end(net, history))
+            end.stop = end.stop or stop
+            end.stage += 1
+        return end.stop
 
     def finish(self):
         """Call the callbacks' ``on_train_end``; return the history."""

@@ -193,3 +193,27 @@ def test_blas_threads_are_given_back_as_the_caller_had_them():
         lib["filepath"]: lib["num_threads"] for lib in threadpoolctl.threadpool_info() if lib["user_api"] == "blas"
     }
     assert inside == {1} and after == before
+
+
+def test_a_real_ctrl_c_during_an_evaluation_is_delivered_with_the_accepted_iterate(monkeypatch):
+    import os
+    import signal
+
+    X, Y = regression()
+    net = small_net()
+    real = net._cost
+    calls = []
+
+    def cost(*args):
+        calls.append(1)
+        if len(calls) == 6:
+            os.kill(os.getpid(), signal.SIGINT)  # held by fit: noted here, delivered at the next poll
+        return real(*args)
+
+    monkeypatch.setattr(net, "_cost", cost)
+    with pytest.raises(KeyboardInterrupt):
+        net.fit(X, Y, epochs=50, optimizer=numbanet.LBFGS(), **QUIET)
+    monkeypatch.undo()
+    assert 6 <= len(calls) <= 7 and net.history.loss
+    assert net.loss(X, Y) == pytest.approx(net.history.loss[-1], rel=1e-12)
+    assert net.epochs_trained == len(net.history.loss)
