@@ -15,6 +15,7 @@ from numbanet._numba import load_kernels_without_refresh as _load_kernels_withou
 from numbanet.callbacks import Callback, EarlyStopping, History
 from numbanet.exceptions import ModelFileError, TrainingDivergedError
 from numbanet.gradcheck import GradcheckResult, gradcheck
+from numbanet.lbfgs import LBFGS
 from numbanet.network import Network
 from numbanet.optimizers import SGD, Adam, AdamW, Optimizer, RMSprop
 from numbanet.pieces import Activation, Loss
@@ -37,6 +38,7 @@ __all__ = [
     "Adam",
     "AdamW",
     "RMSprop",
+    "LBFGS",
     "Optimizer",
     "gradcheck",
     "GradcheckResult",

@@ -54,3 +54,7 @@ CUSTOM_CACHE_SIZE = 32
 
 #: Seconds a process waits for another one compiling the same kernels before it compiles them itself.
 COMPILE_LOCK_WAIT = 60.0
+
+#: L-BFGS: an evaluation of at least this many rows x parameters gets BLAS's every thread (the rest
+#: of the run holds BLAS at one); below it, waking the threads for each product costs more than it gains.
+LBFGS_THREADED_WORK = 10**8

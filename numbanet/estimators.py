@@ -32,20 +32,23 @@ Beyond scikit-learn's MLP: ``class_weight`` (classifier), ``dropout``,
 
 Differences from scikit-learn's MLP, on purpose:
 
-* solvers are ``"sgd"`` and ``"adam"`` (no ``"lbfgs"``), with a constant
-  learning rate; the update formulas are PyTorch's (see
-  :mod:`numbanet.optimizers`), which equal scikit-learn's for SGD with
-  (Nesterov) momentum and differ from its Adam only in where ``epsilon`` sits;
+* the update formulas are PyTorch's (see :mod:`numbanet.optimizers`), which
+  equal scikit-learn's for SGD with (Nesterov) momentum at a constant rate
+  and differ from its Adam only in where ``epsilon`` sits (with a changing
+  rate, ``"invscaling"`` or ``"adaptive"``, PyTorch's momentum buffer holds
+  gradients where scikit-learn's holds steps);
+* ``solver="lbfgs"`` (:mod:`numbanet.lbfgs`) minimises the same cost with
+  the same L-BFGS-B; for several regression outputs it minimises the sum of
+  the outputs' squared errors, whose gradient scikit-learn uses too (its
+  reported loss is the mean); ``loss_curve_`` is filled for it too, and
+  ``early_stopping`` works with it (scikit-learn ignores it there);
 * numbanet's L2 strength is constant over an epoch, ``alpha / batch_size``
   (scaled by the mean sample weight), where scikit-learn divides by each
   batch's own weight sum: the two differ in the last, smaller batch of an
   epoch and for unevenly weighted batches;
 * ``activation`` also accepts numbanet's names (``"sigmoid"``,
   ``"leaky_relu"``), and ``activations`` sets each hidden layer separately;
-* a classifier needs at least two classes in ``fit``;
 * sparse input is refused (densify it, or use scikit-learn's MLP).
-
-Non-goals: ``lbfgs``, learning-rate schedules other than constant.
 """
 
 import numbers
@@ -55,10 +58,13 @@ import numpy as np
 
 from numbanet import _validation as check
 from numbanet.callbacks import Callback, History
+from numbanet.exceptions import TrainingDivergedError
 from numbanet.kernels.activations import BUILTINS as _BUILTINS
+from numbanet.lbfgs import LBFGS
 from numbanet.network import Network
 from numbanet.optimizers import SGD, Adam
 from numbanet.pieces import Activation
+from numbanet.schedules import LambdaLR, Schedule
 
 try:
     from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
@@ -67,6 +73,7 @@ try:
     from sklearn.model_selection import train_test_split
     from sklearn.utils import check_random_state
     from sklearn.utils.class_weight import compute_sample_weight
+    from sklearn.utils.metaestimators import available_if
     from sklearn.utils.multiclass import check_classification_targets, type_of_target, unique_labels
     from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data  # validate_data: >= 1.6
 except ImportError as exc:  # pragma: no cover - exercised in a subprocess by the tests
@@ -80,6 +87,9 @@ except ImportError as exc:  # pragma: no cover - exercised in a subprocess by th
 
     class RegressorMixin:  # noqa: D101
         pass
+
+    def available_if(check):  # noqa: D103
+        return lambda method: method
 
 else:
     _SKLEARN_MISSING = None
@@ -102,6 +112,9 @@ _HIDDEN_ACTIVATIONS["logistic"] = "sigmoid"
 _SKLEARN_OUT_NAME = {"sigmoid": "logistic", "softmax": "softmax", "identity": "identity"}
 
 
+_FLOATS = (np.dtype(np.float64), np.dtype(np.float32))
+
+
 def _is_int(value):
     return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
@@ -113,13 +126,19 @@ class _Monitor(Callback):
     training loss is above ``best_loss - tol``.  With early stopping: when the
     validation score is below ``best_score + tol``; the parameters of the best
     validation score are kept.  Training stops once more than
-    ``n_iter_no_change`` consecutive epochs did not improve.
+    ``n_iter_no_change`` consecutive epochs did not improve -- unless
+    ``learning_rate="adaptive"`` (SGD), which divides the rate by 5 instead
+    while it is above 1e-6 (scikit-learn's rule).  With L-BFGS an epoch is an
+    iteration, and without early stopping SciPy's own criteria end the run.
     """
 
-    def __init__(self, est, state, validation):
+    def __init__(self, est, state, validation, optimizer):
         self.est = est
         self.state = state  # dict holding best_loss, validation_scores, ... (updated in place)
         self.validation = validation  # (Xv, Yv, swv) or None
+        self.optimizer = optimizer
+        self.adaptive = est.solver == "sgd" and est.learning_rate == "adaptive"
+        self.watch = validation is not None or est.solver != "lbfgs"
         self.count = 0
         self.converged = False
         self.best_params = None
@@ -153,16 +172,71 @@ class _Monitor(Callback):
                 self.count = 0
             if loss < s["best_loss"]:
                 s["best_loss"] = loss
-        if self.count > est.n_iter_no_change:
-            self.converged = True
-            if est.verbose:
-                what = "Validation score" if self.validation is not None else "Training loss"
-                print(
-                    f"{what} did not improve more than tol={tol:f} for {est.n_iter_no_change} consecutive epochs. "
-                    "Stopping."
-                )
-            return True
+        if self.count > est.n_iter_no_change and self.watch:
+            return self._no_improvement(tol)
         return False
+
+    def _no_improvement(self, tol):
+        """Stop (return True), or with ``learning_rate="adaptive"`` divide the rate by 5 and go on."""
+        est = self.est
+        what = "Validation score" if self.validation is not None else "Training loss"
+        msg = f"{what} did not improve more than tol={tol:f} for {est.n_iter_no_change} consecutive epochs."
+        if self.adaptive and self.optimizer.lr > 1e-6:
+            self.optimizer.lr /= 5.0  # the next epoch's rate (_Adaptive reads it); partial_fit keeps it
+            self.count = 0
+            if est.verbose:
+                print(f"{msg} Setting learning rate to {self.optimizer.lr:f}")
+            return False
+        self.converged = True
+        if est.verbose:
+            print(f"{msg} {'Learning rate too small. ' if self.adaptive else ''}Stopping.")
+        return True
+
+
+class _Adaptive(Schedule):
+    """The optimizer's current rate, read at each epoch's start: ``learning_rate="adaptive"``.
+
+    :class:`_Monitor` divides the optimizer's rate by 5 when the loss stops
+    improving; this schedule passes that rate on (it watches the loss so that
+    the rate is read epoch by epoch, after the monitor has run).
+    """
+
+    needs_loss = True
+
+    def __call__(self, epoch, base_lr):
+        """Return ``base_lr``, the optimizer's rate as the monitor left it."""
+        return base_lr
+
+    def observe(self, value, base_lr):
+        """Nothing: the monitor decides (its rule is also the stopping rule)."""
+
+
+def _invscaling(first_epoch, t0, n_samples, power_t, fresh):
+    """scikit-learn's ``learning_rate="invscaling"`` as a schedule of ``Network.fit``.
+
+    scikit-learn sets ``eta = learning_rate_init / (t + 1) ** power_t`` at
+    each epoch's end, ``t`` the training samples seen so far (``t_``); a
+    fresh optimizer starts at ``learning_rate_init``.  So the fit's epoch
+    ``k`` (counted from 0) uses ``init / (t0 + k * n_samples + 1) ** power_t``,
+    except the first epoch of a fresh optimizer.
+    """
+
+    def rate(epoch, base_lr):
+        k = epoch - first_epoch
+        if k == 0 and fresh:
+            return base_lr
+        return base_lr / (t0 + k * n_samples + 1) ** power_t
+
+    return LambdaLR(rate)
+
+
+def _stochastic_solver(est):
+    """``partial_fit`` exists for the mini-batch solvers only (scikit-learn's ``available_if`` rule)."""
+    if est.solver not in ("sgd", "adam"):
+        raise AttributeError(
+            f"partial_fit is only available for stochastic optimizers. {est.solver} is not stochastic."
+        )
+    return True
 
 
 def _sklearn_init(rs, sizes, factors):
@@ -195,7 +269,9 @@ class _BaseMLP(BaseEstimator):
         solver="adam",
         alpha=0.0001,
         batch_size="auto",
+        learning_rate="constant",
         learning_rate_init=0.001,
+        power_t=0.5,
         max_iter=200,
         shuffle=True,
         random_state=None,
@@ -210,6 +286,7 @@ class _BaseMLP(BaseEstimator):
         beta_2=0.999,
         epsilon=1e-8,
         n_iter_no_change=10,
+        max_fun=15000,
         dropout=0.0,
         activations=None,
         loss=None,
@@ -221,7 +298,9 @@ class _BaseMLP(BaseEstimator):
         self.solver = solver
         self.alpha = alpha
         self.batch_size = batch_size
+        self.learning_rate = learning_rate
         self.learning_rate_init = learning_rate_init
+        self.power_t = power_t
         self.max_iter = max_iter
         self.shuffle = shuffle
         self.random_state = random_state
@@ -236,6 +315,7 @@ class _BaseMLP(BaseEstimator):
         self.beta_2 = beta_2
         self.epsilon = epsilon
         self.n_iter_no_change = n_iter_no_change
+        self.max_fun = max_fun
         self.dropout = dropout
         self.activations = activations
         self.loss = loss
@@ -283,9 +363,14 @@ class _BaseMLP(BaseEstimator):
     def _settings(self):
         """Validate the hyper-parameters that do not depend on the data."""
         hidden, acts = self._hidden()
-        if self.solver not in ("sgd", "adam"):
-            extra = "; numbanet has no 'lbfgs' (use solver='adam' or 'sgd')" if self.solver == "lbfgs" else ""
-            raise ValueError(f"solver must be 'sgd' or 'adam'; got {self.solver!r}{extra}")
+        if self.solver not in ("sgd", "adam", "lbfgs"):
+            raise ValueError(f"solver must be 'lbfgs', 'sgd' or 'adam'; got {self.solver!r}")
+        if self.learning_rate not in ("constant", "invscaling", "adaptive"):
+            raise ValueError(
+                f"learning_rate must be 'constant', 'invscaling' or 'adaptive'; got {self.learning_rate!r}"
+            )
+        check.non_negative_float(self.power_t, "power_t")
+        check.positive_int(self.max_fun, "max_fun")
         check.non_negative_float(self.alpha, "alpha")
         if not (isinstance(self.batch_size, str) and self.batch_size == "auto"):
             if not _is_int(self.batch_size) or self.batch_size < 1:
@@ -294,14 +379,16 @@ class _BaseMLP(BaseEstimator):
             raise ValueError(f"learning_rate_init must be > 0; got {self.learning_rate_init}")
         check.positive_int(self.max_iter, "max_iter")
         check.non_negative_float(self.tol, "tol")
-        check.positive_int(self.n_iter_no_change, "n_iter_no_change")
+        if not (isinstance(self.n_iter_no_change, float) and self.n_iter_no_change == np.inf):
+            check.positive_int(self.n_iter_no_change, "n_iter_no_change")  # or np.inf: never stop on it
         if self.early_stopping:
             fraction = check.non_negative_float(
                 self.validation_fraction, "validation_fraction", upper=1.0, upper_open=True
             )
             if fraction <= 0:
                 raise ValueError(f"validation_fraction must be in (0, 1) with early_stopping; got {fraction}")
-        check.non_negative_float(self.dropout, "dropout", upper=1.0, upper_open=True)
+        if check.non_negative_float(self.dropout, "dropout", upper=1.0, upper_open=True) > 0 and self.solver == "lbfgs":
+            raise ValueError(f"solver='lbfgs' needs a deterministic cost; dropout={self.dropout} must be 0 with it")
         if self.solver == "sgd":
             check.non_negative_float(self.momentum, "momentum", upper=1.0, upper_open=True)
         else:
@@ -345,6 +432,8 @@ class _BaseMLP(BaseEstimator):
         return sw
 
     def _make_optimizer(self):
+        if self.solver == "lbfgs":
+            return LBFGS(max_fun=int(self.max_fun), tol=float(self.tol))
         if self.solver == "sgd":
             momentum = float(self.momentum)
             return SGD(
@@ -436,26 +525,53 @@ class _BaseMLP(BaseEstimator):
         Xt, Yt, swt, validation = self._hold_out(X, Y, sw, encoded, rs)
         batch_size, net.l2 = self._batch_and_l2(Xt.shape[0], swt)
         net.dropout = float(self.dropout)
-        if incremental and fitted and getattr(self, "_optimizer", None) is not None:
+        fresh = not (incremental and fitted and getattr(self, "_optimizer", None) is not None)
+        if not fresh:
             optimizer = self._optimizer
             if optimizer.state is not None and not optimizer.state.flags.writeable:
                 optimizer.state = optimizer.state.copy()  # e.g. unpickled from a read-only memory map
         else:
             optimizer = self._make_optimizer()
-        monitor = _Monitor(self, state, validation)
-        stored = (optimizer, state, monitor, Y.shape[1], out_act, encoded)
-        history = self._train(net, Xt, Yt, swt, batch_size, 1 if incremental else int(self.max_iter), stored, training)
+        options = {"optimizer": optimizer, "callbacks": [_Monitor(self, state, validation, optimizer)]}
+        if self.solver != "lbfgs":
+            options.update(batch_size=batch_size, shuffle=bool(self.shuffle))
+            options["lr_schedule"] = self._schedule(net, state["t"], Xt.shape[0], fresh)
+        stored = (optimizer, state, options["callbacks"][0], Y.shape[1], out_act, encoded)
+        history = self._train(net, Xt, Yt, swt, 1 if incremental else int(self.max_iter), options, stored, training)
+        self._finish(net, history, validation, stored, incremental)
+        return self
+
+    def _schedule(self, net, t0, n_train, fresh):
+        """Return the ``lr_schedule`` of ``learning_rate`` (SGD only, as in scikit-learn); None for constant."""
+        if self.solver != "sgd" or self.learning_rate == "constant":
+            return None
+        if self.learning_rate == "adaptive":
+            return _Adaptive()
+        return _invscaling(net.epochs_trained, t0, n_train, float(self.power_t), fresh)
+
+    def _finish(self, net, history, validation, stored, incremental):
+        """Keep the best weights of early stopping, store the fitted attributes, warn when not converged."""
+        optimizer, monitor = stored[0], stored[2]
         if validation is not None and monitor.best_params is not None:
             net.params[...] = monitor.best_params
-        self._store_fitted(net, optimizer, state, history, monitor, Y.shape[1], out_act, encoded)
-        if not incremental and not monitor.converged and len(history.loss) == self.max_iter:
+        self._store_fitted(net, *stored[:2], history, *stored[2:])
+        if incremental or monitor.converged:
+            return
+        name = type(self).__name__
+        if isinstance(optimizer, LBFGS):
+            result = optimizer.result_
+            if result is not None and result["status"] != 0:
+                message = f"lbfgs failed to converge after {self.n_iter_} iteration(s) (status={result['status']}):\n"
+                message += f"{result['message']}\n"
+                if self.n_iter_ >= self.max_iter:
+                    message += f"Increase the number of iterations (max_iter={self.max_iter}) or scale the data."
+                warnings.warn(f"{name}: {message}", ConvergenceWarning, stacklevel=5)
+        elif len(history.loss) == self.max_iter:
             warnings.warn(
-                f"{type(self).__name__}: maximum iterations ({self.max_iter}) reached and the optimization "
-                "hasn't converged yet.",
+                f"{name}: maximum iterations ({self.max_iter}) reached and the optimization hasn't converged yet.",
                 ConvergenceWarning,
-                stacklevel=4,  # the caller of fit
+                stacklevel=5,  # the caller of fit
             )
-        return self
 
     def _new_network(self, n_in, hidden, acts, out_act, loss, n_out, x_dtype, rs):
         """Build the network of a first fit, with scikit-learn's initial weights."""
@@ -526,29 +642,47 @@ class _BaseMLP(BaseEstimator):
         if not self.early_stopping:
             return X, Y, sw, None
         n = X.shape[0]
-        stratify = encoded["labels"] if encoded.get("labels") is not None else None
+        # scikit-learn stratifies by its binarised targets (booleans); so do we, for the same split rule.
+        stratify = None
+        if encoded.get("labels") is not None:
+            stratify = Y.astype(bool)
         try:
             tr, va = train_test_split(
                 np.arange(n), test_size=self.validation_fraction, random_state=rs, stratify=stratify
             )
         except ValueError as e:
             raise ValueError(
-                f"early_stopping could not hold out validation_fraction={self.validation_fraction} of {n} samples: {e}"
+                f"{e} (early_stopping holds out validation_fraction={self.validation_fraction} of {n} samples"
+                f"{self._few_members(encoded)})"
             ) from None
         if va.size < 2:
             raise ValueError(
-                f"early_stopping needs at least 2 validation samples, but validation_fraction="
-                f"{self.validation_fraction} of {n} samples gives {va.size}; increase validation_fraction "
-                "or use more data"
+                "The validation set is too small. Increase 'validation_fraction' or the size of your dataset. "
+                f"(early_stopping needs at least 2 validation samples, but validation_fraction="
+                f"{self.validation_fraction} of {n} samples gives {va.size})"
             )
         tr.sort()
         va.sort()
         validation = (X[va], Y[va], None if sw is None else sw[va])
         return X[tr], Y[tr], None if sw is None else sw[tr], validation
 
+    @staticmethod
+    def _few_members(encoded):
+        """``"; classes of y with one sample: [...]"`` in the user's labels, for the stratification message."""
+        if encoded.get("labels") is None:
+            return ""
+        counts = np.bincount(encoded["labels"], minlength=encoded["classes"].size)
+        few = encoded["classes"][counts < 2]
+        return f"; classes of y with fewer than 2 samples: {few.tolist()}" if few.size else ""
+
     def _batch_and_l2(self, n_train, swt):
         """Return the batch size and the network's l2 that give scikit-learn's ``alpha`` penalty."""
-        batch_size = min(200, n_train) if isinstance(self.batch_size, str) else min(int(self.batch_size), n_train)
+        if self.solver == "lbfgs":
+            batch_size = n_train  # full batch: the penalty is alpha / (2 * sum of all weights) * ||W||^2
+        elif isinstance(self.batch_size, str):
+            batch_size = min(200, n_train)
+        else:
+            batch_size = min(int(self.batch_size), n_train)
         # scikit-learn adds alpha / (2 * sum of the batch's sample weights) * ||W||^2 to each
         # batch's mean loss; numbanet's l2 is lambda / 2 * ||W||^2, so lambda = alpha / (batch
         # weight sum), with the batch weight sum estimated as batch_size * mean weight.
@@ -556,29 +690,36 @@ class _BaseMLP(BaseEstimator):
         l2 = float(self.alpha) / (batch_size * mean_w) if mean_w > 0 else float(self.alpha) / batch_size
         return batch_size, l2
 
-    def _train(self, net, Xt, Yt, swt, batch_size, epochs, stored, training):
-        """Fit the network; when training started and then failed, store what it reached before raising."""
-        optimizer, state, monitor = stored[:3]
+    def _train(self, net, Xt, Yt, swt, epochs, options, stored, training):
+        """Fit the network; when training started and then failed, store what it reached before raising.
+
+        Divergence (non-finite weights or loss) raises scikit-learn's
+        ``ValueError``, except with early stopping, which keeps the best
+        weights seen (the diverged epoch's validation score is NaN), as
+        scikit-learn's MLP does.
+        """
+        state, monitor = stored[1], stored[2]
         before = net.history
         try:
-            history = net.fit(
-                Xt,
-                Yt,
-                epochs=epochs,
-                batch_size=batch_size,
-                optimizer=optimizer,
-                shuffle=bool(self.shuffle),
-                progress=False,
-                sample_weight=swt,
-                callbacks=[monitor],
-            )
+            history = net.fit(Xt, Yt, epochs=epochs, progress=False, sample_weight=swt, **options)
             training.append(True)  # from here on, whatever happens, the attributes follow the trained network
-        except BaseException:
-            if net.history is not before:  # training had started
-                # Interrupted (Ctrl-C), diverged or a failing callback: the network keeps the weights
-                # of its last completed mini-batch (or last finite epoch); the attributes describe them.
-                training.append(True)
-                self._store_fitted(net, *stored[:2], net.history, *stored[2:])
+        except BaseException as exc:
+            if net.history is before:  # refused before training started
+                raise
+            # Interrupted (Ctrl-C), diverged or a failing callback: the network keeps the weights
+            # of its last completed mini-batch (or last finite epoch); the attributes describe them.
+            training.append(True)
+            if isinstance(exc, TrainingDivergedError) and monitor.best_params is not None:
+                state["validation_scores"].append(float("nan"))
+                state["validation_loss_curve"].append(float("nan"))
+                monitor.converged = True
+                return net.history
+            self._store_fitted(net, *stored[:2], net.history, *stored[2:])
+            if isinstance(exc, TrainingDivergedError):
+                raise ValueError(
+                    "Solver produced non-finite parameter weights. The input data may contain large values and "
+                    f"need to be preprocessed. ({exc})"
+                ) from exc
             raise
         return history
 
@@ -608,25 +749,71 @@ class _BaseMLP(BaseEstimator):
         return validate_data(self, X, reset=False, dtype=(np.float64, np.float32))
 
     def _raw(self, X):
-        """Return the fitted network's outputs for the validated ``X``: shape (n_samples, n_outputs_)."""
-        X = self._checked_inputs(X)  # first: it raises NotFittedError before net_ is read
+        """Return the fitted network's outputs for the validated ``X``: shape (n_samples, n_outputs_).
+
+        A float NumPy matrix with the fitted number of columns, given to an
+        estimator fitted without feature names, goes straight to the network,
+        whose own check refuses NaN and infinity: the checks scikit-learn's
+        ``validate_data`` makes, at a fraction of its cost (which is ten times
+        the network's for one row).  Anything else, and anything the network
+        refuses, takes ``validate_data``, whose messages are scikit-learn's.
+        """
+        net = self.__dict__.get("net_")
+        if (
+            net is not None
+            and type(X) is np.ndarray
+            and X.ndim == 2
+            and X.dtype in _FLOATS
+            and X.shape[1] == self.n_features_in_
+            and "feature_names_in_" not in self.__dict__
+        ):
+            try:
+                return net.predict(X)
+            except ValueError:
+                pass  # NaN, infinity or no rows: scikit-learn's message below
+        X = self._checked_inputs(X)  # raises NotFittedError, and scikit-learn's messages
         return self.net_.predict(X)
 
     # ---------------------------------------------------- fitted attributes
 
     @property
     def coefs_(self):
-        """Weight matrices in scikit-learn's orientation, ``(n_in, n_out)`` (views of ``net_.weights``, transposed)."""
+        """Weight matrices in scikit-learn's orientation, ``(n_in, n_out)`` (views of ``net_.weights``, transposed).
+
+        Assigning a list of matrices of the same shapes copies them into ``net_``.
+        """
         if "net_" not in self.__dict__:
             raise AttributeError("coefs_ exists after fit")
         return [W.T for W in self.net_.weights]
 
+    @coefs_.setter
+    def coefs_(self, values):
+        self._assign("coefs_", values, [W.T for W in self.net_.weights] if "net_" in self.__dict__ else None)
+
     @property
     def intercepts_(self):
-        """Bias vectors (views of ``net_.biases``)."""
+        """Bias vectors (views of ``net_.biases``); assigning copies them into ``net_``."""
         if "net_" not in self.__dict__:
             raise AttributeError("intercepts_ exists after fit")
         return list(self.net_.biases)
+
+    @intercepts_.setter
+    def intercepts_(self, values):
+        self._assign("intercepts_", values, list(self.net_.biases) if "net_" in self.__dict__ else None)
+
+    def _assign(self, name, values, targets):
+        """Copy ``values`` into the network's views ``targets``, all checked first (ValueError, nothing changed)."""
+        if targets is None:
+            raise AttributeError(f"{name} can be assigned after fit, which builds the network")
+        values = list(values)
+        if len(values) != len(targets):
+            raise ValueError(f"{name} needs {len(targets)} arrays (one per layer); got {len(values)}")
+        arrays = [np.asarray(v, dtype=np.float64) for v in values]
+        for i, (a, t) in enumerate(zip(arrays, targets)):
+            if a.shape != t.shape:
+                raise ValueError(f"{name}[{i}] must have shape {t.shape}; got {a.shape}")
+        for a, t in zip(arrays, targets):
+            t[...] = a
 
     @property
     def n_layers_(self):
@@ -660,7 +847,11 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         "logistic" (numbanet's "sigmoid") or "identity", numbanet's
         "leaky_relu", "elu", "gelu", "silu", "softplus" or "mish", or a custom
         :class:`numbanet.Activation`.
-    solver : {"adam", "sgd"}, default "adam"
+    solver : {"adam", "sgd", "lbfgs"}, default "adam"
+        ``"lbfgs"``: full-batch L-BFGS (:class:`numbanet.LBFGS`, SciPy's
+        L-BFGS-B on numbanet's cost kernel), for small data sets; ``max_iter``
+        bounds its iterations and ``max_fun`` its evaluations, ``tol`` is its
+        gradient tolerance, and ``partial_fit`` does not exist with it.
     alpha : float, default 1e-4
         L2 penalty strength, with scikit-learn's meaning: each mini-batch adds
         ``alpha / (2 * sum of its sample weights) * sum_l ||W^l||^2`` to its
@@ -670,11 +861,21 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         last, smaller batch of an epoch gets the same λ).
     batch_size : int or "auto", default "auto"
         ``"auto"`` is ``min(200, n_samples)``; larger values are capped at ``n_samples``.
+    learning_rate : {"constant", "invscaling", "adaptive"}, default "constant"
+        SGD's rate schedule, scikit-learn's: ``"invscaling"`` uses
+        ``learning_rate_init / (t + 1) ** power_t`` with ``t`` the samples seen
+        before the epoch (the first epoch of a fit uses ``learning_rate_init``);
+        ``"adaptive"`` divides the rate by 5 each time the convergence rule
+        (``tol``, ``n_iter_no_change``) would stop, and stops once the rate is
+        at most 1e-6.  Ignored by Adam and L-BFGS.
     learning_rate_init : float, default 1e-3
-        The (constant) learning rate.
+        The initial learning rate (SGD, Adam).
+    power_t : float, default 0.5
+        The exponent of ``"invscaling"``.
     max_iter : int, default 200
-        Maximum number of epochs; a :class:`sklearn.exceptions.ConvergenceWarning`
-        is issued when it is reached without convergence.
+        Maximum number of epochs (L-BFGS: iterations); a
+        :class:`sklearn.exceptions.ConvergenceWarning` is issued when it is
+        reached without convergence, warm-started fits included.
     shuffle : bool, default True
         Reshuffle the samples every epoch.
     random_state : int, RandomState or None
@@ -694,11 +895,15 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         Nesterov momentum for SGD (when ``momentum > 0``).
     early_stopping : bool, default False
         Hold out ``validation_fraction`` of the data (stratified) and stop on
-        its accuracy; the weights of the best epoch are kept.
+        its accuracy; the weights of the best epoch are kept.  With L-BFGS
+        too (scikit-learn ignores it there): validated after every iteration.
     validation_fraction : float, default 0.1
     beta_1, beta_2, epsilon : float
         Adam's hyper-parameters.
-    n_iter_no_change : int, default 10
+    n_iter_no_change : int or np.inf, default 10
+        ``np.inf`` never stops on it (``max_iter`` ends the fit).
+    max_fun : int, default 15000
+        L-BFGS: at most this many cost-and-gradient evaluations.
     class_weight : None, "balanced", dict or list of dicts, default None
         Weights of the classes, as in scikit-learn's classifiers: each
         sample's weight is multiplied by its class's
@@ -757,7 +962,8 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
     t_ : int
         Training samples seen, summed over epochs.
     coefs_, intercepts_ : list of ndarray
-        Weights as ``(n_in, n_out)`` and biases: views of ``net_``'s parameters.
+        Weights as ``(n_in, n_out)`` and biases: views of ``net_``'s parameters; assigning
+        a list of arrays of the same shapes copies them in.
 
     Examples
     --------
@@ -780,7 +986,9 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         solver="adam",
         alpha=0.0001,
         batch_size="auto",
+        learning_rate="constant",
         learning_rate_init=0.001,
+        power_t=0.5,
         max_iter=200,
         shuffle=True,
         random_state=None,
@@ -795,6 +1003,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         beta_2=0.999,
         epsilon=1e-8,
         n_iter_no_change=10,
+        max_fun=15000,
         class_weight=None,
         dropout=0.0,
         activations=None,
@@ -807,7 +1016,9 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
             solver=solver,
             alpha=alpha,
             batch_size=batch_size,
+            learning_rate=learning_rate,
             learning_rate_init=learning_rate_init,
+            power_t=power_t,
             max_iter=max_iter,
             shuffle=shuffle,
             random_state=random_state,
@@ -822,6 +1033,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
             beta_2=beta_2,
             epsilon=epsilon,
             n_iter_no_change=n_iter_no_change,
+            max_fun=max_fun,
             dropout=dropout,
             activations=activations,
             loss=loss,
@@ -890,12 +1102,8 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
                 cls = np.arange(y.shape[1])
             else:
                 cls = unique_labels(classes) if incremental else unique_labels(y)
-                if cls.size < 2:
-                    raise ValueError(
-                        f"{name} needs samples of at least 2 classes; got 1 class ({cls[0]!r})"
-                        if cls.size == 1
-                        else f"{name} needs at least 2 classes; got none"
-                    )
+                if cls.size < 1:
+                    raise ValueError(f"{name} needs at least 1 class; got none")
         else:
             cls = self.classes_
             was_multilabel = self.out_activation_ == "logistic" and self.n_outputs_ > 1
@@ -926,7 +1134,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
             pos = np.clip(pos, 0, cls.size - 1)
             if not np.all(cls[pos] == y):
                 raise ValueError(f"y has labels not in classes {cls}")
-            if cls.size == 2:
+            if cls.size <= 2:  # one class (as scikit-learn allows): one output, always 0, as for the first of two
                 Y = pos.reshape(-1, 1).astype(np.float64)
             else:
                 Y = np.zeros((y.shape[0], cls.size))
@@ -936,7 +1144,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
 
     def _output_layer(self, encoded):
         n_classes = encoded["classes"].size
-        binary = encoded["multilabel"] or n_classes == 2
+        binary = encoded["multilabel"] or n_classes <= 2
         natural = "binary_cross_entropy" if binary else "cross_entropy"
         out = "sigmoid" if binary else "softmax"
         loss = self.loss
@@ -963,6 +1171,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
             correct = np.all((P > 0.5) == (Y > 0.5), axis=1)
         return float(np.average(correct, weights=sw))
 
+    @available_if(_stochastic_solver)
     def partial_fit(self, X, y, classes=None, sample_weight=None):
         """One epoch of mini-batches over ``(X, y)``, continuing from the current weights and optimizer.
 
@@ -985,7 +1194,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         """Predicted labels: array of shape (n_samples,), or (n_samples, n_labels) of 0/1 for multilabel."""
         P = self._raw(X)
         if self.n_outputs_ == 1:
-            return self.classes_[(P[:, 0] > 0.5).astype(np.intp)]
+            return self.classes_[np.minimum(P[:, 0] > 0.5, self.classes_.size - 1).astype(np.intp)]
         if self.out_activation_ == "softmax":
             return self.classes_[P.argmax(axis=1)]
         return (P > 0.5).astype(int)
@@ -1016,7 +1225,8 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
     gradient too).  ``y`` may be 1-D (``predict`` returns 1-D) or 2-D for
     several outputs.  Parameters and attributes are those of
     :class:`MLPClassifier` without the class handling (no
-    ``class_weight``); ``loss`` is None, ``"squared_error"`` or ``"mse"``,
+    ``class_weight``); ``loss`` (the first parameter, as in scikit-learn) is
+    ``"squared_error"`` (the default), ``"mse"`` or None, all the same,
     ``out_activation_`` is ``"identity"``, and ``validation_scores_`` holds
     R² scores.  ``loss_curve_`` and ``validation_loss_curve_`` report
     scikit-learn's value, ``0.5 * mean over samples and outputs of (a − y)²``
@@ -1036,6 +1246,67 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
     """
 
     _out_task = "regression"
+
+    def __init__(
+        self,
+        loss="squared_error",
+        hidden_layer_sizes=(100,),
+        activation="relu",
+        *,
+        solver="adam",
+        alpha=0.0001,
+        batch_size="auto",
+        learning_rate="constant",
+        learning_rate_init=0.001,
+        power_t=0.5,
+        max_iter=200,
+        shuffle=True,
+        random_state=None,
+        tol=1e-4,
+        verbose=False,
+        warm_start=False,
+        momentum=0.9,
+        nesterovs_momentum=True,
+        early_stopping=False,
+        validation_fraction=0.1,
+        beta_1=0.9,
+        beta_2=0.999,
+        epsilon=1e-8,
+        n_iter_no_change=10,
+        max_fun=15000,
+        dropout=0.0,
+        activations=None,
+        dtype=None,
+    ):
+        super().__init__(
+            hidden_layer_sizes,
+            activation,
+            solver=solver,
+            alpha=alpha,
+            batch_size=batch_size,
+            learning_rate=learning_rate,
+            learning_rate_init=learning_rate_init,
+            power_t=power_t,
+            max_iter=max_iter,
+            shuffle=shuffle,
+            random_state=random_state,
+            tol=tol,
+            verbose=verbose,
+            warm_start=warm_start,
+            momentum=momentum,
+            nesterovs_momentum=nesterovs_momentum,
+            early_stopping=early_stopping,
+            validation_fraction=validation_fraction,
+            beta_1=beta_1,
+            beta_2=beta_2,
+            epsilon=epsilon,
+            n_iter_no_change=n_iter_no_change,
+            max_fun=max_fun,
+            dropout=dropout,
+            activations=activations,
+            loss=loss,
+            dtype=dtype,
+        )
 
     def _encode_targets(self, y, first, incremental, classes):
         if y.dtype.kind not in "biuf":
@@ -1057,8 +1328,11 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
 
     def _net_score(self, net, X, Y, sw):
         P = net.predict(X)
+        if not np.isfinite(P).all():  # diverging weights: no score (scikit-learn's NaN), not an error
+            return float("nan")
         return float(r2_score(Y, P, sample_weight=sw))
 
+    @available_if(_stochastic_solver)
     def partial_fit(self, X, y, sample_weight=None):
         """One epoch of mini-batches over ``(X, y)``, continuing from the current weights and optimizer.
 
@@ -1084,10 +1358,10 @@ def _type_name(cls):
 
 
 #: The type names ``skops.io.load(path, trusted=...)`` must be given to load a fitted
-#: :class:`MLPClassifier` or :class:`MLPRegressor` with either solver, alone or in a Pipeline of
+#: :class:`MLPClassifier` or :class:`MLPRegressor` with any solver, alone or in a Pipeline of
 #: scikit-learn's own steps (docs/export.md).  Taken from the classes that a fitted estimator holds:
 #: itself, its network, the network's history, the solvers' optimizers, and the network's dtype
 #: (which skops files as ``numpy.dtype``).
 SKOPS_TRUSTED = sorted(
-    [_type_name(c) for c in (MLPClassifier, MLPRegressor, Network, History, SGD, Adam)] + ["numpy.dtype"]
+    [_type_name(c) for c in (MLPClassifier, MLPRegressor, Network, History, SGD, Adam, LBFGS)] + ["numpy.dtype"]
 )

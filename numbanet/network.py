@@ -35,6 +35,7 @@ from numbanet.kernels import dense as _dense
 from numbanet.kernels import layout as _layout
 from numbanet.kernels import losses as _loss
 from numbanet.kernels import training as _train
+from numbanet.lbfgs import LBFGSRun
 from numbanet.pieces import Activation, Loss, network_fns, raise_failures
 from numbanet.plan import FitPlan
 
@@ -577,7 +578,7 @@ class Network:
         X,
         Y,
         epochs=1,
-        batch_size=32,
+        batch_size=None,
         optimizer=None,
         shuffle=True,
         validation_data=None,
@@ -616,10 +617,14 @@ class Network:
         X : array-like of shape (n_samples, n_features)
         Y : array-like of shape (n_samples, n_outputs)
         epochs : int, default 1
-        batch_size : int, default 32
-            Capped at the number of training samples.
-        optimizer : Optimizer, optional
+        batch_size : int, optional
+            32 when not given; capped at the number of training samples.
+            Refused with :class:`numbanet.LBFGS`, which takes all samples at once.
+        optimizer : Optimizer or LBFGS, optional
             Default: the optimizer of the previous ``fit``, else ``SGD(lr=0.1)``.
+            With :class:`numbanet.LBFGS` (full batch), ``epochs`` bounds its
+            iterations; each iteration is recorded, validated and passed to
+            the callbacks as an epoch (see :mod:`numbanet.lbfgs`).
         shuffle : bool, default True
         validation_data : tuple (X_val, Y_val), optional
             Evaluated after every epoch: ``history.val_loss`` (and
@@ -703,7 +708,7 @@ class Network:
             # X the fit does anyway), stops, and puts back what the run changed (see below).  Checked
             # here instead when some rows would not be gathered first (a validation split) or when an
             # interrupted epoch may be finished first (it gathers only its remaining rows).
-            defer = plan.split == 0 and self._pending is None
+            defer = plan.split == 0 and self._pending is None and not plan.full_batch
             X, Y, sw = self._checked_data(X, Y, sample_weight, check_finite=not defer)
             if plan.split > 0:
                 plan.n_validation(X.shape[0])
@@ -711,7 +716,7 @@ class Network:
         rows = plan.hold_out(self._rng, X, Y, sw) if plan.split > 0 else None
         before = (self.optimizer, self.history, self._rng_state.copy())
         session = plan.begin(self)
-        run = TrainingRun(self, X, Y, sw, plan, session, rows)
+        run = (LBFGSRun if plan.full_batch else TrainingRun)(self, X, Y, sw, plan, session, rows)
         try:
             run.run()
         except BadInputError as exc:

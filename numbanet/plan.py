@@ -16,6 +16,7 @@ from numbanet import _validation as check
 from numbanet import interrupts
 from numbanet.callbacks import EarlyStopping, History, accuracy, as_callbacks
 from numbanet.engine import EpochEnd, schedule_rates
+from numbanet.lbfgs import LBFGS, refuse_options
 from numbanet.optimizers import SGD, Optimizer
 from numbanet.progress import Progress, default_progress
 from numbanet.schedules import as_schedule
@@ -30,8 +31,8 @@ class FitPlan:
     Attributes
     ----------
     epochs, batch_size : int
-        ``batch_size`` as asked; :meth:`batch_for` caps it at the training rows.
-    optimizer : Optimizer
+        ``batch_size`` as asked (32 when None); :meth:`batch_for` caps it at the training rows.
+    optimizer : Optimizer or LBFGS
         The one given, else the network's previous one, else ``SGD(lr=0.1)``.
     shuffle : bool
     split : float
@@ -52,7 +53,7 @@ class FitPlan:
         self,
         net,
         epochs=1,
-        batch_size=32,
+        batch_size=None,
         optimizer=None,
         shuffle=True,
         validation_data=None,
@@ -64,15 +65,19 @@ class FitPlan:
         clip_norm=None,
     ):
         self.epochs = check.positive_int(epochs, "epochs")
-        self.batch_size = check.positive_int(batch_size, "batch_size")
+        self.batch_size = 32 if batch_size is None else check.positive_int(batch_size, "batch_size")
         self.split = check.non_negative_float(validation_split, "validation_split", upper=1.0, upper_open=True)
         if self.split > 0 and validation_data is not None:
             raise ValueError("give either validation_data or validation_split, not both")
         if optimizer is None:
             optimizer = net.optimizer if net.optimizer is not None else SGD(lr=0.1)
-        if not isinstance(optimizer, Optimizer):
-            raise ValueError(f"optimizer must be a numbanet optimizer (SGD, Adam, ...); got {optimizer!r}")
+        if not isinstance(optimizer, (Optimizer, LBFGS)):
+            raise ValueError(f"optimizer must be a numbanet optimizer (SGD, Adam, LBFGS, ...); got {optimizer!r}")
         optimizer._validate()
+        #: Whether the optimizer takes the whole data at once (LBFGS): no batches, no learning rate.
+        self.full_batch = isinstance(optimizer, LBFGS)
+        if self.full_batch:
+            refuse_options(net, batch_size, lr_schedule, clip_norm)
         self.optimizer = optimizer
         self.shuffle = bool(shuffle)
         self.schedule = as_schedule(lr_schedule)

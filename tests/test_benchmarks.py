@@ -302,6 +302,16 @@ def test_quick_benchmark_runs_and_prints_ratios(tmp_path):
     assert machine["numbanet_path"] == os.path.join(ROOT, "numbanet")
 
 
+@pytest.mark.slow  # a child Python runs the scikit-learn comparisons
+@pytest.mark.parametrize("script, args, expected", [("lbfgs.py", ["--quick"], "speed-up"), ("serving.py", [], "goal")])
+def test_sklearn_comparison_benchmarks_run(script, args, expected):
+    proc = subprocess.run(
+        [sys.executable, os.path.join(BENCH, script), *args], capture_output=True, text=True, timeout=600, cwd=ROOT
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert expected in proc.stdout and "sklearn" in proc.stdout
+
+
 @pytest.mark.slow  # a child Python runs benchmarks/explain.py
 def test_explain_benchmark_runs_and_prints_ratios_and_agreement():
     pytest.importorskip("captum")

@@ -40,7 +40,14 @@ CHECKED = dict(max_iter=50)
 # scikit-learn's checks fit with few epochs on purpose, so a ConvergenceWarning is expected there
 # (the warning itself is tested below).  Every check applies and passes: no expected failures.
 @pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
-@parametrize_with_checks([MLPClassifier(**CHECKED), MLPRegressor(**CHECKED)])
+@parametrize_with_checks(
+    [
+        MLPClassifier(**CHECKED),
+        MLPRegressor(**CHECKED),
+        MLPClassifier(solver="lbfgs", **CHECKED),
+        MLPRegressor(solver="lbfgs", **CHECKED),
+    ]
+)
 def test_sklearn_estimator_checks(estimator, check):
     check(estimator)
 
@@ -516,7 +523,10 @@ def test_verbose_prints_each_epoch(blobs, capsys):
 @pytest.mark.parametrize(
     "params, match",
     [
-        (dict(solver="lbfgs"), "no 'lbfgs'"),
+        (dict(solver="lbfgs", dropout=0.5), "dropout=0.5 must be 0"),
+        (dict(learning_rate="optimal"), "learning_rate must be"),
+        (dict(max_fun=0), "max_fun must be a positive integer"),
+        (dict(n_iter_no_change=0), "n_iter_no_change must be a positive integer"),
         (dict(solver="newton"), "solver must be"),
         (dict(activation="swish"), "unknown activation 'swish'"),
         (dict(activation="softmax"), "unknown activation 'softmax'"),
@@ -546,10 +556,10 @@ def test_bad_parameters_are_refused_at_fit(params, match):
     assert not hasattr(clf, "net_") and not hasattr(clf, "n_features_in_")
 
 
-def test_one_class_is_refused(blobs):
+def test_one_class_is_learnt_as_sklearn_does(blobs):
     X, _ = blobs
-    with pytest.raises(ValueError, match="at least 2 classes; got 1 class"):
-        MLPClassifier().fit(X, np.zeros(150))
+    clf = MLPClassifier(solver="lbfgs", max_iter=20).fit(X, np.zeros(150))
+    assert np.all(clf.predict(X) == 0) and clf.predict_proba(X).shape == (150, 2)
 
 
 def test_regression_targets_are_refused_by_the_classifier(blobs):

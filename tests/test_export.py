@@ -549,7 +549,7 @@ def test_to_torch_of_a_fitted_estimator(iris):
 # ------------------------------------------------------------------------------------ skops
 
 
-@pytest.mark.parametrize("solver", ["adam", "sgd"])
+@pytest.mark.parametrize("solver", ["adam", "sgd", "lbfgs"])
 @pytest.mark.parametrize("kind", ["MLPClassifier", "MLPRegressor"])
 def test_skops_round_trip_with_skops_trusted(iris, kind, solver, tmp_path):
     sio = pytest.importorskip("skops.io")
@@ -560,9 +560,9 @@ def test_skops_round_trip_with_skops_trusted(iris, kind, solver, tmp_path):
     sio.dump(est, path)
     untrusted = set(sio.get_untrusted_types(file=path))
     other = {"MLPClassifier": "MLPRegressor", "MLPRegressor": "MLPClassifier"}[kind]
-    other_solver = {"adam": "SGD", "sgd": "Adam"}[solver]
-    # What this file needs is the list less the other estimator and the other solver's optimizer.
-    not_needed = {f"numbanet.estimators.{other}", f"numbanet.optimizers.{other_solver}"}
+    optimizers = {"adam": "numbanet.optimizers.Adam", "sgd": "numbanet.optimizers.SGD", "lbfgs": "numbanet.lbfgs.LBFGS"}
+    # What this file needs is the list less the other estimator and the other solvers' optimizers.
+    not_needed = {f"numbanet.estimators.{other}"} | (set(optimizers.values()) - {optimizers[solver]})
     assert untrusted == set(numbanet.SKOPS_TRUSTED) - not_needed
     with pytest.raises(sio.exceptions.UntrustedTypesFoundException):
         sio.load(path)

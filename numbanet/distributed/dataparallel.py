@@ -269,6 +269,11 @@ class DataParallel:
                 "its masks are drawn row by row from one generator; use strategy='local' or dropout=0"
             )
         plan = FitPlan(net, validation_data=_in_memory(validation_data), **options)
+        if plan.full_batch:
+            raise ValueError(
+                "DataParallel trains by mini-batch steps; LBFGS is a full-batch optimizer for Network.fit. "
+                "Use SGD, Adam, ... here"
+            )
         data = self._prepare(X, Y, sample_weight, plan.split)
         workers = self._workers()
         # Set-up on the cluster: a failure here (a bad row found by a worker, a lost worker) changes nothing.
