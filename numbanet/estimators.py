@@ -99,7 +99,7 @@ _HIDDEN_ACTIVATIONS = {name: name for name, b in _BUILTINS.items() if not b.outp
 _HIDDEN_ACTIVATIONS["logistic"] = "sigmoid"
 
 #: numbanet's output activation -> scikit-learn's name for out_activation_.
-_SKLEARN_OUT_NAME = {"sigmoid": "logistic", "softmax": "softmax", "identity": "identity"}
+_SKLEARN_OUT_NAME = {"sigmoid": "logistic", "softmax": "softmax", "identity": "identity", "exp": "exp"}
 
 
 def _is_int(value):
@@ -318,9 +318,10 @@ class _BaseMLP(BaseEstimator):
         scikit-learn's squared error is ``0.5 * mean over samples and outputs``
         while its gradient is that of the sum over outputs (numbanet's ``mse``);
         so for a regressor with k > 1 outputs the data term is divided by k.
+        Its Poisson loss is summed over the outputs, as numbanet's is.
         The L2 term, taken at ``net``'s current weights, is left as it is.
         """
-        k = net.sizes[-1] if self._out_task == "regression" else 1
+        k = net.sizes[-1] if net.loss_name == "mse" and self._out_task == "regression" else 1
         if k == 1:
             return float(cost)
         penalty = 0.5 * net.l2 * sum(float(np.dot(W.ravel(), W.ravel())) for W in net.weights)
@@ -1012,8 +1013,10 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
     gradient too).  ``y`` may be 1-D (``predict`` returns 1-D) or 2-D for
     several outputs.  Parameters and attributes are those of
     :class:`MLPClassifier` without the class handling (no
-    ``class_weight``); ``loss`` is None, ``"squared_error"`` or ``"mse"``,
-    ``out_activation_`` is ``"identity"``, and ``validation_scores_`` holds
+    ``class_weight``); ``loss`` is None, ``"squared_error"``, ``"mse"`` or
+    ``"poisson"`` (exp output units, half the Poisson deviance, y >= 0, as
+    scikit-learn's), ``out_activation_`` is ``"identity"`` (``"exp"`` for
+    Poisson), and ``validation_scores_`` holds
     R² scores.  ``loss_curve_`` and ``validation_loss_curve_`` report
     scikit-learn's value, ``0.5 * mean over samples and outputs of (a − y)²``
     plus the L2 term: for k > 1 outputs, 1/k of the squared-error term that
@@ -1039,13 +1042,17 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         if y.ndim == 2 and y.shape[1] == 1:
             y = column_or_1d(y, warn=True)
         Y = y.reshape(-1, 1) if y.ndim == 1 else y
+        if self.loss == "poisson" and Y.min() < 0:
+            raise ValueError(f"y must be >= 0 for loss='poisson' (counts or rates); the smallest value is {Y.min():g}")
         if not first and Y.shape[1] != self.n_outputs_:
             raise ValueError(f"y has {Y.shape[1]} outputs, but {type(self).__name__} was fitted with {self.n_outputs_}")
         return Y, {"labels": None}
 
     def _output_layer(self, encoded):
+        if self.loss == "poisson":
+            return "exp", "poisson"
         if self.loss not in (None, "squared_error", "mse"):
-            raise ValueError(f"unknown loss {self.loss!r}; choose from None, 'squared_error', 'mse'")
+            raise ValueError(f"unknown loss {self.loss!r}; choose from None, 'squared_error', 'mse', 'poisson'")
         return "identity", "mse"
 
     def _store_encoding(self, encoded):

@@ -74,6 +74,8 @@ def np_activate(Z, name):
         return np.logaddexp(0.0, Z)
     if name == "mish":
         return Z * np.tanh(np.logaddexp(0.0, Z))
+    if name == "exp":
+        return np.exp(Z)
     if name == "softmax":
         e = np.exp(Z - Z.max(axis=1, keepdims=True))
         return e / e.sum(axis=1, keepdims=True)
@@ -105,6 +107,8 @@ def np_prime(Z, name):
     if name == "mish":  # tanh(sp) + z sech²(sp) σ(z), sp = softplus(z)
         sp = np.logaddexp(0.0, Z)
         return np.tanh(sp) + Z * 0.5 * (1.0 + np.tanh(0.5 * Z)) / np.cosh(sp) ** 2
+    if name == "exp":
+        return np.exp(Z)
     raise AssertionError(name)
 
 
