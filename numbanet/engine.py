@@ -48,8 +48,10 @@ import zlib
 import numpy as np
 
 from numbanet import config, warmup
+from numbanet._csr import CSRRows
 from numbanet.exceptions import TrainingDivergedError
 from numbanet.kernels import layout as _layout
+from numbanet.kernels import sparse as _sparse
 from numbanet.kernels import training as _train
 from numbanet.schedules import ConstantLR
 
@@ -66,9 +68,10 @@ def data_fingerprint(X, Y, sw, batch_size, shuffle):
     """
     n = X.shape[0]
     rows = np.unique(np.linspace(0, n - 1, 8).astype(np.int64))
-    crc = zlib.crc32(np.ascontiguousarray(X[rows]).tobytes())
+    sparse = isinstance(X, CSRRows)
+    crc = X.crc(rows) if sparse else zlib.crc32(np.ascontiguousarray(X[rows]).tobytes())
     crc = zlib.crc32(np.ascontiguousarray(Y[rows]).tobytes(), crc)
-    return (X.shape, Y.shape, X.dtype.str, int(batch_size), bool(shuffle), float(sw.sum()), crc)
+    return (X.shape, Y.shape, X.dtype.str, sparse, int(batch_size), bool(shuffle), float(sw.sum()), crc)
 
 
 class BadInputError(Exception):
@@ -132,7 +135,8 @@ class TrainingRun:
     ----------
     net : Network
     X, Y : arrays of shape (n_samples, n_features), (n_samples, n_outputs)
-        Validated, C-contiguous, of the network's dtype (read-only is fine).
+        Validated, C-contiguous, of the network's dtype (read-only is fine);
+        X may be a :class:`numbanet._csr.CSRRows` (trained by the sparse kernels).
     sw : float64 array of shape (n_samples,)
         Sample weights.
     plan : numbanet.plan.FitPlan
@@ -145,6 +149,8 @@ class TrainingRun:
     def __init__(self, net, X, Y, sw, plan, session):
         self.net = net
         self.X, self.Y, self.sw = X, Y, sw
+        self.sparse = isinstance(X, CSRRows)  # the sparse kernels, with their own work buffers
+        self.pool = net._sparse_buffers if self.sparse else net._buffers
         self.sw_total = float(sw.sum())
         self.epochs = plan.epochs
         self.batch_size = batch_size = plan.batch_for(X.shape[0])
@@ -236,7 +242,7 @@ class TrainingRun:
             self.commit()  # first: a second Ctrl-C during the clean-up must not skip it
             self._leave_pending()
             if work is not None:
-                net._buffers.release(work)
+                self.pool.release(work)
         return self.history
 
     def _prepare(self, stop_at_epoch_end):
@@ -250,15 +256,17 @@ class TrainingRun:
         "compiling kernels (first run only)" and its clock, like the training
         time, leaves the compile out.
         """
-        entry_points = ("train_slice_flat",)
+        entry_points = ("sparse_train_slice_flat",) if self.sparse else ("train_slice_flat",)
         if self.validation is not None:
             entry_points += ("cost_and_gradient_flat", "predict_flat")
+            if isinstance(self.validation[0], CSRRows):
+                entry_points = tuple(f"sparse_{name}" for name in entry_points[-2:]) + entry_points[:-2]
         where = warmup.kernels_ready(self.net.dtype.name, entry_points)
         if where == "memory":
-            return 0.0, self.net._buffers.acquire(self.batch_size)[0]
+            return 0.0, self.pool.acquire(self.batch_size)[0]
         start = time.perf_counter()
         with self.bar.compiling() if where is None else contextlib.nullcontext(), warmup.compile_lock():
-            work = self.net._buffers.acquire(self.batch_size)[0]
+            work = self.pool.acquire(self.batch_size)[0]
             self._slice(work, 0, stop_at_epoch_end)
             if self.validation is not None:
                 Xv, Yv = self.validation
@@ -271,10 +279,11 @@ class TrainingRun:
         net, pos = self.net, self.pos
         pos[_layout.POS_BUDGET] = budget
         pos[_layout.POS_STOP_AT_EPOCH_END] = stop_at_epoch_end
-        _train.train_slice_flat(
+        kernel = _sparse.sparse_train_slice_flat if self.sparse else _train.train_slice_flat
+        kernel(
             net.params,
             net._spec,
-            self.X,
+            self.X.arrays if self.sparse else self.X,
             self.Y,
             self.sw,
             work,

@@ -42,8 +42,10 @@ Differences from scikit-learn's MLP, on purpose:
   epoch and for unevenly weighted batches;
 * ``activation`` also accepts numbanet's names (``"sigmoid"``,
   ``"leaky_relu"``), and ``activations`` sets each hidden layer separately;
-* a classifier needs at least two classes in ``fit``;
-* sparse input is refused (densify it, or use scikit-learn's MLP).
+* a classifier needs at least two classes in ``fit``.
+
+Sparse ``X`` (SciPy CSR or CSC, matrix or array) is trained as sparse, never
+densified: see :mod:`numbanet.kernels.sparse`.
 
 Non-goals: ``lbfgs``, learning-rate schedules other than constant.
 """
@@ -419,6 +421,7 @@ class _BaseMLP(BaseEstimator):
             X,
             y,
             reset=first,
+            accept_sparse=["csr", "csc"],
             dtype=(np.float64, np.float32),
             multi_output=True,
             y_numeric=self._out_task == "regression",
@@ -606,7 +609,7 @@ class _BaseMLP(BaseEstimator):
     def _raw(self, X):
         """Return the fitted network's outputs for the validated ``X``: shape (n_samples, n_outputs_)."""
         check_is_fitted(self, "net_")
-        X = validate_data(self, X, reset=False, dtype=(np.float64, np.float32))
+        X = validate_data(self, X, reset=False, accept_sparse=["csr", "csc"], dtype=(np.float64, np.float32))
         return self.net_.predict(X)
 
     # ---------------------------------------------------- fitted attributes
@@ -634,7 +637,7 @@ class _BaseMLP(BaseEstimator):
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
-        tags.input_tags.sparse = False
+        tags.input_tags.sparse = True
         tags.input_tags.allow_nan = False
         tags.non_deterministic = False
         return tags

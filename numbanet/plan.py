@@ -13,6 +13,7 @@ callbacks' start and end.
 import numpy as np
 
 from numbanet import _validation as check
+from numbanet._csr import CSRRows
 from numbanet.callbacks import EarlyStopping, History, accuracy, as_callbacks
 from numbanet.engine import schedule_rates
 from numbanet.optimizers import SGD, Optimizer
@@ -104,8 +105,8 @@ class FitPlan:
         sw = np.ascontiguousarray(sw[tr])
         if sw.sum() <= 0:
             raise ValueError("after validation_split every training sample has weight 0")
-        self.validation = (check.read_only(X[val]), check.read_only(Y[val]))
-        return check.read_only(X[tr]), check.read_only(Y[tr]), sw
+        self.validation = (_rows(X, val), check.read_only(Y[val]))
+        return _rows(X, tr), check.read_only(Y[tr]), sw
 
     def batch_for(self, n):
         """Return the batch size for ``n`` training rows: as asked, at most ``n``."""
@@ -175,6 +176,11 @@ def _with_early_stopping(cbs, early_stopping):
         else:
             cbs.append(EarlyStopping(patience=check.positive_int(early_stopping, "early_stopping")))
     return cbs
+
+
+def _rows(X, idx):
+    """Return the rows ``idx`` of a checked X, dense (a read-only copy) or sparse (a sparse copy)."""
+    return X.take(idx) if isinstance(X, CSRRows) else check.read_only(X[idx])
 
 
 def _checked_pair(net, validation_data):

@@ -149,3 +149,24 @@ def log_cosh(a, y):
 def log_cosh_derivative(a, y):
     """∂ log cosh(a - y) / ∂a."""
     return math.tanh(a - y)
+
+
+# --- sparse input: the first layer from CSR rows ----------------------------------
+
+
+def np_csr_dense_rows(data, indices, indptr, rows, n_cols):
+    """Return the dense rows ``rows`` of a CSR matrix given by its arrays (duplicates summed), by NumPy."""
+    out = np.zeros((len(rows), n_cols))
+    for i, r in enumerate(rows):
+        np.add.at(out[i], indices[indptr[r] : indptr[r + 1]], data[indptr[r] : indptr[r + 1]])
+    return out
+
+
+def np_first_product(data, indices, indptr, rows, W):
+    """``X[rows] @ W.T`` for the CSR matrix ``(data, indices, indptr)``."""
+    return np_csr_dense_rows(data, indices, indptr, rows, W.shape[1]) @ W.T
+
+
+def np_first_scatter(delta, data, indices, indptr, rows, n_cols):
+    """``delta.T @ X[rows]`` for the CSR matrix ``(data, indices, indptr)``."""
+    return delta.T @ np_csr_dense_rows(data, indices, indptr, rows, n_cols)

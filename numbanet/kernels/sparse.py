@@ -1,0 +1,262 @@
+r"""Sparse input: the first layer computed straight from the rows of a CSR matrix.
+
+A CSR matrix reaches the kernels as the tuple ``x = (data, indices, indptr)``
+(``indices`` and ``indptr`` int64): row ``r`` holds ``data[k]`` in column
+``indices[k]`` for ``indptr[r] <= k < indptr[r + 1]``.  Only the first layer
+reads X, so only it changes: its product and its weight gradient run over
+the non-zeros of the batch's rows,
+
+.. math::
+
+    Z^1_{io} = \sum_{k \in \text{row } i} x_k W^1_{o, j_k}, \qquad
+    \frac{\partial C}{\partial W^1_{o j}} = \sum_i \Delta^1_{io} X_{ij},
+
+where the gradient is scattered into the columns the rows touch (zeroing the
+rest first), or -- plain SGD folded into the backward pass, as the dense
+loop does -- added to ``W^1`` directly, touching no other column.  Everything
+above the first layer is the dense code of :mod:`numbanet.kernels.training`:
+the same forward layers, output cost and delta, backward layers and
+bookkeeping (:func:`numbanet.kernels.training.finish_batch`).  A batch is the
+rows ``order[start:start + m]`` of X, read where they are: nothing is
+gathered, and the work buffer has no input matrix (:func:`work_spec`).
+
+Entry points, as the dense ones with ``X`` replaced by ``x``:
+:func:`sparse_predict_flat`, :func:`sparse_cost_and_gradient_flat`,
+:func:`sparse_train_slice_flat`.  Non-finite values in X are refused by
+Python before a call (a pass over the non-zeros only).
+"""
+
+import numpy as np
+
+from numbanet._jit import jit, jit_inline
+from numbanet.kernels.activations import bias_activate, needs_z
+from numbanet.kernels.layout import (
+    POS_BATCH,
+    POS_BATCH_SIZE,
+    POS_BUDGET,
+    POS_DONE,
+    POS_EPOCH,
+    POS_STATUS,
+    RUN_DROPOUT,
+    RUN_L2,
+    SPEC_LOSS,
+    SPEC_TABLES,
+    run_parts,
+    spec_fns,
+    spec_parts,
+)
+from numbanet.kernels.losses import is_simplified, output_cost, output_delta
+from numbanet.kernels.training import (
+    OK,
+    _fused_sgd,
+    _start_epoch,
+    add_l2_gradient,
+    backward_layers,
+    copy_rows,
+    drop_units,
+    finish_batch,
+    forward_batch,
+    keep_z_and_activate,
+    l2_penalty,
+    param_views,
+    work_views,
+)
+
+
+@jit
+def work_spec(spec):
+    """Return a copy of ``spec`` with no input columns: its work buffer (:func:`work_views`) has no ``A^0``.
+
+    Only the work buffer's layout reads it; the parameters keep ``spec``'s.
+    """
+    wspec = spec.copy()
+    wspec[SPEC_TABLES] = 0
+    return wspec
+
+
+@jit
+def first_product(x, rows, W, out):
+    """``out[i] = X[rows[i]] @ W.T`` from the non-zeros of each row (a sum over them in their stored order)."""
+    data, indices, indptr = x
+    n_out = W.shape[0]
+    for i in range(rows.size):
+        lo, hi = indptr[rows[i]], indptr[rows[i] + 1]
+        for o in range(n_out):
+            s = W.dtype.type(0.0)
+            for k in range(lo, hi):
+                s += data[k] * W[o, indices[k]]
+            out[i, o] = s
+
+
+@jit
+def first_scatter(delta, x, rows, M, alpha):
+    """``M += alpha * delta.T @ X[rows]``, touching only the columns the rows hold."""
+    data, indices, indptr = x
+    a = M.dtype.type(alpha)
+    for o in range(M.shape[0]):
+        for i in range(rows.size):
+            d = a * delta[i, o]
+            if d == 0.0:
+                continue
+            for k in range(indptr[rows[i]], indptr[rows[i] + 1]):
+                M[o, indices[k]] += d * data[k]
+
+
+@jit_inline
+def _first_layer_update(delta, x, rows, W, b, dW, db, sgd_lr):
+    """Compute the first layer's gradients (``dW``, ``db``) from its delta, or plain SGD's step on ``W``, ``b``."""
+    m, n_out = delta.shape
+    for j in range(n_out):
+        db[j] = 0.0
+    for i in range(m):
+        for j in range(n_out):
+            db[j] += delta[i, j]
+    if sgd_lr >= 0.0:
+        eta = W.dtype.type(sgd_lr)
+        first_scatter(delta, x, rows, W, -sgd_lr)
+        for j in range(n_out):
+            b[j] -= eta * db[j]
+    else:
+        dW[...] = 0.0
+        first_scatter(delta, x, rows, dW, 1.0)
+
+
+@jit
+def sparse_forward(spec, Ws, bs, views, x, rows, dropout, rng, keep_logits):
+    """Forward pass of the rows ``rows`` of X: the first layer from the sparse rows, the rest dense."""
+    As, Zs, _, Ms, _, _ = views
+    _, _, _, acts, custom = spec_parts(spec)
+    fns = spec_fns(spec)
+    L = len(Ws)
+    m = rows.size
+    A = As[1][:m]
+    first_product(x, rows, Ws[0], A)
+    if needs_z(acts[0]) or (keep_logits and L == 1):
+        keep_z_and_activate(A, Zs[0][:m], bs[0], acts[0], custom[0], fns)
+    else:
+        bias_activate(A, bs[0], acts[0], custom[0], fns)
+    if dropout > 0.0 and L > 1:
+        drop_units(A, Ms[0][:m], dropout, rng)
+    Ms_above = Ms[1:]
+    forward_batch(Ws[1:], bs[1:], acts[1:], custom[1:], fns, As[1:], Zs[1:], m, dropout, Ms_above, rng, keep_logits)
+
+
+@jit
+def sparse_batch_step(spec, Ws, bs, dWs, dbs, views, x, rows, dropout, rng, want_grad, sgd_lr):
+    """:func:`numbanet.kernels.training.batch_step` for the rows ``rows`` of the CSR matrix ``x``.
+
+    The targets and row weights are in the work buffer's ``Yb`` and ``rw``,
+    as for the dense step; returns the weighted cost of the batch.
+    """
+    As, Zs, Ds, _, Yb, rw = views
+    _, _, _, acts, custom = spec_parts(spec)
+    fns = spec_fns(spec)
+    loss = spec[SPEC_LOSS]
+    L = len(Ws)
+    m = rows.size
+    keep_logits = is_simplified(loss, acts[L - 1])
+    sparse_forward(spec, Ws, bs, views, x, rows, dropout, rng, keep_logits)
+    A_out = As[L][:m]
+    Z_out = Zs[L - 1][:m] if keep_logits or needs_z(acts[L - 1]) else A_out
+    c = output_cost(Z_out, A_out, Yb[:m], loss, acts[L - 1], rw[:m], fns)
+    if not (want_grad and np.isfinite(c)):
+        return c
+    output_delta(A_out, Z_out, Yb[:m], loss, acts[L - 1], custom[L - 1], fns, rw[:m], Ds[L - 1][:m])
+    backward_layers(spec, Ws, bs, dWs, dbs, views, m, dropout, sgd_lr, 1)
+    _first_layer_update(Ds[0][:m], x, rows, Ws[0], bs[0], dWs[0], dbs[0], sgd_lr)
+    return c
+
+
+@jit
+def _batch_targets(Y, sw, rows, sw_total, Yb, rw):
+    """Copy the targets of ``rows`` into ``Yb`` and set ``rw`` to ``sw / sw_total``; return the batch's ``sum(sw)``.
+
+    ``sw_total <= 0`` divides by the batch's own sum (as the dense gather does).
+    """
+    total = 0.0
+    for i in range(rows.size):
+        r = rows[i]
+        for j in range(Y.shape[1]):
+            Yb[i, j] = Y[r, j]
+        total += sw[r]
+    div = sw_total if sw_total > 0 else total
+    for i in range(rows.size):
+        rw[i] = sw[rows[i]] / div if div > 0 else 0.0
+    return total
+
+
+@jit
+def sparse_predict_flat(theta, spec, x, ws, out):
+    """Fill ``out`` with the outputs for every row of the CSR matrix ``x`` (work buffer of :func:`work_spec`)."""
+    Ws, bs = param_views(theta, spec)
+    cap, views, _ = work_views(ws, work_spec(spec))
+    n = out.shape[0]
+    L = len(Ws)
+    no_rng = np.zeros(1, np.uint64)
+    for start in range(0, n, cap):
+        m = min(cap, n - start)
+        rows = np.arange(start, start + m)
+        sparse_forward(spec, Ws, bs, views, x, rows, 0.0, no_rng, False)
+        copy_rows(views[0][L], 0, m, out, start)
+
+
+@jit
+def sparse_cost_and_gradient_flat(theta, spec, x, Y, sw, sw_total, l2, ws, grad, want_grad):
+    """:func:`numbanet.kernels.training.cost_and_gradient_flat` for the CSR matrix ``x``."""
+    Ws, bs = param_views(theta, spec)
+    cap, views, part = work_views(ws, work_spec(spec))
+    Yb, rw = views[4], views[5]
+    dWs, dbs = param_views(part, spec)
+    n = Y.shape[0]
+    no_rng = np.zeros(1, np.uint64)
+    cost = 0.0
+    if want_grad:
+        grad[:] = 0.0
+    for start in range(0, n, cap):
+        rows = np.arange(start, min(cap, n - start) + start)
+        _batch_targets(Y, sw, rows, sw_total if sw_total > 0 else 1.0, Yb, rw)
+        cost += sparse_batch_step(spec, Ws, bs, dWs, dbs, views, x, rows, 0.0, no_rng, want_grad, -1.0)
+        if want_grad:
+            grad += part
+    if l2 != 0.0:
+        cost += l2_penalty(theta, spec, l2)
+        if want_grad:
+            add_l2_gradient(theta, grad, spec, l2)
+    return cost
+
+
+@jit
+def sparse_train_slice_flat(theta, spec, x, Y, sw, ws, state, backup, run, order, rng, pos):
+    """:func:`numbanet.kernels.training.train_slice_flat` for the CSR matrix ``x`` (no bad rows: checked before).
+
+    A mini-batch is the rows ``order[start:start + m]`` of ``x``, read in
+    place; the plain-SGD fold applies to every batch (the first layer's step
+    touches only the batch's columns, whatever its size).
+    """
+    Ws, bs = param_views(theta, spec)
+    _, views, grad = work_views(ws, work_spec(spec))
+    Yb, rw = views[4], views[5]
+    dWs, dbs = param_views(grad, spec)
+    lrs = run_parts(run)[1]
+    l2, dropout = run[RUN_L2], run[RUN_DROPOUT]
+    n = Y.shape[0]
+    batch_size = pos[POS_BATCH_SIZE]
+    fused = _fused_sgd(run, pos)
+    pos[POS_STATUS] = OK
+    done = 0
+    while pos[POS_EPOCH] < lrs.size and done < pos[POS_BUDGET]:
+        if pos[POS_BATCH] == 0:
+            _start_epoch(theta, state, backup, run, order, rng, pos)
+        start = pos[POS_BATCH] * batch_size
+        rows = order[start : min(start + batch_size, n)]
+        wsum = _batch_targets(Y, sw, rows, 0.0, Yb, rw)
+        sgd_lr = lrs[pos[POS_EPOCH]] if fused else -1.0
+        c = sparse_batch_step(spec, Ws, bs, dWs, dbs, views, x, rows, dropout, rng, wsum > 0, sgd_lr)
+        if l2 != 0.0:
+            c += l2_penalty(theta, spec, l2)
+        go_on = finish_batch(theta, spec, grad, state, backup, run, pos, n, c, wsum, sgd_lr, -1)
+        if pos[POS_STATUS] == OK:
+            done += 1
+        if not go_on:
+            break
+    pos[POS_DONE] = done
