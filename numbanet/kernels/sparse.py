@@ -117,13 +117,25 @@ def _first_layer_update(delta, x, rows, W, b, dW, db, sgd_lr):
         for j in range(n_out):
             b[j] -= eta * db[j]
     else:
-        dW[...] = 0.0
+        for o in range(dW.shape[0]):
+            for j in range(dW.shape[1]):
+                dW[o, j] = 0.0
         first_scatter(delta, x, rows, dW, 1.0)
 
 
 @jit
-def sparse_forward(spec, Ws, bs, views, x, rows, dropout, rng, keep_logits):
-    """Forward pass of the rows ``rows`` of X: the first layer from the sparse rows, the rest dense."""
+def layers_above(Ws, bs, views):
+    """Return ``(Ws, bs, As, Zs, Ms)`` from the second layer up: the dense part of the network.
+
+    Built once per call (slicing a list allocates), not once per mini-batch.
+    """
+    As, Zs, _, Ms, _, _ = views
+    return Ws[1:], bs[1:], As[1:], Zs[1:], Ms[1:]
+
+
+@jit
+def sparse_forward(spec, Ws, bs, views, above, x, rows, dropout, rng, keep_logits):
+    """Forward pass of the rows ``rows`` of X: the first layer from the sparse rows, the rest dense (``above``)."""
     As, Zs, _, Ms, _, _ = views
     _, _, _, acts, custom = spec_parts(spec)
     fns = spec_fns(spec)
@@ -137,17 +149,19 @@ def sparse_forward(spec, Ws, bs, views, x, rows, dropout, rng, keep_logits):
         bias_activate(A, bs[0], acts[0], custom[0], fns)
     if dropout > 0.0 and L > 1:
         drop_units(A, Ms[0][:m], dropout, rng)
-    Ms_above = Ms[1:]
-    forward_batch(Ws[1:], bs[1:], acts[1:], custom[1:], fns, As[1:], Zs[1:], m, dropout, Ms_above, rng, keep_logits)
+    W_up, b_up, A_up, Z_up, M_up = above
+    forward_batch(W_up, b_up, acts[1:], custom[1:], fns, A_up, Z_up, m, dropout, M_up, rng, keep_logits)
 
 
 @jit
-def sparse_batch_step(spec, Ws, bs, dWs, dbs, views, x, rows, dropout, rng, want_grad, sgd_lr):
+def sparse_batch_step(spec, Ws, bs, grads, views, above, x, rows, dropout, rng, want_grad, sgd_lr):
     """:func:`numbanet.kernels.training.batch_step` for the rows ``rows`` of the CSR matrix ``x``.
 
-    The targets and row weights are in the work buffer's ``Yb`` and ``rw``,
-    as for the dense step; returns the weighted cost of the batch.
+    ``grads`` is ``(dWs, dbs)``, ``above`` is :func:`layers_above`'s.  The
+    targets and row weights are in the work buffer's ``Yb`` and ``rw``, as
+    for the dense step; returns the weighted cost of the batch.
     """
+    dWs, dbs = grads
     As, Zs, Ds, _, Yb, rw = views
     _, _, _, acts, custom = spec_parts(spec)
     fns = spec_fns(spec)
@@ -155,7 +169,7 @@ def sparse_batch_step(spec, Ws, bs, dWs, dbs, views, x, rows, dropout, rng, want
     L = len(Ws)
     m = rows.size
     keep_logits = is_simplified(loss, acts[L - 1])
-    sparse_forward(spec, Ws, bs, views, x, rows, dropout, rng, keep_logits)
+    sparse_forward(spec, Ws, bs, views, above, x, rows, dropout, rng, keep_logits)
     A_out = As[L][:m]
     Z_out = Zs[L - 1][:m] if keep_logits or needs_z(acts[L - 1]) else A_out
     c = output_cost(Z_out, A_out, Yb[:m], loss, acts[L - 1], rw[:m], fns)
@@ -190,13 +204,14 @@ def sparse_predict_flat(theta, spec, x, ws, out):
     """Fill ``out`` with the outputs for every row of the CSR matrix ``x`` (work buffer of :func:`work_spec`)."""
     Ws, bs = param_views(theta, spec)
     cap, views, _ = work_views(ws, work_spec(spec))
+    above = layers_above(Ws, bs, views)
     n = out.shape[0]
     L = len(Ws)
     no_rng = np.zeros(1, np.uint64)
     for start in range(0, n, cap):
         m = min(cap, n - start)
         rows = np.arange(start, start + m)
-        sparse_forward(spec, Ws, bs, views, x, rows, 0.0, no_rng, False)
+        sparse_forward(spec, Ws, bs, views, above, x, rows, 0.0, no_rng, False)
         copy_rows(views[0][L], 0, m, out, start)
 
 
@@ -206,18 +221,21 @@ def sparse_cost_and_gradient_flat(theta, spec, x, Y, sw, sw_total, l2, ws, grad,
     Ws, bs = param_views(theta, spec)
     cap, views, part = work_views(ws, work_spec(spec))
     Yb, rw = views[4], views[5]
-    dWs, dbs = param_views(part, spec)
+    grads = param_views(part, spec)
+    above = layers_above(Ws, bs, views)
     n = Y.shape[0]
     no_rng = np.zeros(1, np.uint64)
     cost = 0.0
     if want_grad:
-        grad[:] = 0.0
+        for k in range(grad.size):
+            grad[k] = 0.0
     for start in range(0, n, cap):
         rows = np.arange(start, min(cap, n - start) + start)
-        _batch_targets(Y, sw, rows, sw_total if sw_total > 0 else 1.0, Yb, rw)
-        cost += sparse_batch_step(spec, Ws, bs, dWs, dbs, views, x, rows, 0.0, no_rng, want_grad, -1.0)
+        _batch_targets(Y, sw, rows, sw_total, Yb, rw)
+        cost += sparse_batch_step(spec, Ws, bs, grads, views, above, x, rows, 0.0, no_rng, want_grad, -1.0)
         if want_grad:
-            grad += part
+            for k in range(grad.size):
+                grad[k] += part[k]
     if l2 != 0.0:
         cost += l2_penalty(theta, spec, l2)
         if want_grad:
@@ -236,7 +254,8 @@ def sparse_train_slice_flat(theta, spec, x, Y, sw, ws, state, backup, run, order
     Ws, bs = param_views(theta, spec)
     _, views, grad = work_views(ws, work_spec(spec))
     Yb, rw = views[4], views[5]
-    dWs, dbs = param_views(grad, spec)
+    grads = param_views(grad, spec)
+    above = layers_above(Ws, bs, views)
     lrs = run_parts(run)[1]
     l2, dropout = run[RUN_L2], run[RUN_DROPOUT]
     n = Y.shape[0]
@@ -251,7 +270,7 @@ def sparse_train_slice_flat(theta, spec, x, Y, sw, ws, state, backup, run, order
         rows = order[start : min(start + batch_size, n)]
         wsum = _batch_targets(Y, sw, rows, 0.0, Yb, rw)
         sgd_lr = lrs[pos[POS_EPOCH]] if fused else -1.0
-        c = sparse_batch_step(spec, Ws, bs, dWs, dbs, views, x, rows, dropout, rng, wsum > 0, sgd_lr)
+        c = sparse_batch_step(spec, Ws, bs, grads, views, above, x, rows, dropout, rng, wsum > 0, sgd_lr)
         if l2 != 0.0:
             c += l2_penalty(theta, spec, l2)
         go_on = finish_batch(theta, spec, grad, state, backup, run, pos, n, c, wsum, sgd_lr, -1)
