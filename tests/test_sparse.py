@@ -54,12 +54,36 @@ def _csr_with_duplicates(seed=0):
     return data, indices, indptr
 
 
+def _column_form(x, rows, batch, n_out=5):
+    spec = numbanet.Network([7, n_out], "identity")._spec
+    xb = ks.column_buffers(x, spec, batch)
+    ks.batch_columns(xb, rows)
+    return xb
+
+
+def test_batch_columns_sorts_the_batch_by_column():
+    data, indices, indptr = _csr_with_duplicates()
+    rows = np.array([4, 0, 8, 2, 2], dtype=np.int64)
+    xb = _column_form((data, indices, indptr), rows, 5)
+    _, _, _, colcount, cols, cptr, erow, evals, meta, _ = xb
+    nc = meta[0]
+    assert not colcount.any()  # left as it was found
+    want = sorted({int(j) for r in rows for j in indices[indptr[r] : indptr[r + 1]]})
+    assert cols[:nc].tolist() == want
+    spans = [(i, k) for i, r in enumerate(rows) for k in range(indptr[r], indptr[r + 1])]
+    entries = [(int(indices[k]), i, float(data[k])) for i, k in spans]
+    for t in range(nc):  # each column's entries: (row in batch, value), in stored order
+        got = [(int(erow[p]), float(evals[p])) for p in range(cptr[t], cptr[t + 1])]
+        assert got == [(i, v) for j, i, v in entries if j == cols[t]]
+    assert len(evals) >= cptr[nc] and len(evals) <= np.sort(np.diff(indptr))[-5:].sum()
+
+
 def test_first_product_matches_numpy():
     data, indices, indptr = _csr_with_duplicates()
     W = np.random.default_rng(1).normal(size=(5, 7))
     rows = np.array([4, 0, 8, 2, 2], dtype=np.int64)
     out = np.full((5, 5), np.nan)
-    ks.first_product((data, indices, indptr), rows, W, out)
+    ks.first_product(_column_form((data, indices, indptr), rows, 5), W, out)
     _close(out, np_first_product(data, indices, indptr, rows, W))
 
 
@@ -68,11 +92,13 @@ def test_first_scatter_matches_numpy(alpha):
     data, indices, indptr = _csr_with_duplicates(2)
     rows = np.array([1, 4, 7, 3], dtype=np.int64)
     delta = np.random.default_rng(3).normal(size=(4, 5))
-    delta[1, 2] = 0.0
     M0 = np.random.default_rng(4).normal(size=(5, 7))
     M = M0.copy()
-    ks.first_scatter(delta, (data, indices, indptr), rows, M, alpha)
+    ks.first_scatter(delta, _column_form((data, indices, indptr), rows, 6), M, alpha)
     _close(M, M0 + alpha * np_first_scatter(delta, data, indices, indptr, rows, 7))
+    touched = np.zeros(7, bool)
+    touched[[j for r in rows for j in indices[indptr[r] : indptr[r + 1]]]] = True
+    np.testing.assert_array_equal(M[:, ~touched], M0[:, ~touched])  # other columns untouched, bit for bit
 
 
 # --------------------------------------------------------------------------- Network
