@@ -1,7 +1,7 @@
 """Collection rules for the whole repository (tests/conftest.py configures the tests themselves).
 
 * ``notebooks/*.py`` are the notebooks' jupytext sources, not modules to import:
-  the test command executes their paired ``.ipynb`` instead (nbmake), and
+  tests/test_notebooks.py executes their paired ``.ipynb`` instead, and
   ``--doctest-modules`` must not import them.
 * The docstring examples in ``numbanet/`` run as doctests (``--doctest-modules``
   in pyproject.toml).  An example that imports an optional package (scikit-learn,
@@ -9,9 +9,6 @@
   examples are (tests/test_readme.py).
 * Tests marked ``requires_jit`` (they check compilation itself) are skipped
   when ``NUMBA_DISABLE_JIT=1`` runs the kernels as plain Python (.ci/coverage).
-* The notebooks that nbmake executes are marked ``slow``: ``pytest -m "not slow"``
-  (the quick tests, docs/development.md) leaves them out; the full test command
-  still runs them.
 """
 
 import importlib.util
@@ -41,10 +38,8 @@ def _imported(source):
 
 @pytest.hookimpl(tryfirst=True)  # before pytest's own hook deselects by marker (-m "not slow")
 def pytest_collection_modifyitems(config, items):
-    """Mark executed notebooks slow; skip requires_jit tests when the JIT is off, and examples missing a package."""
+    """Skip requires_jit tests when the JIT is off, and examples missing a package."""
     for item in items:
-        if item.path.suffix == ".ipynb":  # nbmake's items: each executes a whole notebook
-            item.add_marker(pytest.mark.slow)
         if numba.config.DISABLE_JIT and item.get_closest_marker("requires_jit"):
             item.add_marker(pytest.mark.skip(reason="needs Numba's JIT; NUMBA_DISABLE_JIT=1 runs kernels as Python"))
         if not isinstance(item, pytest.DoctestItem):

@@ -34,6 +34,7 @@
 # %matplotlib inline
 import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib import font_manager
 
 import numbanet
 from numbanet import reference as ref
@@ -42,6 +43,17 @@ from numbanet.kernels import dense, losses, updates
 from numbanet.kernels.pieces import builtin_fns
 
 np.set_printoptions(precision=5, suppress=True)
+# The Chinese translation (.zh) labels its plots in Chinese: a CJK font draws those glyphs where one is installed.
+CJK_FONTS = (
+    "Noto Sans CJK SC",
+    "Source Han Sans SC",
+    "WenQuanYi Micro Hei",
+    "SimHei",
+    "Microsoft YaHei",
+    "PingFang SC",
+)
+installed = {font.name for font in font_manager.fontManager.ttflist}
+plt.rcParams["font.family"] = ["DejaVu Sans", *(name for name in CJK_FONTS if name in installed)]
 rng = np.random.default_rng(0)
 
 sizes = [3, 5, 4, 2]  # n_1 (input), n_2, n_3, n_4 = n_L
@@ -409,9 +421,9 @@ np.testing.assert_allclose(
     theta, np.concatenate([np.concatenate([W.ravel(), b.ravel()]) for W, b in zip(new_w, new_b)]), rtol=1e-12
 )
 
-# Network.partial_fit takes exactly this step (one SGD step on the whole batch).
+# Network.train_on_batch takes exactly this step (one SGD step on the whole batch).
 stepped = net.copy()
-stepped.partial_fit(X, Y, optimizer=numbanet.SGD(lr=eta))
+stepped.train_on_batch(X, Y, optimizer=numbanet.SGD(lr=eta))
 np.testing.assert_allclose(stepped.params, theta, rtol=1e-12)
 
 # First-order decrease for a small step.

@@ -18,10 +18,13 @@
 # How long does an epoch take, and how does that depend on the batch size?  If
 # `benchmarks/results.json` exists (written by `python benchmarks/run.py --json
 # benchmarks/results.json`), this notebook plots it: time per epoch against batch
-# size for numbanet, hand-vectorised NumPy and PyTorch.  Otherwise it runs a
-# small timing of its own -- numbanet against a plain NumPy MLP on the digits --
-# so it always has something to show.  Timings depend on the machine; the ratios
-# are what matter.
+# size for numbanet, hand-vectorised NumPy and PyTorch, as measured on the
+# machine and at the commit that the file names (printed below).  The outputs
+# committed with this notebook are those of the committed `results.json`, so they
+# agree with [docs/performance.md](../docs/performance.md).  Without the file it
+# runs a small timing of its own -- numbanet against a plain NumPy MLP on the
+# digits -- on the machine that runs the notebook.  Timings depend on the machine;
+# the ratios are what matter.
 
 # %%
 # %matplotlib inline
@@ -78,9 +81,10 @@ def read_results(path):
     if not table:
         print(f"{path}: no workload timed per epoch at two or more batch sizes")
         return None
-    machine = data.get("machine", {})
+    machine, commit = data.get("machine", {}), data.get("commit", {})
     print(
-        f"{path}: {machine.get('cpu', '?')}, {machine.get('logical_cpus', '?')} logical CPUs, "
+        f"{path}: measured by benchmarks/run.py at commit {str(commit.get('sha', '?'))[:7]} on "
+        f"{machine.get('cpu', '?')}, {machine.get('logical_cpus', '?')} logical CPUs, "
         f"{'quick' if data.get('quick') else 'full'} run"
     )
     return table
@@ -166,7 +170,7 @@ def time_here(batch_sizes=(8, 32, 128, 512), epochs=2):
                 numpy_epoch(*params, X_digits, Y_digits, bs, 0.01)
 
         table["NumPy"].append((bs, best_time(numpy_run) / epochs))
-    return {"64-128-10 ReLU/softmax on 1797 digits, float32, SGD (timed in this notebook)": table}
+    return {"64-128-10 ReLU/softmax on 1797 digits, float32, SGD (on the machine that ran this notebook)": table}
 
 
 if results is None:

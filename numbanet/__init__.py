@@ -54,6 +54,7 @@ __all__ = [
     "load",
     "MLPClassifier",
     "MLPRegressor",
+    "SKOPS_TRUSTED",
     "to_onnx",
     "register_skl2onnx",
     "to_torch",
@@ -66,6 +67,7 @@ _LAZY = {
     "load": "numbanet.io",
     "MLPClassifier": "numbanet.estimators",
     "MLPRegressor": "numbanet.estimators",
+    "SKOPS_TRUSTED": "numbanet.estimators",  # for skops.io.load and MLflow's skops format
     # Export and import: numbanet.export imports onnx, skl2onnx and torch only inside these functions.
     "to_onnx": "numbanet.export",
     "register_skl2onnx": "numbanet.export",

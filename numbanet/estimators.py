@@ -56,7 +56,7 @@ import warnings
 import numpy as np
 
 from numbanet import _validation as check
-from numbanet.callbacks import Callback
+from numbanet.callbacks import Callback, History
 from numbanet.kernels.activations import BUILTINS as _BUILTINS
 from numbanet.network import Network
 from numbanet.optimizers import SGD, Adam
@@ -1083,3 +1083,17 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         tags = super().__sklearn_tags__()
         tags.target_tags.multi_output = True
         return tags
+
+
+def _type_name(cls):
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
+#: The type names ``skops.io.load(path, trusted=...)`` must be given to load a fitted
+#: :class:`MLPClassifier` or :class:`MLPRegressor` with either solver, alone or in a Pipeline of
+#: scikit-learn's own steps (docs/export.md).  Taken from the classes that a fitted estimator holds:
+#: itself, its network, the network's history, the solvers' optimizers, and the network's dtype
+#: (which skops files as ``numpy.dtype``).
+SKOPS_TRUSTED = sorted(
+    [_type_name(c) for c in (MLPClassifier, MLPRegressor, Network, History, SGD, Adam)] + ["numpy.dtype"]
+)

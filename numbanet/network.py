@@ -10,7 +10,7 @@ interrupted ``fit`` leaves the network consistent.
 Threads: ``predict``, ``loss``, ``gradients``, ``accuracy`` and ``forward``
 may be called from any number of threads at once (each call works in a
 buffer of its own) and return exactly what a single thread gets.  A ``fit``
-or ``partial_fit`` while another thread is fitting the same network is
+or ``train_on_batch`` while another thread is fitting the same network is
 refused with :class:`RuntimeError`.
 
 Non-goals: convolutions, recurrent layers, GPUs, automatic differentiation of
@@ -19,6 +19,7 @@ arbitrary code.  numbanet does fully-connected networks, exactly.
 
 import numbers
 import threading
+import warnings
 
 import numpy as np
 
@@ -70,7 +71,7 @@ class Network:
         :meth:`gradients`, so gradient checks cover it.
     dropout : float in [0, 1), default 0
         Inverted-dropout probability on hidden layers, used only by
-        :meth:`fit` / :meth:`partial_fit`; :meth:`predict`, :meth:`loss` and
+        :meth:`fit` / :meth:`train_on_batch`; :meth:`predict`, :meth:`loss` and
         :meth:`gradients` are deterministic.
 
     Attributes
@@ -582,7 +583,7 @@ class Network:
         """
         if not self._fit_lock.acquire(blocking=False):
             raise RuntimeError(
-                "this network is being trained by another fit or partial_fit (in another thread, or from a "
+                "this network is being trained by another fit or train_on_batch (in another thread, or from a "
                 "callback of that fit); concurrent training of one network is refused. Wait for it to finish, "
                 "or train another network (a copy made when no fit is running: net.copy())"
             )
@@ -639,11 +640,12 @@ class Network:
             session.close()
         return session.finish()
 
-    def partial_fit(self, X, Y, optimizer=None, sample_weight=None):
+    def train_on_batch(self, X, Y, optimizer=None, sample_weight=None):
         """One optimizer step on the whole of ``(X, Y)`` as a single mini-batch.
 
         Parameters are those of :meth:`fit`.  Returns the batch loss measured
-        before the step.
+        before the step.  (Keras's name; the estimators' ``partial_fit`` runs
+        an epoch, as scikit-learn's does.)
         """
         history = self.fit(
             X,
@@ -656,3 +658,14 @@ class Network:
             sample_weight=sample_weight,
         )
         return history.loss[-1]
+
+    def partial_fit(self, X, Y, optimizer=None, sample_weight=None):
+        """Take one step, as :meth:`train_on_batch` does (deprecated: that is its name now)."""
+        warnings.warn(
+            "Network.partial_fit is deprecated: it takes one optimizer step on one batch, which "
+            "Network.train_on_batch now names (the estimators' partial_fit runs an epoch); call "
+            "net.train_on_batch(X, Y, optimizer=..., sample_weight=...) instead",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return self.train_on_batch(X, Y, optimizer=optimizer, sample_weight=sample_weight)

@@ -56,7 +56,8 @@ def _tqdm_class():
 class Progress:
     """A bar over epochs showing the latest losses.
 
-    tqdm when installed (``tqdm.auto``, so notebook-aware), otherwise a plain
+    tqdm when installed (a widget in a notebook with ipywidgets, its text bar
+    elsewhere, never tqdm.auto's ``IProgress not found`` warning), otherwise a plain
     line when an epoch ends, at most every :attr:`PLAIN_INTERVAL` seconds, and within an epoch
     that runs longer than :attr:`PARTIAL_INTERVAL` seconds.
 

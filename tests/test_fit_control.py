@@ -1,7 +1,7 @@
 """What controls a :meth:`numbanet.Network.fit` run.
 
 Validation data and split, early stopping, callbacks, the progress display,
-divergence, and continuing training with ``fit`` and ``partial_fit``.
+divergence, and continuing training with ``fit`` and ``train_on_batch``.
 """
 
 import sys
@@ -349,29 +349,38 @@ def test_fit_twice_continues():
     assert a.epochs_trained == 5 and h.epoch == [3, 4]
 
 
-def test_partial_fit_is_one_step():
+def test_train_on_batch_is_one_step():
     X, Y = regression()
     net = small_net(10)
     manual = net.copy()
     before = net.loss(X, Y)
-    loss = net.partial_fit(X, Y, optimizer=SGD(lr=0.3))
+    loss = net.train_on_batch(X, Y, optimizer=SGD(lr=0.3))
     assert loss == pytest.approx(before, rel=1e-12)
     np.testing.assert_allclose(net.params, manual.params - 0.3 * grad(manual, X, Y), rtol=1e-12, atol=1e-15)
     assert net.epochs_trained == 1
 
 
-def test_partial_fit_continues_optimizer_state():
+def test_train_on_batch_continues_optimizer_state():
     X, Y = regression()
     w = np.linspace(0.5, 2.0, X.shape[0])
     net = small_net(10)
     manual = net.copy()
-    net.partial_fit(X, Y, optimizer=Adam(lr=0.01), sample_weight=w)
-    net.partial_fit(X[:5], Y[:5], sample_weight=w[:5])  # reuses the Adam state
+    net.train_on_batch(X, Y, optimizer=Adam(lr=0.01), sample_weight=w)
+    net.train_on_batch(X[:5], Y[:5], sample_weight=w[:5])  # reuses the Adam state
     opt = Adam(lr=0.01)
     opt.step(manual.params, grad(manual, X, Y, w))
     opt.step(manual.params, grad(manual, X[:5], Y[:5], w[:5]))
     np.testing.assert_allclose(net.params, manual.params, rtol=1e-11, atol=1e-14)
     assert net.optimizer.t == 2
+
+
+def test_partial_fit_is_the_deprecated_name_of_train_on_batch():
+    X, Y = regression()
+    net, twin = small_net(10), small_net(10)
+    with pytest.warns(DeprecationWarning, match="train_on_batch"):
+        loss = net.partial_fit(X, Y, optimizer=SGD(lr=0.3), sample_weight=np.linspace(0.5, 2.0, X.shape[0]))
+    assert loss == twin.train_on_batch(X, Y, optimizer=SGD(lr=0.3), sample_weight=np.linspace(0.5, 2.0, X.shape[0]))
+    np.testing.assert_array_equal(net.params, twin.params)
 
 
 def test_the_compile_indicator_shows_the_seconds_passing(capsys, monkeypatch):

@@ -43,14 +43,14 @@ def _snapshot(net):
 def _calls(net, X, Y):
     return {
         "fit": lambda: net.fit(X, Y, epochs=1, progress=False),
-        "partial_fit": lambda: net.partial_fit(X, Y),
+        "train_on_batch": lambda: net.train_on_batch(X, Y),
         "loss": lambda: net.loss(X, Y),
         "gradients": lambda: net.gradients(X, Y),
         "accuracy": lambda: net.accuracy(X, Y),
     }
 
 
-METHODS = ["fit", "partial_fit", "loss", "gradients", "accuracy"]
+METHODS = ["fit", "train_on_batch", "loss", "gradients", "accuracy"]
 
 
 # --- 1. cross_entropy rows that sum to zero ------------------------------------------------

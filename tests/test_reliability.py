@@ -169,7 +169,7 @@ def test_interrupted_epoch_dropped_for_another_optimizer_or_after_other_steps(in
     with pytest.raises(KeyboardInterrupt):
         net2.fit(X, Y, epochs=3, batch_size=16, progress=False)
     _clear_hook()
-    net2.partial_fit(X[:5], Y[:5])  # a step on other data in between
+    net2.train_on_batch(X[:5], Y[:5])  # a step on other data in between
     net2.fit(X, Y, epochs=1, batch_size=16, progress=False)
     assert net2.optimizer.t == 2 + 1 + 3
 
@@ -431,7 +431,7 @@ def test_second_concurrent_fit_is_refused():
     with pytest.raises(RuntimeError, match="another fit"):
         net.fit(X, Y, epochs=1, progress=False)
     with pytest.raises(RuntimeError, match="another fit"):
-        net.partial_fit(X, Y)
+        net.train_on_batch(X, Y)
     np.testing.assert_array_equal(net.params, before)
     release.set()
     t.join()
@@ -478,7 +478,7 @@ def test_memory_stays_flat_under_varying_request_sizes():
         net.predict(X[:m])
         net.loss(X[:m], Y[:m])
     for m in range(50, 1200, 40):  # 29 distinct chunk lengths
-        net.partial_fit(X[:m], Y[:m])
+        net.train_on_batch(X[:m], Y[:m])
     grown = _rss() - base
     # One buffer kept per row count would be several hundred MiB here.
     assert grown < 40 * 2**20, f"RSS grew by {grown / 2**20:.0f} MiB"
@@ -674,5 +674,5 @@ def test_estimator_attributes_follow_the_network_when_the_convergence_warning_ra
 def test_a_whole_data_batch_leaves_no_large_buffer_behind():
     X, Y = random_classification(n=5000)
     net = make_net()
-    net.partial_fit(X, Y)  # one batch of 5000 rows (> 4096)
+    net.train_on_batch(X, Y)  # one batch of 5000 rows (> 4096)
     assert all(cap <= config.CHUNK for cap, _ in net._buffers._free)

@@ -1,6 +1,6 @@
 """Bad input gets a clear ValueError and changes nothing; odd but valid input works (docs/derivation.md, "Inputs").
 
-For :class:`numbanet.Network` (``fit``, ``partial_fit``, ``predict``, ``loss``,
+For :class:`numbanet.Network` (``fit``, ``train_on_batch``, ``predict``, ``loss``,
 ``gradients``) and the scikit-learn estimators.  After every refused call the
 parameters are bit-identical to before (and, for ``fit``, the optimizer state
 and epoch count too).  Integer, Fortran-ordered, strided, read-only and list
@@ -96,14 +96,14 @@ def _ids(cases):
 
 
 @pytest.mark.parametrize("case, X, Y, match", BAD_XY, ids=_ids(BAD_XY))
-@pytest.mark.parametrize("method", ["fit", "partial_fit", "loss", "gradients"])
+@pytest.mark.parametrize("method", ["fit", "train_on_batch", "loss", "gradients"])
 def test_network_refuses_bad_x_or_y_and_changes_nothing(case, X, Y, match, method):
     net = _trained_net()
     snap = _snapshot(net)
     X_before = None if X is None or isinstance(X, str) else np.array(X, copy=True)
     call = {
         "fit": lambda: net.fit(X, Y, epochs=1, progress=False),
-        "partial_fit": lambda: net.partial_fit(X, Y),
+        "train_on_batch": lambda: net.train_on_batch(X, Y),
         "loss": lambda: net.loss(X, Y),
         "gradients": lambda: net.gradients(X, Y),
     }[method]
@@ -257,8 +257,8 @@ def test_network_accepts_equivalent_inputs(variant):
     hb = b.fit(X, Y, epochs=3, batch_size=5, progress=False)
     assert ha.loss == hb.loss
     np.testing.assert_array_equal(a.params, b.params)
-    a.partial_fit(Xv, Yv)
-    b.partial_fit(X, Y)
+    a.train_on_batch(Xv, Yv)
+    b.train_on_batch(X, Y)
     np.testing.assert_array_equal(a.params, b.params)
     for v, v0 in zip((Xv, Yv), before):
         np.testing.assert_array_equal(np.asarray(v), v0)
@@ -280,7 +280,7 @@ def test_network_never_modifies_its_inputs():
     net = _trained_net()
     net.fit(X, Y, epochs=3, batch_size=5, sample_weight=sw, validation_data=(Xv, Yv), progress=False)
     net.fit(X, Y, epochs=2, validation_split=0.25, progress=False)
-    net.partial_fit(X, Y, sample_weight=sw)
+    net.train_on_batch(X, Y, sample_weight=sw)
     net.predict(X)
     net.forward(X)
     net.loss(X, Y, sample_weight=sw)

@@ -48,7 +48,7 @@ so the two can never disagree.
 
 import numpy as np
 
-from numbanet._jit import jit
+from numbanet._jit import jit, jit_inline
 from numbanet.kernels.pieces import N_FNS
 from numbanet.kernels.updates import N_HYPER
 
@@ -185,13 +185,15 @@ def work_offsets(spec, cap):
     return off
 
 
-@jit
+# The two readers below are inlined: called with a constant ``part``, a kernel of their own would
+# be compiled once for every constant (Numba specialises on literal arguments).
+@jit_inline
 def layer_offset(off, l, part):
     """Return where layer ``l``'s ``part`` (``WORK_A``, ``WORK_Z`` or ``WORK_M``) starts, from :func:`work_offsets`."""
     return off[LAYER_PARTS * l + part]
 
 
-@jit
+@jit_inline
 def tail_offset(off, part):
     """Return where ``part`` (``WORK_Y`` ... ``WORK_END``) starts, from :func:`work_offsets`."""
     return off[off.size - 1 - WORK_END + part]
@@ -206,8 +208,9 @@ def work_size(spec, cap):
 @jit
 def work_capacity(spec, length):
     """Return the rows ``cap`` of a work buffer of ``length`` (the inverse of :func:`work_size`)."""
-    fixed = work_size(spec, 0)
-    return (length - fixed) // (work_size(spec, 1) - fixed)
+    zero = np.int64(0)  # not the literal 0, which would compile work_size once more for each constant
+    fixed = work_size(spec, zero)
+    return (length - fixed) // (work_size(spec, zero + 1) - fixed)
 
 
 # --- optimizer state and backup --------------------------------------------------------------
