@@ -300,3 +300,19 @@ def test_quick_benchmark_runs_and_prints_ratios(tmp_path):
     for key in ("cpu", "logical_cpus", "physical_cores", "numpy", "numba", "scipy", "numpy_blas", "numbanet_path"):
         assert key in machine
     assert machine["numbanet_path"] == os.path.join(ROOT, "numbanet")
+
+
+@pytest.mark.slow  # a child Python runs benchmarks/sparse.py
+def test_quick_sparse_benchmark_prints_ratio_scores_and_memory():
+    proc = subprocess.run(
+        [sys.executable, os.path.join(BENCH, "sparse.py"), "--quick"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=ROOT,
+    )
+    assert proc.returncode == 0, proc.stderr
+    text = proc.stdout
+    assert "fit time ratio" in text and ("meets" in text or "SHORT" in text)
+    assert "accuracy numbanet - sklearn" in text and "of a dense copy" in text
+    assert "sparse.numba_backend" not in proc.stderr  # this file's name does not shadow pydata's sparse

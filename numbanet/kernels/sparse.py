@@ -290,13 +290,14 @@ def sparse_predict_flat(theta, spec, x, ws, out):
     cap, views, _ = work_views(ws, work_spec(spec))
     above = layers_above(Ws, bs, views)
     xb = column_buffers(x, spec, cap)
+    no_logits = np.bool_(False)  # not the literal, for which sparse_forward would be compiled once more
     n = out.shape[0]
     L = len(Ws)
     no_rng = np.zeros(1, np.uint64)
     for start in range(0, n, cap):
         m = min(cap, n - start)
         rows = np.arange(start, start + m)
-        sparse_forward(spec, Ws, bs, views, above, xb, rows, 0.0, no_rng, False)
+        sparse_forward(spec, Ws, bs, views, above, xb, rows, 0.0, no_rng, no_logits)
         copy_rows(views[0][L], 0, m, out, start)
 
 
@@ -344,6 +345,7 @@ def sparse_train_slice_flat(theta, spec, x, Y, sw, ws, state, backup, run, order
     above = layers_above(Ws, bs, views)
     lrs = run_parts(run)[1]
     xb = column_buffers(x, spec, pos[POS_BATCH_SIZE])
+    no_bad_row = np.int64(-1)  # X was checked; an int64, not a literal (one compiled finish_batch)
     l2, dropout = run[RUN_L2], run[RUN_DROPOUT]
     n = Y.shape[0]
     batch_size = pos[POS_BATCH_SIZE]
@@ -360,7 +362,7 @@ def sparse_train_slice_flat(theta, spec, x, Y, sw, ws, state, backup, run, order
         c = sparse_batch_step(spec, Ws, bs, grads, views, above, xb, rows, dropout, rng, wsum > 0, sgd_lr)
         if l2 != 0.0:
             c += l2_penalty(theta, spec, l2)
-        go_on = finish_batch(theta, spec, grad, state, backup, run, pos, n, c, wsum, sgd_lr, -1)
+        go_on = finish_batch(theta, spec, grad, state, backup, run, pos, n, c, wsum, sgd_lr, no_bad_row)
         if pos[POS_STATUS] == OK:
             done += 1
         if not go_on:
