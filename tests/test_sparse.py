@@ -236,6 +236,7 @@ def test_csr_rows_take_and_toarray():
     assert not rows.data.flags.writeable and rows.indices.dtype == np.int64
 
 
+@pytest.mark.requires_jit  # without the JIT (.ci/coverage) its loops over 4 million parameters run as Python
 def test_never_densified():
     """A 300 x 2 000 000 matrix (4.8 GB dense) trains and predicts in a few parameter vectors' worth of memory."""
     n, d = 300, 2_000_000
