@@ -394,7 +394,8 @@ class Network:
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
+        X : array-like or SciPy sparse matrix of shape (n_samples, n_features)
+            A sparse X (CSR, CSC, matrix or array) is used as sparse, never densified.
 
         Returns
         -------
@@ -440,7 +441,7 @@ class Network:
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
+        X : array-like or SciPy sparse matrix of shape (n_samples, n_features)
         Y : array-like of shape (n_samples, n_outputs)
             (1-D accepted for a single output).
         sample_weight : array-like of shape (n_samples,), optional
@@ -529,7 +530,7 @@ class Network:
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
+        X : array-like or SciPy sparse matrix of shape (n_samples, n_features)
         Y : array-like of shape (n_samples, n_outputs)
         epochs : int, default 1
         batch_size : int, default 32
