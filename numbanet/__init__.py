@@ -76,8 +76,9 @@ _LAZY = {
 }
 
 
-#: Submodules loaded on first use: numbanet.testing imports Hypothesis (a test dependency); numbanet.io, as above.
-_LAZY_MODULES = ("testing", "io")
+#: Submodules loaded on first use: numbanet.testing imports Hypothesis (a test dependency); numbanet.io, as above;
+#: numbanet.explain (attributions), which no fit or predict needs.
+_LAZY_MODULES = ("testing", "io", "explain")
 
 
 def __getattr__(name):

@@ -25,7 +25,12 @@ file or the complete new one, never a part.
   write bit for its owner, or not writable by this user -- is not
   replaced: :class:`PermissionError`, and the file is unchanged.  (Owner
   and group are not copied: the new file belongs to whoever saves.)
-* Errors.  File system problems raise :class:`OSError` subclasses
+* Long names.  Where ``.{name}.{32 hex digits}.tmp`` would exceed the
+  folder's longest file name (NAME_MAX, 255 bytes on most file systems), the
+  temporary name holds a prefix of ``name`` and a digest of the whole
+  instead, so every name the folder accepts can be saved.
+* Errors.  A read-only file system is reported as such (:data:`errno.EROFS`),
+  whatever the file's own permissions.  File system problems raise :class:`OSError` subclasses
   (:class:`FileNotFoundError` for a missing folder, :class:`PermissionError`,
   ...) whose ``filename`` and message are the ``path`` passed, never the
   temporary file; no temporary file is left behind.  Paths may be ``str``,
@@ -33,6 +38,7 @@ file or the complete new one, never a part.
 """
 
 import errno
+import hashlib
 import os
 import re
 import stat
@@ -54,9 +60,11 @@ def write_atomically(path, write):
     """
     path = os.fsdecode(path)
     folder, base = os.path.split(os.path.abspath(path))
+    _refuse_read_only_file_system(folder, path)
     mode = _existing_mode(path)
-    _remove_stale_temps(folder, base)
-    tmp = os.path.join(folder, f".{base}.{uuid.uuid4().hex}.tmp")
+    stem = _temp_stem(folder, base)
+    _remove_stale_temps(folder, stem)
+    tmp = os.path.join(folder, f".{stem}.{uuid.uuid4().hex}.tmp")
     try:
         # O_EXCL: never write through someone else's file.  A new file gets 0o666 less the umask, as
         # open() gives; a replacement starts with at most the old bits and gets exactly them below.
@@ -97,6 +105,42 @@ def _naming(path, error):
     return OSError(error.errno, f"cannot save the model: {error.strerror}", path)
 
 
+# ".", "." before the 32 hex digits and ".tmp": what a temporary name adds to the file's own name.
+_TEMP_EXTRA = 38
+
+
+def _temp_stem(folder, base):
+    """Return what stands for ``base`` in its temporary names: ``base``, or a prefix and a digest of it.
+
+    The prefix and digest where ``.{base}.{hex}.tmp`` would be longer than the
+    folder's longest file name (NAME_MAX).
+    """
+    try:
+        name_max = os.pathconf(folder, "PC_NAME_MAX")
+    except (OSError, ValueError, AttributeError):
+        name_max = 255
+    raw = os.fsencode(base)
+    if len(raw) + _TEMP_EXTRA <= name_max:
+        return base
+    digest = hashlib.sha256(raw).hexdigest()[:16]
+    keep = max(0, name_max - _TEMP_EXTRA - len(digest) - 1)
+    return os.fsdecode(raw[:keep]).encode("utf-8", "ignore").decode("utf-8", "ignore") + "~" + digest
+
+
+def _refuse_read_only_file_system(folder, path):
+    """Refuse a folder on a read-only file system, saying so: no permission (chmod) can help there."""
+    try:
+        read_only = bool(os.statvfs(folder).f_flag & os.ST_RDONLY)
+    except (OSError, AttributeError):  # no statvfs (Windows), or the folder is missing: os.open will say
+        return
+    if read_only:
+        raise OSError(
+            errno.EROFS,
+            "cannot save the model: the folder is on a read-only file system; save to a writable location",
+            path,
+        )
+
+
 def _existing_mode(path):
     """Permission bits of the regular file at ``path``, None when there is none; refuse a read-only one."""
     try:
@@ -118,9 +162,9 @@ def _existing_mode(path):
     return mode
 
 
-def _remove_stale_temps(folder, base):
-    """Delete the temporary files that killed saves to ``folder/base`` left behind; best effort, never raises."""
-    own = re.compile(rf"\.{re.escape(base)}\.[0-9a-f]{{32}}\.tmp")
+def _remove_stale_temps(folder, stem):
+    """Delete the temporary files that killed saves to the file of ``stem`` left behind; best effort, never raises."""
+    own = re.compile(rf"\.{re.escape(stem)}\.[0-9a-f]{{32}}\.tmp")
     try:
         with os.scandir(folder) as it:
             entries = [e for e in it if own.fullmatch(e.name) and e.is_file(follow_symlinks=False)]

@@ -35,6 +35,14 @@ class CSRRows:
         self.shape = (int(shape[0]), int(shape[1]))
         self.dtype = data.dtype
 
+    def __getitem__(self, rows):
+        """Return the rows ``start:stop`` (a slice, step 1) as a CSRRows sharing this one's arrays (no copy)."""
+        if not isinstance(rows, slice) or rows.step not in (None, 1):
+            raise TypeError("CSRRows takes a slice of rows, start:stop; use take for other rows")
+        start, stop, _ = rows.indices(self.shape[0])
+        stop = max(start, stop)
+        return CSRRows(self.data, self.indices, self.indptr[start : stop + 1], (stop - start, self.shape[1]))
+
     @property
     def arrays(self):
         """``(data, indices, indptr)``, the tuple the sparse kernels take."""

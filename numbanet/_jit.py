@@ -24,6 +24,7 @@ read-only container), the kernels are compiled in memory, in every process.
 """
 
 import functools
+import sys
 
 import numpy as np
 from numba import config, njit
@@ -36,6 +37,20 @@ SOURCES_DIGEST = _numba.SOURCES_DIGEST
 _FLAGS = {"nogil": True, "error_model": "numpy"}
 
 
+_SAID = []
+
+
+def _say_in_memory():
+    """Say once per process that the kernels are compiled in memory (a stderr line, not a warning: never an error)."""
+    if not _SAID:
+        _SAID.append(True)
+        print(
+            "numbanet: no writable folder for Numba's cache (set NUMBA_CACHE_DIR to one); "
+            "its kernels are compiled in memory, in every process",
+            file=sys.stderr,
+        )
+
+
 def _cached(**flags):
     """Return Numba's decorator with ``cache=True``, or without a cache where no folder is writable."""
     cached, in_memory = njit(cache=True, **_FLAGS, **flags), njit(**_FLAGS, **flags)
@@ -44,6 +59,7 @@ def _cached(**flags):
         try:
             return cached(fn)
         except RuntimeError:  # "cannot cache function ...: no locator available": no writable folder
+            _say_in_memory()
             return in_memory(fn)
 
     return decorate

@@ -7,7 +7,9 @@ need Numba's private caching and runtime code, and live here and nowhere else:
   digest of their sources (:data:`SOURCES_DIGEST`), so an edit to one kernel
   file reaches the cached kernels of the other files that call it;
 * a cached kernel loads without Numba's registry refresh
-  (:func:`load_kernels_without_refresh`), which a loaded kernel does not need;
+  (:func:`load_kernels_without_refresh`), which a loaded kernel does not need,
+  and a damaged cache file (truncated, flipped bytes: each data file carries
+  its SHA-256) is a cache miss, recompiled, never a crash;
 * :func:`cache_path` and :func:`cached_signatures` read where, and for which
   types, a kernel is cached (for the compile lock and the "compiling" message).
 
@@ -21,6 +23,7 @@ because Numba changed.
 
 import hashlib
 import os
+import pickle
 import re
 import sys
 import tempfile
@@ -136,12 +139,33 @@ KernelCacheLocator = _install_locator()
 
 
 def _fast_cache_class():
-    """Build the cache class that loads without the registry refresh (only called on a tested Numba)."""
-    from numba.core.caching import FunctionCache
+    """Build the cache classes numbanet's kernels use (only called on a tested Numba)."""
+    from numba.core.caching import FunctionCache, IndexDataCacheFile
     from numba.core.runtime.nrt import rtsys
 
+    class CheckedCacheFile(IndexDataCacheFile):
+        """Numba's index and data files of one kernel, each data file ending with the SHA-256 of the rest.
+
+        A data file truncated or with flipped bytes fails the check (or, in the
+        index, unpickling) and is a cache miss, never machine code loaded from
+        damaged bytes.
+        """
+
+        def _save_data(self, name, data):
+            payload = self._dump(data)
+            with self._open_for_write(self._data_path(name)) as f:
+                f.write(payload + hashlib.sha256(payload).digest())
+
+        def _load_data(self, name):
+            with open(self._data_path(name), "rb") as f:
+                raw = f.read()
+            payload, digest = raw[:-32], raw[-32:]
+            if len(raw) < 32 or hashlib.sha256(payload).digest() != digest:
+                raise ValueError(f"damaged cache file {name}")
+            return pickle.loads(payload)
+
     class KernelCache(FunctionCache):
-        """Numba's on-disk cache of one numbanet kernel, loading without the registry refresh.
+        """Numba's on-disk cache of one numbanet kernel: loads without the registry refresh, survives damage.
 
         Before every cache load Numba refreshes its target context: it imports and installs
         every typing and lowering registry (and with them SciPy's linalg), the first
@@ -150,6 +174,10 @@ def _fast_cache_class():
         is created.  So a process that only loads numbanet's kernels skips the refresh; the
         first compile in it (a new dtype, a custom piece) still refreshes, as Numba's compiler
         does that itself.
+
+        A damaged index or data file (truncated, flipped bytes: Numba raises
+        UnpicklingError, UnicodeDecodeError, EOFError, ...) is a cache miss: the
+        kernel's index is dropped, the kernel compiled and saved afresh.
         """
 
         def load_overload(self, sig, target_context):
@@ -158,29 +186,49 @@ def _fast_cache_class():
             except AttributeError:  # pragma: no cover - Numba's caching changed: its own way
                 return super().load_overload(sig, target_context)
             rtsys.initialize(target_context)  # what the refresh does first, and what loaded code needs
-            with guard():
-                return load(sig, target_context)
+            try:
+                with guard():
+                    return load(sig, target_context)
+            except Exception:
+                self._drop_index()
+                return None
 
-    return FunctionCache, KernelCache
+        def save_overload(self, sig, data):
+            try:
+                return super().save_overload(sig, data)
+            except Exception:  # an unreadable index: start it afresh; failing that, the kernel stays in memory
+                self._drop_index()
+                try:
+                    return super().save_overload(sig, data)
+                except Exception:
+                    return None
+
+        def _drop_index(self):
+            try:
+                os.unlink(self._cache_file._index_path)
+            except (OSError, AttributeError):
+                pass
+
+    return FunctionCache, KernelCache, IndexDataCacheFile, CheckedCacheFile
 
 
 def _install_fast_cache():
     if not TESTED or numba.config.DISABLE_JIT:
-        return None, None
+        return None, None, None, None
     try:
         return _fast_cache_class()
     except Exception:  # pragma: no cover - another Numba layout: its own loading, unchanged
-        return None, None
+        return None, None, None, None
 
 
-_FunctionCache, _KernelCache = _install_fast_cache()
+_FunctionCache, _KernelCache, _CacheFile, _CheckedCacheFile = _install_fast_cache()
 
 #: Whether numbanet's kernels load without Numba's registry refresh in this process.
 FAST_LOAD = _KernelCache is not None
 
 
 def load_kernels_without_refresh():
-    """Make every numbanet kernel imported so far load from the cache without Numba's refresh."""
+    """Make every numbanet kernel imported so far load from the cache without Numba's refresh, checking its files."""
     if not FAST_LOAD:
         return
     for name, module in list(sys.modules.items()):
@@ -189,6 +237,8 @@ def load_kernels_without_refresh():
                 cache = getattr(value, "_cache", None)
                 if type(cache) is _FunctionCache:
                     cache.__class__ = _KernelCache
+                    if type(getattr(cache, "_cache_file", None)) is _CacheFile:
+                        cache._cache_file.__class__ = _CheckedCacheFile
 
 
 def cache_path(dispatcher):

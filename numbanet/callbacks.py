@@ -40,9 +40,14 @@ class History:
     compile_seconds : float
         Seconds this ``fit`` spent compiling the training kernel, or loading
         it from Numba's cache, before training (0 once the process has it).
+        Waiting for another process that compiles the same kernels is not included.
+    compile_wait_seconds : float
+        Seconds this ``fit`` waited for another process compiling the same
+        kernels (the compile lock), before compiling or loading them.
     """
 
-    compile_seconds = 0.0  # a class default, so histories pickled before it existed have it
+    compile_seconds = 0.0  # class defaults, so histories pickled before they existed have them
+    compile_wait_seconds = 0.0
 
     def __init__(self):
         self.epoch = []

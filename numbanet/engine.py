@@ -32,12 +32,19 @@ the network is left consistent:
 * ``epochs_trained`` counts completed epochs, and ``net.history`` holds the
   losses of the epochs completed so far.
 
+Ctrl-C cannot land anywhere else: the whole fit runs with it held
+(:mod:`numbanet.interrupts`), delivered between slices, between the chunks
+of a validation pass, and inside callbacks.
+
 A run stopped in the middle of an epoch leaves that epoch pending on the
 network (its row order, the next batch, its running cost, its start-of-epoch
-backup).  The next ``fit`` on the same data with the same batch size, shuffle
-setting and optimizer finishes that epoch first, so an interrupted fit
-continued later computes exactly what the uninterrupted fit would have; any
-other ``fit`` drops the pending epoch (its batches stay in the weights).
+backup); one stopped after an epoch's last mini-batch but before the end of
+its per-epoch work (validation, a loss-watching schedule's step) leaves that
+work pending (:class:`EpochEnd`).  The next ``fit`` on the same data with
+the same batch size, shuffle setting and optimizer finishes that epoch (or
+that epoch end) first, so an interrupted fit continued later computes
+exactly what the uninterrupted fit would have; any other ``fit`` drops the
+pending epoch (its batches stay in the weights).
 """
 
 import contextlib
@@ -47,7 +54,7 @@ import zlib
 
 import numpy as np
 
-from numbanet import config, warmup
+from numbanet import config, interrupts, warmup
 from numbanet._csr import CSRRows
 from numbanet.exceptions import TrainingDivergedError
 from numbanet.kernels import layout as _layout
@@ -60,17 +67,20 @@ from numbanet.schedules import ConstantLR
 _INTERRUPT_AFTER_BATCHES = None
 
 
-def data_fingerprint(X, Y, sw, batch_size, shuffle):
+def data_fingerprint(X, Y, sw, batch_size, shuffle, train_rows=None):
     """Return a cheap identity of the training data and batching, to match a pending epoch.
 
-    Shapes, batch size, shuffling, the sample-weight sum, and a CRC of eight
-    rows of ``X`` and ``Y`` spread over the data.
+    Shapes, batch size, shuffling, the sample-weight sum, a CRC of eight
+    rows of ``X`` and ``Y`` spread over the data, and of the rows trained
+    on when they are not all of them.
     """
     n = X.shape[0]
     rows = np.unique(np.linspace(0, n - 1, 8).astype(np.int64))
     sparse = isinstance(X, CSRRows)
     crc = X.crc(rows) if sparse else zlib.crc32(np.ascontiguousarray(X[rows]).tobytes())
     crc = zlib.crc32(np.ascontiguousarray(Y[rows]).tobytes(), crc)
+    if train_rows is not None:
+        crc = zlib.crc32(train_rows.tobytes(), crc)
     return (X.shape, Y.shape, X.dtype.str, sparse, int(batch_size), bool(shuffle), float(sw.sum()), crc)
 
 
@@ -92,16 +102,38 @@ class PendingEpoch:
     """An epoch a run stopped in the middle of, kept on the network to be finished later.
 
     ``key`` is ``(data fingerprint, id of the optimizer, its step count at the
-    stop)``: the next run resumes the epoch only when all three match.
+    stop)``: the next run resumes the epoch only when all three match.  With
+    ``batch == 0`` the epoch's mini-batches are all done and ``end`` (an
+    :class:`EpochEnd`) says how far its per-epoch work got.
     """
 
-    def __init__(self, key, order, batch, acc, backup, t0):
+    def __init__(self, key, order, batch, acc, backup, t0, end=None):
         self.key = key
         self.order = order
         self.batch = batch
         self.acc = acc
         self.backup = backup
         self.t0 = t0
+        self.end = end
+
+
+class EpochEnd:
+    """The per-epoch work of one completed epoch, as far as it got.
+
+    ``stage`` counts the steps done (:meth:`numbanet.plan.FitSession.epoch_end`
+    says which); each step is done whole or not at all, and this is advanced
+    after it, so an interrupted epoch end is finished by the next fit without
+    doing a step twice.  ``loss`` is the loss a schedule watches: the epoch's
+    training loss, replaced by its validation loss once that is known;
+    ``stop`` whether a callback asked to stop.
+    """
+
+    __slots__ = ("loss", "stage", "stop")
+
+    def __init__(self, loss):
+        self.loss = loss
+        self.stage = 0
+        self.stop = False
 
 
 def resumable(pending, fingerprint, optimizer):
@@ -115,17 +147,23 @@ def resumable(pending, fingerprint, optimizer):
     return pending
 
 
-def leave_pending(net, fingerprint, optimizer, order, batch, acc, backup, t0):
-    """Keep an epoch stopped before batch ``batch`` on ``net``, for the next fit to finish."""
-    net._pending = PendingEpoch((fingerprint, id(optimizer), optimizer.t), order, batch, acc, backup, t0)
+def leave_pending(net, fingerprint, optimizer, order, batch, acc, backup, t0, end=None):
+    """Keep an epoch stopped before batch ``batch`` on ``net`` (``batch == 0``: stopped in its ``end``)."""
+    net._pending = PendingEpoch((fingerprint, id(optimizer), optimizer.t), order, batch, acc, backup, t0, end)
 
 
-def record_epochs(net, history, first, losses, lrs):
-    """Append completed epochs ``first, first + 1, ...`` to ``history`` and count them on ``net``."""
-    history.epoch += range(first, first + len(losses))
-    history.loss += [float(v) for v in losses]
-    history.lr += [float(v) for v in lrs]
-    net.epochs_trained += len(losses)
+def record_epochs(net, history, first, losses, lrs, at=None):
+    """Record completed epochs ``first, first + 1, ...`` in ``history`` and count them on ``net``.
+
+    ``at`` is where in the history's lists they go (default: appended).  The
+    writes are by position, so a record interrupted half-way and done again
+    writes the same lists, never twice.
+    """
+    at = len(history.loss) if at is None else at
+    history.epoch[at:] = range(first, first + len(losses))
+    history.loss[at:] = [float(v) for v in losses]
+    history.lr[at:] = [float(v) for v in lrs]
+    net.epochs_trained = first + len(losses)
 
 
 class TrainingRun:
@@ -144,16 +182,21 @@ class TrainingRun:
     session : numbanet.plan.FitSession
         The fit's history, progress bar and per-epoch work
         (``epoch_end(history) -> bool``, None when there is none).
+    rows : int64 array, optional
+        The rows of ``X`` to train on, ascending (a validation split's
+        training rows); default all.
     """
 
-    def __init__(self, net, X, Y, sw, plan, session):
+    def __init__(self, net, X, Y, sw, plan, session, rows=None):
         self.net = net
         self.X, self.Y, self.sw = X, Y, sw
         self.sparse = isinstance(X, CSRRows)  # the sparse kernels, with their own work buffers
         self.pool = net._sparse_buffers if self.sparse else net._buffers
-        self.sw_total = float(sw.sum())
+        # rows: the training rows of X when a validation split holds some out (indexed, not copied).
+        n = X.shape[0] if rows is None else rows.size
+        self.sw_total = float(sw.sum() if rows is None else sw[rows].sum())
         self.epochs = plan.epochs
-        self.batch_size = batch_size = plan.batch_for(X.shape[0])
+        self.batch_size = batch_size = plan.batch_for(n)
         self.shuffle = shuffle = plan.shuffle
         self.optimizer = optimizer = plan.optimizer
         self.schedule = plan.schedule
@@ -165,7 +208,7 @@ class TrainingRun:
         self.validation = plan.validation
         epochs = self.epochs
         self.first_epoch = net.epochs_trained
-        n, P = X.shape[0], net.n_params
+        P = net.n_params
         self.n_batches = -(-n // batch_size)
         self.epoch_losses = np.zeros(epochs, dtype=np.float64)
         self.pos = np.zeros(_layout.N_POS, dtype=np.int64)
@@ -173,44 +216,44 @@ class TrainingRun:
         self.t_start = optimizer.t
         self.acc = np.zeros(1, dtype=np.float64)
         self.recorded = 0  # epochs of this run already committed
-        self.fingerprint = data_fingerprint(X, Y, sw, batch_size, shuffle)
+        self.fingerprint = data_fingerprint(X, Y, sw, batch_size, shuffle, rows)
+        self.end = None  # the EpochEnd of the last completed epoch while its per-epoch work is not all done
         pending = resumable(net._pending, self.fingerprint, optimizer)  # taken over (and cleared) by run()
-        if pending is not None:
+        if pending is not None and pending.batch > 0:
             self.order, self.backup = pending.order, pending.backup
             self.pos[_train.POS_BATCH] = pending.batch
             self.pos[_train.POS_T0] = pending.t0
             self.acc[0] = pending.acc
         else:
-            self.order = np.arange(n, dtype=np.int64)
+            if pending is not None and self.epoch_end is not None:
+                self.end = pending.end  # an epoch end to finish before the first epoch
+            self.order = np.arange(n, dtype=np.int64) if rows is None else rows.astype(np.int64)
             self.backup = np.empty(_layout.backup_shape(P, optimizer.state.shape[0]), dtype=net.dtype)
 
     # ------------------------------------------------------------------ loop
 
     def run(self):
-        """Train until the run ends; commit after every slice, whatever happens."""
-        net, pos = self.net, self.pos
+        """Train until the run ends; commit after every slice, whatever happens.
+
+        Called with Ctrl-C held (:func:`numbanet.interrupts.held`): it is
+        delivered only where everything is committed -- between slices, and
+        between the chunks of a validation pass -- or during compiling and
+        callbacks, which change nothing of the run's.
+        """
+        pos = self.pos
         needs_loss = self.schedule.needs_loss
         stop_at_epoch_end = self.epoch_end is not None
         budget = 1
         limit = _INTERRUPT_AFTER_BATCHES
         total = 0
-        net._pending = None  # resumed by this run, or dropped; _leave_pending sets a new one
-        opt = self.optimizer
-        # The kernel's run array holds the epochs' rates and costs and the running cost: from here on
-        # self.lrs, self.epoch_losses and self.acc are views of it.
-        self.run_floats = _layout.run_floats(
-            float(net.l2), float(net.dropout), float(self.clip), self.sw_total, opt._hyper(), self.lrs
-        )
-        self.run_floats[_layout.RUN_ACC] = self.acc[0]
-        _, self.lrs, self.epoch_losses = _layout.run_parts.py_func(self.run_floats)
-        self.acc = self.run_floats[_layout.RUN_ACC : _layout.RUN_ACC + 1]
-        pos[_layout.POS_OPTIMIZER] = opt._code
-        pos[_layout.POS_SHUFFLE] = self.shuffle
-        pos[_layout.POS_BATCH_SIZE] = self.batch_size
         work = None
         try:
+            self._start()
             self.history.compile_seconds, work = self._prepare(stop_at_epoch_end)
+            if self.end is not None and self._end_epoch(resumed=True):
+                return self.history
             while pos[_train.POS_EPOCH] < self.epochs:
+                interrupts.poll()  # Ctrl-C: everything is committed here
                 e = int(pos[_train.POS_EPOCH])
                 if needs_loss and np.isnan(self.lrs[e]):  # at each epoch's start, a resumed one's too
                     self.lrs[e] = self._rate(self.first_epoch + e)
@@ -231,19 +274,47 @@ class TrainingRun:
                 # The next slice aims at SLICE_SECONDS, growing at most SLICE_GROWTH-fold.
                 rate = done / elapsed if elapsed > 0 else float("inf")
                 budget = int(max(1, min(budget * config.SLICE_GROWTH, rate * config.SLICE_SECONDS)))
-                stop = False
-                if stop_at_epoch_end and pos[_train.POS_BATCH] == 0 and done > 0:
-                    stop = self.epoch_end(self.history)
-                self.bar.update(self.progress(), self.history)
-                if stop:
-                    self.history.stopped_early = pos[_train.POS_EPOCH] < self.epochs
+                if self.end is not None and self._end_epoch():
                     break
+                self.bar.update(self.progress(), self.history)
         finally:
-            self.commit()  # first: a second Ctrl-C during the clean-up must not skip it
+            self.commit()
             self._leave_pending()
             if work is not None:
                 self.pool.release(work)
         return self.history
+
+    def _start(self):
+        """Take the network's pending epoch over, and lay out the kernel's ``run`` and ``pos`` settings."""
+        self.net._pending = None  # resumed by this run, or dropped; _leave_pending sets a new one
+        opt, pos = self.optimizer, self.pos
+        # The kernel's run array holds the epochs' rates and costs and the running cost: from here on
+        # self.lrs, self.epoch_losses and self.acc are views of it.
+        run_floats = _layout.run_floats(
+            float(self.net.l2), float(self.net.dropout), float(self.clip), self.sw_total, opt._hyper(), self.lrs
+        )
+        run_floats[_layout.RUN_ACC] = self.acc[0]
+        self.run_floats = run_floats
+        _, self.lrs, self.epoch_losses = _layout.run_parts.py_func(run_floats)
+        self.acc = run_floats[_layout.RUN_ACC : _layout.RUN_ACC + 1]
+        pos[_layout.POS_OPTIMIZER] = opt._code
+        pos[_layout.POS_SHUFFLE] = self.shuffle
+        pos[_layout.POS_BATCH_SIZE] = self.batch_size
+
+    def _end_epoch(self, resumed=False):
+        """Finish the per-epoch work of the epoch just completed; return True to stop the run.
+
+        An epoch end left by an interrupted run (``resumed``) does what that
+        run had not done yet; its callbacks belonged to that run and are not
+        called again.
+        """
+        end = self.end
+        self.epoch_end(self.history, end, callbacks=not resumed)
+        self.end = None
+        if end.stop:
+            self.bar.update(self.progress(), self.history)
+            self.history.stopped_early = self.pos[_train.POS_EPOCH] < self.epochs
+        return end.stop
 
     def _prepare(self, stop_at_epoch_end):
         """Take the run's work buffer and compile or load its kernels; return the seconds that took and the buffer.
@@ -251,10 +322,11 @@ class TrainingRun:
         Sizing the buffer is a kernel too (:func:`numbanet.kernels.layout.work_size`).
         A slice of no mini-batches compiles the training kernel, and with
         validation data a loss and a prediction of one validation row for the
-        kernels the epoch ends call, under the machine-wide compile lock
-        (:func:`numbanet.warmup.compile_lock`), so the progress bar can say
+        kernels the epoch ends call -- to compile them, under the machine-wide
+        compile lock (:func:`numbanet.warmup.compile_lock`) -- so the progress bar can say
         "compiling kernels (first run only)" and its clock, like the training
-        time, leaves the compile out.
+        time, leaves the compile out.  Compiling is open to Ctrl-C (nothing of the run has
+        changed yet); taking a buffer of the pool is not (its lock must not be left held).
         """
         entry_points = ("sparse_train_slice_flat",) if self.sparse else ("train_slice_flat",)
         if self.validation is not None:
@@ -264,8 +336,14 @@ class TrainingRun:
         where = warmup.kernels_ready(self.net.dtype.name, entry_points)
         if where == "memory":
             return 0.0, self.pool.acquire(self.batch_size)[0]
-        start = time.perf_counter()
-        with self.bar.compiling() if where is None else contextlib.nullcontext(), warmup.compile_lock():
+        # Only a compile takes the lock: cached kernels load at once.  The wait is not compile time.
+        lock = warmup.compile_lock(dtype=self.net.dtype.name) if where is None else contextlib.nullcontext()
+        compiling = self.bar.compiling() if where is None else contextlib.nullcontext()
+        asked = time.perf_counter()
+        with interrupts.opened(), compiling, lock:
+            start = time.perf_counter()
+            if where is None:
+                self.history.compile_wait_seconds = start - asked
             work = self.pool.acquire(self.batch_size)[0]
             self._slice(work, 0, stop_at_epoch_end)
             if self.validation is not None:
@@ -306,8 +384,11 @@ class TrainingRun:
         pos, net, history = self.pos, self.net, self.history
         e = int(pos[_train.POS_EPOCH])
         if e > self.recorded:
-            done, self.recorded = self.recorded, e  # first, so that a retry never records twice
-            record_epochs(net, history, self.first_epoch + done, self.epoch_losses[done:e], self.lrs[done:e])
+            done = self.recorded
+            record_epochs(net, history, self.first_epoch + done, self.epoch_losses[done:e], self.lrs[done:e], at=done)
+            self.recorded = e  # last: a commit stopped before it is done again, to the same effect
+            if self.epoch_end is not None and pos[_train.POS_BATCH] == 0 and pos[_train.POS_STATUS] == _train.OK:
+                self.end = EpochEnd(float(self.epoch_losses[e - 1]))
         self.optimizer.t = int(pos[_train.POS_T])
         history.samples = int(pos[_train.POS_SAMPLES])
         history.steps = int(pos[_train.POS_T]) - self.t_start
@@ -318,9 +399,11 @@ class TrainingRun:
 
     def _leave_pending(self):
         batch = int(self.pos[_train.POS_BATCH])
-        if batch > 0 and self.pos[_train.POS_STATUS] == _train.OK:
-            acc, t0 = float(self.acc[0]), int(self.pos[_train.POS_T0])
-            leave_pending(self.net, self.fingerprint, self.optimizer, self.order, batch, acc, self.backup, t0)
+        if self.pos[_train.POS_STATUS] != _train.OK or (batch == 0 and self.end is None):
+            return
+        acc, t0 = float(self.acc[0]), int(self.pos[_train.POS_T0])
+        end = self.end if batch == 0 else None
+        leave_pending(self.net, self.fingerprint, self.optimizer, self.order, batch, acc, self.backup, t0, end)
 
     def _diverged(self):
         e = int(self.pos[_train.POS_BAD_EPOCH])
@@ -377,8 +460,8 @@ class WorkspacePool:
         length = self._lengths.get(cap)
         if length is None:
             length = int(_layout.work_size(self.spec, cap))
+            self._caps[length] = cap  # first: a buffer of this length may be released only once this is known
             self._lengths[cap] = length
-            self._caps[length] = cap
         return length
 
     def release(self, buffer):

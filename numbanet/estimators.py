@@ -606,10 +606,18 @@ class _BaseMLP(BaseEstimator):
 
     # ------------------------------------------------------------ prediction
 
+    def _checked_inputs(self, X, accept_sparse=False):
+        """Return ``X`` validated against the fitted estimator (features, their names), as prediction takes it.
+
+        With ``accept_sparse`` a CSR or CSC ``X`` stays sparse (prediction trains nothing dense from it).
+        """
+        check_is_fitted(self, "net_")
+        sparse = ["csr", "csc"] if accept_sparse else False
+        return validate_data(self, X, reset=False, accept_sparse=sparse, dtype=(np.float64, np.float32))
+
     def _raw(self, X):
         """Return the fitted network's outputs for the validated ``X``: shape (n_samples, n_outputs_)."""
-        check_is_fitted(self, "net_")
-        X = validate_data(self, X, reset=False, accept_sparse=["csr", "csc"], dtype=(np.float64, np.float32))
+        X = self._checked_inputs(X, accept_sparse=True)  # first: it raises NotFittedError before net_ is read
         return self.net_.predict(X)
 
     # ---------------------------------------------------- fitted attributes

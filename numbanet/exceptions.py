@@ -42,3 +42,12 @@ class TrainingDivergedError(ArithmeticError):
 
 class ModelFileError(ValueError):
     """A saved model file is missing, damaged, foreign or of an unknown version."""
+
+
+class CustomPieceError(ValueError):
+    """A custom activation or loss raised an exception inside a ``fit``, ``predict``, ``loss`` or ``gradients``.
+
+    The message names the piece, its function and the input; the exception
+    the function raises there (run as Python) is chained as ``__cause__``.
+    The network is as it was before the call.
+    """

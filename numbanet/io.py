@@ -44,23 +44,33 @@ corrupted, foreign, holding object (pickled) arrays, holding impossible values
 (NaN or infinite parameters, a negative ``epochs_trained``, ``l2``,
 ``n_iter_`` or ``t_``, a ``dropout`` outside [0, 1)), or written by a newer
 numbanet -- raises :class:`numbanet.ModelFileError` naming the file.
-:func:`load` checks sizes before it allocates: every array's header must
-declare exactly the bytes its zip entry holds (and an entry cannot claim more
-than deflate could unpack from the whole file), and ``sizes`` must declare
-exactly as many parameters as ``params`` holds (at most :data:`numbanet.config.MAX_PARAMS`)
-before a :class:`~numbanet.Network` is built, so a small crafted file cannot
-make it allocate gigabytes.
+:func:`load` takes about the model's own size, whatever the file declares or
+compresses: every array's header must declare exactly the bytes its zip entry
+holds (and an entry cannot claim more than deflate could unpack from the whole
+file); entries the format does not have are refused before they are inflated;
+the entries other than ``params`` together may unpack to at most
+:data:`numbanet.config.MAX_METADATA_BYTES`; ``sizes`` must declare exactly as
+many parameters as ``params`` holds, at most ``max_params``
+(:data:`numbanet.config.MAX_PARAMS` by default), before a
+:class:`~numbanet.Network` is built; and ``params`` is inflated in chunks of
+:data:`numbanet.config.LOAD_CHUNK_BYTES` straight into the network's parameter
+vector.  An estimator's JSON may nest at most :data:`numbanet.config.MAX_JSON_DEPTH`
+levels, and its ``classes_`` and ``feature_names_in_`` must fit the network.
 """
 
+import contextlib
 import json
 import math
 import os
+import re
 import sys
 import zipfile
 
 import numpy as np
 
+from numbanet import _validation as check
 from numbanet import config
+from numbanet import pieces as _pieces
 from numbanet._atomic import write_atomically
 from numbanet.exceptions import ModelFileError
 from numbanet.network import Network
@@ -125,6 +135,12 @@ def _typed(values, what):
 
 
 def _network_arrays(net):
+    non_finite = net.params.size - np.count_nonzero(np.isfinite(net.params))
+    if non_finite:  # load refuses such a file: do not write one
+        raise ValueError(
+            f"cannot save a network whose parameters hold {non_finite} NaN or infinite values "
+            f"(of {net.params.size}); load would refuse the file"
+        )
     pieces = net.custom_pieces
     custom = sorted(pieces)
     fingerprints = {f"custom_fingerprint_{name}": pieces[name].fingerprint() for name in custom}
@@ -189,7 +205,8 @@ def save(model, path):
     TypeError
         For an object numbanet cannot save.
     ValueError
-        For an unfitted estimator, or parameters that cannot be stored without pickle.
+        For an unfitted estimator, parameters that cannot be stored without
+        pickle, or NaN or infinite weights (which :func:`load` would refuse).
     PermissionError
         When ``path`` is an existing read-only file (it is left unchanged).
     OSError
@@ -218,14 +235,48 @@ def save(model, path):
 # ------------------------------------------------------------------- load
 
 
-def _read(path):
-    """Every array of the file at ``path``, as a dict; ModelFileError for unreadable files."""
-    if not os.path.exists(path):
-        raise ModelFileError(f"{path}: no such file")
-    if os.path.isdir(path):
-        raise ModelFileError(f"{path}: is a folder, not a model file")
-    if os.path.getsize(path) == 0:
-        raise ModelFileError(f"{path}: the file is empty (0 bytes); it is not a numbanet model file")
+# Every entry a model file may hold; anything else is refused before it is inflated.
+_NETWORK_ENTRIES = (
+    "format",
+    "format_version",
+    "kind",
+    "sizes",
+    "activations",
+    "loss",
+    "custom",
+    "dtype",
+    "l2",
+    "dropout",
+    "epochs_trained",
+    "params",
+)
+_ESTIMATOR_ENTRIES = (
+    "estimator_params",
+    "fitted",
+    "loss_curve_",
+    "validation_scores_",
+    "classes_",
+    "feature_names_in_",
+)
+_FINGERPRINT = "custom_fingerprint_"
+# An .npy header is at most 65 535 bytes plus its magic and length (format 1.0; 2.0 files are no larger here).
+_MAX_HEADER = 2**16 + 16
+
+
+def _known_entry(key):
+    custom = key.startswith(_FINGERPRINT) and key[len(_FINGERPRINT) :].isidentifier()
+    return key in _NETWORK_ENTRIES or key in _ESTIMATOR_ENTRIES or custom
+
+
+@contextlib.contextmanager
+def _opened(path, max_params):
+    """Yield the entries of the model file at ``path`` as a dict, while it is open; ModelFileError if unreadable.
+
+    Every entry but ``params`` is read (each checked before it is inflated);
+    ``params`` is a :class:`_Params` that copies itself into a network's
+    parameter vector, so the file's values never take memory of their own.
+    """
+    _check_file(path)
     try:
         with open(path, "rb") as f:
             head = f.read(len(np.lib.format.MAGIC_PREFIX))
@@ -236,28 +287,68 @@ def _read(path):
             f.seek(0)
             size = os.fstat(f.fileno()).st_size
             with zipfile.ZipFile(f) as zf:
-                return dict(_read_entry(zf, info, size, path) for info in zf.infolist())
+                yield _entries(zf, size, path, max_params)
     except ModelFileError:
         raise
     except Exception as e:  # zipfile.BadZipFile, zlib.error, EOFError, ValueError, OSError, NotImplementedError, ...
         raise ModelFileError(f"{path}: damaged or truncated model file ({type(e).__name__}: {e})") from None
 
 
-def _read_entry(zf, info, size, path):
+def _check_file(path):
+    if not os.path.exists(path):
+        raise ModelFileError(f"{path}: no such file")
+    if os.path.isdir(path):
+        raise ModelFileError(f"{path}: is a folder, not a model file")
+    if os.path.getsize(path) == 0:
+        raise ModelFileError(f"{path}: the file is empty (0 bytes); it is not a numbanet model file")
+
+
+def _entries(zf, size, path, max_params):
+    """Check every entry's name and declared size, then read them (``params`` as a :class:`_Params`)."""
+    infos = zf.infolist()
+    keys = [info.filename[:-4] if info.filename.endswith(".npy") else info.filename for info in infos]
+    if "format" not in keys:
+        raise ModelFileError(f"{path}: not a numbanet model file (an .npz without the 'format' entry)")
+    unknown = [k for k in keys if not _known_entry(k)]
+    if unknown:
+        raise ModelFileError(
+            f"{path}: not a numbanet model file (entries {unknown[:5]} are not part of the format; "
+            "numbanet does not read them)"
+        )
+    if len(set(keys)) != len(keys):
+        raise ModelFileError(f"{path}: damaged model file (an entry name appears twice)")
+    metadata = 0
+    for key, info in zip(keys, infos):
+        limit = size if info.compress_type == zipfile.ZIP_STORED else _MAX_DEFLATE_RATIO * size
+        if info.file_size > limit:
+            raise ModelFileError(
+                f"{path}: damaged model file (entry {key!r} claims {info.file_size} bytes, "
+                f"more than a file of {size} bytes can hold)"
+            )
+        if key == "params":
+            cap = max_params * 8 + _MAX_HEADER
+            if info.file_size > cap:
+                raise ModelFileError(
+                    f"{path}: entry 'params' holds {info.file_size} bytes, more than the {max_params} "
+                    "parameters numbanet loads (max_params) take"
+                )
+        else:
+            metadata += info.file_size
+    if metadata > config.MAX_METADATA_BYTES:
+        raise ModelFileError(
+            f"{path}: damaged model file (its entries other than params hold {metadata} bytes; "
+            f"numbanet reads at most {config.MAX_METADATA_BYTES})"
+        )
+    return dict(_read_entry(zf, info, key, path) for key, info in zip(keys, infos))
+
+
+def _read_entry(zf, info, key, path):
     """``(key, array)`` of one ``.npy`` entry of the zip, its sizes checked before anything is allocated.
 
     np.load would allocate the whole array its header declares before it finds
     the data short, so a small file could ask for gigabytes.  Here the header's
-    size must equal what the entry holds, and the entry cannot hold more than
-    the ``size``-byte file can unpack to.
+    size must equal what the entry holds (whose size :func:`_entries` bounded).
     """
-    key = info.filename[:-4] if info.filename.endswith(".npy") else info.filename
-    limit = size if info.compress_type == zipfile.ZIP_STORED else _MAX_DEFLATE_RATIO * size
-    if info.file_size > limit:
-        raise ModelFileError(
-            f"{path}: damaged model file (entry {key!r} claims {info.file_size} bytes, "
-            f"more than a file of {size} bytes can hold)"
-        )
     with zf.open(info) as entry:
         try:
             version = np.lib.format.read_magic(entry)
@@ -278,14 +369,52 @@ def _read_entry(zf, info, size, path):
                 "numbanet model files hold only plain arrays"
             )
         declared = math.prod(shape) * dtype.itemsize
-        held = info.file_size - entry.tell()
+        header = entry.tell()
+        held = info.file_size - header
         if declared != held:
             raise ModelFileError(
                 f"{path}: damaged or truncated model file (entry {key!r} declares shape {shape} "
                 f"of {dtype}, {declared} bytes, but holds {held} bytes)"
             )
+        if key == "params":
+            return key, _Params(zf, info, header, shape, dtype, path)
         entry.seek(0)
         return key, np.lib.format.read_array(entry, allow_pickle=False)
+
+
+class _Params:
+    """The ``params`` entry of an open model file: its shape and dtype, and :meth:`fill` to read it into place."""
+
+    def __init__(self, zf, info, header, shape, dtype, path):
+        self._zf, self._info, self._header, self._path = zf, info, header, path
+        self.shape, self.dtype = tuple(shape), dtype
+
+    def fill(self, out):
+        """Inflate the values straight into ``out`` (a C-contiguous array of this shape and dtype), chunk by chunk.
+
+        ModelFileError, naming the file, for a damaged entry or NaN or infinite values.
+        """
+        raw = out.reshape(-1).view(np.uint8)
+        chunk = config.LOAD_CHUNK_BYTES
+        try:
+            with self._zf.open(self._info) as entry:
+                entry.seek(self._header)
+                done = 0
+                while done < raw.size:
+                    got = entry.readinto(raw[done : done + chunk])
+                    if not got:
+                        raise EOFError(f"params ends after {done} of {raw.size} bytes")
+                    done += got
+        except Exception as e:  # zlib.error, BadZipFile (a bad CRC), EOFError, OSError
+            raise ModelFileError(f"{self._path}: damaged or truncated model file ({type(e).__name__}: {e})") from None
+        step = max(1, chunk // out.itemsize)
+        flat = out.reshape(-1)
+        non_finite = sum(
+            int(step_size - np.count_nonzero(np.isfinite(flat[i : i + step])))
+            for i, step_size in ((i, min(step, flat.size - i)) for i in range(0, flat.size, step))
+        )
+        if non_finite:
+            raise ModelFileError(f"{self._path}: damaged model file (params holds {non_finite} NaN or infinite values)")
 
 
 def _text(data, key, path):
@@ -328,22 +457,35 @@ def _custom_pieces(data, path, custom):
 
 
 def _check_fingerprints(data, path, pieces):
-    """Refuse a custom piece that computes other values than the one saved under its name."""
+    """Refuse a custom piece that computes other values than the one saved under its name.
+
+    Files hold the values at :data:`numbanet.pieces.PROBE_Z` / ``PROBE_AY``; those written before
+    numbanet sampled densely, at the few old points.
+    """
     for name, piece in pieces.items():
         key = f"custom_fingerprint_{name}"
-        if key in data:
-            saved = data[key]
-            if saved.shape != piece.fingerprint().shape or not np.allclose(
-                piece.fingerprint(), saved, rtol=1e-12, atol=1e-300, equal_nan=True
-            ):
-                raise ModelFileError(
-                    f"{path}: the {name!r} passed in custom computes other values than the {name!r} the model was "
-                    f"saved with (at fixed probe points: saved {np.round(saved, 6).tolist()}, now "
-                    f"{np.round(piece.fingerprint(), 6).tolist()}); pass the same function and derivative"
-                )
+        if key not in data:
+            continue
+        saved = data[key]
+        old = _pieces._OLD_PROBE_AY if isinstance(piece, Loss) else _pieces._OLD_PROBE_Z
+        now = piece.fingerprint(old if saved.shape == (2 * len(old),) else None)
+        if saved.shape != now.shape:
+            raise ModelFileError(f"{path}: damaged model file ({key} has shape {saved.shape}, not {now.shape})")
+        close = np.isclose(now, saved, rtol=1e-12, atol=1e-300, equal_nan=True)
+        if not close.all():
+            i = int(np.flatnonzero(~close)[0])
+            points = _pieces.PROBE_AY if isinstance(piece, Loss) else _pieces.PROBE_Z
+            points = old if saved.shape == (2 * len(old),) else points
+            half = len(points)
+            raise ModelFileError(
+                f"{path}: the {name!r} passed in custom computes other values than the {name!r} the model was "
+                f"saved with: its {'derivative' if i >= half else 'function'} at {points[i % half]!r} gives "
+                f"{now[i]!r}, saved {saved[i]!r} ({int((~close).sum())} of {now.size} checked values differ); "
+                "pass the same function and derivative"
+            )
 
 
-def _network_from(data, path, custom):
+def _network_from(data, path, custom, max_params):
     missing = [
         k
         for k in ("sizes", "activations", "loss", "dtype", "l2", "dropout", "epochs_trained", "params")
@@ -363,23 +505,20 @@ def _network_from(data, path, custom):
             "at least 2 layer widths, each >= 1)"
         )
     n_params = sum(n_in * n_out + n_out for n_in, n_out in zip(sizes, sizes[1:]))
-    if n_params > config.MAX_PARAMS:
+    if n_params > max_params:
         raise ModelFileError(
-            f"{path}: damaged model file (sizes {sizes} declare {n_params} parameters, "
-            f"more than the {config.MAX_PARAMS} numbanet loads)"
+            f"{path}: sizes {sizes} declare {n_params} parameters, more than the {max_params} "
+            "numbanet loads (max_params)"
         )
     dtype = _text(data, "dtype", path)
     if dtype not in ("float32", "float64"):
         raise ModelFileError(f"{path}: damaged model file (invalid architecture: dtype {dtype!r})")
     params = data["params"]
-    if params.shape != (n_params,) or params.dtype != np.dtype(dtype):
+    if not isinstance(params, _Params) or params.shape != (n_params,) or params.dtype != np.dtype(dtype):
         raise ModelFileError(
             f"{path}: damaged model file (params has shape {params.shape} and dtype {params.dtype}; "
             f"the architecture needs ({n_params},) of {dtype})"
         )
-    non_finite = params.size - np.count_nonzero(np.isfinite(params))
-    if non_finite:
-        raise ModelFileError(f"{path}: damaged model file (params holds {non_finite} NaN or infinite values)")
     l2 = _float(data, "l2", path)
     if not (math.isfinite(l2) and l2 >= 0):
         raise ModelFileError(f"{path}: damaged model file (l2 is {l2}; it must be a finite number >= 0)")
@@ -417,7 +556,7 @@ def _network_from(data, path, custom):
         raise
     except (ValueError, TypeError) as e:
         raise ModelFileError(f"{path}: damaged model file (invalid architecture: {e})") from None
-    net.params[...] = params
+    params.fill(net.params)
     net.epochs_trained = epochs
     return net
 
@@ -437,20 +576,15 @@ def _resolve_custom(value, custom, path):
     return value
 
 
-def _estimator_from(kind, data, path, custom):
+def _estimator_from(kind, data, path, custom, max_params):
     from numbanet import estimators  # imports scikit-learn; ImportError with a hint when it is missing
 
     cls = getattr(estimators, kind)
     for key in ("estimator_params", "fitted", "loss_curve_"):
         if key not in data:
             raise ModelFileError(f"{path}: damaged model file (missing {key})")
-    try:
-        params = json.loads(_text(data, "estimator_params", path))
-        fitted = json.loads(_text(data, "fitted", path))
-    except json.JSONDecodeError as e:
-        raise ModelFileError(f"{path}: damaged model file (unreadable JSON: {e})") from None
-    if not isinstance(params, dict) or not isinstance(fitted, dict):
-        raise ModelFileError(f"{path}: damaged model file (estimator_params and fitted must be JSON objects)")
+    params = _json(data, "estimator_params", path)
+    fitted = _json(data, "fitted", path)
     if isinstance(params.get("hidden_layer_sizes"), list):
         params["hidden_layer_sizes"] = tuple(params["hidden_layer_sizes"])
     params = {k: _resolve_custom(v, custom, path) for k, v in params.items()}
@@ -458,7 +592,7 @@ def _estimator_from(kind, data, path, custom):
         est = cls(**params)
     except TypeError as e:
         raise ModelFileError(f"{path}: damaged model file (unknown estimator parameters: {e})") from None
-    est.net_ = _network_from(data, path, custom)
+    est.net_ = _network_from(data, path, custom, max_params)
     for key, value in fitted.items():
         if key not in _SCALAR_FITTED:
             raise ModelFileError(f"{path}: damaged model file (unknown fitted attribute {key!r})")
@@ -475,10 +609,55 @@ def _estimator_from(kind, data, path, custom):
         est.classes_ = data["classes_"]
     if est.__dict__.get("n_features_in_") != est.net_.sizes[0] or est.__dict__.get("n_outputs_") != est.net_.sizes[-1]:
         raise ModelFileError(f"{path}: damaged model file (n_features_in_ / n_outputs_ do not match the network)")
+    _check_estimator_arrays(est, path)
     return est
 
 
-def load(path, custom=None):
+def _check_estimator_arrays(est, path):
+    """Refuse ``classes_`` and ``feature_names_in_`` that do not fit the network (predict would fail or lie)."""
+    n_in, n_out = est.net_.sizes[0], est.net_.sizes[-1]
+    names = est.__dict__.get("feature_names_in_")
+    if names is not None and (names.ndim != 1 or names.size != n_in):
+        raise ModelFileError(
+            f"{path}: damaged model file (feature_names_in_ has shape {names.shape}; the network takes {n_in} features)"
+        )
+    classes = est.__dict__.get("classes_")
+    if classes is None:
+        return
+    wanted = 2 if n_out == 1 else n_out  # one sigmoid output for two classes; else one output per class or label
+    if classes.ndim != 1 or classes.size != wanted:
+        raise ModelFileError(
+            f"{path}: damaged model file (classes_ has shape {classes.shape}; a network of {n_out} "
+            f"output{'s' if n_out > 1 else ''} needs {wanted} classes in a 1-D array)"
+        )
+
+
+_JSON_STRING = re.compile(r'"(?:[^"\\]|\\.)*"')
+_OPEN, _CLOSE = np.frombuffer(b"[{", dtype=np.uint8), np.frombuffer(b"]}", dtype=np.uint8)
+
+
+def _json(data, key, path):
+    """Return the JSON object in the text entry ``key``, its nesting bounded before it is parsed."""
+    text = _text(data, key, path)
+    # Brackets outside strings, counted without recursion: json.loads would raise RecursionError.
+    brackets = np.frombuffer(_JSON_STRING.sub("", text).encode(), dtype=np.uint8)
+    steps = np.isin(brackets, _OPEN).astype(np.int64) - np.isin(brackets, _CLOSE)
+    deepest = int(np.cumsum(steps).max(initial=0))
+    if deepest > config.MAX_JSON_DEPTH:
+        raise ModelFileError(
+            f"{path}: damaged model file ({key} nests {deepest} levels deep; numbanet reads at most "
+            f"{config.MAX_JSON_DEPTH})"
+        )
+    try:
+        value = json.loads(text)
+    except (json.JSONDecodeError, RecursionError) as e:
+        raise ModelFileError(f"{path}: damaged model file (unreadable JSON in {key}: {e})") from None
+    if not isinstance(value, dict):
+        raise ModelFileError(f"{path}: damaged model file (estimator_params and fitted must be JSON objects)")
+    return value
+
+
+def load(path, custom=None, *, max_params=None):
     """Read a model written by :func:`save`.
 
     Parameters
@@ -490,6 +669,11 @@ def load(path, custom=None):
         :class:`numbanet.Loss` objects (Keras' ``custom_objects``
         convention).  A file saves only their names; ``net.custom_pieces``
         gives the mapping of a network at hand.
+    max_params : int, optional
+        The most parameters the file may declare (default
+        :data:`numbanet.config.MAX_PARAMS`): a server loading files it does
+        not trust caps the memory one load may take, about ``max_params``
+        times 4 or 8 bytes, before anything is inflated.
 
     Returns
     -------
@@ -520,7 +704,12 @@ def load(path, custom=None):
     for name, piece in custom.items():
         if piece.name != name:
             raise ValueError(f"custom[{name!r}] is the piece named {piece.name!r}; the names must match")
-    data = _read(path)
+    max_params = config.MAX_PARAMS if max_params is None else check.positive_int(max_params, "max_params")
+    with _opened(path, max_params) as data:
+        return _model_from(data, path, custom, max_params)
+
+
+def _model_from(data, path, custom, max_params):
     if "format" not in data:
         raise ModelFileError(f"{path}: not a numbanet model file (an .npz without the 'format' entry)")
     fmt = data["format"]
@@ -538,7 +727,7 @@ def load(path, custom=None):
         raise ModelFileError(f"{path}: damaged model file (format version {version})")
     kind = _text(data, "kind", path) if "kind" in data else None
     if kind == "Network":
-        return _network_from(data, path, custom)
+        return _network_from(data, path, custom, max_params)
     if kind in _ESTIMATOR_KINDS:
-        return _estimator_from(kind, data, path, custom)
+        return _estimator_from(kind, data, path, custom, max_params)
     raise ModelFileError(f"{path}: damaged model file (unknown model kind {kind!r})")

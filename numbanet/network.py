@@ -17,24 +17,46 @@ Non-goals: convolutions, recurrent layers, GPUs, automatic differentiation of
 arbitrary code.  numbanet does fully-connected networks, exactly.
 """
 
+import contextlib
+import functools
 import numbers
 import threading
 import warnings
 
 import numpy as np
 
-from numbanet import _csr, config
+from numbanet import _csr, config, interrupts
 from numbanet import _validation as check
 from numbanet.callbacks import accuracy
 from numbanet.engine import BadInputError, TrainingRun, WorkspacePool
+from numbanet.exceptions import CustomPieceError
 from numbanet.kernels import activations as _act
 from numbanet.kernels import dense as _dense
 from numbanet.kernels import layout as _layout
 from numbanet.kernels import losses as _loss
 from numbanet.kernels import sparse as _sparse
 from numbanet.kernels import training as _train
-from numbanet.pieces import Activation, Loss, network_fns
+from numbanet.pieces import Activation, Loss, network_fns, raise_failures
 from numbanet.plan import FitPlan
+
+
+def _loud(call, restore=False):
+    """Decorate a method of Network: a custom piece's exception in it becomes one CustomPieceError.
+
+    See :meth:`Network._loud_pieces`; ``restore`` (fit) puts the network back first.
+    """
+
+    def decorate(method):
+        @functools.wraps(method)
+        def loud(self, *args, **kwargs):
+            if not self._fn_owners:  # no custom piece: nothing can fail this way
+                return method(self, *args, **kwargs)
+            with self._loud_pieces(call, restore):
+                return method(self, *args, **kwargs)
+
+        return loud
+
+    return decorate
 
 
 class Network:
@@ -229,11 +251,16 @@ class Network:
         for W, b, act in zip(self.weights, self.biases, self.activations):
             n_out, n_in = W.shape
             init = act.init if isinstance(act, Activation) else _act.BUILTINS[act].init
-            if init == "he":
-                W[...] = self._rng.normal(0.0, np.sqrt(2.0 / n_in), size=W.shape)
-            else:
-                r = np.sqrt(6.0 / (n_in + n_out))
-                W[...] = self._rng.uniform(-r, r, size=W.shape)
+            # Drawn 2**17 values at a time, in the order one draw of W's shape takes them (the same
+            # values): a temporary of 1 MiB, not of the layer's size, so a large network takes its own size.
+            flat = W.reshape(-1)
+            for i in range(0, flat.size, 2**17):
+                part = flat[i : i + 2**17]
+                if init == "he":
+                    part[...] = self._rng.normal(0.0, np.sqrt(2.0 / n_in), size=part.size)
+                else:
+                    r = np.sqrt(6.0 / (n_in + n_out))
+                    part[...] = self._rng.uniform(-r, r, size=part.size)
             b[...] = 0.0
 
     # ------------------------------------------------------------ properties
@@ -357,6 +384,7 @@ class Network:
 
     # ----------------------------------------------------- evaluation methods
 
+    @_loud("forward")
     def forward(self, X):
         """Every layer's pre-activations and activations, for teaching and checks.
 
@@ -389,6 +417,7 @@ class Network:
             A.append(a)
         return Z, A
 
+    @_loud("predict")
     def predict(self, X):
         """Output activations.
 
@@ -402,40 +431,119 @@ class Network:
         ndarray of shape (n_samples, n_outputs), the network's dtype
         """
         X = self._checked_inputs(X)
-        out = np.empty((X.shape[0], self.sizes[-1]), dtype=self.dtype)
+        n = X.shape[0]
+        out = np.empty((n, self.sizes[-1]), dtype=self.dtype)
+        rows = self._chunk_rows()
         sparse = isinstance(X, _csr.CSRRows)
         pool = self._sparse_buffers if sparse else self._buffers
-        ws, cap = pool.acquire(min(config.CHUNK, X.shape[0]))
+        ws, cap = pool.acquire(min(rows, n))
         try:
-            if sparse:
-                _sparse.sparse_predict_flat(self.params, self._spec, X.arrays, ws, out)
-            else:
-                _train.predict_flat(self.params, self._spec, X, ws, out)
+            for start in range(0, n, rows):
+                stop = min(n, start + rows)
+                if sparse:
+                    _sparse.sparse_predict_flat(self.params, self._spec, X[start:stop].arrays, ws, out[start:stop])
+                else:
+                    _train.predict_flat(self.params, self._spec, X[start:stop], ws, out[start:stop])
+                interrupts.poll()  # within a fit's validation; elsewhere Ctrl-C is raised here anyway
         finally:
             pool.release(ws)
         return out
 
+    def _chunk_rows(self):
+        """Rows of one kernel call of predict / loss / gradients: a power of two, at most CHUNK, at most CHUNK_WORK."""
+        rows = max(1, min(config.CHUNK, config.CHUNK_WORK // self.n_params))
+        return 1 << (rows.bit_length() - 1)
+
     def _cost(self, X, Y, sw, grad):
+        """Return the weighted mean cost of ``(X, Y)`` (its gradient into ``grad``), a kernel call per chunk of rows.
+
+        Each call's chunk is one of the kernel's own (the buffer holds exactly
+        ``rows``), so the sums are added in the order one call would add them;
+        the L2 term comes with the last chunk.
+        """
+        n, rows = X.shape[0], self._chunk_rows()
+        sw_total = float(sw.sum())
+        part = None if grad is None else (grad if n <= rows else np.empty_like(grad))
         sparse = isinstance(X, _csr.CSRRows)
         pool = self._sparse_buffers if sparse else self._buffers
-        ws, cap = pool.acquire(min(config.CHUNK, X.shape[0]))
         kernel = _sparse.sparse_cost_and_gradient_flat if sparse else _train.cost_and_gradient_flat
+        ws, cap = pool.acquire(min(rows, n))
+        cost = 0.0
         try:
-            return kernel(
-                self.params,
-                self._spec,
-                X.arrays if sparse else X,
-                Y,
-                sw,
-                float(sw.sum()),
-                float(self.l2),
-                ws,
-                grad if grad is not None else np.empty(0, dtype=self.dtype),
-                grad is not None,
-            )
+            for start in range(0, n, rows):
+                stop = min(n, start + rows)
+                cost += kernel(
+                    self.params,
+                    self._spec,
+                    X[start:stop].arrays if sparse else X[start:stop],
+                    Y[start:stop],
+                    sw[start:stop],
+                    sw_total,
+                    float(self.l2) if stop == n else 0.0,
+                    ws,
+                    part if part is not None else np.empty(0, dtype=self.dtype),
+                    part is not None,
+                )
+                if part is not None and part is not grad:
+                    if start == 0:
+                        grad[...] = part
+                    else:
+                        grad += part
+                interrupts.poll()
         finally:
             pool.release(ws)
+        return cost
 
+    @contextlib.contextmanager
+    def _loud_pieces(self, call, restore=False):
+        """Turn a custom piece's exception during the kernel call inside into one ValueError naming it.
+
+        With ``restore`` (fit), the network is first put back as it was on entry.
+        """
+        # Records are not cleared on entry: another thread's call may be about to read its own.
+        pieces = list(self.custom_pieces.values())
+        saved = self._state() if restore else None
+        try:
+            yield
+        except CustomPieceError:  # from a call nested inside (a validation loss in fit)
+            if saved is not None:
+                self._set_state(saved)
+            raise
+        except Exception:
+            self._raise_failure(pieces, call, saved)  # a failed piece's NaN may surface as a divergence first
+            raise
+        self._raise_failure(pieces, call, saved)
+
+    def _raise_failure(self, pieces, call, saved):
+        try:
+            raise_failures(pieces, call)
+        except CustomPieceError:
+            if saved is not None:
+                self._set_state(saved)
+            raise
+
+    def _state(self):
+        opt = self.optimizer
+        opt_state = None if opt is None or opt.state is None else (opt.state.copy(), opt.t)
+        return (
+            self.params.copy(),
+            opt,
+            opt_state,
+            self.history,
+            self.epochs_trained,
+            self._rng_state.copy(),
+            self._pending,
+        )
+
+    def _set_state(self, saved):
+        params, opt, opt_state, self.history, self.epochs_trained, rng, self._pending = saved
+        self.params[...] = params
+        self._rng_state[...] = rng
+        self.optimizer = opt
+        if opt_state is not None:
+            opt.state, opt.t = opt_state
+
+    @_loud("loss")
     def loss(self, X, Y, sample_weight=None):
         """Mean per-sample cost (weighted mean with ``sample_weight``), plus the L2 term.
 
@@ -454,6 +562,7 @@ class Network:
         X, Y, sw = self._checked_data(X, Y, sample_weight)
         return float(self._cost(X, Y, sw, None))
 
+    @_loud("gradients")
     def gradients(self, X, Y, sample_weight=None):
         """Exact gradient of :meth:`loss` with respect to every weight and bias.
 
@@ -524,7 +633,9 @@ class Network:
         belong to them, ``epochs_trained`` counts the completed epochs, and
         ``net.history`` holds the epochs recorded so far.  ``KeyboardInterrupt``
         surfaces within about 0.05 s of training (the jitted loop returns to
-        Python that often).  A later ``fit`` on the same data with the same
+        Python that often), or after the current mini-batch when one takes
+        longer; it is held back wherever it would split the bookkeeping
+        (:mod:`numbanet.interrupts`), so no instant is unsafe.  A later ``fit`` on the same data with the same
         ``batch_size``, ``shuffle`` and optimizer first finishes the
         interrupted epoch, so the result equals an uninterrupted run.
 
@@ -561,7 +672,7 @@ class Network:
         lr_schedule : Schedule or callable, optional
             Learning rate per epoch (see :mod:`numbanet.schedules`).
         clip_norm : float, optional
-            Clip each batch gradient to this global L2 norm.
+            Clip each batch gradient to this global L2 norm (> 0; None: no clipping).
 
         Returns
         -------
@@ -582,49 +693,53 @@ class Network:
             When the loss becomes NaN or infinite; the weights and optimizer
             state are restored to the start of that epoch.
         """
-        if not self._fit_lock.acquire(blocking=False):
-            raise RuntimeError(
-                "this network is being trained by another fit or train_on_batch (in another thread, or from a "
-                "callback of that fit); concurrent training of one network is refused. Wait for it to finish, "
-                "or train another network (a copy made when no fit is running: net.copy())"
-            )
-        try:
-            return self._fit(
-                X,
-                Y,
-                sample_weight,
-                epochs=epochs,
-                batch_size=batch_size,
-                optimizer=optimizer,
-                shuffle=shuffle,
-                validation_data=validation_data,
-                validation_split=validation_split,
-                progress=progress,
-                callbacks=callbacks,
-                early_stopping=early_stopping,
-                lr_schedule=lr_schedule,
-                clip_norm=clip_norm,
-            )
-        finally:
-            self._fit_lock.release()
+        # Ctrl-C held from before the lock is taken to after it is given back: delivered only
+        # inside the try, where everything is consistent (numbanet.interrupts).
+        with interrupts.held():
+            if not self._fit_lock.acquire(blocking=False):
+                raise RuntimeError(
+                    "this network is being trained by another fit or train_on_batch (in another thread, or from a "
+                    "callback of that fit); concurrent training of one network is refused. Wait for it to finish, "
+                    "or train another network (a copy made when no fit is running: net.copy())"
+                )
+            try:
+                return self._fit(
+                    X,
+                    Y,
+                    sample_weight,
+                    epochs=epochs,
+                    batch_size=batch_size,
+                    optimizer=optimizer,
+                    shuffle=shuffle,
+                    validation_data=validation_data,
+                    validation_split=validation_split,
+                    progress=progress,
+                    callbacks=callbacks,
+                    early_stopping=early_stopping,
+                    lr_schedule=lr_schedule,
+                    clip_norm=clip_norm,
+                )
+            finally:
+                self._fit_lock.release()
 
+    @_loud("fit", restore=True)
     def _fit(self, X, Y, sample_weight, **options):
-        plan = FitPlan(self, **options)
-        X_given = X
-        # NaN and infinity in X: the training kernel checks every row as it gathers it (a pass over
-        # X the fit does anyway), stops, and puts back what the run changed (see below).  Checked
-        # here instead when some rows would not be gathered first (a validation split) or when an
-        # interrupted epoch may be finished first (it gathers only its remaining rows).
-        defer = plan.split == 0 and self._pending is None
-        X, Y, sw = self._checked_data(X, Y, sample_weight, check_finite=not defer)
-        if plan.split > 0:
-            plan.n_validation(X.shape[0])
+        with interrupts.opened():  # checks only: Ctrl-C here changes nothing
+            plan = FitPlan(self, **options)
+            X_given = X
+            # NaN and infinity in X: the training kernel checks every row as it gathers it (a pass over
+            # X the fit does anyway), stops, and puts back what the run changed (see below).  Checked
+            # here instead when some rows would not be gathered first (a validation split) or when an
+            # interrupted epoch may be finished first (it gathers only its remaining rows).
+            defer = plan.split == 0 and self._pending is None
+            X, Y, sw = self._checked_data(X, Y, sample_weight, check_finite=not defer)
+            if plan.split > 0:
+                plan.n_validation(X.shape[0])
         # Everything is checked: from here on the network changes.
-        if plan.split > 0:
-            X, Y, sw = plan.hold_out(self._rng, X, Y, sw)
+        rows = plan.hold_out(self._rng, X, Y, sw) if plan.split > 0 else None
         before = (self.optimizer, self.history, self._rng_state.copy())
         session = plan.begin(self)
-        run = TrainingRun(self, X, Y, sw, plan, session)
+        run = TrainingRun(self, X, Y, sw, plan, session, rows)
         try:
             run.run()
         except BadInputError as exc:

@@ -25,10 +25,23 @@ piece costs only the compilation of its own small functions (a fraction of a
 second), never of the kernels.
 
 Errors inside the functions: a division by zero gives inf or NaN, as in the
-kernels (and NaN stops training with :class:`numbanet.TrainingDivergedError`);
-any other exception cannot cross the compiled callback: Numba prints it and
-the callback returns 0, so keep the functions total over the values they
-will see.
+kernels (and NaN stops training with :class:`numbanet.TrainingDivergedError`).
+Any other exception (``raise ValueError(...)`` in the function) stops the
+``fit``, ``predict``, ``loss`` or ``gradients`` call that met it with one
+:class:`ValueError` naming the piece, the function (or derivative) and the
+input, the Python exception chained; the network is left as it was before
+the call.  (A compiled callback cannot pass an exception on: each function
+runs inside a guard that records the input and returns NaN, and Python
+raises once the kernel returns.)  A function that calls itself, directly or
+through other functions it names, is refused when the piece is made: deep
+recursion in compiled code overflows the stack and kills the process.
+
+Compiled once: a function is compiled once per process, whatever piece,
+network or unpickled copy uses it -- "the same function" is the same code
+with the same constants, globals and closure values -- so building networks
+with custom pieces in a loop, or unpickling them (joblib, Dask), takes memory
+for each distinct function only.  (Not on disk: Numba cannot cache functions
+defined in a notebook or a ``lambda``; a process compiles each once.)
 
 The network's gradients are then exact for the σ' and ∂c/∂a you wrote --
 whether *those* are right is what :func:`numbanet.testing.check_activation`,
@@ -49,6 +62,7 @@ import numpy as np
 from numba import njit, types
 
 from numbanet import config
+from numbanet.exceptions import CustomPieceError
 from numbanet.kernels.activations import BUILTINS as _BUILTIN_ACTIVATIONS
 from numbanet.kernels.losses import CODES as _BUILTIN_LOSSES
 from numbanet.kernels.pieces import (
@@ -60,25 +74,63 @@ from numbanet.kernels.pieces import (
     LOSS_SIGNATURE,
     builtin_fns,
     callback,
+    record_failure,
 )
 
 _F64 = types.float64
-# Where fingerprints evaluate a piece (odd values, clear of kinks at 0 and +-1).
-_PROBE_Z = (-2.7, -0.61, 0.13, 0.77, 3.1)
-_PROBE_AY = ((-1.3, 0.4), (0.27, 0.9), (0.6, 0.35), (2.2, -0.7))
+# Where files of format 1 written before numbanet sampled densely hold a piece's values (odd values, clear
+# of kinks at 0 and +-1); load compares a piece against whichever points its file holds.
+_OLD_PROBE_Z = (-2.7, -0.61, 0.13, 0.77, 3.1)
+_OLD_PROBE_AY = ((-1.3, 0.4), (0.27, 0.9), (0.6, 0.35), (2.2, -0.7))
+
+
+def _probe_points():
+    """Where fingerprints evaluate a piece: dense on [-10, 10], then out to +-1000; off the usual kinks."""
+    near = np.linspace(-10.0, 10.0, 161) + 0.0137
+    far = np.geomspace(10.3, 1000.0, 24)
+    return np.concatenate([-far[::-1], near, far])
+
+
+#: The inputs z of an activation's fingerprint (σ and σ' at each).
+PROBE_Z = tuple(float(v) for v in _probe_points())
+#: The (a, y) pairs of a loss's fingerprint: outputs a over PROBE_Z's spread and (0, 1), targets y alike.
+PROBE_AY = [
+    (float(a), y)
+    for a in np.concatenate([PROBE_Z[::8], np.linspace(0.0137, 0.9863, 13)])
+    for y in (-3.1, -0.45, 0.0, 0.3, 0.5, 0.77, 1.0, 2.6)
+]
+
+# Compiled functions by what they compute (see _function_key): each distinct function compiles once.
+_COMPILED = {}
 
 
 def _compile(what, name, role, fn, signature):
-    """``fn`` compiled by Numba for ``signature``, or ValueError naming the piece and Numba's reason."""
+    """``fn`` compiled by Numba for ``signature`` inside its failure guard, or ValueError naming the piece.
+
+    Returns ``(compiled, record)``: ``record`` is the float64 array of 3 the guard writes
+    ``1, x, y`` into when ``fn`` raises at ``x`` (or ``(x, y)``).
+    """
     if not callable(fn):
         raise ValueError(f"{what} {name!r}: {role} must be a function; got {fn!r}")
     target = fn.py_func if isinstance(fn, numba.core.dispatcher.Dispatcher) else fn
     if not isinstance(target, pytypes.FunctionType):  # a builtin such as math.tanh: call it from a function
         target = _wrap(fn, len(signature.args))
+    if _calls_itself(target):
+        raise ValueError(
+            f"{what} {name!r}: its {role} calls itself (recursion); numbanet refuses recursive functions, "
+            "which can overflow the stack of compiled code and kill the process. Write it as a loop"
+        )
+    key = _function_key(target)
+    key = None if key is None else (key, str(signature))
+    hit = _COMPILED.get(key) if key is not None else None
+    if hit is not None:
+        return hit
     try:
-        # error_model="numpy": 1/0 gives inf as in the kernels.  Any other exception raised inside a
-        # compiled callback cannot propagate: Numba prints it and the callback returns 0.
-        return njit(signature, cache=False, error_model="numpy")(target)
+        # error_model="numpy": 1/0 gives inf as in the kernels.  Not inlined into the guard: Numba's
+        # try/except does not catch a raise inlined into it.
+        compiled = njit(signature, cache=False, error_model="numpy")(target)
+        record = np.zeros(3)
+        guarded = _guard(compiled, record, len(signature.args), signature)
     except Exception as e:  # numba.core.errors.TypingError, UnsupportedError, ...
         reason = str(e).strip().splitlines()
         short = " ".join(line.strip() for line in reason[:6] if line.strip())
@@ -87,11 +139,119 @@ def _compile(what, name, role, fn, signature):
             f"{'one float' if len(signature.args) == 1 else 'two floats'} returning a float: {short}"
         ) from None
 
+    if key is not None:
+        _COMPILED[key] = (guarded, record)
+    return guarded, record
+
+
+def _guard(compiled, record, n_args, signature):
+    """``compiled`` behind a guard: an exception inside writes its input into ``record`` and gives NaN.
+
+    A C callback cannot pass an exception on (Numba would print it and return 0); Python raises from
+    ``record`` once the kernel returns (:func:`raise_failures`).
+    """
+    addr = record.ctypes.data
+    if n_args == 1:
+
+        def guarded(z):
+            try:
+                return compiled(z)
+            except Exception:
+                record_failure(addr, z, 0.0)
+                return np.nan
+
+    else:
+
+        def guarded(a, y):
+            try:
+                return compiled(a, y)
+            except Exception:
+                record_failure(addr, a, y)
+                return np.nan
+
+    return njit(signature, cache=False, error_model="numpy")(guarded)
+
 
 def _wrap(fn, n_args):
     if n_args == 1:
         return lambda z: fn(z)
     return lambda a, y: fn(a, y)
+
+
+def _python_function(value):
+    """Return the Python function behind ``value`` (a function or a Numba dispatcher), else None."""
+    if isinstance(value, numba.core.dispatcher.Dispatcher):
+        value = value.py_func
+    return value if isinstance(value, pytypes.FunctionType) else None
+
+
+def _named(fn):
+    """Return the values ``fn``'s code names: its globals (nested code included) and its closure cells."""
+    codes, names = [fn.__code__], set()
+    while codes:
+        code = codes.pop()
+        names.update(code.co_names)
+        codes.extend(c for c in code.co_consts if isinstance(c, pytypes.CodeType))
+    values = [fn.__globals__[n] for n in sorted(names) if n in fn.__globals__]
+    for cell in fn.__closure__ or ():
+        try:
+            values.append(cell.cell_contents)
+        except ValueError:  # an empty cell
+            pass
+    return values
+
+
+def _calls_itself(fn):
+    """Whether ``fn`` calls itself, or calls a function that does (a cycle among the functions named)."""
+    done, path = set(), set()
+
+    def visit(f, depth):
+        if id(f) in path or depth > 64:
+            return True
+        if id(f) in done:
+            return False
+        path.add(id(f))
+        found = any(visit(g, depth + 1) for g in map(_python_function, _named(f)) if g is not None)
+        path.discard(id(f))
+        done.add(id(f))
+        return found
+
+    return visit(fn, 0)
+
+
+_PLAIN = (bool, int, float, complex, str, bytes, type(None))
+
+
+def _function_key(fn, depth=0):
+    """Return what ``fn`` computes as a hashable key: its code, constants, defaults and the values it names.
+
+    Functions it names enter by their own key, modules by name, plain values by type and value;
+    None (not memoised) where it names anything else (an array, an object) or nests too deep.
+    """
+    if depth > 8:
+        return None
+    parts = []
+    for value in _named(fn) + list(fn.__defaults__ or ()):
+        callee = _python_function(value)
+        if callee is not None:
+            sub = _function_key(callee, depth + 1)
+            if sub is None:
+                return None
+            parts.append(("function", sub))
+        elif isinstance(value, pytypes.ModuleType):
+            parts.append(("module", value.__name__))
+        elif isinstance(value, (pytypes.BuiltinFunctionType, np.ufunc)):  # math.tanh, np.exp
+            parts.append(("builtin", getattr(value, "__module__", None), value.__name__))
+        elif isinstance(value, _PLAIN) or isinstance(value, np.generic):
+            parts.append((type(value).__name__, value.item() if isinstance(value, np.generic) else value))
+        else:
+            return None
+    code = fn.__code__
+    return (code.co_code, _consts(code), code.co_names, code.co_varnames, tuple(parts))
+
+
+def _consts(code):
+    return tuple(_consts(c) if isinstance(c, pytypes.CodeType) else (type(c).__name__, repr(c)) for c in code.co_consts)
 
 
 def _check_name(what, name, builtins):
@@ -142,15 +302,23 @@ class Activation:
         self.function = function
         self.derivative = derivative
         self.init = init
-        self._compiled = (
+        (f, f_record), (d, d_record) = (
             _compile("activation", name, "function", function, _F64(_F64)),
             _compile("activation", name, "derivative", derivative, _F64(_F64)),
         )
+        self._compiled = (f, d)
+        self._records = ((f_record, "function", function), (d_record, "derivative", derivative))
 
-    def fingerprint(self):
-        """Return σ and σ' at a few fixed points (saved with a model: ``load`` tells a different piece of that name)."""
+    def fingerprint(self, points=None):
+        """Return σ and σ' at :data:`PROBE_Z` (saved with a model: ``load`` tells a different piece of that name).
+
+        ``points``: other inputs z (``load`` passes those of an older file).
+        """
         f, d = self._compiled
-        return np.array([g(z) for g in (f, d) for z in _PROBE_Z], dtype=np.float64)
+        z = PROBE_Z if points is None else points
+        values = np.array([g(x) for g in (f, d) for x in z], dtype=np.float64)
+        _clear(self)  # a point where the function raises gives NaN here, and no error in the next call
+        return values
 
     def __reduce__(self):
         return (Activation, (self.name, self.function, self.derivative, self.init))
@@ -195,15 +363,21 @@ class Loss:
         self.cost = cost
         self.derivative = derivative
         sig = _F64(_F64, _F64)
-        c = _compile("loss", name, "cost", cost, sig)
-        d = _compile("loss", name, "derivative", derivative, sig)
+        (c, c_record), (d, d_record) = (
+            _compile("loss", name, "cost", cost, sig),
+            _compile("loss", name, "derivative", derivative, sig),
+        )
         self._compiled = (c, d)
-        self._callbacks = (callback(LOSS_SIGNATURE, c), callback(LOSS_SIGNATURE, d))
+        self._records = ((c_record, "cost", cost), (d_record, "derivative", derivative))
+        self._callbacks = (_loss_callback(c), _loss_callback(d))
 
-    def fingerprint(self):
-        """Return c and ∂c/∂a at a few fixed points (see :meth:`Activation.fingerprint`)."""
+    def fingerprint(self, points=None):
+        """Return c and ∂c/∂a at :data:`PROBE_AY` (see :meth:`Activation.fingerprint`)."""
         c, d = self._compiled
-        return np.array([g(a, y) for g in (c, d) for a, y in _PROBE_AY], dtype=np.float64)
+        ay = PROBE_AY if points is None else points
+        values = np.array([g(a, y) for g in (c, d) for a, y in ay], dtype=np.float64)
+        _clear(self)
+        return values
 
     def __reduce__(self):
         return (Loss, (self.name, self.cost, self.derivative))
@@ -216,6 +390,52 @@ class Loss:
 
     def __deepcopy__(self, memo):
         return self
+
+
+def _clear(piece):
+    for record, _, _ in piece._records:
+        record[:] = 0.0
+
+
+_LOSS_CALLBACKS = {}
+
+
+def _loss_callback(compiled):
+    """Return the C callback of a compiled loss function, made once per function (kept, as the function is)."""
+    hit = _LOSS_CALLBACKS.get(id(compiled))
+    if hit is None or hit[0] is not compiled:
+        hit = _LOSS_CALLBACKS[id(compiled)] = (compiled, callback(LOSS_SIGNATURE, compiled))
+    return hit[1]
+
+
+def raise_failures(pieces, call):
+    """Raise :class:`~numbanet.exceptions.CustomPieceError` if one of ``pieces`` raised in the call just made.
+
+    The records are cleared.  ``call`` names what stopped (``"predict"``, ``"fit"``, ...).  The message
+    names the piece, its function and the input; the Python exception the function raises there is chained.
+    """
+    failed = None
+    for piece in pieces:
+        for record, role, fn in piece._records:
+            if record[0] and failed is None:
+                failed = (piece, role, fn, record[1], record[2])
+            record[:] = 0.0
+    if failed is None:
+        return
+    piece, role, fn, x, y = failed
+    x, y = float(x), float(y)
+    loss = isinstance(piece, Loss)
+    where = f"a = {x!r}, y = {y!r}" if loss else f"z = {x!r}"
+    try:
+        fn(x, y) if loss else fn(x)
+        cause = None
+    except Exception as e:  # the function's own exception, run as Python, to chain it
+        cause = e
+    raise CustomPieceError(
+        f"custom {'loss' if loss else 'activation'} {piece.name!r}: its {role} raised an exception at {where}"
+        f"{f' ({type(cause).__name__}: {cause})' if cause is not None else ''}; {call} stopped and the network "
+        "is as it was before the call"
+    ) from cause
 
 
 def _dispatch(functions):
@@ -266,16 +486,18 @@ def network_fns(activations, loss):
     fns = list(builtin_fns())
     if not activations and loss is None:
         return tuple(fns), ()
-    key = (tuple(id(a) for a in activations), id(loss) if loss is not None else None)
+    # By the compiled functions, not the pieces: a rebuilt or unpickled piece of the same functions shares them.
+    compiled = tuple(f for a in activations for f in a._compiled)
+    key = tuple(id(f) for f in compiled)
     hit = _CACHE.get(key)
-    if hit is None or hit[0] != (tuple(activations), loss):
+    if hit is None or any(x is not y for x, y in zip(hit[0], compiled)):
         owners = ()
         if activations:
             owners = (
-                callback(ACTIVATION_SIGNATURE, _dispatch([a._compiled[0] for a in activations])),
-                callback(ACTIVATION_SIGNATURE, _dispatch([a._compiled[1] for a in activations])),
+                callback(ACTIVATION_SIGNATURE, _dispatch(compiled[0::2])),
+                callback(ACTIVATION_SIGNATURE, _dispatch(compiled[1::2])),
             )
-        hit = ((tuple(activations), loss), owners)
+        hit = (compiled, owners)
         _CACHE[key] = hit
         while len(_CACHE) > config.CUSTOM_CACHE_SIZE:
             del _CACHE[next(iter(_CACHE))]

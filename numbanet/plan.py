@@ -13,9 +13,10 @@ callbacks' start and end.
 import numpy as np
 
 from numbanet import _validation as check
+from numbanet import interrupts
 from numbanet._csr import CSRRows
 from numbanet.callbacks import EarlyStopping, History, accuracy, as_callbacks
-from numbanet.engine import schedule_rates
+from numbanet.engine import EpochEnd, schedule_rates
 from numbanet.optimizers import SGD, Optimizer
 from numbanet.progress import Progress, default_progress
 from numbanet.schedules import as_schedule
@@ -77,6 +78,8 @@ class FitPlan:
         self.shuffle = bool(shuffle)
         self.schedule = as_schedule(lr_schedule)
         self.clip = 0.0 if clip_norm is None else check.non_negative_float(clip_norm, "clip_norm")
+        if clip_norm is not None and self.clip == 0:  # the kernels read 0 as "no clipping": say what was meant
+            raise ValueError(f"clip_norm must be > 0 (or None for no clipping); got {clip_norm!r}")
         self.callbacks = _with_early_stopping(as_callbacks(callbacks), early_stopping)
         self.validation = None if validation_data is None else _checked_pair(net, validation_data)
         # Every epoch's rate up front, so that a bad schedule is refused before any training.
@@ -94,19 +97,19 @@ class FitPlan:
         return n_val
 
     def hold_out(self, rng, X, Y, sw):
-        """Split off the validation rows (a draw from ``rng``); return the training ``X, Y, sw``.
+        """Split off the validation rows (a draw from ``rng``); return the training rows, ascending.
 
-        The validation rows become :attr:`validation`; both parts are
-        read-only views of fresh arrays, training rows in their order.
+        The training rows stay where they are (the training kernel indexes
+        ``X``); the validation rows become :attr:`validation`, read-only
+        copies (the predict and loss kernels take whole matrices).
         """
         n_val = self.n_validation(X.shape[0])
         perm = rng.permutation(X.shape[0])
         val, tr = perm[:n_val], np.sort(perm[n_val:])
-        sw = np.ascontiguousarray(sw[tr])
-        if sw.sum() <= 0:
+        if sw[tr].sum() <= 0:
             raise ValueError("after validation_split every training sample has weight 0")
         self.validation = (_rows(X, val), check.read_only(Y[val]))
-        return _rows(X, tr), check.read_only(Y[tr]), sw
+        return tr
 
     def batch_for(self, n):
         """Return the batch size for ``n`` training rows: as asked, at most ``n``."""
@@ -141,22 +144,40 @@ class FitSession:
         for cb in plan.callbacks:
             cb.on_train_begin(net)
 
-    def _epoch_end(self, history):
-        """Run the per-epoch work: validation, a loss-watching schedule, callbacks; return True to stop."""
+    def _epoch_end(self, history, end=None, callbacks=True):
+        """Run the per-epoch work of the epoch just completed; return True to stop.
+
+        Three steps, each done whole before ``end.stage`` (an
+        :class:`numbanet.engine.EpochEnd`) moves past it: the validation pass
+        (its values recorded only once both are computed; the pass itself
+        stops between row chunks at a Ctrl-C), a loss-watching schedule's
+        ``observe``, and each callback in turn (Ctrl-C delivered inside it at
+        once).  Called again with the same ``end`` after an interruption, it
+        goes on from the step that was stopped.
+        """
         net, plan = self.net, self.plan
-        if plan.validation is not None:
-            Xv, Yv = plan.validation
-            history.val_loss.append(float(net.loss(Xv, Yv)))
-            acc = accuracy(net.loss_name, net.predict(Xv), Yv)
-            if acc is not None:
-                history.val_accuracy.append(acc)
-        if plan.schedule.needs_loss:
-            watched = history.val_loss[-1] if history.val_loss else history.loss[-1]
-            plan.schedule.observe(watched, plan.optimizer.lr)
-        stop = False
-        for cb in plan.callbacks:
-            stop = bool(cb.on_epoch_end(net, history)) or stop
-        return stop
+        if end is None:
+            end = EpochEnd(history.loss[-1])
+        if end.stage == 0:
+            if plan.validation is not None:
+                Xv, Yv = plan.validation
+                val_loss = float(net.loss(Xv, Yv))
+                acc = accuracy(net.loss_name, net.predict(Xv), Yv)
+                history.val_loss.append(val_loss)
+                if acc is not None:
+                    history.val_accuracy.append(acc)
+                end.loss = val_loss  # the loss a schedule watches
+            end.stage = 1
+        if end.stage == 1:
+            if plan.schedule.needs_loss:
+                plan.schedule.observe(end.loss, plan.optimizer.lr)
+            end.stage = 2
+        while callbacks and end.stage - 2 < len(plan.callbacks):
+            with interrupts.opened():
+                stop = bool(plan.callbacks[end.stage - 2].on_epoch_end(net, history))
+            end.stop = end.stop or stop
+            end.stage += 1
+        return end.stop
 
     def finish(self):
         """Call the callbacks' ``on_train_end``; return the history."""

@@ -58,7 +58,7 @@ def compile(dtypes=warmup.DTYPES, progress=True, file=None):
             )
             print(f"{doing} for {name}...", end="", file=out, flush=True)
         start = time.perf_counter()
-        with warmup.compile_lock():
+        with warmup.compile_lock(dtype=name):
             where = warmup.kernels_ready(name) or "compiled"  # another process may have compiled them meanwhile
             _exercise(name)
         seconds = time.perf_counter() - start

@@ -7,22 +7,26 @@ machine code in a fraction of a second.  This module holds what the training
 engine needs to make that first compile safe to share and honest to report
 (:func:`numbanet.compile`, in :mod:`numbanet.precompile`, builds on it):
 
-* a file lock in the cache folder makes processes that start at the same time
-  (Dask or loky workers on one machine) wait for the one that compiles, then
-  load its result, instead of all compiling at once;
+* a file lock per dtype in the cache folder makes processes that start at the
+  same time (Dask or loky workers on one machine) wait for the one that
+  compiles, then load its result, instead of all compiling at once; it is
+  taken only to compile (kernels in the cache load without it), and a wait
+  is bounded (:data:`numbanet.config.COMPILE_LOCK_WAIT`; past it a process
+  compiles on its own);
 * :func:`kernels_ready` says whether a dtype's kernels are already compiled
   in this process or waiting in the cache, so ``fit`` can say "compiling
   kernels (first run only)" and report training time without the compile.
 """
 
 import contextlib
+import math
 import os
 import threading
 import time
 
 import numpy as np
 
-from numbanet import _numba
+from numbanet import _numba, config
 from numbanet.kernels import sparse as _sparse
 from numbanet.kernels import training as _train
 
@@ -97,43 +101,59 @@ def cache_dir():
     return _numba.cache_path(_train.train_slice_flat)
 
 
-_LOCAL = threading.RLock()  # re-entrant within a thread; other threads of the process wait here
-_DEPTH = [0]
+# Per lock name: an in-process lock (re-entrant within a thread; other threads wait here) and its depth.
+_LOCALS = {}
+_LOCALS_GUARD = threading.Lock()
 
 
 @contextlib.contextmanager
-def compile_lock(timeout=None):
+def compile_lock(timeout=None, dtype=None):
     """Hold an exclusive file lock in :func:`cache_dir` while compiling.
 
-    Processes that need the kernels at the same time take turns: the first
-    compiles and writes the cache, the others then find it and only load.
-    Re-entrant within a process.  Without ``fcntl`` (Windows) or a writable
-    cache folder, only the in-process lock is taken.
+    Processes that need the same kernels at the same time take turns: the
+    first compiles and writes the cache, the others then find it and only
+    load.  Take it only to compile: kernels in the cache load without it.
+    Compiles of different dtypes take different locks, so they do not wait
+    for each other.  Re-entrant within a process.  Without ``fcntl``
+    (Windows) or a writable cache folder, only the in-process lock is taken.
 
     Parameters
     ----------
     timeout : float, optional
-        Seconds to wait for another process before going on without the lock.
+        Seconds to wait for another process (or thread) before going on
+        without the lock, compiling privately: a stopped or stuck process
+        must not block training.  Default :data:`numbanet.config.COMPILE_LOCK_WAIT`;
+        ``math.inf`` waits as long as it takes.
+    dtype : str, optional
+        The dtype whose kernels are compiled (its own lock); None for all.
 
     Yields
     ------
     bool
-        Whether the machine-wide lock is held (always ``True`` when nested).
+        Whether the lock is held (always ``True`` when nested).
     """
-    with _LOCAL:
-        _DEPTH[0] += 1
-        try:
-            if _DEPTH[0] > 1:
-                yield True
-            else:
-                with _file_lock(timeout) as locked:
-                    yield locked
-        finally:
-            _DEPTH[0] -= 1
+    timeout = config.COMPILE_LOCK_WAIT if timeout is None else timeout
+    name = "compile" if dtype is None else f"compile-{_dtype_name(dtype)}"
+    with _LOCALS_GUARD:
+        local = _LOCALS.setdefault(name, [threading.RLock(), 0])
+    deadline = time.monotonic() + timeout
+    if not local[0].acquire(timeout=-1 if math.isinf(timeout) else max(0.0, timeout)):
+        yield False  # another thread of this process holds it past the bound: compile privately
+        return
+    try:
+        local[1] += 1
+        if local[1] > 1:
+            yield True
+        else:
+            with _file_lock(name, deadline) as locked:
+                yield locked
+    finally:
+        local[1] -= 1
+        local[0].release()
 
 
 @contextlib.contextmanager
-def _file_lock(timeout):
+def _file_lock(name, deadline):
     try:
         import fcntl
     except ImportError:  # pragma: no cover - Windows
@@ -144,12 +164,11 @@ def _file_lock(timeout):
         if path is None:
             raise OSError("no cache folder")
         os.makedirs(path, exist_ok=True)
-        fh = open(os.path.join(path, "compile.lock"), "a+")
+        fh = open(os.path.join(path, f"{name}.lock"), "a+")
     except OSError:
         yield False
         return
     try:
-        deadline = None if timeout is None else time.monotonic() + timeout
         locked = False
         while True:
             try:
@@ -157,8 +176,8 @@ def _file_lock(timeout):
                 locked = True
                 break
             except BlockingIOError:
-                if deadline is not None and time.monotonic() >= deadline:
-                    break  # compile anyway: a stuck process must not block training
+                if time.monotonic() >= deadline:
+                    break  # compile anyway: a stopped or stuck process must not block training
                 time.sleep(0.05)
         yield locked
     finally:

@@ -302,6 +302,25 @@ def test_quick_benchmark_runs_and_prints_ratios(tmp_path):
     assert machine["numbanet_path"] == os.path.join(ROOT, "numbanet")
 
 
+@pytest.mark.slow  # a child Python runs benchmarks/explain.py
+def test_explain_benchmark_runs_and_prints_ratios_and_agreement():
+    pytest.importorskip("captum")
+    proc = subprocess.run(
+        [sys.executable, os.path.join(BENCH, "explain.py"), "--quick"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=ROOT,
+    )
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    ratios = [line for line in lines if "captum / numbanet" in line]
+    assert len(ratios) == 3 and all("goal >= 5x" in line for line in ratios)
+    # The attributions agree (float32 workloads to float32 precision, float64 ones closely).
+    diffs = [float(line.rsplit("max |diff|", 1)[1]) for line in lines if "max |diff|" in line]
+    assert len(diffs) == 6 and max(diffs) < 1e-6
+
+
 @pytest.mark.slow  # a child Python runs benchmarks/sparse.py
 def test_quick_sparse_benchmark_prints_ratio_scores_and_memory():
     proc = subprocess.run(

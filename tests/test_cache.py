@@ -61,3 +61,77 @@ def test_edit_to_a_called_kernel_reaches_its_cached_caller(tmp_path):
     src.write_text(text.replace(old, "return 2.0 * a * (1.0 - a)"))
     edited = _probe(tmp_path)
     assert edited == {"value": 1.5, "hits": 0}  # dense.py did not change, yet its kernel recompiled
+
+
+def _run_probe(cache):
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(cache), "PYTHONPATH": str(ROOT)}
+    out = subprocess.run(
+        [sys.executable, "-c", PROBE.format(root=str(ROOT))], env=env, capture_output=True, text=True, timeout=300
+    )
+    assert out.returncode == 0, out.stderr  # before: UnpicklingError, UnicodeDecodeError, EOFError, ...
+    import json
+
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def _truncate(path):
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+
+
+def _flip3(path):
+    raw = bytearray(path.read_bytes())
+    for at in (len(raw) // 5, len(raw) // 2, len(raw) - 40):
+        raw[at] ^= 0x5A
+    path.write_bytes(bytes(raw))
+
+
+DAMAGE = {
+    "truncated index": ("nbi", _truncate),
+    "truncated data": ("nbc", _truncate),
+    "3 flipped bytes in the index": ("nbi", _flip3),
+    "3 flipped bytes in the data": ("nbc", _flip3),
+    "empty data": ("nbc", lambda p: p.write_bytes(b"")),
+}
+
+
+@pytest.fixture(scope="module")
+def filled_cache(tmp_path_factory):
+    cache = tmp_path_factory.mktemp("cache")
+    assert _run_probe(cache) == {"value": 0.75, "hits": 0}
+    return cache
+
+
+@pytest.mark.requires_jit
+@pytest.mark.parametrize("damage", sorted(DAMAGE))
+def test_a_damaged_cache_file_is_a_miss_recompiled_and_rewritten(tmp_path, filled_cache, damage):
+    cache = tmp_path / "cache"
+    shutil.copytree(filled_cache, cache)
+    suffix, harm = DAMAGE[damage]
+    files = sorted(cache.rglob(f"dense.hidden_delta-*.{suffix}"))
+    assert files, sorted(p.name for p in cache.rglob("*"))
+    for path in files:
+        harm(path)
+    assert _run_probe(cache) == {"value": 0.75, "hits": 0}  # a miss: compiled again
+    assert _run_probe(cache) == {"value": 0.75, "hits": 1}  # and saved afresh
+
+
+NO_CACHE = """
+from numba.core import caching
+caching.CacheImpl._locator_classes.clear()  # as where no folder is writable (a read-only container and home)
+import numpy as np, numbanet
+from numbanet import warmup
+net = numbanet.Network([2, 3, 1], seed=0)
+net.fit(np.eye(2), np.ones((2, 1)), epochs=2, progress=False)
+print(warmup.cache_dir(), float(net.loss(np.eye(2), np.ones((2, 1)))) < 1)
+"""
+
+
+@pytest.mark.requires_jit
+def test_without_a_writable_cache_numbanet_compiles_in_memory_and_says_so_once(tmp_path):
+    # Before: import numbanet failed with "RuntimeError: cannot cache function 'identity': no locator available".
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path), "PYTHONPATH": str(ROOT)}
+    out = subprocess.run([sys.executable, "-c", NO_CACHE], env=env, capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["None", "True"]
+    assert out.stderr.count("compiled in memory") == 1, out.stderr
+    assert list(tmp_path.iterdir()) == []

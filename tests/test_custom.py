@@ -356,3 +356,205 @@ def test_names_of_built_ins_of_the_other_kind_are_refused(cls, name):
     args = (log_cosh, log_cosh_derivative) if cls is numbanet.Loss else (swish, swish_derivative)
     with pytest.raises(ValueError, match="built-in activation or loss"):
         cls(name, *args)
+
+
+# ------------------------------------------------- custom code that fails, fails loudly
+
+
+def _picky(z):
+    if z > 1.0:
+        raise ValueError("z is too large")
+    return math.tanh(z)
+
+
+def _picky_slope(z):
+    return 1.0 - math.tanh(z) ** 2
+
+
+PICKY = numbanet.Activation("picky", function=_picky, derivative=_picky_slope)
+
+
+def _state(net):
+    opt = net.optimizer
+    return (
+        net.params.copy(),
+        net.epochs_trained,
+        net.history,
+        net._rng_state.copy(),
+        opt,
+        None if opt is None else (opt.state.copy(), opt.t),
+    )
+
+
+def _assert_same_state(net, before):
+    after = _state(net)
+    np.testing.assert_array_equal(after[0], before[0])
+    assert after[1:3] == before[1:3] and after[4] is before[4]
+    np.testing.assert_array_equal(after[3], before[3])
+    if before[5] is not None:
+        np.testing.assert_array_equal(after[5][0], before[5][0])
+        assert after[5][1] == before[5][1]
+
+
+@pytest.mark.parametrize("call", ["fit", "predict", "loss", "gradients"])
+def test_an_exception_in_a_custom_activation_stops_the_call_with_one_error(call, capfd):
+    # Before: finite results (each failing call counted as 0), no exception, and stderr flooded with
+    # "Exception ignored in: CPUContext" (68 148 lines for one fit).
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((60, 2)) * 0.1
+    Y = X[:, :1] * 0.5
+    net = numbanet.Network([2, 4, 1], activations=[PICKY, "identity"], seed=0)
+    net.fit(X, Y, epochs=2, optimizer=numbanet.Adam(lr=0.01), progress=False)  # small inputs: all is well
+    before = _state(net)
+    X_big = X * 100
+    args = {"fit": (X_big, Y), "predict": (X_big,), "loss": (X_big, Y), "gradients": (X_big, Y)}[call]
+    kwargs = {"epochs": 3, "progress": False} if call == "fit" else {}
+    with pytest.raises(
+        ValueError,
+        match=rf"custom activation 'picky': its function raised an exception at z = \S+ "
+        rf"\(ValueError: z is too large\); {call} stopped",
+    ) as info:
+        getattr(net, call)(*args, **kwargs)
+    assert isinstance(info.value, numbanet.exceptions.CustomPieceError)
+    assert float(str(info.value).split("z = ")[1].split(" ")[0]) > 1.0  # the input named is one that raises
+    assert isinstance(info.value.__cause__, ValueError)
+    _assert_same_state(net, before)
+    assert "Exception ignored" not in capfd.readouterr().err
+    np.testing.assert_array_equal(net.predict(X), net.predict(X))  # and it works again on good inputs
+
+
+def test_an_exception_in_a_custom_loss_names_both_inputs():
+    def cost(a, y):
+        if y > 2.0:
+            raise ArithmeticError("targets above 2 are not allowed")
+        return 0.5 * (a - y) ** 2
+
+    loss = numbanet.Loss("picky_cost", cost=cost, derivative=lambda a, y: a - y)
+    net = numbanet.Network([2, 3, 1], activations=["tanh", "identity"], loss=loss, seed=0)
+    X, Y = np.ones((4, 2)), np.array([[0.0], [1.0], [3.0], [0.5]])
+    before = net.params.copy()
+    with pytest.raises(
+        ValueError,
+        match=r"custom loss 'picky_cost': its cost raised an exception at a = \S+, y = 3.0 "
+        r"\(ArithmeticError: targets above 2",
+    ):
+        net.fit(X, Y, epochs=2, progress=False)
+    np.testing.assert_array_equal(net.params, before)
+    assert net.epochs_trained == 0 and net.optimizer is None
+
+
+def _countdown(z):
+    return z if z < 0.0 else _countdown(z - 1.0)
+
+
+def _ping(z):
+    return z if z < 0.0 else _pong(z - 1.0)
+
+
+def _pong(z):
+    return _ping(z * 0.5)
+
+
+@pytest.mark.parametrize("fn", [_countdown, _ping], ids=["direct", "mutual"])
+def test_recursive_functions_are_refused_at_construction(fn):
+    # Before, a deeply recursive (valid) custom function killed the process with a segfault at predict.
+    with pytest.raises(ValueError, match=r"activation 'deep': its function calls itself \(recursion\)"):
+        numbanet.Activation("deep", function=fn, derivative=lambda z: 1.0)
+    with pytest.raises(ValueError, match=r"loss 'deep': its derivative calls itself"):
+        numbanet.Loss("deep", cost=lambda a, y: a - y, derivative=lambda a, y: fn(a))
+
+
+# ------------------------------------------------- compiled custom pieces are reused
+
+
+def _scaled(c):
+    return numbanet.Activation("scaled", function=lambda z: c * z, derivative=lambda z: c)
+
+
+def test_the_same_function_compiles_once_and_rebuilt_networks_share_their_callbacks():
+    # Before, each new Activation + network compiled again (0.51 s, +2.53 MiB each, kept forever).
+    pieces = [_scaled(2.0) for _ in range(3)]  # a new lambda each time: same code, same constants
+    assert all(p._compiled[0] is pieces[0]._compiled[0] and p._compiled[1] is pieces[0]._compiled[1] for p in pieces)
+    other = _scaled(3.0)  # another closure value: another function
+    assert other._compiled[0] is not pieces[0]._compiled[0]
+    assert other._compiled[0](1.5) == 4.5 and pieces[0]._compiled[0](1.5) == 3.0
+    nets = [numbanet.Network([2, 3, 1], activations=[p, "identity"], seed=0) for p in pieces]
+    assert len({n._fns for n in nets}) == 1  # one pair of callbacks for all
+    rebuilt = numbanet.Activation("swish", function=swish, derivative=swish_derivative)
+    assert rebuilt._compiled[0] is SWISH._compiled[0]
+
+
+def test_unpickling_does_not_recompile():
+    net = numbanet.Network([4, 6, 1], activations=[SWISH, "identity"], loss=LOG_COSH, seed=17)
+    copy = pickle.loads(pickle.dumps(net))
+    assert copy.activations[0] is not SWISH and copy._fns == net._fns
+    assert copy.custom_loss._callbacks[0] is LOG_COSH._callbacks[0]
+
+
+def test_functions_naming_other_values_are_different_functions():
+    a = numbanet.Activation("a", function=lambda z: z * np.float64(2.0), derivative=lambda z: 2.0)
+    b = numbanet.Activation("b", function=lambda z: z * np.float64(3.0), derivative=lambda z: 3.0)
+    assert a._compiled[0](1.0) == 2.0 and b._compiled[0](1.0) == 3.0
+    table = np.array([1.0, 2.0])  # an array it names: not keyed, compiled on its own
+    c = numbanet.Activation("c", function=lambda z: z * table[1], derivative=lambda z: table[1])
+    assert c._compiled[0](1.0) == 2.0
+
+
+# ------------------------------------------------- the load-time check samples densely
+
+
+def test_load_refuses_a_function_that_agrees_at_the_old_five_points(tmp_path):
+    from numbanet.pieces import _OLD_PROBE_Z
+
+    def impostor(z):  # swish plus a bump that vanishes exactly at the five old probe points
+        bump = 1.0
+        for p in _OLD_PROBE_Z:
+            bump *= z - p
+        return z / (1.0 + math.exp(-z)) + 0.01 * bump
+
+    fake = numbanet.Activation("swish", function=impostor, derivative=SWISH_LAMBDA.derivative)
+    assert np.array_equal(fake.fingerprint(_OLD_PROBE_Z), SWISH_LAMBDA.fingerprint(_OLD_PROBE_Z))
+    net = numbanet.Network([4, 6, 1], activations=[SWISH_LAMBDA, "identity"], loss=LOG_COSH, seed=19)
+    numbanet.save(net, tmp_path / "net.npz")
+    with pytest.raises(
+        numbanet.ModelFileError, match=r"'swish' passed in custom computes other values.*its function at"
+    ):
+        numbanet.load(tmp_path / "net.npz", custom={"swish": fake, "log_cosh": LOG_COSH})
+    slope_only = numbanet.Activation(
+        "swish",
+        function=SWISH_LAMBDA.function,
+        derivative=lambda z: (1.0 + math.exp(-z) + z * math.exp(-z)) / (1.0 + math.exp(-z)) ** 2 if z < 900 else 0.0,
+    )
+    with pytest.raises(numbanet.ModelFileError, match=r"its derivative at"):  # differs only far out
+        numbanet.load(tmp_path / "net.npz", custom={"swish": slope_only, "log_cosh": LOG_COSH})
+
+
+def test_files_with_the_old_five_point_fingerprint_still_load(tmp_path):
+    from numbanet.pieces import _OLD_PROBE_AY, _OLD_PROBE_Z
+
+    net = numbanet.Network([4, 6, 1], activations=[SWISH, "identity"], loss=LOG_COSH, seed=19)
+    path = tmp_path / "net.npz"
+    numbanet.save(net, path)
+    with np.load(path) as f:
+        arrays = {k: f[k] for k in f.files}
+    arrays["custom_fingerprint_swish"] = SWISH.fingerprint(_OLD_PROBE_Z)
+    arrays["custom_fingerprint_log_cosh"] = LOG_COSH.fingerprint(_OLD_PROBE_AY)
+    np.savez(path, **arrays)
+    loaded = numbanet.load(path, custom=net.custom_pieces)
+    np.testing.assert_array_equal(loaded.params, net.params)
+
+
+def test_a_fingerprint_through_raising_points_leaves_no_error_behind(tmp_path):
+    net = numbanet.Network([2, 3, 1], activations=[PICKY, "identity"], seed=0)
+    numbanet.save(net, tmp_path / "picky.npz")  # the fingerprint evaluates the function where it raises
+    assert np.isnan(PICKY.fingerprint()).any()
+    net.predict(np.zeros((2, 2)))  # no stale error
+    loaded = numbanet.load(tmp_path / "picky.npz", custom={"picky": PICKY})
+    np.testing.assert_array_equal(loaded.params, net.params)
+
+
+def test_explain_stops_on_a_custom_function_that_raises_and_leaves_no_stale_error():
+    net = numbanet.Network([2, 3, 1], activations=[PICKY, "identity"], seed=0)
+    with pytest.raises(ValueError, match=r"custom activation 'picky': its function raised .* explain stopped"):
+        numbanet.explain.gradients(net, np.full((2, 2), 50.0))
+    net.predict(np.zeros((2, 2)))  # the record was read and cleared

@@ -301,8 +301,20 @@ def test_bad_rows_in_a_memmap_are_named_by_the_worker(threads, tmp_path):
     np.save(tmp_path / "X.npy", X)
     net = _net()
     before = net.params.copy()
-    with pytest.raises(ValueError, match=r"rows 15 to 29 .*NaN or infinity \(first at row 2, column 2"):
+    with pytest.raises(ValueError, match=r"rows 15 to 29 .*NaN or infinity \(first at row 17, column 2"):
         DataParallel(net, threads).fit(np.load(tmp_path / "X.npy", mmap_mode="r"), Y, progress=False)
+    np.testing.assert_array_equal(net.params, before)
+
+
+def test_bad_rows_in_a_dask_chunk_are_named_by_their_global_row(threads):
+    da = _need("dask.array")
+    X, Y, _ = _data(n=1000)
+    X[437, 1] = np.nan
+    net = _net()
+    before = net.params.copy()
+    Xd, Yd = da.from_array(X, chunks=(250, 5)), da.from_array(Y, chunks=(250, 3))
+    with pytest.raises(ValueError, match=r"rows 250 to 499 .*NaN or infinity \(first at row 437, column 1"):
+        DataParallel(net, threads).fit(Xd, Yd, progress=False)
     np.testing.assert_array_equal(net.params, before)
 
 
@@ -559,6 +571,49 @@ def test_killed_workers_fail_the_fit_naming_them_and_the_step_and_fit_continues_
         assert np.abs(net.params - whole.params).max() <= 1e-12
         assert net.optimizer.t == 1000 and net.epochs_trained == 100
     finally:
+        client.close()
+        cluster.close()
+
+
+def test_a_stopped_worker_is_a_lost_worker_within_the_timeout_and_the_network_stays_usable():
+    cluster, client = _cluster(True)
+    victim = pid = None
+    try:
+        X, Y, _ = _data(n=60)
+        net = _net()
+        opt = numbanet.SGD(lr=0.05, momentum=0.9)
+        victim = sorted(client.scheduler_info()["workers"])[1]
+        pid = _pid_of(client, victim)
+        stopped = []
+
+        def stop_now(net, history):
+            if len(history.loss) == 2 and not stopped:
+                os.kill(pid, signal.SIGSTOP)
+                stopped.append(time.perf_counter())
+
+        dp = DataParallel(net, client, timeout=5)
+        with pytest.raises(WorkerLostError) as info:
+            dp.fit(X, Y, epochs=100, batch_size=6, optimizer=opt, callbacks=stop_now, progress=False)
+        waited = time.perf_counter() - stopped[0]
+        assert info.value.worker == victim
+        print(f"stopped worker: WorkerLostError {waited:.1f} s after SIGSTOP (timeout=5)")
+        assert not net._fit_lock.locked()
+        assert opt.t == 20 and net.epochs_trained == 2 and len(net.history.loss) == 2
+        net.fit(X, Y, epochs=1, batch_size=6, progress=False)  # not refused, continues on one machine
+        assert opt.t == 30
+        # Without a timeout the next fit waits on the stopped worker (at its set-up): Ctrl-C ends it.
+        timer = threading.Timer(2.0, os.kill, (os.getpid(), signal.SIGINT))
+        timer.start()
+        sent = time.perf_counter()
+        with pytest.raises(KeyboardInterrupt):
+            DataParallel(net, client).fit(X, Y, epochs=100, batch_size=6, progress=False)
+        print(f"stopped worker: KeyboardInterrupt {time.perf_counter() - sent - 2.0:.2f} s after Ctrl-C")
+        timer.cancel()
+        assert not net._fit_lock.locked() and opt.t == 30
+        net.fit(X, Y, epochs=1, batch_size=6, progress=False)
+    finally:
+        if pid is not None:
+            os.kill(pid, signal.SIGCONT)
         client.close()
         cluster.close()
 

@@ -521,6 +521,22 @@ def test_from_torch_refuses_by_name_and_index(case):
         numbanet.from_torch(module)
 
 
+def test_from_torch_refuses_meta_device_and_non_finite_weights():
+    # Before, NaN weights were read into the network and a meta-device module raised torch's NotImplementedError.
+    torch = pytest.importorskip("torch")
+    nn = torch.nn
+    with torch.device("meta"):
+        meta = nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Linear(4, 1))
+    with pytest.raises(ValueError, match=r"module 0 .*weight on the meta device"):
+        numbanet.from_torch(meta)
+    for what, value in (("weight", float("nan")), ("bias", float("inf"))):
+        module = nn.Sequential(nn.Linear(3, 4), nn.Tanh(), nn.Linear(4, 1))
+        with torch.no_grad():
+            getattr(module[2], what).view(-1)[0] = value
+        with pytest.raises(ValueError, match=rf"module 2 .*has 1 NaN or infinite values in its {what}"):
+            numbanet.from_torch(module)
+
+
 def test_to_torch_of_a_fitted_estimator(iris):
     torch = pytest.importorskip("torch")
     X, y = iris

@@ -313,6 +313,9 @@ def test_kink_free_draws_are_not_required(data):
     # (all-zero rows with zero biases): gradcheck flags them instead of failing.
     net = data.draw(networks(min_depth=2, max_depth=3))
     assume(any(a in ("relu", "leaky_relu") for a in net.activations))
+    # Not Huber: with all-zero inputs the output can be exactly 0, and a whole-number target then
+    # puts the residual on Huber's own kink (|a - y| = delta), which central differences miss by O(eps).
+    assume(net.loss != "huber")
     X = np.zeros((2, net.sizes[0]))
     _, Y = data.draw(batches(net, 2, 2))
     r = numbanet.gradcheck(net, X, Y.astype(np.float64), eps=EPS)

@@ -583,7 +583,7 @@ def test_load_refuses_absurd_sizes_before_allocating(tmp_path, sizes, fragment):
     path = tmp_path / "net.npz"
     numbanet.save(net, path)
     _rewrite(path, sizes=np.asarray(sizes))
-    _refused_load_peak(path, "damaged", fragment)
+    _refused_load_peak(path, fragment)
 
 
 def test_entry_declaring_a_huge_shape_is_refused_before_reading(tmp_path):
@@ -821,3 +821,198 @@ def test_network_unpickled_from_a_read_only_memory_map_can_train(tmp_path):
     copy.fit(X, Y, epochs=2, progress=False)  # continues with the unpickled SGD momentum state
     net.fit(X, Y, epochs=2, progress=False)
     np.testing.assert_array_equal(copy.params, net.params)
+
+
+# ------------------------------- crafted files: memory bounded by the model, limits, consistency
+
+
+def _zeros_model(path, n_hidden):
+    """Write a Network of [1, n_hidden, 1] with zero parameters, deflated (a small file); return the model's bytes."""
+    net = numbanet.Network([1, 2, 1], seed=0)
+    numbanet.save(net, path)
+    arrays = _arrays(path)
+    n_params = 3 * n_hidden + 1
+    arrays.update(sizes=np.array([1, n_hidden, 1]), params=np.zeros(n_params))
+    np.savez_compressed(path, **arrays)
+    return n_params * 8
+
+
+def test_loading_a_highly_compressed_model_takes_about_its_own_size(tmp_path):
+    # Before, a 0.1 MiB file of a 96 MiB model peaked at 224 MiB (the array read, then copied into a
+    # network whose initialisation drew each layer's weights into a temporary of the layer's size).
+    path = tmp_path / "zeros.npz"
+    model_bytes = _zeros_model(path, 2**20)
+    assert path.stat().st_size < model_bytes / 100
+    loaded = []
+    peak = _peak_bytes(lambda: loaded.append(numbanet.load(path)))
+    assert loaded[0].n_params * 8 == model_bytes and not loaded[0].params.any()
+    assert peak < model_bytes + 4 * 2**20, f"peak {peak / 2**20:.1f} MiB for a {model_bytes / 2**20:.1f} MiB model"
+
+
+def test_max_params_refuses_a_larger_model_before_inflating_it(tmp_path):
+    path = tmp_path / "zeros.npz"
+    _zeros_model(path, 2**20)
+    peak = _peak_bytes(lambda: _assert_refused_with(path, dict(max_params=10**6), "max_params"))
+    assert peak < 2**20
+    assert numbanet.load(path, max_params=3 * 2**20 + 1).n_params == 3 * 2**20 + 1
+    for bad in (0, -3, 2.5, "many"):
+        with pytest.raises(ValueError, match="max_params must be a positive integer"):
+            numbanet.load(path, max_params=bad)
+
+
+def _assert_refused_with(path, kwargs, *fragments):
+    with pytest.raises(ModelFileError) as info:
+        numbanet.load(path, **kwargs)
+    for fragment in fragments:
+        assert fragment in str(info.value)
+
+
+def test_max_params_also_bounds_the_declared_sizes(tmp_path):
+    net, _, _ = _fitted_net(np.float64)
+    path = tmp_path / "net.npz"
+    numbanet.save(net, path)
+    _assert_refused_with(path, dict(max_params=net.n_params - 1), f"declare {net.n_params} parameters", "max_params")
+    assert numbanet.load(path, max_params=net.n_params).n_params == net.n_params
+
+
+@pytest.mark.parametrize("n_entries", [1, 16])
+def test_entries_the_format_lacks_are_refused_without_inflating_them(tmp_path, n_entries):
+    # Before, each unused entry was inflated: 16 entries of 8 MiB of zeros in a 0.25 MiB file peaked at 257 MiB.
+    net, _, _ = _fitted_net(np.float64)
+    numbanet.save(net, tmp_path / "good.npz")
+    arrays = _arrays(tmp_path / "good.npz")
+    path = tmp_path / "extra.npz"
+    np.savez_compressed(path, **arrays, **{f"junk{i}": np.zeros(2**20) for i in range(n_entries)})
+    peak = _peak_bytes(lambda: _assert_refused(path, "not a numbanet model file", "'junk0'", "not part of the format"))
+    assert peak < 2**20, f"{peak / 2**20:.1f} MiB"
+
+
+def test_metadata_entries_are_bounded_together(tmp_path, monkeypatch):
+    net, _, _ = _fitted_net(np.float64)
+    path = tmp_path / "net.npz"
+    numbanet.save(net, path)
+    monkeypatch.setattr(numbanet.config, "MAX_METADATA_BYTES", 2**16)
+    _rewrite(path, custom_fingerprint_swish=np.zeros(2**14))  # 128 KiB of zeros, a few hundred bytes deflated
+    peak = _peak_bytes(lambda: _assert_refused(path, "other than params hold", f"at most {2**16}"))
+    assert peak < 2**16
+
+
+def test_every_entry_save_writes_is_one_load_reads(tmp_path, data):
+    X, y = data
+    est, target = _estimators(X, y)["early-stopping"]
+    _fit(est, X, target)
+    numbanet.save(est, tmp_path / "est.npz")
+    swish = numbanet.Activation("swish", lambda z: z / (1 + np.exp(-z)), lambda z: 1.0)
+    numbanet.save(numbanet.Network([2, 3, 1], activations=[swish, "identity"]), tmp_path / "net.npz")
+    from numbanet.io import _known_entry
+
+    for name in ("est.npz", "net.npz"):
+        keys = _arrays(tmp_path / name)
+        assert all(_known_entry(k) for k in keys), sorted(keys)
+    numbanet.load(tmp_path / "net.npz", custom={"swish": swish})
+
+
+def test_deeply_nested_estimator_json_is_a_model_file_error(tmp_path, data):
+    X, y = data
+    est, target = _estimators(X, y)["multiclass-int"]
+    _fit(est, X, target)
+    path = tmp_path / "clf.npz"
+    numbanet.save(est, path)
+    params = json.loads(str(_arrays(path)["estimator_params"]))
+    text = json.dumps(params)[:-1] + ', "x": ' + "[" * 100_000 + "]" * 100_000 + "}"
+    _rewrite(path, estimator_params=np.array(text))
+    _assert_refused(path, "estimator_params nests 100001 levels deep")  # before: RecursionError escaped
+    # brackets inside strings do not count
+    text = json.dumps(params)[:-1] + ', "x": "' + "[" * 1000 + '\\"[["}'
+    _rewrite(path, estimator_params=np.array(text))
+    _assert_refused(path, "unknown estimator parameters")
+
+
+@pytest.mark.parametrize(
+    "case, change, fragment",
+    [
+        ("multiclass-int", dict(classes_=np.arange(7)), "classes_ has shape (7,); a network of 3 outputs needs 3"),
+        ("multiclass-int", dict(classes_=np.arange(3).reshape(3, 1)), "classes_ has shape (3, 1)"),
+        ("binary-int64", dict(classes_=np.arange(3)), "a network of 1 output needs 2 classes"),
+        ("regressor-2d", dict(feature_names_in_=np.array(["a", "b"])), "feature_names_in_ has shape (2,)"),
+        ("regressor-2d", dict(feature_names_in_=np.array([["a", "b"], ["c", "d"]])), "shape (2, 2)"),
+    ],
+)
+def test_inconsistent_estimator_metadata_is_refused(tmp_path, data, case, change, fragment):
+    # Before, 7 classes_ for 3 outputs loaded (score 0.333) and a 2-D classes_ made predict raise IndexError.
+    X, y = data
+    est, target = _estimators(X, y)[case]
+    _fit(est, X, target)
+    path = tmp_path / "est.npz"
+    numbanet.save(est, path)
+    _rewrite(path, **change)
+    _assert_refused(path, "damaged", fragment)
+
+
+def test_feature_names_of_the_right_count_load(tmp_path, data):
+    pd = pytest.importorskip("pandas")
+    X, y = data
+    est, target = _estimators(X, y)["regressor-1d"]
+    _fit(est, pd.DataFrame(X, columns=list("abcd")), target)
+    numbanet.save(est, tmp_path / "est.npz")
+    assert numbanet.load(tmp_path / "est.npz").feature_names_in_.tolist() == list("abcd")
+
+
+@pytest.mark.parametrize("value", [np.nan, np.inf])
+def test_save_refuses_what_load_would_refuse(tmp_path, value):
+    net, _, _ = _fitted_net(np.float64)
+    net.params[4] = value
+    before = net.params.copy()
+    with pytest.raises(ValueError, match="1 NaN or infinite values"):
+        numbanet.save(net, tmp_path / "net.npz")
+    assert _files(tmp_path) == []
+    np.testing.assert_array_equal(net.params, before)
+
+
+def test_a_long_valid_file_name_saves(tmp_path):
+    # Before, a 230-byte name failed with ENAMETOOLONG: the temporary name added 39 bytes.
+    name_max = os.pathconf(tmp_path, "PC_NAME_MAX")
+    net, X, _ = _fitted_net(np.float64)
+    for length in (name_max - 38, name_max - 1, name_max):
+        path = tmp_path / ("m" * (length - 4) + ".npz")
+        numbanet.save(net, path)
+        numbanet.save(net, path)  # over an existing file too
+        np.testing.assert_array_equal(numbanet.load(path).predict(X), net.predict(X))
+    name = "é" * ((name_max - 4) // 2) + ".npz"  # multi-byte: the shortened temporary name stays valid UTF-8
+    numbanet.save(net, tmp_path / name)
+    assert sorted(os.listdir(tmp_path))[-1] == name and not any(f.endswith(".tmp") for f in os.listdir(tmp_path))
+
+
+def test_stale_temporary_file_of_a_long_name_is_removed(tmp_path):
+    from numbanet._atomic import _temp_stem
+
+    name = "m" * (os.pathconf(tmp_path, "PC_NAME_MAX") - 10) + ".npz"
+    stem = _temp_stem(str(tmp_path), name)
+    assert stem != name
+    stale = tmp_path / f".{stem}.{'0' * 32}.tmp"
+    stale.write_bytes(b"partial")
+    _age(stale)
+    net, _, _ = _fitted_net(np.float64)
+    numbanet.save(net, tmp_path / name)
+    assert _files(tmp_path) == [name]
+
+
+def test_read_only_file_system_is_named_as_such(tmp_path, monkeypatch):
+    net, _, _ = _fitted_net(np.float64)
+    path = tmp_path / "net.npz"
+    numbanet.save(net, path)
+    real = os.statvfs
+
+    class ReadOnly:
+        def __init__(self, st):
+            self.st = st
+
+        def __getattr__(self, name):
+            value = getattr(self.st, name)
+            return value | os.ST_RDONLY if name == "f_flag" else value
+
+    monkeypatch.setattr(os, "statvfs", lambda p: ReadOnly(real(p)))
+    with pytest.raises(OSError) as info:
+        numbanet.save(net, path)
+    assert info.value.errno == errno.EROFS and info.value.filename == str(path)
+    assert "read-only file system" in str(info.value) and "chmod" not in str(info.value)

@@ -16,7 +16,14 @@ pytestmark = pytest.mark.slow  # every test starts a fresh Python
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 #: Submodules that neither ``import numbanet`` nor a fit and a predict may import.
-LAZY = ["numbanet.io", "numbanet.estimators", "numbanet.export", "numbanet.testing", "numbanet.distributed"]
+LAZY = [
+    "numbanet.io",
+    "numbanet.estimators",
+    "numbanet.export",
+    "numbanet.testing",
+    "numbanet.distributed",
+    "numbanet.explain",
+]
 
 
 def _run(code):

@@ -131,6 +131,9 @@ def test_float32_network_refuses_values_too_large_for_float32():
         net.predict(_with(X0, (1, 1), 1e39))
     with pytest.raises(ValueError, match="a value too large for float32"):
         net.fit(_with(X0, (1, 1), 1e39), Y0, progress=False)
+    for method in ("loss", "gradients"):  # as predict and fit (issue 22 found predict returning NaN rows)
+        with pytest.raises(ValueError, match="a value too large for float32"):
+            getattr(net, method)(_with(X0, (2, 0), -1e39), Y0)
     _assert_unchanged(net, snap)
 
 
@@ -166,6 +169,8 @@ def _re(text):
         (dict(optimizer="adam"), "optimizer must be a numbanet optimizer"),
         (dict(optimizer=numbanet.SGD(lr=0.1, momentum=0.5, nesterov=True)), None),  # valid: control case
         (dict(clip_norm=-1.0), "clip_norm must be a finite number >= 0"),
+        (dict(clip_norm=0), "clip_norm must be > 0 (or None for no clipping); got 0"),
+        (dict(clip_norm=0.0), "clip_norm must be > 0"),
         (dict(callbacks=[42]), "a callback must be"),
         (dict(early_stopping=0), "early_stopping must be a positive integer"),
     ],

@@ -170,3 +170,81 @@ def test_a_fit_with_validation_data_compiles_the_validation_kernels_before_train
     monkeypatch.undo()
     twin = numbanet.Network([2, 4, 1], seed=0).fit(X, Y, epochs=2, batch_size=4, validation_data=(X, Y))
     assert history.loss == twin.loss and history.val_loss == twin.val_loss  # the warm-up trains nothing
+
+
+# ------------------------------------------- the lock guards compiling only, and never for long
+
+
+def test_cached_kernels_load_without_the_compile_lock(monkeypatch):
+    # Before, fit took the machine-wide lock for kernels in the cache too: a process whose float64 kernels
+    # were cached waited 51.5 s while another compiled float32 ones.
+    X, Y = _xor()
+    taken = []
+    real = warmup.compile_lock
+
+    def spy(*args, **kwargs):
+        taken.append(kwargs.get("dtype"))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(warmup, "compile_lock", spy)
+    monkeypatch.setattr(warmup, "kernels_ready", lambda dtype, entry_points=warmup.ENTRY_POINTS: "cache")
+    history = numbanet.Network([2, 4, 1], seed=0).fit(X, Y, epochs=2, batch_size=4, progress=False)
+    assert taken == [] and history.compile_wait_seconds == 0.0
+    monkeypatch.setattr(warmup, "kernels_ready", lambda dtype, entry_points=warmup.ENTRY_POINTS: None)
+    numbanet.Network([2, 4, 1], seed=0, dtype="float32").fit(X, Y, epochs=2, batch_size=4, progress=False)
+    assert taken == ["float32"]  # a compile takes its own dtype's lock
+
+
+def test_a_held_lock_is_waited_for_a_bounded_time_reported_apart(monkeypatch):
+    import threading
+
+    X, Y = _xor()
+    monkeypatch.setattr(numbanet.config, "COMPILE_LOCK_WAIT", 0.3)
+    monkeypatch.setattr(warmup, "kernels_ready", lambda dtype, entry_points=warmup.ENTRY_POINTS: None)
+    holding, release = threading.Event(), threading.Event()
+
+    def hold():
+        with warmup.compile_lock(dtype="float64", timeout=float("inf")):
+            holding.set()
+            release.wait(60)
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    try:
+        holding.wait(60)
+        with warmup.compile_lock(dtype="float32", timeout=0) as other:  # another dtype: not held
+            assert other in (True, False)  # False only without a lockable cache folder
+        history = numbanet.Network([2, 4, 1], seed=0).fit(X, Y, epochs=2, batch_size=4, progress=False)
+    finally:
+        release.set()
+        holder.join()
+    assert history.compile_wait_seconds >= 0.3 and len(history.loss) == 2  # gave up waiting, then trained
+
+
+CHILD_HOLDS = textwrap.dedent(
+    """
+    import sys, time
+    from numbanet import warmup
+    with warmup.compile_lock(dtype=sys.argv[1], timeout=0) as locked:
+        print("locked" if locked else "busy", flush=True)
+        sys.stdin.readline()
+    """
+)
+
+
+@pytest.mark.slow  # a child Python
+def test_another_process_holding_a_dtypes_lock_delays_that_dtype_only_and_only_up_to_the_bound():
+    child = subprocess.Popen(
+        [sys.executable, "-c", CHILD_HOLDS, "float64"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        if child.stdout.readline().strip() != "locked":
+            pytest.skip("no file lock here (no fcntl or a read-only cache folder)")
+        with warmup.compile_lock(dtype="float32", timeout=0) as unrelated:
+            assert unrelated is True
+        with warmup.compile_lock(dtype="float64", timeout=0.2) as same:
+            assert same is False  # the child (stopped, say) holds it: go on without, compile privately
+    finally:
+        child.communicate("\n", timeout=60)
+    with warmup.compile_lock(dtype="float64", timeout=0) as free:
+        assert free is True

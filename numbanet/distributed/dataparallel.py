@@ -9,7 +9,6 @@
 import math
 import mmap
 import os
-import signal
 import threading
 import time
 import uuid
@@ -17,7 +16,7 @@ import uuid
 import numpy as np
 
 from numbanet import _validation as check
-from numbanet import config
+from numbanet import config, interrupts
 from numbanet.distributed.worker import WarmUp, _forget_stop, _request_stop, _Shard
 from numbanet.engine import data_fingerprint, leave_pending, record_epochs, resumable
 from numbanet.exceptions import TrainingDivergedError
@@ -63,31 +62,6 @@ class WorkerLostError(RuntimeError):
             f"and optimizer state of the last completed {unit} (its counters and history agree with them); "
             "call fit again to continue on the workers that remain."
         )
-
-
-class _NoInterrupt:
-    """Hold Ctrl-C back for a few statements (an optimizer step and its counter), then deliver it."""
-
-    def __enter__(self):
-        self.pending = False
-        self.active = threading.current_thread() is threading.main_thread()
-        if self.active:
-            self.old = signal.getsignal(signal.SIGINT)
-            if self.old is signal.default_int_handler:
-                signal.signal(signal.SIGINT, self._hold)
-            else:  # someone else's handler: leave it alone
-                self.active = False
-        return self
-
-    def _hold(self, signum, frame):
-        self.pending = True
-
-    def __exit__(self, *exc):
-        if self.active:
-            signal.signal(signal.SIGINT, self.old)
-            if self.pending:
-                raise KeyboardInterrupt
-        return False
 
 
 def _is_dask_array(a):
@@ -222,44 +196,70 @@ class DataParallel:
             When a worker is lost; ``net`` holds the last consistent state.
         """
         net = self.net
-        if not net._fit_lock.acquire(blocking=False):
-            raise RuntimeError(
-                "this network is being trained by another fit right now; concurrent training of one network is refused"
-            )
+        with interrupts.held():  # as in Network.fit: no Ctrl-C between taking the lock and the try
+            if not net._fit_lock.acquire(blocking=False):
+                raise RuntimeError(
+                    "this network is being trained by another fit right now; concurrent training of one network "
+                    "is refused"
+                )
+            try:
+                with interrupts.opened():  # Ctrl-C at once, but in the steps' own held sections
+                    return self._fit_with_lock(
+                        X,
+                        Y,
+                        sample_weight,
+                        epochs=epochs,
+                        batch_size=batch_size,
+                        optimizer=optimizer,
+                        shuffle=shuffle,
+                        validation_data=validation_data,
+                        validation_split=validation_split,
+                        progress=progress,
+                        callbacks=callbacks,
+                        early_stopping=early_stopping,
+                        lr_schedule=lr_schedule,
+                        clip_norm=clip_norm,
+                    )
+            finally:
+                net._fit_lock.release()
+
+    def _fit_with_lock(self, X, Y, sample_weight, **options):
         fit_id = self.fit_id = uuid.uuid4().hex
         self._actors = []
         try:
-            return self._fit(
-                X,
-                Y,
-                sample_weight,
-                epochs=epochs,
-                batch_size=batch_size,
-                optimizer=optimizer,
-                shuffle=shuffle,
-                validation_data=validation_data,
-                validation_split=validation_split,
-                progress=progress,
-                callbacks=callbacks,
-                early_stopping=early_stopping,
-                lr_schedule=lr_schedule,
-                clip_norm=clip_norm,
-            )
-        except KeyboardInterrupt:
-            try:
-                self.client.run(_request_stop, fit_id, wait=False)
-            except Exception:
-                pass
+            history = self._fit(X, Y, sample_weight, **options)
+        except BaseException as exc:
+            # Ctrl-C or a lost worker: the workers are told, but the error reaches the caller at once.
+            self._tell_workers(fit_id, stop=isinstance(exc, KeyboardInterrupt), wait=False)
             raise
         finally:
             self._actors = []
             self._futures = []  # released: the actors and their shards go away on the workers
             self._persisted = None
+        self._tell_workers(fit_id, stop=False, wait=True)
+        return history
+
+    def _tell_workers(self, fit_id, stop, wait):
+        """Tell every worker to stop fit ``fit_id`` (with ``stop``), then to forget it.
+
+        ``Client.run`` waits for every worker's answer, and a stalled
+        (stopped, swapping) worker never answers: the calls go on in a thread
+        of their own, which a fit that ended normally waits for at most
+        ``timeout`` (and CLEANUP_SECONDS), and one that failed not at all.
+        """
+
+        def tell():
             try:
+                if stop:
+                    self.client.run(_request_stop, fit_id, wait=False)
                 self.client.run(_forget_stop, fit_id, wait=False)
             except Exception:
-                pass
-            net._fit_lock.release()
+                pass  # a lost worker has nothing to be told
+
+        thread = threading.Thread(target=tell, name="numbanet-tell-workers", daemon=True)
+        thread.start()
+        if wait:
+            thread.join(config.CLEANUP_SECONDS if self.timeout is None else min(self.timeout, config.CLEANUP_SECONDS))
 
     def _fit(self, X, Y, sample_weight, validation_data=None, **options):
         net = self.net
@@ -366,7 +366,8 @@ class DataParallel:
 
     def _split_validation(self, data, plan):
         """Hold out a validation fraction as ``Network.fit`` does (the same rows, from the same generator)."""
-        X, Y, sw = plan.hold_out(self.net._rng, data["X"], data["Y"], data["sw"])
+        tr = plan.hold_out(self.net._rng, data["X"], data["Y"], data["sw"])
+        X, Y, sw = check.read_only(data["X"][tr]), check.read_only(data["Y"][tr]), np.ascontiguousarray(data["sw"][tr])
         return dict(data, X=X, Y=Y, sw=sw, n=X.shape[0], xsrc=None, ysrc=None)
 
     def _workers(self):
@@ -609,7 +610,7 @@ class DataParallel:
                     history.samples, history.steps = samples0, steps0
                     raise TrainingDivergedError(first + e, done + k, lr)
                 ran = min(r[6] for r in res)
-                with _NoInterrupt():
+                with interrupts.held():
                     theta[:] = new_theta
                     state[:] = new_state
                     opt.t = max(r[2] for r in res)
@@ -631,7 +632,7 @@ class DataParallel:
 def _end_epoch(net, session, e, loss, lr):
     """Record epoch ``e`` of the fit as completed, run the per-epoch work; return True to stop."""
     history, epochs = session.history, session.plan.epochs
-    with _NoInterrupt():
+    with interrupts.held():
         record_epochs(net, history, net.epochs_trained, [loss], [lr])
     stop = bool(session.epoch_end(history)) if session.epoch_end is not None else False
     session.bar.update(e + 1, history)
@@ -642,7 +643,7 @@ def _end_epoch(net, session, e, loss, lr):
 
 def _restore(net, backup, opt, t0):
     """Put back the weights, optimizer state and step count of an epoch's start."""
-    with _NoInterrupt():
+    with interrupts.held():
         net.params[:] = backup[0]
         opt.state[:] = backup[1:]
         opt.t = t0
@@ -745,7 +746,7 @@ class _SyncRun:
             c += _train.l2_penalty(theta, net._spec, float(net.l2))
         if not np.isfinite(c):
             self._diverge(samples0, self.first + e, b + 1, lr)
-        with _NoInterrupt():
+        with interrupts.held():
             self.acc += wsum * c
             if wsum > 0:
                 if net.l2 != 0.0:

@@ -7,6 +7,7 @@ Ctrl-C end the workers' local rounds early.
 """
 
 import os
+import re
 import threading
 import time
 
@@ -69,6 +70,11 @@ def _open_rows(desc, lo, hi):
     raise ValueError(f"unknown data source {kind!r}")
 
 
+def _global_rows(message, lo, step):
+    """``message`` of a check of a block with each "row r" of the block renamed to its row of the whole data."""
+    return re.sub(r"\brow (\d+)", lambda m: f"row {lo + step * int(m.group(1))}", message)
+
+
 class _Shard:
     """A worker's part of a data-parallel fit: its rows and a copy of the network.
 
@@ -101,7 +107,7 @@ class _Shard:
                 check.check_rows(x, y)
             except ValueError as exc:
                 which = f"rows {lo} to {hi - 1}" if step == 1 else f"every {step}th row from {lo}"
-                raise ValueError(f"{which} of the training data: {exc}") from None
+                raise ValueError(f"{which} of the training data: {_global_rows(str(exc), lo, step)}") from None
             xs.append(x)
             ys.append(y)
         # One block: used in place (a memory map or the worker's own chunk, no copy); several: joined once.

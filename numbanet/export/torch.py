@@ -110,6 +110,23 @@ def _settings(module):
     return {k: v for k, v in vars(module).items() if not k.startswith("_") and k not in ("inplace", "training")}
 
 
+def _check_tensors(torch, linear, index):
+    """Refuse a Linear whose weights are not real numbers here: meta-device (no data) or NaN / infinite."""
+    for what, tensor in (("weight", linear.weight), ("bias", linear.bias)):
+        if tensor is None:
+            continue
+        if tensor.is_meta:
+            raise ValueError(
+                f"module {index} of the Sequential, {linear!r}, has its {what} on the meta device (shapes "
+                "without values); materialise it (module.to_empty(device='cpu') and load the weights) first"
+            )
+        bad = int(tensor.numel() - torch.isfinite(tensor.detach()).sum())
+        if bad:
+            raise ValueError(
+                f"module {index} of the Sequential, {linear!r}, has {bad} NaN or infinite values in its {what}"
+            )
+
+
 def from_torch(module, loss=None, seed=None):
     """Read a ``torch.nn.Sequential`` of ``Linear`` and activation modules into a Network.
 
@@ -143,7 +160,8 @@ def from_torch(module, loss=None, seed=None):
         index in the Sequential (another module type, an activation with
         other settings, an activation without a Linear before it, a softmax
         before the last Linear, a dtype other than float32 or float64, or
-        Linear layers whose widths do not chain).
+        Linear layers whose widths do not chain), and for weights on the meta
+        device or holding NaN or infinite values.
 
     Examples
     --------
@@ -185,6 +203,7 @@ def from_torch(module, loss=None, seed=None):
                     f"module {index} of the Sequential, {m!r}, has dtype {m.weight.dtype}; "
                     "numbanet takes float32 or float64"
                 )
+            _check_tensors(torch, m, index)
             dtypes.add(m.weight.dtype)
             linears.append((index, m))
             acts.append(None)

@@ -1,4 +1,4 @@
-r"""Dense-layer kernels: forward step, hidden delta, parameter gradients.
+r"""Dense-layer kernels: forward step, hidden delta, parameter gradients, input delta.
 
 In batch form (one sample per row), docs/derivation.md ("Batch form") reads
 
@@ -152,6 +152,28 @@ def hidden_delta(delta_next, W_next, A, Z, act, k, fns, a_scale, out):
     """
     matmul_nn(delta_next, W_next, out)
     backprop_inplace(out, A, Z, act, k, fns, a_scale)
+
+
+@jit_inline
+def input_delta(delta1, W1, out):
+    r"""Gradient with respect to the input: :math:`\Delta^0 = \Delta^1 W^1`.
+
+    The hidden-delta recursion taken one step further, to the input layer,
+    which has no activation (so no :math:`\odot \sigma'`); row i is
+    :math:`(W^1)^T \delta^1_i = \partial f / \partial x_i` when
+    :math:`\Delta^1` holds :math:`\partial f / \partial Z^1`
+    (:mod:`numbanet.kernels.explain`).
+
+    Parameters
+    ----------
+    delta1 : array of shape (n_samples, n_1)
+        :math:`\Delta^1`.
+    W1 : array of shape (n_1, n_0)
+        :math:`W^1`.
+    out : array of shape (n_samples, n_0)
+        Filled with :math:`\Delta^0`.
+    """
+    matmul_nn(delta1, W1, out)
 
 
 @jit_inline

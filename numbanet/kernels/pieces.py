@@ -82,6 +82,29 @@ def loss_fn(typingctx, addr):
     return None
 
 
+@intrinsic
+def record_failure(typingctx, addr, x, y):
+    """Write ``1.0, x, y`` into the three float64 at ``addr``: a custom piece's record that it raised at ``(x, y)``.
+
+    Called by the guard around each custom function (:mod:`numbanet.pieces`), which returns NaN instead
+    of letting the exception reach the C callback (which cannot pass it on); Python reads the record after
+    the kernel returns and raises.
+    """
+    if isinstance(addr, types.Integer) and isinstance(x, types.Float) and isinstance(y, types.Float):
+
+        def codegen(context, builder, signature, args):
+            p, a, b = args
+            double = context.get_value_type(types.float64)
+            ptr = builder.inttoptr(p, double.as_pointer())
+            builder.store(context.get_constant(types.float64, 1.0), ptr)
+            builder.store(a, builder.gep(ptr, [context.get_constant(types.intp, 1)]))
+            builder.store(b, builder.gep(ptr, [context.get_constant(types.intp, 2)]))
+            return context.get_dummy_value()
+
+        return types.void(addr, types.float64, types.float64), codegen
+    return None
+
+
 if config.DISABLE_JIT:
     _CTYPES = {
         ACTIVATION_SIGNATURE: ctypes.CFUNCTYPE(ctypes.c_double, ctypes.c_int64, ctypes.c_double),
@@ -96,6 +119,10 @@ if config.DISABLE_JIT:
     def loss_fn(addr):
         """Call the custom loss callback at ``addr`` through ctypes (JIT disabled)."""
         return _CTYPES[LOSS_SIGNATURE](int(addr))
+
+    def record_failure(addr, x, y):
+        """Write ``1.0, x, y`` at ``addr`` through ctypes (JIT disabled)."""
+        ctypes.memmove(int(addr), (ctypes.c_double * 3)(1.0, x, y), 24)
 
     class _PythonCallback:
         """A ctypes callback standing in for a Numba cfunc: ``address`` is what the kernels receive."""

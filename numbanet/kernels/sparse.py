@@ -347,14 +347,14 @@ def sparse_train_slice_flat(theta, spec, x, Y, sw, ws, state, backup, run, order
     xb = column_buffers(x, spec, pos[POS_BATCH_SIZE])
     no_bad_row = np.int64(-1)  # X was checked; an int64, not a literal (one compiled finish_batch)
     l2, dropout = run[RUN_L2], run[RUN_DROPOUT]
-    n = Y.shape[0]
+    n = order.size  # the training rows: all of X, or those a validation split leaves
     batch_size = pos[POS_BATCH_SIZE]
     fused = _fused_sgd(run, pos)
     pos[POS_STATUS] = OK
     done = 0
     while pos[POS_EPOCH] < lrs.size and done < pos[POS_BUDGET]:
         if pos[POS_BATCH] == 0:
-            _start_epoch(theta, state, backup, run, order, rng, pos)
+            _start_epoch(theta, state, backup, run, order, Y.shape[0], rng, pos)
         start = pos[POS_BATCH] * batch_size
         rows = order[start : min(start + batch_size, n)]
         wsum = _batch_targets(Y, sw, rows, 0.0, Yb, rw)

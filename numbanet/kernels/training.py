@@ -427,8 +427,12 @@ def _all_finite(v):
 
 
 @jit
-def _start_epoch(theta, state, backup, run, order, rng, pos):
-    """Save ``theta`` and the optimizer state into ``backup``, mark the epoch's start, draw its row order."""
+def _start_epoch(theta, state, backup, run, order, n_all, rng, pos):
+    """Save ``theta`` and the optimizer state into ``backup``, mark the epoch's start, draw its row order.
+
+    ``order`` holds the training rows of the ``n_all`` rows of the data (all of them, or those a
+    validation split leaves, ascending at the run's start): the draw permutes them in ascending order.
+    """
     for k in range(theta.size):
         backup[0, k] = theta[k]
     for r in range(state.shape[0]):
@@ -438,8 +442,11 @@ def _start_epoch(theta, state, backup, run, order, rng, pos):
     pos[POS_SAMPLES0] = pos[POS_SAMPLES]
     run[RUN_ACC] = 0.0
     if pos[POS_SHUFFLE]:
-        for i in range(order.size):
-            order[i] = i
+        if order.size == n_all:
+            for i in range(order.size):
+                order[i] = i
+        else:
+            order.sort()
         rng_shuffle(order, rng)
 
 
@@ -503,8 +510,9 @@ def train_slice_flat(theta, spec, X, Y, sw, ws, state, backup, run, order, rng, 
         -- filled as each epoch ends -- training costs (the weighted mean,
         over the samples, of the cost of each sample's batch measured before
         that batch's update, plus the L2 term).
-    order : int64 array of shape (n_samples,)
-        Row order of the current epoch (``arange(n)`` without shuffling).
+    order : int64 array
+        Row order of the current epoch: the rows of ``X`` trained on, ascending at the start (all of
+        them, ``arange(n)``, or those a validation split leaves: the data is indexed, never copied).
     rng : uint64 array of shape (1,)
         State of the generator for shuffling and dropout masks, advanced in place.
     pos : int64 array of shape (N_POS,)
@@ -523,7 +531,7 @@ def train_slice_flat(theta, spec, X, Y, sw, ws, state, backup, run, order, rng, 
     dWs, dbs = param_views(grad, spec)
     lrs = run_parts(run)[1]
     l2, dropout = run[RUN_L2], run[RUN_DROPOUT]
-    n = X.shape[0]
+    n = order.size  # the training rows: all of X, or those a validation split leaves
     batch_size = pos[POS_BATCH_SIZE]
     fused = _fused_sgd(run, pos)  # plain SGD without L2 or clipping: updates inside batch_step ...
     min_fold_rows = fold_rows(spec_parts(spec)[0])  # ... in batches of at least this many rows (all in BLAS)
@@ -533,7 +541,7 @@ def train_slice_flat(theta, spec, X, Y, sw, ws, state, backup, run, order, rng, 
         e = pos[POS_EPOCH]
         b = pos[POS_BATCH]
         if b == 0:
-            _start_epoch(theta, state, backup, run, order, rng, pos)
+            _start_epoch(theta, state, backup, run, order, X.shape[0], rng, pos)
         start = b * batch_size
         m = min(batch_size, n - start)
         wsum, bad_row = _gather(X, Y, sw, order, start, m, As[0], Yb, rw)
