@@ -55,8 +55,10 @@ import zlib
 import numpy as np
 
 from numbanet import config, interrupts, warmup
+from numbanet._csr import CSRRows
 from numbanet.exceptions import TrainingDivergedError
 from numbanet.kernels import layout as _layout
+from numbanet.kernels import sparse as _sparse
 from numbanet.kernels import training as _train
 from numbanet.schedules import ConstantLR
 
@@ -74,11 +76,12 @@ def data_fingerprint(X, Y, sw, batch_size, shuffle, train_rows=None):
     """
     n = X.shape[0]
     rows = np.unique(np.linspace(0, n - 1, 8).astype(np.int64))
-    crc = zlib.crc32(np.ascontiguousarray(X[rows]).tobytes())
+    sparse = isinstance(X, CSRRows)
+    crc = X.crc(rows) if sparse else zlib.crc32(np.ascontiguousarray(X[rows]).tobytes())
     crc = zlib.crc32(np.ascontiguousarray(Y[rows]).tobytes(), crc)
     if train_rows is not None:
         crc = zlib.crc32(train_rows.tobytes(), crc)
-    return (X.shape, Y.shape, X.dtype.str, int(batch_size), bool(shuffle), float(sw.sum()), crc)
+    return (X.shape, Y.shape, X.dtype.str, sparse, int(batch_size), bool(shuffle), float(sw.sum()), crc)
 
 
 class BadInputError(Exception):
@@ -170,7 +173,8 @@ class TrainingRun:
     ----------
     net : Network
     X, Y : arrays of shape (n_samples, n_features), (n_samples, n_outputs)
-        Validated, C-contiguous, of the network's dtype (read-only is fine).
+        Validated, C-contiguous, of the network's dtype (read-only is fine);
+        X may be a :class:`numbanet._csr.CSRRows` (trained by the sparse kernels).
     sw : float64 array of shape (n_samples,)
         Sample weights.
     plan : numbanet.plan.FitPlan
@@ -186,6 +190,8 @@ class TrainingRun:
     def __init__(self, net, X, Y, sw, plan, session, rows=None):
         self.net = net
         self.X, self.Y, self.sw = X, Y, sw
+        self.sparse = isinstance(X, CSRRows)  # the sparse kernels, with their own work buffers
+        self.pool = net._sparse_buffers if self.sparse else net._buffers
         # rows: the training rows of X when a validation split holds some out (indexed, not copied).
         n = X.shape[0] if rows is None else rows.size
         self.sw_total = float(sw.sum() if rows is None else sw[rows].sum())
@@ -234,7 +240,7 @@ class TrainingRun:
         between the chunks of a validation pass -- or during compiling and
         callbacks, which change nothing of the run's.
         """
-        net, pos = self.net, self.pos
+        pos = self.pos
         needs_loss = self.schedule.needs_loss
         stop_at_epoch_end = self.epoch_end is not None
         budget = 1
@@ -275,7 +281,7 @@ class TrainingRun:
             self.commit()
             self._leave_pending()
             if work is not None:
-                net._buffers.release(work)
+                self.pool.release(work)
         return self.history
 
     def _start(self):
@@ -322,12 +328,14 @@ class TrainingRun:
         time, leaves the compile out.  Compiling is open to Ctrl-C (nothing of the run has
         changed yet); taking a buffer of the pool is not (its lock must not be left held).
         """
-        entry_points = ("train_slice_flat",)
+        entry_points = ("sparse_train_slice_flat",) if self.sparse else ("train_slice_flat",)
         if self.validation is not None:
             entry_points += ("cost_and_gradient_flat", "predict_flat")
+            if isinstance(self.validation[0], CSRRows):
+                entry_points = tuple(f"sparse_{name}" for name in entry_points[-2:]) + entry_points[:-2]
         where = warmup.kernels_ready(self.net.dtype.name, entry_points)
         if where == "memory":
-            return 0.0, self.net._buffers.acquire(self.batch_size)[0]
+            return 0.0, self.pool.acquire(self.batch_size)[0]
         # Only a compile takes the lock: cached kernels load at once.  The wait is not compile time.
         lock = warmup.compile_lock(dtype=self.net.dtype.name) if where is None else contextlib.nullcontext()
         compiling = self.bar.compiling() if where is None else contextlib.nullcontext()
@@ -336,7 +344,7 @@ class TrainingRun:
             start = time.perf_counter()
             if where is None:
                 self.history.compile_wait_seconds = start - asked
-            work = self.net._buffers.acquire(self.batch_size)[0]
+            work = self.pool.acquire(self.batch_size)[0]
             self._slice(work, 0, stop_at_epoch_end)
             if self.validation is not None:
                 Xv, Yv = self.validation
@@ -349,10 +357,11 @@ class TrainingRun:
         net, pos = self.net, self.pos
         pos[_layout.POS_BUDGET] = budget
         pos[_layout.POS_STOP_AT_EPOCH_END] = stop_at_epoch_end
-        _train.train_slice_flat(
+        kernel = _sparse.sparse_train_slice_flat if self.sparse else _train.train_slice_flat
+        kernel(
             net.params,
             net._spec,
-            self.X,
+            self.X.arrays if self.sparse else self.X,
             self.Y,
             self.sw,
             work,

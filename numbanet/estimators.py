@@ -48,7 +48,8 @@ Differences from scikit-learn's MLP, on purpose:
   epoch and for unevenly weighted batches;
 * ``activation`` also accepts numbanet's names (``"sigmoid"``,
   ``"leaky_relu"``), and ``activations`` sets each hidden layer separately;
-* sparse input is refused (densify it, or use scikit-learn's MLP).
+Sparse ``X`` (SciPy CSR or CSC, matrix or array) is trained as sparse, never
+densified: see :mod:`numbanet.kernels.sparse`.
 """
 
 import numbers
@@ -109,7 +110,7 @@ _HIDDEN_ACTIVATIONS = {name: name for name, b in _BUILTINS.items() if not b.outp
 _HIDDEN_ACTIVATIONS["logistic"] = "sigmoid"
 
 #: numbanet's output activation -> scikit-learn's name for out_activation_.
-_SKLEARN_OUT_NAME = {"sigmoid": "logistic", "softmax": "softmax", "identity": "identity"}
+_SKLEARN_OUT_NAME = {"sigmoid": "logistic", "softmax": "softmax", "identity": "identity", "exp": "exp"}
 
 
 _FLOATS = (np.dtype(np.float64), np.dtype(np.float32))
@@ -405,9 +406,10 @@ class _BaseMLP(BaseEstimator):
         scikit-learn's squared error is ``0.5 * mean over samples and outputs``
         while its gradient is that of the sum over outputs (numbanet's ``mse``);
         so for a regressor with k > 1 outputs the data term is divided by k.
+        Its Poisson loss is summed over the outputs, as numbanet's is.
         The L2 term, taken at ``net``'s current weights, is left as it is.
         """
-        k = net.sizes[-1] if self._out_task == "regression" else 1
+        k = net.sizes[-1] if net.loss_name == "mse" and self._out_task == "regression" else 1
         if k == 1:
             return float(cost)
         penalty = 0.5 * net.l2 * sum(float(np.dot(W.ravel(), W.ravel())) for W in net.weights)
@@ -507,6 +509,7 @@ class _BaseMLP(BaseEstimator):
             X,
             y,
             reset=first,
+            accept_sparse=["csr", "csc"],
             dtype=(np.float64, np.float32),
             multi_output=True,
             y_numeric=self._out_task == "regression",
@@ -743,10 +746,14 @@ class _BaseMLP(BaseEstimator):
 
     # ------------------------------------------------------------ prediction
 
-    def _checked_inputs(self, X):
-        """Return ``X`` validated against the fitted estimator (features, their names), as prediction takes it."""
+    def _checked_inputs(self, X, accept_sparse=False):
+        """Return ``X`` validated against the fitted estimator (features, their names), as prediction takes it.
+
+        With ``accept_sparse`` a CSR or CSC ``X`` stays sparse (prediction trains nothing dense from it).
+        """
         check_is_fitted(self, "net_")
-        return validate_data(self, X, reset=False, dtype=(np.float64, np.float32))
+        sparse = ["csr", "csc"] if accept_sparse else False
+        return validate_data(self, X, reset=False, accept_sparse=sparse, dtype=(np.float64, np.float32))
 
     def _raw(self, X):
         """Return the fitted network's outputs for the validated ``X``: shape (n_samples, n_outputs_).
@@ -771,7 +778,7 @@ class _BaseMLP(BaseEstimator):
                 return net.predict(X)
             except ValueError:
                 pass  # NaN, infinity or no rows: scikit-learn's message below
-        X = self._checked_inputs(X)  # raises NotFittedError, and scikit-learn's messages
+        X = self._checked_inputs(X, accept_sparse=True)  # raises NotFittedError, and scikit-learn's messages
         return self.net_.predict(X)
 
     # ---------------------------------------------------- fitted attributes
@@ -824,7 +831,7 @@ class _BaseMLP(BaseEstimator):
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
-        tags.input_tags.sparse = False
+        tags.input_tags.sparse = True
         tags.input_tags.allow_nan = False
         tags.non_deterministic = False
         return tags
@@ -1226,8 +1233,10 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
     several outputs.  Parameters and attributes are those of
     :class:`MLPClassifier` without the class handling (no
     ``class_weight``); ``loss`` (the first parameter, as in scikit-learn) is
-    ``"squared_error"`` (the default), ``"mse"`` or None, all the same,
-    ``out_activation_`` is ``"identity"``, and ``validation_scores_`` holds
+    ``"squared_error"`` (the default), ``"mse"`` or None, all the same, or
+    ``"poisson"`` (exp output units, half the Poisson deviance, y >= 0, as
+    scikit-learn's); ``out_activation_`` is ``"identity"`` (``"exp"`` for
+    Poisson), and ``validation_scores_`` holds
     R² scores.  ``loss_curve_`` and ``validation_loss_curve_`` report
     scikit-learn's value, ``0.5 * mean over samples and outputs of (a − y)²``
     plus the L2 term: for k > 1 outputs, 1/k of the squared-error term that
@@ -1314,13 +1323,17 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         if y.ndim == 2 and y.shape[1] == 1:
             y = column_or_1d(y, warn=True)
         Y = y.reshape(-1, 1) if y.ndim == 1 else y
+        if self.loss == "poisson" and Y.min() < 0:
+            raise ValueError(f"y must be >= 0 for loss='poisson' (counts or rates); the smallest value is {Y.min():g}")
         if not first and Y.shape[1] != self.n_outputs_:
             raise ValueError(f"y has {Y.shape[1]} outputs, but {type(self).__name__} was fitted with {self.n_outputs_}")
         return Y, {"labels": None}
 
     def _output_layer(self, encoded):
+        if self.loss == "poisson":
+            return "exp", "poisson"
         if self.loss not in (None, "squared_error", "mse"):
-            raise ValueError(f"unknown loss {self.loss!r}; choose from None, 'squared_error', 'mse'")
+            raise ValueError(f"unknown loss {self.loss!r}; choose from None, 'squared_error', 'mse', 'poisson'")
         return "identity", "mse"
 
     def _store_encoding(self, encoded):

@@ -189,6 +189,8 @@ def _integrated(net, X, B, steps, t, coef):
 
 def _inputs(net, est, X):
     """``X`` checked as the estimator's ``predict`` checks it (feature names too), in the network's dtype."""
+    if type(X).__module__.startswith("scipy.sparse"):
+        raise ValueError("explain takes a dense X (its attributions are dense, one per feature); pass X.toarray()")
     if est is not None:
         X = est._checked_inputs(X)
     return net._checked_inputs(X)

@@ -25,8 +25,8 @@ import warnings
 
 import numpy as np
 
+from numbanet import _csr, config, interrupts
 from numbanet import _validation as check
-from numbanet import config, interrupts
 from numbanet.callbacks import accuracy
 from numbanet.engine import BadInputError, TrainingRun, WorkspacePool
 from numbanet.exceptions import CustomPieceError
@@ -34,6 +34,7 @@ from numbanet.kernels import activations as _act
 from numbanet.kernels import dense as _dense
 from numbanet.kernels import layout as _layout
 from numbanet.kernels import losses as _loss
+from numbanet.kernels import sparse as _sparse
 from numbanet.kernels import training as _train
 from numbanet.lbfgs import LBFGSRun
 from numbanet.pieces import Activation, Loss, network_fns, raise_failures
@@ -72,13 +73,15 @@ class Network:
         (``len(sizes) - 1``).  Names: ``"sigmoid"``, ``"tanh"``, ``"relu"``,
         ``"leaky_relu"`` (slope 0.01), ``"elu"`` (α = 1), ``"gelu"`` (exact
         erf form), ``"silu"``, ``"softplus"``, ``"identity"``, and
-        ``"softmax"`` (output layer only, at least 2 outputs); or a custom
+        ``"softmax"`` (output layer only, at least 2 outputs), ``"exp"``
+        (output layer only); or a custom
         :class:`numbanet.Activation`.  Custom and built-in activations mix
         freely.
     loss : str or Loss, default "mse"
         Per-sample cost (docs/derivation.md, "Costs"): ``"mse"``,
         ``"huber"`` (δ = 1), ``"cross_entropy"`` (needs a softmax output),
-        ``"binary_cross_entropy"`` (needs a sigmoid output), or a custom
+        ``"binary_cross_entropy"`` (needs a sigmoid output), ``"poisson"``
+        (half the Poisson deviance, targets >= 0; needs an exp output), or a custom
         :class:`numbanet.Loss`, which pairs with any output activation.
     dtype : {numpy.float64, numpy.float32}, default float64
         Precision of parameters and computation.
@@ -243,6 +246,7 @@ class Network:
         self.weights = [params[w : w + o * i].reshape(o, i) for w, i, o in zip(w_off, self.sizes[:-1], self.sizes[1:])]
         self.biases = [params[b : b + o] for b, o in zip(b_off, self.sizes[1:])]
         self._buffers = WorkspacePool(self._spec, self.dtype)
+        self._sparse_buffers = WorkspacePool(_sparse.work_spec.py_func(self._spec), self.dtype)  # no input matrix
 
     def _initialise(self):
         for W, b, act in zip(self.weights, self.biases, self.activations):
@@ -296,6 +300,7 @@ class Network:
             "weights",
             "biases",
             "_buffers",
+            "_sparse_buffers",
             "_w_off",
             "_b_off",
             "_spec",
@@ -341,7 +346,12 @@ class Network:
     # --------------------------------------------------------------- checks
 
     def _checked_inputs(self, X, name="X", check_finite=True):
-        """``X`` as a read-only C-contiguous matrix of ``self.dtype``, one column per input; else ValueError."""
+        """``X`` as a read-only C-contiguous matrix of ``self.dtype``, one column per input; else ValueError.
+
+        A SciPy sparse ``X`` becomes a :class:`numbanet._csr.CSRRows` instead (never a dense matrix).
+        """
+        if isinstance(X, _csr.CSRRows) or _csr.is_sparse(X):
+            return _csr.as_csr(X, name, self.dtype, n_cols=self.sizes[0])
         return check.as_matrix(X, name, self.dtype, n_cols=self.sizes[0], what="features", check_finite=check_finite)
 
     def _checked_targets(self, Y, name="Y"):
@@ -354,6 +364,10 @@ class Network:
                     f"{name} must lie in [0, 1] for loss {self.loss_name!r} (one-hot labels or probabilities); "
                     f"found values from {lo:g} to {hi:g}"
                 )
+        elif self.loss_name == "poisson" and Y.min() < 0:
+            raise ValueError(
+                f"{name} must be >= 0 for loss 'poisson' (counts or rates); the smallest value is {Y.min():g}"
+            )
         check.check_target_rows(Y, name, self.loss_name)
         return Y
 
@@ -388,6 +402,11 @@ class Network:
             writing into the result cannot change the caller's data);
             ``A[l+1] = σ(Z[l])``.
         """
+        if _csr.is_sparse(X):
+            raise ValueError(
+                "forward takes a dense X (it returns every layer's activations, A[0] = X, as dense "
+                "arrays); pass X.toarray() for a few rows, or use predict, which takes sparse X"
+            )
         A = [np.array(self._checked_inputs(X))]  # a writeable copy: never the caller's array
         Z = []
         for W, b, code, k in zip(self.weights, self.biases, self._acts_arr, self._custom_arr):
@@ -405,7 +424,8 @@ class Network:
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
+        X : array-like or SciPy sparse matrix of shape (n_samples, n_features)
+            A sparse X (CSR, CSC, matrix or array) is used as sparse, never densified.
 
         Returns
         -------
@@ -415,14 +435,19 @@ class Network:
         n = X.shape[0]
         out = np.empty((n, self.sizes[-1]), dtype=self.dtype)
         rows = self._chunk_rows()
-        ws, cap = self._buffers.acquire(min(rows, n))
+        sparse = isinstance(X, _csr.CSRRows)
+        pool = self._sparse_buffers if sparse else self._buffers
+        ws, cap = pool.acquire(min(rows, n))
         try:
             for start in range(0, n, rows):
                 stop = min(n, start + rows)
-                _train.predict_flat(self.params, self._spec, X[start:stop], ws, out[start:stop])
+                if sparse:
+                    _sparse.sparse_predict_flat(self.params, self._spec, X[start:stop].arrays, ws, out[start:stop])
+                else:
+                    _train.predict_flat(self.params, self._spec, X[start:stop], ws, out[start:stop])
                 interrupts.poll()  # within a fit's validation; elsewhere Ctrl-C is raised here anyway
         finally:
-            self._buffers.release(ws)
+            pool.release(ws)
         return out
 
     def _chunk_rows(self):
@@ -440,15 +465,18 @@ class Network:
         n, rows = X.shape[0], self._chunk_rows()
         sw_total = float(sw.sum())
         part = None if grad is None else (grad if n <= rows else np.empty_like(grad))
-        ws, cap = self._buffers.acquire(min(rows, n))
+        sparse = isinstance(X, _csr.CSRRows)
+        pool = self._sparse_buffers if sparse else self._buffers
+        kernel = _sparse.sparse_cost_and_gradient_flat if sparse else _train.cost_and_gradient_flat
+        ws, cap = pool.acquire(min(rows, n))
         cost = 0.0
         try:
             for start in range(0, n, rows):
                 stop = min(n, start + rows)
-                cost += _train.cost_and_gradient_flat(
+                cost += kernel(
                     self.params,
                     self._spec,
-                    X[start:stop],
+                    X[start:stop].arrays if sparse else X[start:stop],
                     Y[start:stop],
                     sw[start:stop],
                     sw_total,
@@ -464,7 +492,7 @@ class Network:
                         grad += part
                 interrupts.poll()
         finally:
-            self._buffers.release(ws)
+            pool.release(ws)
         return cost
 
     @contextlib.contextmanager
@@ -522,7 +550,7 @@ class Network:
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
+        X : array-like or SciPy sparse matrix of shape (n_samples, n_features)
         Y : array-like of shape (n_samples, n_outputs)
             (1-D accepted for a single output).
         sample_weight : array-like of shape (n_samples,), optional
@@ -614,7 +642,7 @@ class Network:
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
+        X : array-like or SciPy sparse matrix of shape (n_samples, n_features)
         Y : array-like of shape (n_samples, n_outputs)
         epochs : int, default 1
         batch_size : int, optional

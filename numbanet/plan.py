@@ -14,6 +14,7 @@ import numpy as np
 
 from numbanet import _validation as check
 from numbanet import interrupts
+from numbanet._csr import CSRRows
 from numbanet.callbacks import EarlyStopping, History, accuracy, as_callbacks
 from numbanet.engine import EpochEnd, schedule_rates
 from numbanet.lbfgs import LBFGS, refuse_options
@@ -112,7 +113,7 @@ class FitPlan:
         val, tr = perm[:n_val], np.sort(perm[n_val:])
         if sw[tr].sum() <= 0:
             raise ValueError("after validation_split every training sample has weight 0")
-        self.validation = (check.read_only(X[val]), check.read_only(Y[val]))
+        self.validation = (_rows(X, val), check.read_only(Y[val]))
         return tr
 
     def batch_for(self, n):
@@ -201,6 +202,11 @@ def _with_early_stopping(cbs, early_stopping):
         else:
             cbs.append(EarlyStopping(patience=check.positive_int(early_stopping, "early_stopping")))
     return cbs
+
+
+def _rows(X, idx):
+    """Return the rows ``idx`` of a checked X, dense (a read-only copy) or sparse (a sparse copy)."""
+    return X.take(idx) if isinstance(X, CSRRows) else check.read_only(X[idx])
 
 
 def _checked_pair(net, validation_data):

@@ -153,6 +153,16 @@ def softplus_prime(z):
     return sigmoid(z)
 
 
+def exp(z):
+    """e^z, the Poisson output."""
+    return np.exp(z)
+
+
+def exp_prime(z):
+    """exp'(z) = e^z."""
+    return np.exp(z)
+
+
 def softmax(z):
     """Softmax of a column vector, subtracting the maximum first."""
     e = np.exp(z - z.max())
@@ -176,6 +186,7 @@ WRITTEN = {
     "gelu": (gelu, gelu_prime),
     "silu": (silu, silu_prime),
     "softplus": (softplus, softplus_prime),
+    "exp": (exp, exp_prime),
     "softmax": (softmax, None),
 }
 
@@ -234,6 +245,10 @@ def cost(loss, a, y):
         d = a - y
         linear = HUBER_DELTA * (np.abs(d) - 0.5 * HUBER_DELTA)
         return float(np.sum(np.where(np.abs(d) <= HUBER_DELTA, 0.5 * d**2, linear)))
+    if loss == "poisson":
+        # half the Poisson deviance, y log(y/a) - y + a, with y log y = 0 at y = 0
+        ylogy = np.where(y > 0, y * np.log(np.where(y > 0, y, 1.0)), 0.0)
+        return float(np.sum(ylogy - y * np.log(a) - y + a))
     if loss in LOSSES:  # a built-in without a twin written here: its kernel's own per-output cost
         return float(np.sum(_kernel_loss(loss)[0](a, y)))
     raise ValueError(f"unknown loss {loss!r}")
@@ -256,6 +271,8 @@ def cost_derivative(loss, a, y):
         # d where |d| ≤ δ, else δ sign(d)
         d = a - y
         return np.where(np.abs(d) <= HUBER_DELTA, d, HUBER_DELTA * np.sign(d))
+    if loss == "poisson":
+        return 1 - y / a
     if loss in LOSSES:
         return _kernel_loss(loss)[1](a, y)
     raise ValueError(f"unknown loss {loss!r}")

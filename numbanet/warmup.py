@@ -27,6 +27,7 @@ import time
 import numpy as np
 
 from numbanet import _numba, config
+from numbanet.kernels import sparse as _sparse
 from numbanet.kernels import training as _train
 
 #: Whether numbanet's kernels load without Numba's registry refresh in this process
@@ -48,7 +49,7 @@ def _dtype_name(dtype):
 
 
 def _dispatchers(entry_points):
-    return [getattr(_train, name) for name in entry_points]
+    return [getattr(_sparse if name.startswith("sparse_") else _train, name) for name in entry_points]
 
 
 def _in_memory(dispatcher, dtype):
@@ -70,7 +71,8 @@ def kernels_ready(dtype, entry_points=ENTRY_POINTS):
     dtype : str or numpy dtype
         ``"float64"`` or ``"float32"``.
     entry_points : sequence of str
-        Names of kernels in :mod:`numbanet.kernels.training` to check.
+        Names of kernels in :mod:`numbanet.kernels.training` (``sparse_*``:
+        :mod:`numbanet.kernels.sparse`) to check.
 
     Returns
     -------

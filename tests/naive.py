@@ -74,6 +74,8 @@ def np_activate(Z, name):
         return np.logaddexp(0.0, Z)
     if name == "mish":
         return Z * np.tanh(np.logaddexp(0.0, Z))
+    if name == "exp":
+        return np.exp(Z)
     if name == "softmax":
         e = np.exp(Z - Z.max(axis=1, keepdims=True))
         return e / e.sum(axis=1, keepdims=True)
@@ -105,6 +107,8 @@ def np_prime(Z, name):
     if name == "mish":  # tanh(sp) + z sech²(sp) σ(z), sp = softplus(z)
         sp = np.logaddexp(0.0, Z)
         return np.tanh(sp) + Z * 0.5 * (1.0 + np.tanh(0.5 * Z)) / np.cosh(sp) ** 2
+    if name == "exp":
+        return np.exp(Z)
     raise AssertionError(name)
 
 
@@ -145,3 +149,24 @@ def log_cosh(a, y):
 def log_cosh_derivative(a, y):
     """∂ log cosh(a - y) / ∂a."""
     return math.tanh(a - y)
+
+
+# --- sparse input: the first layer from CSR rows ----------------------------------
+
+
+def np_csr_dense_rows(data, indices, indptr, rows, n_cols):
+    """Return the dense rows ``rows`` of a CSR matrix given by its arrays (duplicates summed), by NumPy."""
+    out = np.zeros((len(rows), n_cols))
+    for i, r in enumerate(rows):
+        np.add.at(out[i], indices[indptr[r] : indptr[r + 1]], data[indptr[r] : indptr[r + 1]])
+    return out
+
+
+def np_first_product(data, indices, indptr, rows, W):
+    """``X[rows] @ W.T`` for the CSR matrix ``(data, indices, indptr)``."""
+    return np_csr_dense_rows(data, indices, indptr, rows, W.shape[1]) @ W.T
+
+
+def np_first_scatter(delta, data, indices, indptr, rows, n_cols):
+    """``delta.T @ X[rows]`` for the CSR matrix ``(data, indices, indptr)``."""
+    return delta.T @ np_csr_dense_rows(data, indices, indptr, rows, n_cols)

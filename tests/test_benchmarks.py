@@ -329,3 +329,19 @@ def test_explain_benchmark_runs_and_prints_ratios_and_agreement():
     # The attributions agree (float32 workloads to float32 precision, float64 ones closely).
     diffs = [float(line.rsplit("max |diff|", 1)[1]) for line in lines if "max |diff|" in line]
     assert len(diffs) == 6 and max(diffs) < 1e-6
+
+
+@pytest.mark.slow  # a child Python runs benchmarks/sparse.py
+def test_quick_sparse_benchmark_prints_ratio_scores_and_memory():
+    proc = subprocess.run(
+        [sys.executable, os.path.join(BENCH, "sparse.py"), "--quick"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=ROOT,
+    )
+    assert proc.returncode == 0, proc.stderr
+    text = proc.stdout
+    assert "fit time ratio" in text and ("meets" in text or "SHORT" in text)
+    assert "accuracy numbanet - sklearn" in text and "of a dense copy" in text
+    assert "sparse.numba_backend" not in proc.stderr  # this file's name does not shadow pydata's sparse

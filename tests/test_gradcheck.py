@@ -43,6 +43,8 @@ def small_batch(net, n=5, seed=0, bound=2.0):
         Y = np.eye(k)[rng.integers(0, k, size=n)]
     elif net.loss_name == "binary_cross_entropy":
         Y = rng.integers(0, 2, size=(n, k)).astype(float)
+    elif net.loss_name == "poisson":
+        Y = rng.poisson(2.0, size=(n, k)).astype(float)
     else:
         Y = rng.uniform(-1, 1, size=(n, k))
     return X.astype(net.dtype), Y.astype(net.dtype)

@@ -57,6 +57,8 @@ def np_cost(A, Y, loss):
     if loss == "huber":
         d = np.abs(A - Y)
         return np.where(d <= 1, 0.5 * d * d, d - 0.5).sum(axis=1)
+    if loss == "poisson":
+        return (Y * np.log(np.where(Y > 0, Y, 1.0) / A) - Y + A).sum(axis=1)
     return -(Y * np.log(A) + (1 - Y) * np.log(1 - A)).sum(axis=1)
 
 
@@ -69,6 +71,8 @@ def np_cost_gradient(A, Y, loss):
         return -Y / A
     if loss == "huber":
         return np.clip(A - Y, -1.0, 1.0)
+    if loss == "poisson":
+        return 1.0 - Y / A
     return -Y / A + (1 - Y) / (1 - A)
 
 
@@ -77,6 +81,8 @@ def np_targets(rng, loss, shape, dtype):
         return rand(rng, shape, dtype, -2, 2)
     if loss == "binary_cross_entropy":
         return rng.uniform(0, 1, size=shape).astype(dtype)
+    if loss == "poisson":
+        return rng.poisson(1.5, size=shape).astype(dtype)
     raw = rng.uniform(0.01, 1, size=shape)
     return (raw / raw.sum(axis=1, keepdims=True)).astype(dtype)
 
@@ -254,7 +260,8 @@ LOSSES = list(losses.BUILTINS)
 def outputs_for(loss, rng, shape, dtype):
     """Return valid output activations for ``loss`` (probabilities away from 0 and 1)."""
     Z = rand(rng, shape, dtype, -3, 3)
-    name = {"mse": "tanh", "huber": "identity", "cross_entropy": "softmax", "binary_cross_entropy": "sigmoid"}[loss]
+    names = {"mse": "tanh", "huber": "identity", "cross_entropy": "softmax", "binary_cross_entropy": "sigmoid"}
+    name = names.get(loss) or losses.REQUIRED_OUTPUT[loss]
     A = np.empty_like(Z)
     activate(Z, name, A)
     return Z, A

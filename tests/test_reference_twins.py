@@ -140,6 +140,8 @@ def test_new_activations_are_stable_far_out():
     z = np.array([[-1e300], [-1e5], [-800.0], [800.0], [1e5], [1e300]])
     with np.errstate(over="raise", divide="raise", invalid="raise"):
         for name in ELEMENTWISE:
+            if name == "exp":  # e^z overflows by definition: the Poisson output, tested in test_poisson.py
+                continue
             f, fprime = reference.ACTIVATIONS[name]
             assert np.all(np.isfinite(f(z))) and np.all(np.isfinite(fprime(z)))
     np.testing.assert_array_equal(reference.elu(z), np.where(z > 0, z, -1.0))

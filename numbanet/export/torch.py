@@ -141,7 +141,8 @@ def from_torch(module, loss=None, seed=None):
         ``Linear`` without bias gets zero biases.
     loss : str or Loss, optional
         The network's loss; default ``"cross_entropy"`` after a softmax,
-        ``"binary_cross_entropy"`` after a sigmoid, else ``"mse"``.
+        ``"binary_cross_entropy"`` after a sigmoid, ``"poisson"`` after an
+        exp (numbanet's ``Exp`` module), else ``"mse"``.
     seed : int, optional
         Seed of the network's random stream (shuffling and dropout in later
         training).
@@ -230,7 +231,7 @@ def from_torch(module, loss=None, seed=None):
         raise ValueError(f"the Linear layers mix dtypes {sorted(str(d) for d in dtypes)}; give them one dtype")
     acts = [a or "identity" for a in acts]
     if loss is None:
-        loss = {"softmax": "cross_entropy", "sigmoid": "binary_cross_entropy"}.get(acts[-1], "mse")
+        loss = {"softmax": "cross_entropy", "sigmoid": "binary_cross_entropy", "exp": "poisson"}.get(acts[-1], "mse")
     dtype = np.float64 if dtypes.pop() == torch.float64 else np.float32
     sizes = [linears[0][1].in_features] + [m.out_features for _, m in linears]
     net = Network(sizes, activations=acts, loss=loss, dtype=dtype, seed=seed)

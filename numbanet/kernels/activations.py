@@ -65,6 +65,7 @@ SILU = 8
 SOFTPLUS = 9
 CUSTOM = 10
 MISH = 11
+EXP = 12
 
 #: Slope of ``leaky_relu`` for negative inputs (PyTorch's default).
 LEAKY_SLOPE = 0.01
@@ -102,7 +103,7 @@ class Builtin:
         first-order accurate (elu, whose σ'' jumps), so gradient checks do not
         compare such entries.
     output_only : bool
-        Allowed on the output layer only (softmax).
+        Allowed on the output layer only (softmax, exp).
     needs_z : bool
         σ' reads z, not only a: read from the slope's code, never declared.
     torch : callable or None
@@ -371,6 +372,49 @@ def _onnx_mish(o, z):
 
 
 _builtin("mish", MISH, mish, mish_slope, init="he", torch=lambda nn: nn.Mish(), onnx=_onnx_mish)
+
+
+@jit_inline
+def exp(z):
+    r""":math:`e^z`: the output of a Poisson regression (the mean of a count), as scikit-learn's ``"exp"``."""
+    return np.exp(z)
+
+
+@jit_inline
+def exp_slope(z, a):
+    r""":math:`\sigma'(z) = a`."""
+    return a
+
+
+_TORCH_EXP = []  # the torch module class, made on first use: torch is optional and has no Exp module
+
+
+def _torch_exp(nn):
+    """Return an ``nn.Module`` computing ``exp`` (its class is ``numbanet.kernels.activations.Exp``)."""
+    if not _TORCH_EXP:
+
+        class Exp(nn.Module):
+            """exp(x), element-wise."""
+
+            def forward(self, x):
+                return x.exp()
+
+        Exp.__module__, Exp.__qualname__ = __name__, "Exp"
+        _TORCH_EXP.append(Exp)
+    return _TORCH_EXP[0]()
+
+
+def __getattr__(name):
+    """``Exp``, the torch module class, for pickle (made on first use, importing torch)."""
+    if name == "Exp":
+        from torch import nn
+
+        return type(_torch_exp(nn))
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+# Output only, as scikit-learn's: a hidden exp layer overflows easily and has no use numbanet knows of.
+_builtin("exp", EXP, exp, exp_slope, output_only=True, torch=_torch_exp, onnx=lambda o, z: o.op("Exp", z))
 
 
 #: Activation names and their codes.

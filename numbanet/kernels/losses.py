@@ -11,6 +11,8 @@ code                         cost of one sample :math:`c`                       
 ``BINARY_CROSS_ENTROPY``     :math:`-\sum_j [y_j \log a_j + (1-y_j)\log(1-a_j)]`   sigmoid
 ``HUBER``                    :math:`\sum_j h(a_j - y_j)`, :math:`h(d) = \tfrac12 d^2`  any
                              for :math:`|d| \le 1`, else :math:`|d| - \tfrac12`
+``POISSON``                  :math:`\sum_j [y_j \log(y_j / a_j) - y_j + a_j]`        exp
+                             (half the Poisson deviance, scikit-learn's)
 ``CUSTOM``                   :math:`\sum_j c(a_j, y_j)` of a :class:`numbanet.Loss`  any
 ===========================  ==================================================  ===================
 
@@ -30,7 +32,7 @@ registry, and so do :mod:`numbanet.reference`'s costs.  Adding a built-in
 loss: write its pair and its entry in this file.
 
 For the natural pairs (softmax with cross-entropy, sigmoid with binary
-cross-entropy) the output delta is :math:`a - y` and the cost is computed
+cross-entropy, exp with Poisson) the output delta is :math:`a - y` and the cost is computed
 from the logits (:func:`batch_cost_logits`); otherwise the delta is the chain
 rule :math:`\partial c/\partial a \odot \sigma'(z)`.  Logarithms of
 activations never see 0: their arguments are clipped at the smallest positive
@@ -40,7 +42,7 @@ normal number of the dtype (``TINY32`` / ``TINY64``).
 import numpy as np
 
 from numbanet._jit import jit, jit_inline
-from numbanet.kernels.activations import SIGMOID, SOFTMAX, _generate, backprop_inplace
+from numbanet.kernels.activations import EXP, SIGMOID, SOFTMAX, _generate, backprop_inplace
 from numbanet.kernels.pieces import FN_COST, FN_COST_SLOPE, loss_fn
 
 MSE = 0
@@ -48,6 +50,7 @@ CROSS_ENTROPY = 1
 BINARY_CROSS_ENTROPY = 2
 HUBER = 3
 CUSTOM = 4
+POISSON = 5
 
 TINY64 = float(np.finfo(np.float64).tiny)
 TINY32 = float(np.finfo(np.float32).tiny)
@@ -170,6 +173,24 @@ def huber_slope(a, y, tiny):
 
 _builtin("huber", HUBER, huber, huber_slope)
 
+
+@jit_inline
+def poisson(a, y, tiny):
+    r""":math:`y \log(y / a) - y + a` (:math:`y \log y` is 0 at y = 0): half the Poisson deviance."""
+    c = a - y
+    if y != 0.0:
+        c += y * (_safe_log(y, tiny) - _safe_log(a, tiny))
+    return c
+
+
+@jit_inline
+def poisson_slope(a, y, tiny):
+    r""":math:`1 - y / a`."""
+    return 1.0 - y / (a if a > tiny else tiny)
+
+
+_builtin("poisson", POISSON, poisson, poisson_slope, output="exp")
+
 #: The built-in losses' names and codes.
 CODES = {name: b.code for name, b in BUILTINS.items()}
 
@@ -256,11 +277,13 @@ def batch_cost_logits(Z, Y, loss, row_weight):
     :math:`c = \sum_j y_j (\operatorname{lse}(z) - z_j)` with
     :math:`\operatorname{lse}(z) = m + \log \sum_k e^{z_k - m}`, :math:`m = \max_k z_k`;
     for sigmoid with binary cross-entropy,
-    :math:`c = \sum_j [\max(z_j, 0) - y_j z_j + \log(1 + e^{-|z_j|})]`.
+    :math:`c = \sum_j [\max(z_j, 0) - y_j z_j + \log(1 + e^{-|z_j|})]`;
+    for exp with Poisson, :math:`c = \sum_j [e^{z_j} - y_j z_j + y_j \log y_j - y_j]`.
     Both equal :func:`batch_cost` of :math:`a = \sigma(z)` wherever that is
     representable, but they never clip: logits of ±1e4 give costs near 1e4,
     not the ``-log(tiny)`` (708 in float64, 87 in float32) at which a cost
-    computed from saturated activations stops.  Accumulated in float64.
+    computed from saturated activations stops (for Poisson, :math:`\log a` is
+    :math:`z` itself, never a clipped logarithm).  Accumulated in float64.
 
     Parameters
     ----------
@@ -269,8 +292,8 @@ def batch_cost_logits(Z, Y, loss, row_weight):
     Y : array of shape (n_samples, n_outputs)
         Targets.
     loss : int
-        ``CROSS_ENTROPY`` (softmax outputs) or ``BINARY_CROSS_ENTROPY``
-        (sigmoid outputs).
+        ``CROSS_ENTROPY`` (softmax outputs), ``BINARY_CROSS_ENTROPY``
+        (sigmoid outputs) or ``POISSON`` (exp outputs).
     row_weight : array of shape (n_samples,)
 
     Returns
@@ -299,8 +322,15 @@ def batch_cost_logits(Z, Y, loss, row_weight):
                 z = float(Z[i, j])
                 y = float(Y[i, j])
                 c += (z if z > 0.0 else 0.0) - y * z + np.log1p(np.exp(-abs(z)))
+        elif loss == POISSON:
+            for j in range(m):
+                z = float(Z[i, j])
+                y = float(Y[i, j])
+                c += np.exp(z) - y * z - y
+                if y > 0.0:
+                    c += y * np.log(y)
         else:
-            raise ValueError("batch_cost_logits takes CROSS_ENTROPY or BINARY_CROSS_ENTROPY")
+            raise ValueError("batch_cost_logits takes CROSS_ENTROPY, BINARY_CROSS_ENTROPY or POISSON")
         total += float(row_weight[i]) * c
     return total
 
@@ -376,7 +406,8 @@ def output_delta_chain(A, Z, Y, loss, act, k, fns, row_weight, out):
 def output_delta_simplified(A, Y, loss, row_weight, out):
     r"""Output delta in the simplified form :math:`\delta^L_i = w_i (a^L_i - y_i)`.
 
-    Exact for sigmoid with binary cross-entropy.  For softmax with
+    Exact for sigmoid with binary cross-entropy and for exp with Poisson
+    (:math:`(1 - y/a)\,a`).  For softmax with
     cross-entropy the exact delta is :math:`w_i (a^L_i \sum_k y_{ik} - y_i)`,
     which is :math:`w_i (a^L_i - y_i)` whenever the target row sums to 1 (one-hot
     labels); the row sum is kept so that soft or unnormalised targets still get
@@ -387,7 +418,7 @@ def output_delta_simplified(A, Y, loss, row_weight, out):
     ----------
     A, Y : arrays of shape (n_samples, n_outputs)
     loss : int
-        ``CROSS_ENTROPY`` or ``BINARY_CROSS_ENTROPY``.
+        ``CROSS_ENTROPY``, ``BINARY_CROSS_ENTROPY`` or ``POISSON``.
     row_weight : array of shape (n_samples,)
     out : array of shape (n_samples, n_outputs)
     """
@@ -406,7 +437,11 @@ def output_delta_simplified(A, Y, loss, row_weight, out):
 @jit_inline
 def is_simplified(loss, act):
     """Whether ``(loss, act)`` is a pair whose output delta is ``A - Y``."""
-    return (loss == CROSS_ENTROPY and act == SOFTMAX) or (loss == BINARY_CROSS_ENTROPY and act == SIGMOID)
+    return (
+        (loss == CROSS_ENTROPY and act == SOFTMAX)
+        or (loss == BINARY_CROSS_ENTROPY and act == SIGMOID)
+        or (loss == POISSON and act == EXP)
+    )
 
 
 @jit_inline

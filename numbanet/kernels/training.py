@@ -167,28 +167,35 @@ def forward_batch(Ws, bs, acts, custom, fns, As, Zs, m, dropout, Ms, rng, keep_l
     for l in range(L):
         A = As[l + 1][:m]
         if needs_z(acts[l]) or (keep_logits and l == L - 1):
-            # Z = A_prev W^T + b kept, then A = σ(Z) in place: the same two passes, no allocation.
-            b = bs[l]
-            Z = Zs[l][:m]
             matmul_nt(As[l][:m], Ws[l], A)
-            for i in range(m):
-                for j in range(A.shape[1]):
-                    Z[i, j] = A[i, j] + b[j]
-            bias_activate(A, b, acts[l], custom[l], fns)
+            keep_z_and_activate(A, Zs[l][:m], bs[l], acts[l], custom[l], fns)
         else:
             forward(As[l][:m], Ws[l], bs[l], acts[l], custom[l], fns, A)
         if dropout > 0.0 and l < L - 1:
-            M = Ms[l][:m]
-            scale = A.dtype.type(1.0 / (1.0 - dropout))
-            n_out = A.shape[1]
-            for i in range(m):
-                for j in range(n_out):
-                    if uniform(rng) < dropout:
-                        M[i, j] = 0.0
-                        A[i, j] = 0.0
-                    else:
-                        M[i, j] = scale
-                        A[i, j] *= scale
+            drop_units(A, Ms[l][:m], dropout, rng)
+
+
+@jit_inline
+def keep_z_and_activate(A, Z, b, act, k, fns):
+    """Keep ``Z = A + b``, then ``A = σ(Z)`` in place, ``A`` holding a layer's product: two passes, no allocation."""
+    for i in range(A.shape[0]):
+        for j in range(A.shape[1]):
+            Z[i, j] = A[i, j] + b[j]
+    bias_activate(A, b, act, k, fns)
+
+
+@jit_inline
+def drop_units(A, M, dropout, rng):
+    """Inverted dropout on the activations ``A``: each zeroed with probability ``dropout``, its factor kept in ``M``."""
+    scale = A.dtype.type(1.0 / (1.0 - dropout))
+    for i in range(A.shape[0]):
+        for j in range(A.shape[1]):
+            if uniform(rng) < dropout:
+                M[i, j] = 0.0
+                A[i, j] = 0.0
+            else:
+                M[i, j] = scale
+                A[i, j] *= scale
 
 
 @jit
@@ -232,14 +239,31 @@ def batch_step(spec, Ws, bs, dWs, dbs, views, m, dropout, rng, want_grad, sgd_lr
     c = output_cost(Z_out, A_out, Y_b, loss, acts[L - 1], w_b, fns)
     if not (want_grad and np.isfinite(c)):
         return c
-    # The backward pass, written out here rather than in a function of its own: one call layer
-    # (and a dozen reference-counted list arguments) fewer on every mini-batch.
+    output_delta(A_out, Z_out, Y_b, loss, acts[L - 1], custom[L - 1], fns, w_b, Ds[L - 1][:m])
+    backward_layers(spec, Ws, bs, dWs, dbs, views, m, dropout, sgd_lr, 0)
+    return c
+
+
+@jit_inline
+def backward_layers(spec, Ws, bs, dWs, dbs, views, m, dropout, sgd_lr, lowest):
+    """Run the backward pass from the output delta (in ``Ds[L - 1]``) down to layer ``lowest``.
+
+    Each layer ``l >= lowest`` from the top: the delta below first (it needs
+    this layer's weights before any update), then the layer's gradients, or
+    plain SGD's step with ``sgd_lr >= 0``.  With ``lowest = 1`` the delta of
+    the first layer is left in ``Ds[0]`` and its parameters untouched (the
+    sparse step does them from the sparse rows).  Inlined: one call layer,
+    and a dozen reference-counted list arguments, fewer on every mini-batch.
+    """
+    As, Zs, Ds, Ms, _, _ = views
+    _, _, _, acts, custom = spec_parts(spec)
+    fns = spec_fns(spec)
+    L = len(Ws)
     delta = Ds[L - 1][:m]
-    output_delta(A_out, Z_out, Y_b, loss, acts[L - 1], custom[L - 1], fns, w_b, delta)
     a_scale = 1.0 - dropout
-    for l in range(L - 1, -1, -1):
+    for l in range(L - 1, lowest - 1, -1):
         A_prev = As[l][:m]
-        if l > 0:  # the delta below first: it needs this layer's weights before any update
+        if l > 0:
             nxt = Ds[l - 1][:m]
             Z = Zs[l - 1][:m] if needs_z(acts[l - 1]) else A_prev
             hidden_delta(delta, Ws[l], A_prev, Z, acts[l - 1], custom[l - 1], fns, a_scale, nxt)
@@ -252,10 +276,8 @@ def batch_step(spec, Ws, bs, dWs, dbs, views, m, dropout, rng, want_grad, sgd_lr
             sgd_layer(delta, A_prev, Ws[l], bs[l], dbs[l], sgd_lr)
         else:
             layer_gradients(delta, A_prev, dWs[l], dbs[l])
-        if l == 0:
-            break
-        delta = nxt
-    return c
+        if l > 0:
+            delta = nxt
 
 
 @jit
@@ -507,11 +529,10 @@ def train_slice_flat(theta, spec, X, Y, sw, ws, state, backup, run, order, rng, 
     _, views, grad = work_views(ws, spec)
     As, _, _, _, Yb, rw = views
     dWs, dbs = param_views(grad, spec)
-    hyper, lrs, epoch_losses = run_parts(run)
-    l2, clip, dropout = run[RUN_L2], run[RUN_CLIP], run[RUN_DROPOUT]
+    lrs = run_parts(run)[1]
+    l2, dropout = run[RUN_L2], run[RUN_DROPOUT]
     n = order.size  # the training rows: all of X, or those a validation split leaves
     batch_size = pos[POS_BATCH_SIZE]
-    n_batches = (n + batch_size - 1) // batch_size
     fused = _fused_sgd(run, pos)  # plain SGD without L2 or clipping: updates inside batch_step ...
     min_fold_rows = fold_rows(spec_parts(spec)[0])  # ... in batches of at least this many rows (all in BLAS)
     pos[POS_STATUS] = OK
@@ -530,36 +551,61 @@ def train_slice_flat(theta, spec, X, Y, sw, ws, state, backup, run, order, rng, 
             c = batch_step(spec, Ws, bs, dWs, dbs, views, m, dropout, rng, wsum > 0, sgd_lr)
             if l2 != 0.0:
                 c += l2_penalty(theta, spec, l2)
-        ok = np.isfinite(c)
-        if ok:
-            run[RUN_ACC] += wsum * c
-            if wsum > 0:
-                pos[POS_T] += 1
-                if sgd_lr < 0.0:
-                    if l2 != 0.0:
-                        add_l2_gradient(theta, grad, spec, l2)
-                    if clip > 0.0:
-                        clip_by_global_norm(grad, clip)
-                    update(pos[POS_OPTIMIZER], theta, grad, state, hyper, lrs[e], pos[POS_T])
-            pos[POS_SAMPLES] += m
+        go_on = finish_batch(theta, spec, grad, state, backup, run, pos, n, c, wsum, sgd_lr, bad_row)
+        if pos[POS_STATUS] == OK:
             done += 1
-            if b + 1 == n_batches:
-                ok = _all_finite(theta)
-        if not ok:
-            _restore(theta, state, backup, pos)
-            # Python finds the first bad value of X and refuses X; or reports the divergence.
-            pos[POS_STATUS] = DIVERGED if bad_row < 0 else BAD_INPUT
-            pos[POS_BAD_ROW] = bad_row
-            pos[POS_BAD_EPOCH] = e
-            pos[POS_BAD_BATCH] = b
+        if not go_on:
             break
-        if b + 1 == n_batches:
-            sw_total = run[RUN_SW_TOTAL]
-            epoch_losses[e] = run[RUN_ACC] / sw_total if sw_total > 0 else 0.0
-            pos[POS_EPOCH] = e + 1
-            pos[POS_BATCH] = 0
-            if pos[POS_STOP_AT_EPOCH_END]:
-                break
-        else:
-            pos[POS_BATCH] = b + 1
     pos[POS_DONE] = done
+
+
+@jit
+def finish_batch(theta, spec, grad, state, backup, run, pos, n, c, wsum, sgd_lr, bad_row):
+    """After a batch step of a training loop: the optimizer step and the position; whether the loop goes on.
+
+    ``c`` is the batch's cost (NaN for a bad row of X, ``bad_row >= 0``),
+    ``wsum`` its sum of sample weights, ``sgd_lr >= 0`` when the step was
+    folded into the backward pass.  A finite cost is accumulated and the
+    optimizer steps (L2 gradient, clipping, update), unless folded; at an
+    epoch's end the parameters are checked and the epoch's cost recorded.
+    A cost or parameters that are not finite restore the start of the epoch
+    and set the status (:func:`train_slice_flat`).  Returns False when the
+    loop stops here: a failure, or an epoch's end with
+    ``pos[POS_STOP_AT_EPOCH_END]``.  Shared by the dense and the sparse loop.
+    """
+    hyper, lrs, epoch_losses = run_parts(run)
+    l2, clip = run[RUN_L2], run[RUN_CLIP]
+    e = pos[POS_EPOCH]
+    b = pos[POS_BATCH]
+    batch_size = pos[POS_BATCH_SIZE]
+    last = b + 1 == (n + batch_size - 1) // batch_size
+    ok = np.isfinite(c)
+    if ok:
+        run[RUN_ACC] += wsum * c
+        if wsum > 0:
+            pos[POS_T] += 1
+            if sgd_lr < 0.0:
+                if l2 != 0.0:
+                    add_l2_gradient(theta, grad, spec, l2)
+                if clip > 0.0:
+                    clip_by_global_norm(grad, clip)
+                update(pos[POS_OPTIMIZER], theta, grad, state, hyper, lrs[e], pos[POS_T])
+        pos[POS_SAMPLES] += min(batch_size, n - b * batch_size)
+        if last:
+            ok = _all_finite(theta)
+    if not ok:
+        _restore(theta, state, backup, pos)
+        # Python finds the first bad value of X and refuses X; or reports the divergence.
+        pos[POS_STATUS] = DIVERGED if bad_row < 0 else BAD_INPUT
+        pos[POS_BAD_ROW] = bad_row
+        pos[POS_BAD_EPOCH] = e
+        pos[POS_BAD_BATCH] = b
+        return False
+    if last:
+        sw_total = run[RUN_SW_TOTAL]
+        epoch_losses[e] = run[RUN_ACC] / sw_total if sw_total > 0 else 0.0
+        pos[POS_EPOCH] = e + 1
+        pos[POS_BATCH] = 0
+        return not pos[POS_STOP_AT_EPOCH_END]
+    pos[POS_BATCH] = b + 1
+    return True
