@@ -331,10 +331,10 @@ def test_explain_benchmark_runs_and_prints_ratios_and_agreement():
     assert len(diffs) == 6 and max(diffs) < 1e-6
 
 
-@pytest.mark.slow  # a child Python runs benchmarks/sparse.py
+@pytest.mark.slow  # a child Python runs benchmarks/sparse_input.py
 def test_quick_sparse_benchmark_prints_ratio_scores_and_memory():
     proc = subprocess.run(
-        [sys.executable, os.path.join(BENCH, "sparse.py"), "--quick"],
+        [sys.executable, os.path.join(BENCH, "sparse_input.py"), "--quick"],
         capture_output=True,
         text=True,
         timeout=300,

@@ -17,8 +17,8 @@ allocations), against the size of a dense float64 copy of X.  A ratio is
 
 Usage::
 
-    python benchmarks/sparse.py            # n = 4000, 10 epochs, seeds 0-2, 3 rounds
-    python benchmarks/sparse.py --quick    # small: a smoke run
+    python benchmarks/sparse_input.py            # n = 4000, 10 epochs, seeds 0-2, 3 rounds
+    python benchmarks/sparse_input.py --quick    # small: a smoke run
 """
 
 import argparse
