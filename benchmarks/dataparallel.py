@@ -47,7 +47,7 @@ ROOT = os.path.dirname(HERE)
 sys.path.insert(0, ROOT)  # this checkout's numbanet, not an editable install's
 
 import numbanet  # noqa: E402
-from numbanet.distributed import DataParallel  # noqa: E402
+from numbanet.distributed import DataParallel, worker_addresses  # noqa: E402
 
 
 class Echo:
@@ -143,7 +143,7 @@ def _worker_compute(sizes, X, Y, batch, workers, repeats):
 
 def echo_round_trip(client, n_params, repeats, n_workers=2):
     """Median seconds of one call to ``n_workers`` Echo actors at once, ``n_params`` numbers each way."""
-    workers = sorted(client.scheduler_info()["workers"])[:n_workers]
+    workers = worker_addresses(client)[:n_workers]
     actors = [client.submit(Echo, n_params, actor=True, workers=[w]).result() for w in workers]
     theta = np.zeros(n_params)
     times = []

@@ -36,7 +36,7 @@ from dask.distributed import Client, LocalCluster  # noqa: E402
 from naive import random_classification  # noqa: E402
 
 from numbanet import engine  # noqa: E402
-from numbanet.distributed import DataParallel, WarmUp, WorkerLostError, warm_up  # noqa: E402
+from numbanet.distributed import DataParallel, WarmUp, WorkerLostError, warm_up, worker_addresses  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -262,7 +262,7 @@ def test_dask_chunks_all_on_one_worker_are_rebalanced(threads):
     from distributed import wait
 
     X, Y, _ = _data(n=90)
-    first, second = sorted(threads.scheduler_info()["workers"])
+    first, second = worker_addresses(threads)
     Xp = threads.persist(da.from_array(X, chunks=(30, 5)), workers=[first])
     Yp = threads.persist(da.from_array(Y, chunks=(30, 3)), workers=[first])
     wait([Xp, Yp])
@@ -276,6 +276,28 @@ def test_dask_chunks_all_on_one_worker_are_rebalanced(threads):
     one.fit(X, Y, epochs=1, batch_size=15, progress=False)
     DataParallel(net, threads, workers=[first]).fit(Xp, Yp, epochs=1, batch_size=15, progress=False)
     assert np.abs(net.params - one.params).max() <= 1e-12
+
+
+def test_worker_addresses_are_all_workers_while_the_client_refreshes_its_cache(threads):
+    # The client's periodic refresh rewrites its cached identity without the
+    # workers; a fit that read that cache at the wrong moment saw none.
+    refresh = getattr(threads, "_update_scheduler_info", None)
+    if refresh is None:
+        pytest.skip("this distributed has no cached scheduler identity to race with")
+    stop = threading.Event()
+
+    def refresh_forever():
+        while not stop.is_set():
+            threads.sync(refresh)
+
+    racer = threading.Thread(target=refresh_forever)
+    racer.start()
+    try:
+        seen = [worker_addresses(threads) for _ in range(300)]
+    finally:
+        stop.set()
+        racer.join()
+    assert all(len(w) == 2 and w == sorted(w) for w in seen)
 
 
 def test_memmap_each_worker_opens_its_rows(client, tmp_path):
@@ -522,14 +544,14 @@ def test_killed_workers_fail_the_fit_naming_them_and_the_step_and_fit_continues_
 
         def victim_and_pid():
             deadline = time.time() + 60
-            while len(client.scheduler_info()["workers"]) < 2 and time.time() < deadline:
+            while len(worker_addresses(client)) < 2 and time.time() < deadline:
                 time.sleep(0.05)  # the nanny restarts a killed worker
-            victim = sorted(client.scheduler_info()["workers"])[1]
+            victim = worker_addresses(client)[1]
             return victim, _pid_of(client, victim)
 
         def gone(victim):
             deadline = time.time() + 60
-            while victim in client.scheduler_info()["workers"] and time.time() < deadline:
+            while victim in worker_addresses(client) and time.time() < deadline:
                 time.sleep(0.05)
 
         # 1. Killed between epochs: the fit fails at the start of epoch 2 (the third), after 20 steps.
@@ -582,7 +604,7 @@ def test_a_stopped_worker_is_a_lost_worker_within_the_timeout_and_the_network_st
         X, Y, _ = _data(n=60)
         net = _net()
         opt = numbanet.SGD(lr=0.05, momentum=0.9)
-        victim = sorted(client.scheduler_info()["workers"])[1]
+        victim = worker_addresses(client)[1]
         pid = _pid_of(client, victim)
         stopped = []
 

@@ -71,7 +71,7 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
         '(or, in a clone of numbanet, pip install -e ".[distributed]")'
     ) from exc
 
-from numbanet.distributed.dataparallel import DataParallel, WorkerLostError
+from numbanet.distributed.dataparallel import DataParallel, WorkerLostError, worker_addresses
 from numbanet.distributed.worker import WarmUp, last_round, warm_up
 
-__all__ = ["DataParallel", "WorkerLostError", "WarmUp", "warm_up", "last_round"]
+__all__ = ["DataParallel", "WorkerLostError", "WarmUp", "warm_up", "last_round", "worker_addresses"]

@@ -80,6 +80,23 @@ def _memmap_source(a):
     return ("memmap", os.fspath(a.filename), a.dtype.str, tuple(a.shape), int(a.offset), order)
 
 
+def worker_addresses(client):
+    """Return the addresses of the cluster's workers, sorted, as the scheduler knows them now.
+
+    ``client.scheduler_info()`` returns the client's cached identity, which the
+    client's periodic refresh rewrites without the workers (in the versions whose
+    ``scheduler_info`` takes ``n_workers``): a refresh landing between the fetch
+    and the read returns no workers at all.  So the scheduler is asked directly.
+    """
+    import inspect
+
+    if "n_workers" in inspect.signature(client.scheduler_info).parameters:
+        info = client.sync(client.scheduler.identity, n_workers=-1)
+    else:
+        info = client.scheduler_info()
+    return sorted(info["workers"])
+
+
 class DataParallel:
     """Train one network on the workers of a Dask cluster, each on its share of the rows.
 
@@ -376,8 +393,7 @@ class DataParallel:
         return dict(data, X=X, Y=Y, sw=sw, n=X.shape[0], xsrc=None, ysrc=None)
 
     def _workers(self):
-        info = self.client.scheduler_info(n_workers=-1) if self._takes_n_workers() else self.client.scheduler_info()
-        alive = sorted(info["workers"])
+        alive = worker_addresses(self.client)
         if self.workers is None:
             workers = alive
         else:
@@ -388,14 +404,6 @@ class DataParallel:
         if not workers:
             raise ValueError("the cluster has no workers")
         return workers
-
-    def _takes_n_workers(self):
-        import inspect
-
-        try:
-            return "n_workers" in inspect.signature(self.client.scheduler_info).parameters
-        except (TypeError, ValueError):
-            return False
 
     def _register_warm_up(self):
         plugins = getattr(self.client, "_numbanet_warm_up", False)
