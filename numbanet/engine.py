@@ -63,8 +63,9 @@ from numbanet.kernels import training as _train
 from numbanet.schedules import ConstantLR
 
 #: Test hook: when set to k, a run raises KeyboardInterrupt after exactly k
-#: mini-batches, as if Ctrl-C had arrived right then.
-_INTERRUPT_AFTER_BATCHES = None
+#: kernel steps (mini-batches, or parts of one larger than the work buffer),
+#: as if Ctrl-C had arrived right then.
+_INTERRUPT_AFTER_STEPS = None
 
 
 def data_fingerprint(X, Y, sw, batch_size, shuffle, train_rows=None):
@@ -197,6 +198,8 @@ class TrainingRun:
         self.sw_total = float(sw.sum() if rows is None else sw[rows].sum())
         self.epochs = plan.epochs
         self.batch_size = batch_size = plan.batch_for(n)
+        # A larger mini-batch is computed in parts of these many rows, so Ctrl-C is seen between them.
+        self.part_rows = batch_size if self.sparse else min(batch_size, net._chunk_rows(passes=3))
         self.shuffle = shuffle = plan.shuffle
         self.optimizer = optimizer = plan.optimizer
         self.schedule = plan.schedule
@@ -219,8 +222,9 @@ class TrainingRun:
         self.fingerprint = data_fingerprint(X, Y, sw, batch_size, shuffle, rows)
         self.end = None  # the EpochEnd of the last completed epoch while its per-epoch work is not all done
         pending = resumable(net._pending, self.fingerprint, optimizer)  # taken over (and cleared) by run()
+        shape = _layout.backup_shape(P, optimizer.state.shape[0], in_parts=self.part_rows < batch_size)
         if pending is not None and pending.batch > 0:
-            self.order, self.backup = pending.order, pending.backup
+            self.order, self.backup = pending.order, _fit_backup(pending.backup, shape)
             self.pos[_train.POS_BATCH] = pending.batch
             self.pos[_train.POS_T0] = pending.t0
             self.acc[0] = pending.acc
@@ -228,7 +232,7 @@ class TrainingRun:
             if pending is not None and self.epoch_end is not None:
                 self.end = pending.end  # an epoch end to finish before the first epoch
             self.order = np.arange(n, dtype=np.int64) if rows is None else rows.astype(np.int64)
-            self.backup = np.empty(_layout.backup_shape(P, optimizer.state.shape[0]), dtype=net.dtype)
+            self.backup = np.empty(shape, dtype=net.dtype)
 
     # ------------------------------------------------------------------ loop
 
@@ -244,7 +248,7 @@ class TrainingRun:
         needs_loss = self.schedule.needs_loss
         stop_at_epoch_end = self.epoch_end is not None
         budget = 1
-        limit = _INTERRUPT_AFTER_BATCHES
+        limit = _INTERRUPT_AFTER_STEPS
         total = 0
         work = None
         try:
@@ -270,7 +274,7 @@ class TrainingRun:
                 if pos[_train.POS_STATUS] != _train.OK:
                     self._diverged()
                 if limit is not None and total >= limit:
-                    raise KeyboardInterrupt(f"test hook: stopped after {total} mini-batches")
+                    raise KeyboardInterrupt(f"test hook: stopped after {total} steps")
                 # The next slice aims at SLICE_SECONDS, growing at most SLICE_GROWTH-fold.
                 rate = done / elapsed if elapsed > 0 else float("inf")
                 budget = int(max(1, min(budget * config.SLICE_GROWTH, rate * config.SLICE_SECONDS)))
@@ -278,6 +282,7 @@ class TrainingRun:
                     break
                 self.bar.update(self.progress(), self.history)
         finally:
+            self._drop_part()
             self.commit()
             self._leave_pending()
             if work is not None:
@@ -335,7 +340,7 @@ class TrainingRun:
                 entry_points = tuple(f"sparse_{name}" for name in entry_points[-2:]) + entry_points[:-2]
         where = warmup.kernels_ready(self.net.dtype.name, entry_points)
         if where == "memory":
-            return 0.0, self.pool.acquire(self.batch_size)[0]
+            return 0.0, self.pool.acquire(self.part_rows)[0]
         # Only a compile takes the lock: cached kernels load at once.  The wait is not compile time.
         lock = warmup.compile_lock(dtype=self.net.dtype.name) if where is None else contextlib.nullcontext()
         compiling = self.bar.compiling() if where is None else contextlib.nullcontext()
@@ -344,7 +349,7 @@ class TrainingRun:
             start = time.perf_counter()
             if where is None:
                 self.history.compile_wait_seconds = start - asked
-            work = self.pool.acquire(self.batch_size)[0]
+            work = self.pool.acquire(self.part_rows)[0]
             self._slice(work, 0, stop_at_epoch_end)
             if self.validation is not None:
                 Xv, Yv = self.validation
@@ -396,6 +401,18 @@ class TrainingRun:
     def progress(self):
         """Epochs done in this run, with the fraction of the current one."""
         return int(self.pos[_train.POS_EPOCH]) + int(self.pos[_train.POS_BATCH]) / self.n_batches
+
+    def _drop_part(self):
+        """Abandon a mini-batch stopped between its parts: the generator goes back to where the batch found it.
+
+        Nothing else of the batch has changed the network (its optimizer step
+        comes after its last part), so the batch is done again, whole, by the
+        next call or the next fit -- as if it had never started.
+        """
+        pos = self.pos
+        if pos[_layout.POS_PART] > 0:
+            self.net._rng_state[0] = pos[_layout.POS_RNG_BATCH : _layout.POS_RNG_BATCH + 1].view(np.uint64)[0]
+            pos[_layout.POS_PART] = 0
 
     def _leave_pending(self):
         batch = int(self.pos[_train.POS_BATCH])
@@ -477,6 +494,16 @@ class WorkspacePool:
         """Drop every free buffer."""
         with self._lock:
             self._free.clear()
+
+
+def _fit_backup(backup, shape):
+    """Return ``backup`` with ``shape``'s rows: a run that computes its batches in parts needs one more."""
+    if backup.shape == shape:
+        return backup
+    fitted = np.empty(shape, dtype=backup.dtype)
+    rows = min(shape[0], backup.shape[0])
+    fitted[:rows] = backup[:rows]
+    return fitted
 
 
 def schedule_rates(schedule, first, epochs, base_lr):

@@ -460,12 +460,12 @@ def test_warm_up_compiles_every_entry_point_through_numbanet_compile(monkeypatch
 def _steps_on_one_machine(net0, X, Y, optimizer, steps, **kw):
     """Return the network after exactly ``steps`` mini-batches of fit, via the engine's interrupt hook."""
     one = net0.copy()
-    engine._INTERRUPT_AFTER_BATCHES = steps
+    engine._INTERRUPT_AFTER_STEPS = steps
     try:
         with pytest.raises(KeyboardInterrupt):
             one.fit(X, Y, optimizer=copy.deepcopy(optimizer), progress=False, **kw)
     finally:
-        engine._INTERRUPT_AFTER_BATCHES = None
+        engine._INTERRUPT_AFTER_STEPS = None
     return one
 
 

@@ -28,7 +28,7 @@ import pytest
 from naive import random_classification
 
 import numbanet
-from numbanet import config
+from numbanet import config, engine
 from numbanet import interrupts as ctrl_c
 
 HERE = os.path.dirname(numbanet.__file__)
@@ -300,6 +300,118 @@ def test_ctrl_c_during_validation_is_delivered_between_chunks_and_leaves_no_trac
     assert net.epochs_trained == 2 and len(net.history.val_loss) == 1  # the second epoch's: not recorded
     net.fit(X, Y, epochs=1, batch_size=8, validation_data=(Xv, Yv), progress=False)  # does it, then one more
     assert net.history.val_loss[0] == ref.history.val_loss[1]
+
+
+# ------------------------------------------------- a mini-batch in parts
+
+PART = 8  # rows of a part: the kernel computes a 40-row mini-batch in 5 parts
+
+
+def _parts_of(monkeypatch, net, rows=PART):
+    """Make training compute mini-batches larger than ``rows`` in parts of ``rows`` rows."""
+    monkeypatch.setattr(config, "CHUNK_WORK", 3 * net.n_params * rows)
+    assert net._chunk_rows(passes=3) == rows
+
+
+def _deep(dropout=0.0, l2=0.0):
+    return numbanet.Network(
+        [5, 6, 4, 3], activations=["tanh", "relu", "softmax"], loss="cross_entropy", seed=3, dropout=dropout, l2=l2
+    )
+
+
+@pytest.mark.parametrize(
+    "make_opt, l2, clip",
+    [
+        (lambda: numbanet.SGD(lr=0.2), 0.0, 0.0),  # the whole batch folds SGD's step into its backward pass
+        (lambda: numbanet.SGD(lr=0.1, momentum=0.9), 0.01, 0.5),
+        (lambda: numbanet.Adam(lr=0.01), 0.0, 0.0),
+    ],
+)
+def test_a_mini_batch_in_parts_equals_the_whole_batch(monkeypatch, make_opt, l2, clip):
+    X, Y = random_classification(n=100, seed=5)
+    sw = np.random.default_rng(1).uniform(0.0, 2.0, 100)
+    sw[:30] = 0.0
+    kw = dict(epochs=3, batch_size=40, sample_weight=sw, clip_norm=clip or None, progress=False)
+    whole = _deep(l2=l2)
+    hw = whole.fit(X, Y, optimizer=make_opt(), **kw)
+    net = _deep(l2=l2)
+    _parts_of(monkeypatch, net)
+    hp = net.fit(X, Y, optimizer=make_opt(), **kw)
+    np.testing.assert_allclose(net.params, whole.params, rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(hp.loss, hw.loss, rtol=1e-12)
+    assert hp.steps == hw.steps == 9 and hp.samples == hw.samples == 300
+
+
+def test_ctrl_c_between_the_parts_of_a_mini_batch_leaves_no_trace_and_continuing_equals_one_fit(monkeypatch):
+    X, Y = random_classification(n=100, seed=5)
+    Xv, Yv = random_classification(n=20, seed=6)
+    net0 = _deep(dropout=0.3)  # two hidden layers with dropout: the masks are drawn part by part
+    _parts_of(monkeypatch, net0)
+
+    def fit(net, opt, sched, epochs):
+        return net.fit(X, Y, epochs=epochs, batch_size=40, optimizer=opt, validation_data=(Xv, Yv),
+                       lr_schedule=sched, progress=False)  # fmt: skip
+
+    ref, ref_opt, ref_sched = net0.copy(), numbanet.Adam(lr=0.01), numbanet.ReduceLROnPlateau(patience=0)
+    fit(ref, ref_opt, ref_sched, 2)
+    per_epoch = 5 + 5 + 3  # steps: two batches of 40 rows in 5 parts, the last of 20 rows in 3
+    for k in range(1, 2 * per_epoch):
+        net, opt, sched = net0.copy(), numbanet.Adam(lr=0.01), numbanet.ReduceLROnPlateau(patience=0)
+        rng0 = net._rng_state.copy()
+        monkeypatch.setattr(engine, "_INTERRUPT_AFTER_STEPS", k)
+        with pytest.raises(KeyboardInterrupt):
+            fit(net, opt, sched, 2)
+        monkeypatch.setattr(engine, "_INTERRUPT_AFTER_STEPS", None)
+        epoch, step = divmod(k, per_epoch)
+        batches = epoch * 3 + (step >= 5) + (step >= 10)
+        assert opt.t == batches, k  # a batch stopped between its parts is not a step
+        if batches == 0:
+            np.testing.assert_array_equal(net.params, net0.params)
+            np.testing.assert_array_equal(net._rng_state, rng0)  # its dropout masks are drawn again
+        assert not net._fit_lock.locked()
+        fit(net, opt, sched, 2 - net.epochs_trained)
+        np.testing.assert_array_equal(net.params, ref.params, err_msg=f"stopped after {k} steps")
+        np.testing.assert_array_equal(opt.state, ref_opt.state)
+        np.testing.assert_array_equal(net._rng_state, ref._rng_state)
+        assert (opt.t, net.epochs_trained, sched._scale) == (ref_opt.t, 2, ref_sched._scale)
+
+
+def test_an_epoch_left_by_whole_batches_is_finished_in_parts(monkeypatch):
+    X, Y = random_classification(n=100, seed=5)
+    ref, net = _deep(), _deep()
+    ref.fit(X, Y, epochs=2, batch_size=40, optimizer=numbanet.Adam(lr=0.01), progress=False)
+    opt = numbanet.Adam(lr=0.01)
+    monkeypatch.setattr(engine, "_INTERRUPT_AFTER_STEPS", 4)  # whole batches: in the second epoch
+    with pytest.raises(KeyboardInterrupt):
+        net.fit(X, Y, epochs=2, batch_size=40, optimizer=opt, progress=False)
+    monkeypatch.setattr(engine, "_INTERRUPT_AFTER_STEPS", None)
+    assert net._pending is not None and net._pending.backup.shape[0] == 1 + opt.state.shape[0]
+    _parts_of(monkeypatch, net)  # the continuing run needs a row for its batches' running gradient
+    net.fit(X, Y, epochs=1, batch_size=40, optimizer=opt, progress=False)
+    assert opt.t == 6 and net.epochs_trained == 2
+    np.testing.assert_allclose(net.params, ref.params, rtol=1e-12, atol=1e-14)
+
+
+def test_a_real_ctrl_c_is_delivered_between_the_parts_of_a_mini_batch(monkeypatch):
+    from numbanet.kernels import training as train
+
+    X, Y = random_classification(n=100, seed=5)
+    net = _deep()
+    _parts_of(monkeypatch, net)
+    kernel, calls = train.train_slice_flat, {"n": 0}
+
+    def counted(*args):
+        kernel(*args)
+        calls["n"] += 1
+        if calls["n"] == 1 + 3:  # the first call only compiles or loads; then one part a call
+            signal.raise_signal(signal.SIGINT)
+
+    monkeypatch.setattr(train, "train_slice_flat", counted)
+    opt = numbanet.SGD(lr=0.1)
+    with pytest.raises(KeyboardInterrupt):
+        net.fit(X, Y, epochs=1, batch_size=100, optimizer=opt, progress=False)  # one batch, 13 parts
+    assert calls["n"] == 4 and opt.t == 0
+    np.testing.assert_array_equal(net.params, _deep().params)
 
 
 # ------------------------------------------------------------ a real storm

@@ -1,8 +1,8 @@
 """Safe in real use: interruption, resumption, threads, bounded memory, no copies of read-only data.
 
 Interruption is tested deterministically with the engine's test hook
-(``numbanet.engine._INTERRUPT_AFTER_BATCHES = k`` raises KeyboardInterrupt
-after exactly k mini-batches, as if Ctrl-C had arrived then), plus one real
+(``numbanet.engine._INTERRUPT_AFTER_STEPS = k`` raises KeyboardInterrupt
+after exactly k kernel steps, as if Ctrl-C had arrived then), plus one real
 SIGINT sent to a subprocess.  Concurrency is tested by threads hammering one
 object and comparing with single-thread answers.  No test asserts a time.
 """
@@ -36,13 +36,13 @@ def interrupt_after(monkeypatch):
     """Set the engine's hook: the next fit raises KeyboardInterrupt after exactly k mini-batches."""
 
     def set_k(k):
-        monkeypatch.setattr(engine, "_INTERRUPT_AFTER_BATCHES", k)
+        monkeypatch.setattr(engine, "_INTERRUPT_AFTER_STEPS", k)
 
     yield set_k
 
 
 def _clear_hook():
-    engine._INTERRUPT_AFTER_BATCHES = None
+    engine._INTERRUPT_AFTER_STEPS = None
 
 
 # ----------------------------------------------------------- interruption

@@ -182,12 +182,12 @@ def test_an_interrupted_sparse_fit_finishes_its_epoch():
     whole, parts = _net(), _net()
     whole.fit(X, Y, epochs=2, batch_size=8, optimizer=numbanet.Adam(lr=0.01), progress=False)
     opt = numbanet.Adam(lr=0.01)
-    engine._INTERRUPT_AFTER_BATCHES = 3
+    engine._INTERRUPT_AFTER_STEPS = 3
     try:
         with pytest.raises(KeyboardInterrupt):
             parts.fit(X, Y, epochs=2, batch_size=8, optimizer=opt, progress=False)
     finally:
-        engine._INTERRUPT_AFTER_BATCHES = None
+        engine._INTERRUPT_AFTER_STEPS = None
     assert parts._pending is not None
     parts.fit(X, Y, epochs=2, batch_size=8, optimizer=opt, progress=False)
     _close(parts.params, whole.params)

@@ -599,7 +599,7 @@ class DataParallel:
                 lrs[e] = _check(schedule, first + e, opt.lr)
             lr = float(lrs[e])
             backup[0] = theta
-            backup[1:] = state
+            _layout.backup_state(backup, state.shape[0])[:] = state
             t0, samples0, steps0 = opt.t, history.samples, history.steps
             cost = wsum = 0.0
             done = 0
@@ -658,7 +658,7 @@ def _restore(net, backup, opt, t0):
     """Put back the weights, optimizer state and step count of an epoch's start."""
     with interrupts.held():
         net.params[:] = backup[0]
-        opt.state[:] = backup[1:]
+        opt.state[:] = _layout.backup_state(backup, opt.state.shape[0])
         opt.t = t0
 
 
@@ -729,11 +729,11 @@ class _SyncRun:
         if self.pending is not None:  # finish the interrupted epoch first
             p, self.pending = self.pending, None
             self.order, b_first, self.acc, self.t0 = p.order, p.batch, p.acc, p.t0
-            backup[:] = p.backup.reshape(backup.shape)
+            backup[:] = p.backup[: backup.shape[0]]  # (a run in parts keeps one more row)
             call = (None, self.plan.shuffle, self.batch_size, self.order)
         else:
             backup[0] = net.params
-            backup[1:] = opt.state
+            _layout.backup_state(backup, opt.state.shape[0])[:] = opt.state
             self.t0, b_first, self.acc = opt.t, 0, 0.0
             self.order = np.arange(self.n, dtype=np.int64)
             self.rng_before = net._rng_state.copy()  # the draw counts once the epoch's first step is taken

@@ -27,11 +27,14 @@ changes in one place.
     (:func:`work_capacity`), since the layout is linear in ``cap``.
 ``state`` -- the optimizer state, ``(rows, n_params)``
     ``rows`` by optimizer: :func:`numbanet.kernels.updates.state_rows`.
-``backup`` -- the start of the current epoch, ``(1 + rows, n_params)``
-    Row 0 ``theta``, then the optimizer state's rows (:func:`backup_shape`).
+``backup`` -- the start of the current epoch, ``(1 + rows [+ 1], n_params)``
+    Row 0 ``theta``, then the optimizer state's rows, then -- in a run whose
+    mini-batches are too large for its work buffer, computed in parts -- the
+    running gradient of the current batch (:func:`backup_shape`).
 ``run`` -- a training run's floats, float64 (built by :func:`run_floats`)
     ``l2``, ``dropout``, ``clip``, the sum of the sample weights, the running
-    weighted cost of the current epoch (updated), the optimizer's
+    weighted cost of the current epoch (updated), the running cost and the
+    sample-weight sum of a mini-batch computed in parts (updated), the optimizer's
     hyper-parameters (:mod:`numbanet.kernels.updates`), then per epoch its
     learning rate and (filled as it ends) its training cost; views by
     :func:`run_parts`.
@@ -65,7 +68,9 @@ RUN_DROPOUT = 1
 RUN_CLIP = 2
 RUN_SW_TOTAL = 3
 RUN_ACC = 4  # running weighted cost of the current epoch
-RUN_HYPER = 5  # N_HYPER optimizer hyper-parameters, then the epochs' rates and costs
+RUN_PART_COST = 5  # a mini-batch computed in parts: the cost of its parts done so far ...
+RUN_BATCH_WSUM = 6  # ... and the sum of its sample weights (all its rows)
+RUN_HYPER = 7  # N_HYPER optimizer hyper-parameters, then the epochs' rates and costs
 RUN_EPOCHS = RUN_HYPER + N_HYPER
 
 # --- pos -------------------------------------------------------------------------------------
@@ -78,7 +83,7 @@ POS_STATUS = 4  # OK, DIVERGED or BAD_INPUT
 POS_BAD_EPOCH = 5  # on divergence or bad input: the run's epoch ...
 POS_BAD_BATCH = 6  # ... and the batch where it happened
 POS_SAMPLES = 7  # rows processed by the run (every mini-batch, the partial epoch included)
-POS_DONE = 8  # mini-batches run by the last call
+POS_DONE = 8  # steps run by the last call: mini-batches, or parts of one too large for the work buffer
 POS_SAMPLES0 = 9  # rows processed at the start of the current epoch
 POS_BAD_ROW = 10  # on bad input: the row of X
 # Settings, set by the caller before the first call.
@@ -86,9 +91,12 @@ POS_OPTIMIZER = 11  # optimizer code (numbanet.kernels.updates)
 POS_SHUFFLE = 12  # 1: draw a fresh row order at each epoch's start
 POS_BATCH_SIZE = 13
 # The call: set by the caller before each call.
-POS_BUDGET = 14  # the most mini-batches the call runs (0 runs none: a call that only compiles or loads)
+POS_BUDGET = 14  # the most steps the call runs (0 runs none: a call that only compiles or loads)
 POS_STOP_AT_EPOCH_END = 15  # 1: return once an epoch ends, so Python can do per-epoch work
-N_POS = 16
+# A mini-batch larger than the work buffer is computed in parts, one kernel step each.
+POS_PART = 16  # rows of the current mini-batch done (0: none; the batch has not started)
+POS_RNG_BATCH = 17  # the generator's state as the current mini-batch found it (its uint64 bits)
+N_POS = 18
 
 
 def param_offsets(sizes):
@@ -214,15 +222,25 @@ def work_capacity(spec, length):
 
 
 # --- optimizer state and backup --------------------------------------------------------------
-def backup_shape(n_params, state_rows):
-    """Return the shape of a run's start-of-epoch backup: ``theta``, then the optimizer state's rows."""
-    return (1 + state_rows, n_params)
+def backup_shape(n_params, state_rows, in_parts=False):
+    """Return the shape of a run's backup: ``theta``, the optimizer state's rows and, ``in_parts``, a batch's gradient.
+
+    ``in_parts``: the run's mini-batches are larger than its work buffer, so
+    they are computed in parts (:func:`numbanet.kernels.training.batch_part`).
+    """
+    return (1 + state_rows + bool(in_parts), n_params)
+
+
+def backup_state(backup, state_rows):
+    """Return the view of the optimizer state's ``state_rows`` rows in a run's ``backup``."""
+    return backup[1 : 1 + state_rows]
 
 
 # --- run -------------------------------------------------------------------------------------
 def run_floats(l2, dropout, clip, sw_total, hyper, lrs):
     """Return the float64 ``run`` array of a training run (running cost 0, epoch costs 0)."""
-    head = np.array([l2, dropout, clip, sw_total, 0.0], dtype=np.float64)
+    head = np.zeros(RUN_HYPER, dtype=np.float64)
+    head[[RUN_L2, RUN_DROPOUT, RUN_CLIP, RUN_SW_TOTAL]] = l2, dropout, clip, sw_total
     return np.concatenate([head, hyper, lrs, np.zeros(len(lrs))])
 
 

@@ -44,6 +44,8 @@ from numbanet.kernels.layout import (
     POS_DONE,
     POS_EPOCH,
     POS_OPTIMIZER,
+    POS_PART,
+    POS_RNG_BATCH,
     POS_SAMPLES,
     POS_SAMPLES0,
     POS_SHUFFLE,
@@ -52,9 +54,11 @@ from numbanet.kernels.layout import (
     POS_T,
     POS_T0,
     RUN_ACC,
+    RUN_BATCH_WSUM,
     RUN_CLIP,
     RUN_DROPOUT,
     RUN_L2,
+    RUN_PART_COST,
     RUN_SW_TOTAL,
     SPEC_LOSS,
     WORK_A,
@@ -319,10 +323,12 @@ def copy_rows(src, src_start, m, dst, dst_start):
 
 
 @jit
-def _gather(X, Y, sw, idx, start, m, A0, Yb, rw):
+def _gather(X, Y, sw, idx, start, m, A0, Yb, rw, batch_wsum):
     """Copy rows ``idx[start:start+m]`` of X and Y into the batch buffers; return ``(sum(sw) over them, bad)``.
 
-    The row weights ``rw`` are set to ``sw_i / sum(sw)``.  ``bad`` is -1, or
+    The row weights ``rw`` are set to ``sw_i / W``, ``W`` the sum of the
+    gathered rows' weights, or ``batch_wsum`` when that is not negative (the
+    rows are a part of a larger mini-batch of that weight).  ``bad`` is -1, or
     the index of a row of ``X`` holding NaN or ±inf (then nothing else is
     done).  Checking while copying costs next to nothing -- the copy waits
     on memory, and ``v - v`` is 0 for every finite ``v`` and NaN otherwise,
@@ -344,9 +350,10 @@ def _gather(X, Y, sw, idx, start, m, A0, Yb, rw):
         for j in range(n_out):
             Yb[i, j] = Y[r, j]
         total += sw[r]
-    # Divide, not multiply by 1/total: 1/total overflows for subnormal totals.
+    norm = total if batch_wsum < 0.0 else batch_wsum
+    # Divide, not multiply by 1/norm: 1/norm overflows for subnormal sums.
     for i in range(m):
-        rw[i] = sw[idx[start + i]] / total if total > 0 else 0.0
+        rw[i] = sw[idx[start + i]] / norm if norm > 0 else 0.0
     return total, -1
 
 
@@ -478,7 +485,7 @@ def _fused_sgd(run, pos):
 
 @jit
 def train_slice_flat(theta, spec, X, Y, sw, ws, state, backup, run, order, rng, pos):
-    """Run at most ``pos[POS_BUDGET]`` mini-batches of a training run, from the position in ``pos``.
+    """Run at most ``pos[POS_BUDGET]`` steps of a training run, from the position in ``pos``.
 
     A run is as many epochs as ``run`` has learning rates.  An epoch starts
     (``pos[POS_BATCH] == 0``) by saving ``theta`` and the optimizer state into
@@ -486,8 +493,10 @@ def train_slice_flat(theta, spec, X, Y, sw, ws, state, backup, run, order, rng, 
     ``arange(n)`` into ``order`` from ``rng`` (so an epoch's order depends only
     on the generator, never on earlier epochs); then every mini-batch (the last
     may be smaller): gather the rows, :func:`batch_step`, add the L2 gradient,
-    clip by global norm (``run[RUN_CLIP] > 0``), and one optimizer step.  The
-    call returns after ``pos[POS_BUDGET]`` mini-batches, at the end of the run,
+    clip by global norm (``run[RUN_CLIP] > 0``), and one optimizer step.  A
+    step is a mini-batch, or a part of one that the work buffer cannot hold
+    at once (:func:`batch_part`; the optimizer steps after its last part).  The
+    call returns after ``pos[POS_BUDGET]`` steps, at the end of the run,
     or -- with ``pos[POS_STOP_AT_EPOCH_END]`` -- at the end of the current
     epoch, whichever comes first; calling it again with the same arrays
     continues exactly, so a run split into slices computes bit for bit what
@@ -500,11 +509,13 @@ def train_slice_flat(theta, spec, X, Y, sw, ws, state, backup, run, order, rng, 
     X, Y, sw : arrays
         The data and the sample weights.
     ws : array
-        A work buffer for at least ``pos[POS_BATCH_SIZE]`` rows.
+        A work buffer; larger mini-batches than it holds are computed in parts.
     state : array of shape (rows, n_params)
         Optimizer state, updated in place.
-    backup : array of shape (1 + rows, n_params)
-        Start-of-epoch copy of ``theta`` and ``state`` for divergence recovery.
+    backup : array of shape (1 + rows, n_params), or (2 + rows, n_params)
+        Start-of-epoch copy of ``theta`` and ``state`` for divergence recovery,
+        then -- needed when mini-batches are larger than ``ws`` holds -- the
+        running gradient of a mini-batch computed in parts.
     run : float64 array
         The run's hyper-parameters, running cost, per-epoch learning rates and
         -- filled as each epoch ends -- training costs (the weighted mean,
@@ -526,7 +537,7 @@ def train_slice_flat(theta, spec, X, Y, sw, ws, state, backup, run, order, rng, 
         in ``POS_BAD_ROW``.
     """
     Ws, bs = param_views(theta, spec)
-    _, views, grad = work_views(ws, spec)
+    cap, views, grad = work_views(ws, spec)
     As, _, _, _, Yb, rw = views
     dWs, dbs = param_views(grad, spec)
     lrs = run_parts(run)[1]
@@ -540,23 +551,93 @@ def train_slice_flat(theta, spec, X, Y, sw, ws, state, backup, run, order, rng, 
     while pos[POS_EPOCH] < lrs.size and done < pos[POS_BUDGET]:
         e = pos[POS_EPOCH]
         b = pos[POS_BATCH]
-        if b == 0:
-            _start_epoch(theta, state, backup, run, order, X.shape[0], rng, pos)
+        if pos[POS_PART] == 0:
+            # The generator as the batch finds it, before an epoch's shuffle: Python puts it back
+            # when it abandons a batch computed in parts, which then leaves no trace.
+            pos[POS_RNG_BATCH] = np.int64(rng[0])
+            if b == 0:
+                _start_epoch(theta, state, backup, run, order, X.shape[0], rng, pos)
         start = b * batch_size
         m = min(batch_size, n - start)
-        wsum, bad_row = _gather(X, Y, sw, order, start, m, As[0], Yb, rw)
-        sgd_lr = lrs[e] if fused and m >= min_fold_rows else -1.0
-        c = np.nan  # a bad row of X ends the slice below, as a divergence does
-        if bad_row < 0:
-            c = batch_step(spec, Ws, bs, dWs, dbs, views, m, dropout, rng, wsum > 0, sgd_lr)
-            if l2 != 0.0:
-                c += l2_penalty(theta, spec, l2)
+        if m > cap:
+            c, wsum, bad_row, whole = batch_part(theta, spec, X, Y, sw, ws, backup, run, order, rng, pos)
+            if not whole:
+                done += 1
+                continue
+            sgd_lr = -1.0
+        else:
+            wsum, bad_row = _gather(X, Y, sw, order, start, m, As[0], Yb, rw, -1.0)
+            sgd_lr = lrs[e] if fused and m >= min_fold_rows else -1.0
+            c = np.nan  # a bad row of X ends the slice below, as a divergence does
+            if bad_row < 0:
+                c = batch_step(spec, Ws, bs, dWs, dbs, views, m, dropout, rng, wsum > 0, sgd_lr)
+                if l2 != 0.0:
+                    c += l2_penalty(theta, spec, l2)
         go_on = finish_batch(theta, spec, grad, state, backup, run, pos, n, c, wsum, sgd_lr, bad_row)
         if pos[POS_STATUS] == OK:
             done += 1
         if not go_on:
             break
     pos[POS_DONE] = done
+
+
+@jit
+def batch_part(theta, spec, X, Y, sw, ws, backup, run, order, rng, pos):
+    """Compute the next part of a mini-batch larger than the work buffer; return ``(c, wsum, bad_row, whole)``.
+
+    Each part is as many of the batch's rows as the buffer holds, their row
+    weights divided by the whole batch's weight sum (``run[RUN_BATCH_WSUM]``,
+    taken at the first part), so the parts' costs and gradients add up to the
+    batch's; the running cost is ``run[RUN_PART_COST]``, the running gradient
+    the last row of ``backup``, the rows done ``pos[POS_PART]``.  ``whole`` is
+    True once the batch is complete -- ``c`` its cost with the L2 term, the
+    gradient in the work buffer's, for :func:`finish_batch` -- or has failed
+    (``c`` not finite, or ``bad_row >= 0``); either way ``pos[POS_PART]`` is 0
+    again.  One part is one step of :func:`train_slice_flat`'s budget, so
+    Python sees the loop between parts.
+    """
+    Ws, bs = param_views(theta, spec)
+    cap, views, grad = work_views(ws, spec)
+    As, _, _, _, Yb, rw = views
+    dWs, dbs = param_views(grad, spec)
+    acc = backup[backup.shape[0] - 1]
+    batch_size = pos[POS_BATCH_SIZE]
+    start = pos[POS_BATCH] * batch_size
+    m = min(batch_size, order.size - start)
+    done = pos[POS_PART]
+    if done == 0:
+        total = 0.0
+        for i in range(start, start + m):
+            total += sw[order[i]]
+        run[RUN_BATCH_WSUM] = total
+        run[RUN_PART_COST] = 0.0
+    wsum = run[RUN_BATCH_WSUM]
+    k = min(cap, m - done)
+    _, bad_row = _gather(X, Y, sw, order, start + done, k, As[0], Yb, rw, wsum)
+    c = np.nan
+    if bad_row < 0:
+        c = batch_step(spec, Ws, bs, dWs, dbs, views, k, run[RUN_DROPOUT], rng, wsum > 0, -1.0)
+    if not np.isfinite(c):
+        pos[POS_PART] = 0
+        return c, wsum, bad_row, True
+    run[RUN_PART_COST] += c
+    last = done + k == m
+    if wsum > 0:
+        for j in range(grad.size):
+            if done == 0:
+                acc[j] = grad[j]
+            elif last:
+                grad[j] += acc[j]
+            else:
+                acc[j] += grad[j]
+    if not last:
+        pos[POS_PART] = done + k
+        return c, wsum, bad_row, False
+    pos[POS_PART] = 0
+    c = run[RUN_PART_COST]
+    if run[RUN_L2] != 0.0:
+        c += l2_penalty(theta, spec, run[RUN_L2])
+    return c, wsum, bad_row, True
 
 
 @jit
