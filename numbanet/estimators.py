@@ -525,8 +525,9 @@ class _BaseMLP(BaseEstimator):
         else:
             net = self._continued_network(X.shape[1], hidden, acts, out_act, loss, Y.shape[1], incremental)
             state = self._continued_state()
-        Xt, Yt, swt, validation = self._hold_out(X, Y, sw, encoded, rs)
-        batch_size, net.l2 = self._batch_and_l2(Xt.shape[0], swt)
+        rows, validation = self._hold_out(X, Y, sw, encoded, rs)
+        n_train = X.shape[0] if rows is None else rows.size
+        batch_size, net.l2 = self._batch_and_l2(n_train, sw if rows is None or sw is None else sw[rows])
         net.dropout = float(self.dropout)
         fresh = not (incremental and fitted and getattr(self, "_optimizer", None) is not None)
         if not fresh:
@@ -538,9 +539,10 @@ class _BaseMLP(BaseEstimator):
         options = {"optimizer": optimizer, "callbacks": [_Monitor(self, state, validation, optimizer)]}
         if self.solver != "lbfgs":
             options.update(batch_size=batch_size, shuffle=bool(self.shuffle))
-            options["lr_schedule"] = self._schedule(net, state["t"], Xt.shape[0], fresh)
+            options["lr_schedule"] = self._schedule(net, state["t"], n_train, fresh)
         stored = (optimizer, state, options["callbacks"][0], Y.shape[1], out_act, encoded)
-        history = self._train(net, Xt, Yt, swt, 1 if incremental else int(self.max_iter), options, stored, training)
+        data = (X, Y, sw, rows)
+        history = self._train(net, data, 1 if incremental else int(self.max_iter), options, stored, training)
         self._finish(net, history, validation, stored, incremental)
         return self
 
@@ -639,11 +641,11 @@ class _BaseMLP(BaseEstimator):
     def _hold_out(self, X, Y, sw, encoded, rs):
         """Split off ``validation_fraction`` for early stopping (stratified for classifiers).
 
-        Returns the training ``X, Y, sw`` and ``(X_val, Y_val, sw_val)``, or
-        the data unchanged and None without early stopping.
+        Returns the training rows (ascending; the fit indexes ``X`` in place)
+        and ``(X_val, Y_val, sw_val)``, or None and None without early stopping.
         """
         if not self.early_stopping:
-            return X, Y, sw, None
+            return None, None
         n = X.shape[0]
         # scikit-learn stratifies by its binarised targets (booleans); so do we, for the same split rule.
         stratify = None
@@ -666,8 +668,7 @@ class _BaseMLP(BaseEstimator):
             )
         tr.sort()
         va.sort()
-        validation = (X[va], Y[va], None if sw is None else sw[va])
-        return X[tr], Y[tr], None if sw is None else sw[tr], validation
+        return tr.astype(np.int64), (X[va], Y[va], None if sw is None else sw[va])
 
     @staticmethod
     def _few_members(encoded):
@@ -693,8 +694,8 @@ class _BaseMLP(BaseEstimator):
         l2 = float(self.alpha) / (batch_size * mean_w) if mean_w > 0 else float(self.alpha) / batch_size
         return batch_size, l2
 
-    def _train(self, net, Xt, Yt, swt, epochs, options, stored, training):
-        """Fit the network; when training started and then failed, store what it reached before raising.
+    def _train(self, net, data, epochs, options, stored, training):
+        """Fit the network on ``data``, ``(X, Y, sw, training rows or None)``; store what a failed fit reached.
 
         Divergence (non-finite weights or loss) raises scikit-learn's
         ``ValueError``, except with early stopping, which keeps the best
@@ -704,7 +705,7 @@ class _BaseMLP(BaseEstimator):
         state, monitor = stored[1], stored[2]
         before = net.history
         try:
-            history = net.fit(Xt, Yt, epochs=epochs, progress=False, sample_weight=swt, **options)
+            history = net._fit_rows(*data, epochs=epochs, progress=False, **options)
             training.append(True)  # from here on, whatever happens, the attributes follow the trained network
         except BaseException as exc:
             if net.history is before:  # refused before training started

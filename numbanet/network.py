@@ -703,6 +703,30 @@ class Network:
             When the loss becomes NaN or infinite; the weights and optimizer
             state are restored to the start of that epoch.
         """
+        return self._fit_rows(
+            X,
+            Y,
+            sample_weight,
+            None,
+            epochs=epochs,
+            batch_size=batch_size,
+            optimizer=optimizer,
+            shuffle=shuffle,
+            validation_data=validation_data,
+            validation_split=validation_split,
+            progress=progress,
+            callbacks=callbacks,
+            early_stopping=early_stopping,
+            lr_schedule=lr_schedule,
+            clip_norm=clip_norm,
+        )
+
+    def _fit_rows(self, X, Y, sample_weight, rows, **options):
+        """:meth:`fit` on the rows ``rows`` of ``X`` (an ascending int64 array; None: all), indexed in place.
+
+        The estimators' early stopping trains on the rows it does not hold out
+        this way, without a copy of them.
+        """
         # Ctrl-C held from before the lock is taken to after it is given back: delivered only
         # inside the try, where everything is consistent (numbanet.interrupts).
         with interrupts.held():
@@ -713,27 +737,12 @@ class Network:
                     "or train another network (a copy made when no fit is running: net.copy())"
                 )
             try:
-                return self._fit(
-                    X,
-                    Y,
-                    sample_weight,
-                    epochs=epochs,
-                    batch_size=batch_size,
-                    optimizer=optimizer,
-                    shuffle=shuffle,
-                    validation_data=validation_data,
-                    validation_split=validation_split,
-                    progress=progress,
-                    callbacks=callbacks,
-                    early_stopping=early_stopping,
-                    lr_schedule=lr_schedule,
-                    clip_norm=clip_norm,
-                )
+                return self._fit(X, Y, sample_weight, rows, **options)
             finally:
                 self._fit_lock.release()
 
     @_loud("fit", restore=True)
-    def _fit(self, X, Y, sample_weight, **options):
+    def _fit(self, X, Y, sample_weight, rows, **options):
         with interrupts.opened():  # checks only: Ctrl-C here changes nothing
             plan = FitPlan(self, **options)
             X_given = X
@@ -741,12 +750,13 @@ class Network:
             # X the fit does anyway), stops, and puts back what the run changed (see below).  Checked
             # here instead when some rows would not be gathered first (a validation split) or when an
             # interrupted epoch may be finished first (it gathers only its remaining rows).
-            defer = plan.split == 0 and self._pending is None and not plan.full_batch
+            defer = plan.split == 0 and rows is None and self._pending is None and not plan.full_batch
             X, Y, sw = self._checked_data(X, Y, sample_weight, check_finite=not defer)
             if plan.split > 0:
-                plan.n_validation(X.shape[0])
+                plan.n_validation(X.shape[0] if rows is None else rows.size)
         # Everything is checked: from here on the network changes.
-        rows = plan.hold_out(self._rng, X, Y, sw) if plan.split > 0 else None
+        if plan.split > 0:
+            rows = plan.hold_out(self._rng, X, Y, sw, rows)
         before = (self.optimizer, self.history, self._rng_state.copy())
         session = plan.begin(self)
         run = (LBFGSRun if plan.full_batch else TrainingRun)(self, X, Y, sw, plan, session, rows)

@@ -101,15 +101,17 @@ class FitPlan:
             )
         return n_val
 
-    def hold_out(self, rng, X, Y, sw):
+    def hold_out(self, rng, X, Y, sw, rows=None):
         """Split off the validation rows (a draw from ``rng``); return the training rows, ascending.
 
         The training rows stay where they are (the training kernel indexes
         ``X``); the validation rows become :attr:`validation`, read-only
-        copies (the predict and loss kernels take whole matrices).
+        copies (the predict and loss kernels take whole matrices).  ``rows``:
+        split those rows of ``X`` (ascending), not all of them.
         """
-        n_val = self.n_validation(X.shape[0])
-        perm = rng.permutation(X.shape[0])
+        n = X.shape[0] if rows is None else rows.size
+        n_val = self.n_validation(n)
+        perm = rng.permutation(n) if rows is None else rows[rng.permutation(n)]
         val, tr = perm[:n_val], np.sort(perm[n_val:])
         if sw[tr].sum() <= 0:
             raise ValueError("after validation_split every training sample has weight 0")

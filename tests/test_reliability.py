@@ -560,6 +560,33 @@ def test_estimator_uses_read_only_data_in_place(tmp_path):
     assert peak < X.nbytes / 2, f"peak {peak / 2**20:.1f} MiB"
 
 
+def test_estimator_early_stopping_trains_on_its_rows_in_place(tmp_path):
+    pytest.importorskip("sklearn")
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((20000, 100))  # 16 MB
+    y = rng.integers(0, 3, 20000)
+    Xm = _read_only_memmap(tmp_path, X)
+    kw = dict(hidden_layer_sizes=(8,), max_iter=2, early_stopping=True, n_iter_no_change=5, random_state=0)
+    with pytest.warns(Warning):  # ConvergenceWarning after max_iter=2
+        numbanet.MLPClassifier(**kw).fit(Xm[:100], y[:100])  # compile outside the measurement
+    clf = numbanet.MLPClassifier(**kw)
+    tracemalloc.start()
+    try:
+        with pytest.warns(Warning):  # ConvergenceWarning after max_iter=2
+            clf.fit(Xm, y)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    # The held-out 10 % is copied (1.6 MB); a copy of the training rows would be 14.4 MB.
+    assert peak < X.nbytes / 2, f"peak {peak / 2**20:.1f} MiB"
+    ref = numbanet.MLPClassifier(**kw)
+    with pytest.warns(Warning):
+        ref.fit(X.copy(), y)
+    for a, b in zip(clf.coefs_, ref.coefs_):
+        np.testing.assert_array_equal(a, b)
+    assert clf.validation_scores_ == ref.validation_scores_
+
+
 # ------------------------------------------------------------- estimators
 
 
