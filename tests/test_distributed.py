@@ -469,6 +469,41 @@ def _steps_on_one_machine(net0, X, Y, optimizer, steps, **kw):
     return one
 
 
+@pytest.mark.parametrize("at_call", [1, 2, 3, 4])  # the validation loss or the predict of epoch 1 or 2
+def test_ctrl_c_in_a_sync_epoch_end_is_finished_by_the_next_fit(threads, monkeypatch, at_call):
+    X, Y, sw = _data(n=60)
+    Xv, Yv, _ = _data(n=20, seed=3)
+    kw = dict(batch_size=12, sample_weight=sw, validation_data=(Xv, Yv), progress=False)
+
+    def fit(net, opt, sched, epochs):
+        return DataParallel(net, threads).fit(X, Y, epochs=epochs, optimizer=opt, lr_schedule=sched, **kw)
+
+    ref, ref_opt, ref_sched = _net(), numbanet.SGD(lr=0.5, momentum=0.9), numbanet.ReduceLROnPlateau(patience=0)
+    ref_val = fit(ref, ref_opt, ref_sched, 3).val_loss
+    net, opt, sched = _net(), numbanet.SGD(lr=0.5, momentum=0.9), numbanet.ReduceLROnPlateau(patience=0)
+    calls = {"n": 0}
+    for name in ("loss", "predict"):  # the validation pass: a loss, then a predict
+        method = getattr(numbanet.Network, name)
+
+        def counted(self, *args, _method=method, **kwargs):
+            calls["n"] += 1
+            if calls["n"] == at_call:
+                raise KeyboardInterrupt
+            return _method(self, *args, **kwargs)
+
+        monkeypatch.setattr(numbanet.Network, name, counted)
+    with pytest.raises(KeyboardInterrupt):
+        fit(net, opt, sched, 3)
+    monkeypatch.undo()
+    val = list(net.history.val_loss)
+    assert net.epochs_trained == (at_call + 1) // 2 and net._pending is not None
+    assert not net._fit_lock.locked()
+    val += fit(net, opt, sched, 3 - net.epochs_trained).val_loss  # the epoch end first, then the rest
+    assert val == ref_val
+    assert sched._scale == ref_sched._scale and opt.t == ref_opt.t
+    np.testing.assert_array_equal(net.params, ref.params)
+
+
 def test_ctrl_c_on_the_client_leaves_the_network_consistent_and_fit_finishes_the_epoch(threads):
     X, Y, sw = _data(n=60)
     net = _net()

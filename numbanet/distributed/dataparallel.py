@@ -18,7 +18,7 @@ import numpy as np
 from numbanet import _validation as check
 from numbanet import config, interrupts
 from numbanet.distributed.worker import WarmUp, _forget_stop, _request_stop, _Shard
-from numbanet.engine import data_fingerprint, leave_pending, record_epochs, resumable
+from numbanet.engine import EpochEnd, data_fingerprint, leave_pending, record_epochs, resumable
 from numbanet.exceptions import TrainingDivergedError
 from numbanet.kernels import layout as _layout
 from numbanet.kernels import rng as _rng
@@ -642,15 +642,34 @@ class DataParallel:
                 break
 
 
-def _end_epoch(net, session, e, loss, lr):
-    """Record epoch ``e`` of the fit as completed, run the per-epoch work; return True to stop."""
-    history, epochs = session.history, session.plan.epochs
+def _end_epoch(net, session, e, loss, lr, holder=None):
+    """Record epoch ``e`` of the fit as completed, run the per-epoch work; return True to stop.
+
+    While that work is not all done, ``holder.end`` (a sync run's) is its
+    :class:`~numbanet.engine.EpochEnd`, which an interruption leaves pending
+    for the next fit to finish, as ``Network.fit`` does.
+    """
     with interrupts.held():
-        record_epochs(net, history, net.epochs_trained, [loss], [lr])
-    stop = bool(session.epoch_end(history)) if session.epoch_end is not None else False
+        record_epochs(net, session.history, net.epochs_trained, [loss], [lr])
+        end = EpochEnd(loss) if session.epoch_end is not None else None
+        if holder is not None:
+            holder.end = end
+    return _finish_epoch_end(session, e, end, holder)
+
+
+def _finish_epoch_end(session, e, end, holder=None, resumed=False):
+    """Do the per-epoch work ``end`` has left (none when None); return True to stop.
+
+    A ``resumed`` end was left by an interrupted fit: its callbacks belonged to
+    that fit and are not called again.
+    """
+    history = session.history
+    stop = bool(session.epoch_end(history, end, callbacks=not resumed)) if end is not None else False
+    if holder is not None:
+        holder.end = None
     session.bar.update(e + 1, history)
     if stop:
-        history.stopped_early = e + 1 < epochs
+        history.stopped_early = e + 1 < session.plan.epochs
     return stop
 
 
@@ -699,6 +718,9 @@ class _SyncRun:
         if data["kind"] == "memory":
             self.fingerprint = data_fingerprint(data["X"], data["Y"], self.sw, self.batch_size, plan.shuffle)
         self.pending = resumable(pending, self.fingerprint, self.opt)
+        self.end = None  # the last completed epoch's EpochEnd while its per-epoch work is not all done
+        if self.pending is not None and self.pending.batch == 0:  # stopped in an epoch end: finish that only
+            self.end, self.pending = self.pending.end, None
         self.order, self.b_next, self.acc, self.t0 = None, 0, 0.0, self.opt.t
         self.diverged = False
         self.rng_before = None  # the generator before this epoch's draw, until the epoch's first step
@@ -708,6 +730,10 @@ class _SyncRun:
         """Train every epoch of the plan; leave the network consistent whatever stops it."""
         plan, opt = self.plan, self.opt
         try:
+            if self.end is not None and self.session.epoch_end is not None:
+                if _finish_epoch_end(self.session, -1, self.end, self, resumed=True):
+                    return
+            self.end = None
             for e in range(plan.epochs):
                 if plan.schedule.needs_loss and np.isnan(plan.lrs[e]):
                     plan.lrs[e] = _check(plan.schedule, self.first + e, opt.lr)
@@ -718,7 +744,8 @@ class _SyncRun:
                 if not _train._all_finite(self.net.params):
                     self._diverge(samples0, self.first + e, self.n_batches, lr)
                 self.b_next = 0
-                if _end_epoch(self.net, self.session, e, self.acc / self.sw_total if self.sw_total > 0 else 0.0, lr):
+                loss = self.acc / self.sw_total if self.sw_total > 0 else 0.0
+                if _end_epoch(self.net, self.session, e, loss, lr, holder=self):
                     break
         finally:
             self._leave()
@@ -806,10 +833,13 @@ class _SyncRun:
         if self.rng_before is not None:
             # Stopped before the epoch's first step: undraw its order, so that the next fit draws the same one.
             self.net._rng_state[:] = self.rng_before
-        if 0 < self.b_next < self.n_batches and self.fingerprint is not None:
-            # Stopped inside an epoch: leave it pending, as Network.fit does, for this or a later fit.
+        if self.fingerprint is None:
+            return
+        if 0 < self.b_next < self.n_batches or self.end is not None:
+            # Stopped inside an epoch or its per-epoch work: leave it pending, as Network.fit does.
             backup = self.backup.copy()
-            leave_pending(self.net, self.fingerprint, self.opt, self.order, self.b_next, self.acc, backup, self.t0)
+            args = (self.order, self.b_next, self.acc, backup, self.t0, self.end)
+            leave_pending(self.net, self.fingerprint, self.opt, *args)
 
 
 def _fresh(opt):
