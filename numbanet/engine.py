@@ -199,7 +199,7 @@ class TrainingRun:
         self.epochs = plan.epochs
         self.batch_size = batch_size = plan.batch_for(n)
         # A larger mini-batch is computed in parts of these many rows, so Ctrl-C is seen between them.
-        self.part_rows = batch_size if self.sparse else min(batch_size, net._chunk_rows(passes=3))
+        self.part_rows = batch_size if self.sparse else min(batch_size, net._chunk_rows())
         self.shuffle = shuffle = plan.shuffle
         self.optimizer = optimizer = plan.optimizer
         self.schedule = plan.schedule

@@ -450,13 +450,12 @@ class Network:
             pool.release(ws)
         return out
 
-    def _chunk_rows(self, passes=1):
+    def _chunk_rows(self):
         """Rows of one kernel call of predict / loss / gradients: a power of two, at most CHUNK, at most CHUNK_WORK.
 
-        ``passes`` over the weights per row: 1 to predict; a training step
-        makes 3 (forward, the deltas, the weight gradient).
+        Training computes a larger mini-batch in parts of these many rows too.
         """
-        rows = max(1, min(config.CHUNK, config.CHUNK_WORK // (passes * self.n_params)))
+        rows = max(1, min(config.CHUNK, config.CHUNK_WORK // self.n_params))
         return 1 << (rows.bit_length() - 1)
 
     def _cost(self, X, Y, sw, grad):
@@ -639,8 +638,9 @@ class Network:
         ``net.history`` holds the epochs recorded so far.  ``KeyboardInterrupt``
         surfaces within about 0.05 s of training (the jitted loop returns to
         Python that often), or after the current part of a large mini-batch
-        (computed in parts of at most ``config.CHUNK_WORK`` multiply-adds a
-        pass, and dropped, whole, when stopped between them); it is held back wherever it would split the bookkeeping
+        (computed in parts of at most ``config.CHUNK`` rows and
+        ``config.CHUNK_WORK`` multiply-adds a pass, and dropped, whole, when
+        stopped between them); it is held back wherever it would split the bookkeeping
         (:mod:`numbanet.interrupts`), so no instant is unsafe.  A later ``fit`` on the same data with the same
         ``batch_size``, ``shuffle`` and optimizer first finishes the
         interrupted epoch, so the result equals an uninterrupted run.

@@ -309,8 +309,8 @@ PART = 8  # rows of a part: the kernel computes a 40-row mini-batch in 5 parts
 
 def _parts_of(monkeypatch, net, rows=PART):
     """Make training compute mini-batches larger than ``rows`` in parts of ``rows`` rows."""
-    monkeypatch.setattr(config, "CHUNK_WORK", 3 * net.n_params * rows)
-    assert net._chunk_rows(passes=3) == rows
+    monkeypatch.setattr(config, "CHUNK_WORK", net.n_params * rows)
+    assert net._chunk_rows() == rows
 
 
 def _deep(dropout=0.0, l2=0.0):
