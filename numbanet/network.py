@@ -504,7 +504,7 @@ class Network:
 
         With ``restore`` (fit), the network is first put back as it was on entry.
         """
-        # Records are not cleared on entry: another thread's call may be about to read its own.
+        # A failure record keeps one row per thread: this call reads (and clears) its thread's only.
         pieces = list(self.custom_pieces.values())
         saved = self._state() if restore else None
         try:

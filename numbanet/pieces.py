@@ -31,8 +31,9 @@ Any other exception (``raise ValueError(...)`` in the function) stops the
 :class:`ValueError` naming the piece, the function (or derivative) and the
 input, the Python exception chained; the network is left as it was before
 the call.  (A compiled callback cannot pass an exception on: each function
-runs inside a guard that records the input and returns NaN, and Python
-raises once the kernel returns.)  A function that calls itself, directly or
+runs inside a guard that records the input, in a row of the calling
+thread's own, and returns NaN; Python raises once the kernel returns, for
+the failures of its own thread only.)  A function that calls itself, directly or
 through other functions it names, is refused when the piece is made: deep
 recursion in compiled code overflows the stack and kills the process.
 
@@ -72,9 +73,12 @@ from numbanet.kernels.pieces import (
     FN_SLOPE,
     FN_VALUE,
     LOSS_SIGNATURE,
+    RECORD_SLOTS,
     builtin_fns,
     callback,
+    new_record,
     record_failure,
+    take_failure,
 )
 
 _F64 = types.float64
@@ -107,8 +111,8 @@ _COMPILED = {}
 def _compile(what, name, role, fn, signature):
     """``fn`` compiled by Numba for ``signature`` inside its failure guard, or ValueError naming the piece.
 
-    Returns ``(compiled, record)``: ``record`` is the float64 array of 3 the guard writes
-    ``1, x, y`` into when ``fn`` raises at ``x`` (or ``(x, y)``).
+    Returns ``(compiled, record)``: ``record`` is the failure record (:func:`numbanet.kernels.pieces.new_record`)
+    the guard writes the calling thread's input into when ``fn`` raises at ``x`` (or ``(x, y)``).
     """
     if not callable(fn):
         raise ValueError(f"{what} {name!r}: {role} must be a function; got {fn!r}")
@@ -129,7 +133,7 @@ def _compile(what, name, role, fn, signature):
         # error_model="numpy": 1/0 gives inf as in the kernels.  Not inlined into the guard: Numba's
         # try/except does not catch a raise inlined into it.
         compiled = njit(signature, cache=False, error_model="numpy")(target)
-        record = np.zeros(3)
+        record = new_record()
         guarded = _guard(compiled, record, len(signature.args), signature)
     except Exception as e:  # numba.core.errors.TypingError, UnsupportedError, ...
         reason = str(e).strip().splitlines()
@@ -150,14 +154,14 @@ def _guard(compiled, record, n_args, signature):
     A C callback cannot pass an exception on (Numba would print it and return 0); Python raises from
     ``record`` once the kernel returns (:func:`raise_failures`).
     """
-    addr = record.ctypes.data
+    addr, slots = record.ctypes.data, RECORD_SLOTS
     if n_args == 1:
 
         def guarded(z):
             try:
                 return compiled(z)
             except Exception:
-                record_failure(addr, z, 0.0)
+                record_failure(addr, slots, z, 0.0)
                 return np.nan
 
     else:
@@ -166,7 +170,7 @@ def _guard(compiled, record, n_args, signature):
             try:
                 return compiled(a, y)
             except Exception:
-                record_failure(addr, a, y)
+                record_failure(addr, slots, a, y)
                 return np.nan
 
     return njit(signature, cache=False, error_model="numpy")(guarded)
@@ -393,8 +397,9 @@ class Loss:
 
 
 def _clear(piece):
+    """Forget the calling thread's failures of ``piece`` (other threads' are theirs to read)."""
     for record, _, _ in piece._records:
-        record[:] = 0.0
+        take_failure(record)
 
 
 _LOSS_CALLBACKS = {}
@@ -411,19 +416,19 @@ def _loss_callback(compiled):
 def raise_failures(pieces, call):
     """Raise :class:`~numbanet.exceptions.CustomPieceError` if one of ``pieces`` raised in the call just made.
 
-    The records are cleared.  ``call`` names what stopped (``"predict"``, ``"fit"``, ...).  The message
+    The calling thread's rows of the records are cleared (another thread's call reads its own).
+    ``call`` names what stopped (``"predict"``, ``"fit"``, ...).  The message
     names the piece, its function and the input; the Python exception the function raises there is chained.
     """
     failed = None
     for piece in pieces:
         for record, role, fn in piece._records:
-            if record[0] and failed is None:
-                failed = (piece, role, fn, record[1], record[2])
-            record[:] = 0.0
+            where = take_failure(record)  # this thread's only: a call in another thread reads its own
+            if where is not None and failed is None:
+                failed = (piece, role, fn, *where)
     if failed is None:
         return
     piece, role, fn, x, y = failed
-    x, y = float(x), float(y)
     loss = isinstance(piece, Loss)
     where = f"a = {x!r}, y = {y!r}" if loss else f"z = {x!r}"
     try:

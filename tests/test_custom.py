@@ -558,3 +558,37 @@ def test_explain_stops_on_a_custom_function_that_raises_and_leaves_no_stale_erro
     with pytest.raises(ValueError, match=r"custom activation 'picky': its function raised .* explain stopped"):
         numbanet.explain.gradients(net, np.full((2, 2), 50.0))
     net.predict(np.zeros((2, 2)))  # the record was read and cleared
+
+
+def test_threads_sharing_a_function_each_read_their_own_failure():
+    # Two networks share PICKY's compiled function; one thread's inputs make it raise, the other's
+    # never do. Each call must report exactly its own failure, whatever the other thread does.
+    import threading
+
+    bad_net = numbanet.Network([4, 64, 2], activations=[PICKY, "identity"], seed=0)
+    good_net = numbanet.Network([4, 64, 2], activations=[PICKY, "identity"], seed=0)
+    rng = np.random.default_rng(0)
+    bad, good = rng.normal(size=(2000, 4)) * 1000, rng.normal(size=(2000, 4)) * 0.001
+    expected = good_net.predict(good)
+    seen = {"bad raised": 0, "bad silent": 0, "good raised": 0, "good differs": 0}
+    start = threading.Barrier(2)
+
+    def hammer(net, X, n=150):
+        start.wait()
+        for _ in range(n):
+            try:
+                out = net.predict(X)
+            except numbanet.exceptions.CustomPieceError:
+                seen["bad raised" if X is bad else "good raised"] += 1
+            else:
+                if X is bad:
+                    seen["bad silent"] += 1
+                elif not np.array_equal(out, expected):
+                    seen["good differs"] += 1
+
+    threads = [threading.Thread(target=hammer, args=a) for a in ((bad_net, bad), (good_net, good))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert seen == {"bad raised": 150, "bad silent": 0, "good raised": 0, "good differs": 0}
