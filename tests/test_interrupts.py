@@ -392,6 +392,39 @@ def test_an_epoch_left_by_whole_batches_is_finished_in_parts(monkeypatch):
     np.testing.assert_allclose(net.params, ref.params, rtol=1e-12, atol=1e-14)
 
 
+def test_a_bad_row_or_a_divergence_in_a_later_part_puts_everything_back(monkeypatch):
+    X, Y = random_classification(n=100, seed=5)
+    net = _deep()
+    _parts_of(monkeypatch, net)
+    before, rng0 = net.params.copy(), net._rng_state.copy()
+    X[77, 2] = np.nan  # unshuffled: the second batch (rows 40 to 79), its fifth part
+    with pytest.raises(ValueError, match=r"NaN or infinity \(first at row 77, column 2"):
+        net.fit(X, Y, epochs=1, batch_size=40, shuffle=False, optimizer=numbanet.Adam(lr=0.01), progress=False)
+    np.testing.assert_array_equal(net.params, before)
+    np.testing.assert_array_equal(net._rng_state, rng0)
+    assert net.epochs_trained == 0 and net.optimizer is None
+    X[77, 2] = 0.0
+    with pytest.raises(numbanet.TrainingDivergedError, match=r"epoch 0 \(counted from 0"):
+        net.fit(X, Y, epochs=1, batch_size=40, optimizer=numbanet.SGD(lr=1e300), progress=False)
+    np.testing.assert_array_equal(net.params, before)
+
+
+def test_a_batch_in_parts_with_weightless_parts_and_a_weightless_batch(monkeypatch):
+    X, Y = random_classification(n=80, seed=5)
+    sw = np.ones(80)
+    sw[:40] = 0.0  # unshuffled: the first batch has no weight, the second's first parts none either
+    sw[40:56] = 0.0
+    kw = dict(epochs=2, batch_size=40, shuffle=False, sample_weight=sw, progress=False)
+    whole = _deep()
+    hw = whole.fit(X, Y, optimizer=numbanet.Adam(lr=0.01), **kw)
+    net = _deep()
+    _parts_of(monkeypatch, net)
+    hp = net.fit(X, Y, optimizer=numbanet.Adam(lr=0.01), **kw)
+    assert hp.steps == hw.steps == 2  # a batch of weight 0 takes no step
+    np.testing.assert_allclose(net.params, whole.params, rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(hp.loss, hw.loss, rtol=1e-12)
+
+
 def test_a_real_ctrl_c_is_delivered_between_the_parts_of_a_mini_batch(monkeypatch):
     from numbanet.kernels import training as train
 
