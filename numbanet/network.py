@@ -37,7 +37,7 @@ from numbanet.kernels import losses as _loss
 from numbanet.kernels import sparse as _sparse
 from numbanet.kernels import training as _train
 from numbanet.lbfgs import LBFGSRun
-from numbanet.pieces import Activation, Loss, network_fns, raise_failures
+from numbanet.pieces import Activation, Loss, forget_failure, network_fns, raise_failures
 from numbanet.plan import FitPlan
 
 
@@ -58,6 +58,9 @@ def _loud(call, restore=False):
         return loud
 
     return decorate
+
+
+_LOUD = threading.local()  # .depth: the calls of this thread inside Network._loud_pieces
 
 
 class Network:
@@ -504,9 +507,15 @@ class Network:
 
         With ``restore`` (fit), the network is first put back as it was on entry.
         """
-        # A failure record keeps one row per thread: this call reads (and clears) its thread's only.
+        # The failure record keeps one row per thread, its first failure: this call reads (and clears)
+        # its own thread's only.  The outermost call forgets a failure left unread before it (a compiled
+        # function called directly), which would hide this call's own.
         pieces = list(self.custom_pieces.values())
         saved = self._state() if restore else None
+        depth = getattr(_LOUD, "depth", 0)
+        if depth == 0:
+            forget_failure()
+        _LOUD.depth = depth + 1
         try:
             yield
         except CustomPieceError:  # from a call nested inside (a validation loss in fit)
@@ -516,6 +525,8 @@ class Network:
         except Exception:
             self._raise_failure(pieces, call, saved)  # a failed piece's NaN may surface as a divergence first
             raise
+        finally:
+            _LOUD.depth = depth
         self._raise_failure(pieces, call, saved)
 
     def _raise_failure(self, pieces, call, saved):

@@ -41,8 +41,12 @@ Compiled once: a function is compiled once per process, whatever piece,
 network or unpickled copy uses it -- "the same function" is the same code
 with the same constants, globals and closure values -- so building networks
 with custom pieces in a loop, or unpickling them (joblib, Dask), takes memory
-for each distinct function only.  (Not on disk: Numba cannot cache functions
-defined in a notebook or a ``lambda``; a process compiles each once.)
+for each distinct function only.  And on disk: the compiled guards and
+callbacks are cached like the kernels (:mod:`numbanet.piece_code`), lambdas
+and notebook functions included, so another process -- a joblib or Dask
+worker, a restarted service -- loads them instead of compiling.  A function
+that names an array or another object (not a number, a string, a module or
+another function) is compiled in memory, once per process.
 
 The network's gradients are then exact for the σ' and ∂c/∂a you wrote --
 whether *those* are right is what :func:`numbanet.testing.check_activation`,
@@ -60,26 +64,14 @@ import types as pytypes
 
 import numba
 import numpy as np
-from numba import njit, types
+from numba import types
 
-from numbanet import config
 from numbanet.exceptions import CustomPieceError
 from numbanet.kernels.activations import BUILTINS as _BUILTIN_ACTIVATIONS
+from numbanet.kernels.failures import take_failure
 from numbanet.kernels.losses import CODES as _BUILTIN_LOSSES
-from numbanet.kernels.pieces import (
-    ACTIVATION_SIGNATURE,
-    FN_COST,
-    FN_COST_SLOPE,
-    FN_SLOPE,
-    FN_VALUE,
-    LOSS_SIGNATURE,
-    RECORD_SLOTS,
-    builtin_fns,
-    callback,
-    new_record,
-    record_failure,
-    take_failure,
-)
+from numbanet.kernels.pieces import FN_COST, FN_COST_SLOPE, FN_SLOPE, FN_VALUE, builtin_fns
+from numbanet.piece_code import activation_callback, guard, loss_callback
 
 _F64 = types.float64
 # Where files of format 1 written before numbanet sampled densely hold a piece's values (odd values, clear
@@ -104,15 +96,12 @@ PROBE_AY = [
     for y in (-3.1, -0.45, 0.0, 0.3, 0.5, 0.77, 1.0, 2.6)
 ]
 
-# Compiled functions by what they compute (see _function_key): each distinct function compiles once.
-_COMPILED = {}
-
 
 def _compile(what, name, role, fn, signature):
-    """``fn`` compiled by Numba for ``signature`` inside its failure guard, or ValueError naming the piece.
+    """Return the :class:`numbanet.piece_code.Guard` of ``fn`` for ``signature``, or raise ValueError naming the piece.
 
-    Returns ``(compiled, record)``: ``record`` is the failure record (:func:`numbanet.kernels.pieces.new_record`)
-    the guard writes the calling thread's input into when ``fn`` raises at ``x`` (or ``(x, y)``).
+    The guard returns NaN where ``fn`` raises, and records the calling thread's
+    input (:mod:`numbanet.kernels.failures`) under the guard's ``fid``.
     """
     if not callable(fn):
         raise ValueError(f"{what} {name!r}: {role} must be a function; got {fn!r}")
@@ -124,17 +113,10 @@ def _compile(what, name, role, fn, signature):
             f"{what} {name!r}: its {role} calls itself (recursion); numbanet refuses recursive functions, "
             "which can overflow the stack of compiled code and kill the process. Write it as a loop"
         )
-    key = _function_key(target)
-    key = None if key is None else (key, str(signature))
-    hit = _COMPILED.get(key) if key is not None else None
-    if hit is not None:
-        return hit
     try:
         # error_model="numpy": 1/0 gives inf as in the kernels.  Not inlined into the guard: Numba's
         # try/except does not catch a raise inlined into it.
-        compiled = njit(signature, cache=False, error_model="numpy")(target)
-        record = new_record()
-        guarded = _guard(compiled, record, len(signature.args), signature)
+        return guard(target, signature, _function_key(target))
     except Exception as e:  # numba.core.errors.TypingError, UnsupportedError, ...
         reason = str(e).strip().splitlines()
         short = " ".join(line.strip() for line in reason[:6] if line.strip())
@@ -142,38 +124,6 @@ def _compile(what, name, role, fn, signature):
             f"{what} {name!r}: Numba cannot compile its {role} as a function of "
             f"{'one float' if len(signature.args) == 1 else 'two floats'} returning a float: {short}"
         ) from None
-
-    if key is not None:
-        _COMPILED[key] = (guarded, record)
-    return guarded, record
-
-
-def _guard(compiled, record, n_args, signature):
-    """``compiled`` behind a guard: an exception inside writes its input into ``record`` and gives NaN.
-
-    A C callback cannot pass an exception on (Numba would print it and return 0); Python raises from
-    ``record`` once the kernel returns (:func:`raise_failures`).
-    """
-    addr, slots = record.ctypes.data, RECORD_SLOTS
-    if n_args == 1:
-
-        def guarded(z):
-            try:
-                return compiled(z)
-            except Exception:
-                record_failure(addr, slots, z, 0.0)
-                return np.nan
-
-    else:
-
-        def guarded(a, y):
-            try:
-                return compiled(a, y)
-            except Exception:
-                record_failure(addr, slots, a, y)
-                return np.nan
-
-    return njit(signature, cache=False, error_model="numpy")(guarded)
 
 
 def _wrap(fn, n_args):
@@ -306,12 +256,13 @@ class Activation:
         self.function = function
         self.derivative = derivative
         self.init = init
-        (f, f_record), (d, d_record) = (
+        f, d = (
             _compile("activation", name, "function", function, _F64(_F64)),
             _compile("activation", name, "derivative", derivative, _F64(_F64)),
         )
-        self._compiled = (f, d)
-        self._records = ((f_record, "function", function), (d_record, "derivative", derivative))
+        self._guards = (f, d)
+        self._compiled = (f.compiled, d.compiled)
+        self._roles = ((f.fid, "function", function), (d.fid, "derivative", derivative))
 
     def fingerprint(self, points=None):
         """Return σ and σ' at :data:`PROBE_Z` (saved with a model: ``load`` tells a different piece of that name).
@@ -321,7 +272,7 @@ class Activation:
         f, d = self._compiled
         z = PROBE_Z if points is None else points
         values = np.array([g(x) for g in (f, d) for x in z], dtype=np.float64)
-        _clear(self)  # a point where the function raises gives NaN here, and no error in the next call
+        forget_failure()  # a point where the function raises gives NaN here, and no error in the next call
         return values
 
     def __reduce__(self):
@@ -367,20 +318,20 @@ class Loss:
         self.cost = cost
         self.derivative = derivative
         sig = _F64(_F64, _F64)
-        (c, c_record), (d, d_record) = (
+        c, d = (
             _compile("loss", name, "cost", cost, sig),
             _compile("loss", name, "derivative", derivative, sig),
         )
-        self._compiled = (c, d)
-        self._records = ((c_record, "cost", cost), (d_record, "derivative", derivative))
-        self._callbacks = (_loss_callback(c), _loss_callback(d))
+        self._compiled = (c.compiled, d.compiled)
+        self._roles = ((c.fid, "cost", cost), (d.fid, "derivative", derivative))
+        self._callbacks = (loss_callback(c), loss_callback(d))
 
     def fingerprint(self, points=None):
         """Return c and ∂c/∂a at :data:`PROBE_AY` (see :meth:`Activation.fingerprint`)."""
         c, d = self._compiled
         ay = PROBE_AY if points is None else points
         values = np.array([g(a, y) for g in (c, d) for a, y in ay], dtype=np.float64)
-        _clear(self)
+        forget_failure()
         return values
 
     def __reduce__(self):
@@ -396,39 +347,26 @@ class Loss:
         return self
 
 
-def _clear(piece):
-    """Forget the calling thread's failures of ``piece`` (other threads' are theirs to read)."""
-    for record, _, _ in piece._records:
-        take_failure(record)
-
-
-_LOSS_CALLBACKS = {}
-
-
-def _loss_callback(compiled):
-    """Return the C callback of a compiled loss function, made once per function (kept, as the function is)."""
-    hit = _LOSS_CALLBACKS.get(id(compiled))
-    if hit is None or hit[0] is not compiled:
-        hit = _LOSS_CALLBACKS[id(compiled)] = (compiled, callback(LOSS_SIGNATURE, compiled))
-    return hit[1]
+def forget_failure():
+    """Forget the calling thread's recorded failure (another thread's is its own to read)."""
+    take_failure()
 
 
 def raise_failures(pieces, call):
     """Raise :class:`~numbanet.exceptions.CustomPieceError` if one of ``pieces`` raised in the call just made.
 
-    The calling thread's rows of the records are cleared (another thread's call reads its own).
+    The calling thread's failure record is cleared (another thread's call reads its own).
     ``call`` names what stopped (``"predict"``, ``"fit"``, ...).  The message
     names the piece, its function and the input; the Python exception the function raises there is chained.
     """
-    failed = None
-    for piece in pieces:
-        for record, role, fn in piece._records:
-            where = take_failure(record)  # this thread's only: a call in another thread reads its own
-            if where is not None and failed is None:
-                failed = (piece, role, fn, *where)
-    if failed is None:
+    where = take_failure()  # this thread's only: a call in another thread reads its own
+    if where is None:
         return
-    piece, role, fn, x, y = failed
+    fid, x, y = where
+    failed = next(((p, role, fn) for p in pieces for f, role, fn in p._roles if f == fid), None)
+    if failed is None:
+        return  # a function this call does not use
+    piece, role, fn = failed
     loss = isinstance(piece, Loss)
     where = f"a = {x!r}, y = {y!r}" if loss else f"z = {x!r}"
     try:
@@ -441,31 +379,6 @@ def raise_failures(pieces, call):
         f"{f' ({type(cause).__name__}: {cause})' if cause is not None else ''}; {call} stopped and the network "
         "is as it was before the call"
     ) from cause
-
-
-def _dispatch(functions):
-    """One ``(k, z) -> f_k(z)`` function over the compiled scalar ``functions``: a chain of tests of k."""
-    fn = _first(functions[0])
-    for index, g in enumerate(functions[1:], start=1):
-        fn = _chain(fn, g, index)
-    return fn
-
-
-def _first(f):
-    def first(k, z):
-        return f(z)
-
-    return njit(first)
-
-
-def _chain(prev, g, index):
-    def step(k, z):
-        return g(z) if k == index else prev(k, z)
-
-    return njit(step)
-
-
-_CACHE = {}
 
 
 def network_fns(activations, loss):
@@ -489,25 +402,10 @@ def network_fns(activations, loss):
         Memoised: networks with the same custom pieces share them.
     """
     fns = list(builtin_fns())
-    if not activations and loss is None:
-        return tuple(fns), ()
-    # By the compiled functions, not the pieces: a rebuilt or unpickled piece of the same functions shares them.
-    compiled = tuple(f for a in activations for f in a._compiled)
-    key = tuple(id(f) for f in compiled)
-    hit = _CACHE.get(key)
-    if hit is None or any(x is not y for x, y in zip(hit[0], compiled)):
-        owners = ()
-        if activations:
-            owners = (
-                callback(ACTIVATION_SIGNATURE, _dispatch(compiled[0::2])),
-                callback(ACTIVATION_SIGNATURE, _dispatch(compiled[1::2])),
-            )
-        hit = (compiled, owners)
-        _CACHE[key] = hit
-        while len(_CACHE) > config.CUSTOM_CACHE_SIZE:
-            del _CACHE[next(iter(_CACHE))]
-    owners = hit[1]
+    owners = ()
     if activations:
+        guards = tuple(g for a in activations for g in a._guards)
+        owners = (activation_callback(guards[0::2]), activation_callback(guards[1::2]))
         fns[FN_VALUE], fns[FN_SLOPE] = owners[0].address, owners[1].address
     if loss is not None:
         fns[FN_COST], fns[FN_COST_SLOPE] = loss._callbacks[0].address, loss._callbacks[1].address

@@ -6,9 +6,11 @@ built-in).  torch is optional: those comparisons skip without it.
 """
 
 import math
+import os
 import pickle
 import warnings
 
+import numba
 import numpy as np
 import pytest
 from helpers import flat_params
@@ -18,6 +20,8 @@ import numbanet
 from numbanet import reference
 from numbanet.kernels import training
 from numbanet.kernels.activations import BUILTINS
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 SWISH = numbanet.Activation("swish", function=swish, derivative=swish_derivative)
 LOG_COSH = numbanet.Loss("log_cosh", cost=log_cosh, derivative=log_cosh_derivative)
@@ -568,7 +572,8 @@ def test_threads_sharing_a_function_each_read_their_own_failure():
     bad_net = numbanet.Network([4, 64, 2], activations=[PICKY, "identity"], seed=0)
     good_net = numbanet.Network([4, 64, 2], activations=[PICKY, "identity"], seed=0)
     rng = np.random.default_rng(0)
-    bad, good = rng.normal(size=(2000, 4)) * 1000, rng.normal(size=(2000, 4)) * 0.001
+    rows = 40 if numba.config.DISABLE_JIT else 2000  # kernels run as Python in the coverage run: slow
+    bad, good = rng.normal(size=(rows, 4)) * 1000, rng.normal(size=(rows, 4)) * 0.001
     expected = good_net.predict(good)
     seen = {"bad raised": 0, "bad silent": 0, "good raised": 0, "good differs": 0}
     start = threading.Barrier(2)
@@ -592,3 +597,56 @@ def test_threads_sharing_a_function_each_read_their_own_failure():
     for t in threads:
         t.join()
     assert seen == {"bad raised": 150, "bad silent": 0, "good raised": 0, "good differs": 0}
+
+
+DISK_CHILD = """
+import json, math, sys
+import numpy as np
+import numbanet
+
+C = float(sys.argv[1])
+
+
+def f(z):
+    return math.tanh(z) * C
+
+
+def df(z):
+    return (1.0 - math.tanh(z) ** 2) * C
+
+
+act = numbanet.Activation("scaled", f, df)
+loss = numbanet.Loss("half_square", lambda a, y: 0.5 * C * (a - y) ** 2, lambda a, y: C * (a - y))
+net = numbanet.Network([3, 5, 1], activations=[act, "identity"], loss=loss, seed=0)
+X, Y = np.linspace(-1, 1, 6).reshape(2, 3), np.ones((2, 1))
+guards = [g.compiled for g in act._guards]
+callbacks = list(net._fn_owners)
+print(json.dumps({
+    "out": net.predict(X).ravel().tolist(), "loss": net.loss(X, Y),
+    "guard_hits": sum(sum(g.stats.cache_hits.values()) for g in guards),
+    "guard_misses": sum(sum(g.stats.cache_misses.values()) for g in guards),
+    "callback_hits": sum(cb.cache_hits for cb in callbacks), "callbacks": len(callbacks),
+}))
+"""
+
+
+@pytest.mark.slow  # three child Pythons
+@pytest.mark.requires_jit  # nothing is compiled, or cached, with the JIT disabled
+def test_custom_pieces_compiled_in_one_process_are_loaded_from_disk_by_the_next():
+    import json
+    import subprocess
+    import sys
+
+    def child(c):
+        env = dict(os.environ, PYTHONPATH=os.pathsep.join([ROOT, os.environ.get("PYTHONPATH", "")]))
+        done = subprocess.run([sys.executable, "-c", DISK_CHILD, repr(c)], env=env, capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr
+        return json.loads(done.stdout.splitlines()[-1])
+
+    c = 1.0 + np.random.default_rng().uniform()  # a function no earlier run has cached
+    first, second, other = child(c), child(c), child(c + 1.0)
+    assert first["guard_misses"] == 2 and first["callback_hits"] == 0  # compiled, and written
+    assert second["guard_misses"] == 0 and second["guard_hits"] == 2  # loaded: nothing compiled
+    assert second["callback_hits"] == second["callbacks"] == 4
+    assert second["out"] == first["out"] and second["loss"] == first["loss"]
+    assert other["guard_misses"] == 2 and other["out"] != first["out"]  # another function: its own code

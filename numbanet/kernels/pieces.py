@@ -33,12 +33,8 @@ address through ctypes, so the same addresses travel the same way.
 """
 
 import ctypes
-import sys
-import threading
 
-import numpy as np
-from llvmlite import ir
-from numba import cfunc, config, njit, types
+from numba import cfunc, config, types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
@@ -86,101 +82,6 @@ def loss_fn(typingctx, addr):
     return None
 
 
-# --- failure records ---------------------------------------------------------------------------
-# A custom function's failure record is a table of RECORD_SLOTS rows of three uint64: the thread that
-# failed (its threading.get_ident(), 0 for a free row) and the bits of the float64 inputs x and y.
-# Each thread claims a row of its own (compare-and-swap), so networks that share a function and run
-# in several threads at once each read their own failure, never another's.
-RECORD_SLOTS = 256
-
-
-def new_record():
-    """Return an empty failure record (see above)."""
-    return np.zeros((RECORD_SLOTS, 3), dtype=np.uint64)
-
-
-def take_failure(record):
-    """Return ``(x, y)`` where the calling thread's function raised, clearing its row; None if it did not."""
-    rows = np.flatnonzero(record[:, 0] == threading.get_ident())
-    if rows.size == 0:
-        return None
-    i = rows[0]
-    x, y = record[i, 1:].view(np.float64)
-    record[i, 1:] = 0
-    record[i, 0] = 0  # last: the row is free again only once it is clear
-    return float(x), float(y)
-
-
-def _thread_id_function():
-    """Return the address and result bits of the C function whose value ``threading.get_ident()`` returns."""
-    if sys.platform == "win32":
-        fn, bits = ctypes.windll.kernel32.GetCurrentThreadId, 32
-    else:
-        fn, bits = ctypes.CDLL(None).pthread_self, 64
-    return ctypes.cast(fn, ctypes.c_void_p).value, bits
-
-
-@intrinsic
-def _thread_id(typingctx):
-    """Return the calling thread's ``threading.get_ident()`` (the function's address is baked in: never cache)."""
-
-    def codegen(context, builder, signature, args):
-        addr, bits = _thread_id_function()
-        fnty = ir.FunctionType(ir.IntType(bits), [])
-        fn = builder.inttoptr(ir.Constant(ir.IntType(64), addr), fnty.as_pointer())
-        value = builder.call(fn, [])
-        return builder.zext(value, ir.IntType(64)) if bits < 64 else value
-
-    return types.uint64(), codegen
-
-
-@intrinsic
-def _compare_and_swap(typingctx, addr, expected, new):
-    """Atomically: if the uint64 at ``addr`` is ``expected``, write ``new``; return what was there."""
-
-    def codegen(context, builder, signature, args):
-        p, old, value = args
-        ptr = builder.inttoptr(p, ir.IntType(64).as_pointer())
-        return builder.extract_value(builder.cmpxchg(ptr, old, value, "seq_cst", "seq_cst"), 0)
-
-    return types.uint64(types.uint64, types.uint64, types.uint64), codegen
-
-
-@intrinsic
-def _store_float(typingctx, addr, x):
-    """Write the float64 ``x`` at ``addr``."""
-
-    def codegen(context, builder, signature, args):
-        p, value = args
-        builder.store(value, builder.inttoptr(p, context.get_value_type(types.float64).as_pointer()))
-        return context.get_dummy_value()
-
-    return types.void(types.uint64, types.float64), codegen
-
-
-def _record_failure(addr, slots, x, y):
-    """Record in the table at ``addr`` that this thread's function raised at ``(x, y)`` (its first failure).
-
-    Called by the guard around each custom function (:mod:`numbanet.pieces`), which returns NaN instead
-    of letting the exception reach the C callback (which cannot pass it on); Python reads the record after
-    the kernel returns and raises (:func:`take_failure`).
-    """
-    tid = _thread_id()
-    for i in range(slots):
-        row = addr + i * 24
-        owner = _compare_and_swap(row, 0, tid)
-        if owner == 0:
-            _store_float(row + 8, x)
-            _store_float(row + 16, y)
-            return
-        if owner == tid:
-            return
-
-
-# Compiled when the first guard is (never cached: the thread-id function's address is baked in).
-record_failure = njit(cache=False, nogil=True)(_record_failure)
-
-
 if config.DISABLE_JIT:
     _CTYPES = {
         ACTIVATION_SIGNATURE: ctypes.CFUNCTYPE(ctypes.c_double, ctypes.c_int64, ctypes.c_double),
@@ -196,19 +97,6 @@ if config.DISABLE_JIT:
         """Call the custom loss callback at ``addr`` through ctypes (JIT disabled)."""
         return _CTYPES[LOSS_SIGNATURE](int(addr))
 
-    def record_failure(addr, slots, x, y):
-        """Record this thread's failure at ``(x, y)`` in the table at ``addr`` (JIT disabled; the GIL is held)."""
-        table = np.ctypeslib.as_array((ctypes.c_uint64 * (3 * int(slots))).from_address(int(addr)))
-        table = table.reshape(int(slots), 3)
-        tid = threading.get_ident()
-        for row in table:
-            if row[0] == 0:
-                row[1:] = np.array([x, y], dtype=np.float64).view(np.uint64)
-                row[0] = tid
-                return
-            if row[0] == tid:
-                return
-
     class _PythonCallback:
         """A ctypes callback standing in for a Numba cfunc: ``address`` is what the kernels receive."""
 
@@ -217,14 +105,15 @@ if config.DISABLE_JIT:
             self.address = ctypes.cast(self._fn, ctypes.c_void_p).value
 
 
-def callback(signature, fn):
+def callback(signature, fn, cache=False):
     """Return a C callback of ``signature`` calling the scalar function ``fn``; its ``address`` goes in ``fns``.
 
-    A Numba ``cfunc``; with the JIT disabled, a ctypes callback of the same signature.
+    A Numba ``cfunc`` (cached on disk with ``cache``); with the JIT disabled, a
+    ctypes callback of the same signature.
     """
     if config.DISABLE_JIT:
         return _PythonCallback(signature, fn)
-    return cfunc(signature)(fn)
+    return cfunc(signature, cache=cache)(fn)
 
 
 def builtin_fns():
