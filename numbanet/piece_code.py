@@ -105,7 +105,8 @@ def guard(target, signature, key):
     ``key`` is what ``target`` computes (None: unknown, compiled in memory every
     time).  Numba's errors for a function it cannot compile propagate.
     """
-    memo = None if key is None else (key, str(signature))
+    # The function's module is part of what is cached: Numba's cache names it and imports it on loading.
+    memo = None if key is None else (getattr(target, "__module__", None), key, str(signature))
     hit = _GUARDS.get(memo)
     if hit is not None:
         return hit
@@ -117,9 +118,7 @@ def guard(target, signature, key):
         module.fn = fn
         try:
             compiled = module.guarded = njit(signature, cache=True, error_model="numpy")(getattr(module, f"guard{n}"))
-        except RuntimeError as e:  # "cannot cache function ...": Numba found no folder for its index
-            if "cannot cache" not in str(e):
-                raise
+        except Exception:  # no folder for Numba's index, an entry it cannot load: compile in memory
             module = None
     fid = module.FID if module is not None else next(_FIDS)
     if module is None:
@@ -164,11 +163,12 @@ def activation_callback(guards):
         branches = "".join(f"    if k == {i}:\n        return g{i}(z)\n" for i in range(1, len(guards)))
         source = _DISPATCH_SOURCE.format(fids=list(fids), names=" = ".join(names), nones="None", branches=branches)
         module = _module("dispatch", repr(fids), source)
+    made = None
     if module is not None:
         for name, g in zip(names, guards):
             setattr(module, name, g.compiled)
-        made = callback(ACTIVATION_SIGNATURE, module.dispatch, cache=True)
-    else:
+        made = _cached_callback(ACTIVATION_SIGNATURE, module.dispatch)
+    if made is None:
         made = callback(ACTIVATION_SIGNATURE, _dispatch_in_memory([g.compiled for g in guards]))
     return _keep(("activation", fids), made)
 
@@ -178,11 +178,18 @@ def loss_callback(g):
     hit = _CALLBACKS.get(("loss", g.fid))
     if hit is not None:
         return hit
-    if g.module is not None:
-        made = callback(LOSS_SIGNATURE, g.module.loss_callback, cache=True)
-    else:
+    made = None if g.module is None else _cached_callback(LOSS_SIGNATURE, g.module.loss_callback)
+    if made is None:
         made = callback(LOSS_SIGNATURE, g.compiled)
     return _keep(("loss", g.fid), made)
+
+
+def _cached_callback(signature, fn):
+    """Return the C callback of a generated module's ``fn``, cached on disk; None where that fails."""
+    try:
+        return callback(signature, fn, cache=True)
+    except Exception:  # no folder for Numba's index, an entry it cannot load
+        return None
 
 
 def _keep(key, made):
