@@ -650,3 +650,46 @@ def test_custom_pieces_compiled_in_one_process_are_loaded_from_disk_by_the_next(
     assert second["callback_hits"] == second["callbacks"] == 4
     assert second["out"] == first["out"] and second["loss"] == first["loss"]
     assert other["guard_misses"] == 2 and other["out"] != first["out"]  # another function: its own code
+
+
+PIECE_SOURCE = """
+import math
+import numpy as np
+import numbanet
+
+TILT = {tilt}
+
+
+def tilted(z):
+    return math.tanh(z) + TILT * z
+
+
+def tilted_slope(z):
+    return 1.0 - math.tanh(z) ** 2 + TILT
+
+
+act = numbanet.Activation("tilted", tilted, tilted_slope)
+out = numbanet.Network([2, 3, 1], activations=[act, "identity"], seed=0).predict(np.ones((1, 2)))
+print(float(out[0, 0]))
+"""
+
+
+@pytest.mark.slow  # two child Pythons
+@pytest.mark.requires_jit
+def test_a_function_like_one_of_a_module_the_next_process_cannot_import_is_compiled_again(tmp_path):
+    # Numba's cache imports the module a function was compiled from when it loads it: the same code
+    # in another module (here __main__) must not be served the first one's guard.
+    import subprocess
+    import sys
+
+    source = PIECE_SOURCE.format(tilt=repr(float(np.random.default_rng().uniform(0.1, 0.2))))
+    (tmp_path / "only_here.py").write_text(source)
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([ROOT, os.environ.get("PYTHONPATH", "")]))
+    run = dict(env=env, capture_output=True, text=True)
+    first = subprocess.run(
+        [sys.executable, "-c", f"import sys; sys.path.insert(0, {str(tmp_path)!r}); import only_here"], **run
+    )
+    second = subprocess.run([sys.executable, "-c", source], **run)
+    assert first.returncode == 0, first.stderr
+    assert second.returncode == 0, second.stderr
+    assert first.stdout == second.stdout
