@@ -109,7 +109,10 @@ def guard(target, signature, key):
     hit = _GUARDS.get(memo)
     if hit is not None:
         return hit
-    fn = njit(error_model="numpy")(target)  # compiled only with a guard that is not on disk yet
+    # Compiled only with a guard that is not on disk yet.  error_model="numpy": 1/0 gives inf, as in
+    # the kernels.  A dispatcher of its own, not inlined: Numba's try/except does not catch a raise
+    # inlined into it.
+    fn = njit(error_model="numpy")(target)
     n = len(signature.args)
     made = None
     module = None if memo is None else _module("guard", repr(memo), _GUARD_SOURCE)

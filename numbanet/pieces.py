@@ -114,8 +114,6 @@ def _compile(what, name, role, fn, signature):
             "which can overflow the stack of compiled code and kill the process. Write it as a loop"
         )
     try:
-        # error_model="numpy": 1/0 gives inf as in the kernels.  Not inlined into the guard: Numba's
-        # try/except does not catch a raise inlined into it.
         return guard(target, signature, _function_key(target))
     except Exception as e:  # numba.core.errors.TypingError, UnsupportedError, ...
         reason = str(e).strip().splitlines()
