@@ -40,11 +40,14 @@ print(json.dumps({{
 """
 
 
-def _run(prelude, root, env):
+def _run(prelude, root, env, stderr=None):
+    """Run FIT after ``prelude`` in a fresh process; return what it printed (its stderr appended to ``stderr``)."""
     code = prelude + FIT.format(root=str(root))
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=root, env=env, timeout=900)
     assert r.returncode == 0, r.stderr
     assert "Traceback" not in r.stderr, r.stderr
+    if stderr is not None:
+        stderr.append(r.stderr)
     return json.loads(r.stdout.strip().splitlines()[-1])
 
 
@@ -103,7 +106,8 @@ def test_with_no_writable_cache_folder_the_kernels_compile_in_memory(tmp_path):
         "PYTHONPATH": str(tmp_path),
         "PYTHONDONTWRITEBYTECODE": "1",
     }
-    out = _run("", tmp_path, env)
+    stderr = []
+    out = _run("", tmp_path, env, stderr)
     assert (out["cache_dir"], out["locked"], out["loss_finite"], out["predict"], out["hits"]) == (
         None,
         False,
@@ -111,3 +115,7 @@ def test_with_no_writable_cache_folder_the_kernels_compile_in_memory(tmp_path):
         [4, 1],
         0,
     )
+    # import numbanet used to fail here ("cannot cache function 'identity': no locator available"); now it says
+    # once that it compiles in memory, and writes nothing.
+    assert stderr[0].count("compiled in memory") == 1, stderr[0]
+    assert [p.name for p in blocker.parent.iterdir()] == sorted(["blocker", "numbanet"])
