@@ -338,6 +338,9 @@ class TrainingRun:
             entry_points += ("cost_and_gradient_flat", "predict_flat")
             if isinstance(self.validation[0], CSRRows):
                 entry_points = tuple(f"sparse_{name}" for name in entry_points[-2:]) + entry_points[:-2]
+        in_parts = self.part_rows < self.batch_size
+        if in_parts:
+            entry_points += ("train_part_flat",)
         where = warmup.kernels_ready(self.net.dtype.name, entry_points)
         if where == "memory":
             return 0.0, self.pool.acquire(self.part_rows)[0]
@@ -351,6 +354,8 @@ class TrainingRun:
                 self.history.compile_wait_seconds = start - asked
             work = self.pool.acquire(self.part_rows)[0]
             self._slice(work, 0, stop_at_epoch_end)
+            if in_parts:
+                _train.compile_part(self._kernel_args(work))
             if self.validation is not None:
                 Xv, Yv = self.validation
                 self.net.loss(Xv[:1], Yv[:1])
@@ -359,24 +364,17 @@ class TrainingRun:
         return time.perf_counter() - start, work
 
     def _slice(self, work, budget, stop_at_epoch_end):
-        net, pos = self.net, self.pos
+        pos = self.pos
         pos[_layout.POS_BUDGET] = budget
         pos[_layout.POS_STOP_AT_EPOCH_END] = stop_at_epoch_end
-        kernel = _sparse.sparse_train_slice_flat if self.sparse else _train.train_slice_flat
-        kernel(
-            net.params,
-            net._spec,
-            self.X.arrays if self.sparse else self.X,
-            self.Y,
-            self.sw,
-            work,
-            self.optimizer.state,
-            self.backup,
-            self.run_floats,
-            self.order,
-            net._rng_state,
-            pos,
-        )
+        kernel = _sparse.sparse_train_slice_flat if self.sparse else _train.train_slice
+        kernel(*self._kernel_args(work))
+
+    def _kernel_args(self, work):
+        """Return the training kernels' arguments (:func:`numbanet.kernels.training.train_slice_flat`)."""
+        net, X = self.net, (self.X.arrays if self.sparse else self.X)
+        data = (X, self.Y, self.sw, work, self.optimizer.state, self.backup, self.run_floats, self.order)
+        return (net.params, net._spec, *data, net._rng_state, self.pos)
 
     def _rate(self, epoch):
         lr = self.schedule(epoch, self.optimizer.lr)

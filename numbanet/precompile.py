@@ -77,3 +77,6 @@ def _exercise(dtype):
     net.fit(X, Y, epochs=1, batch_size=2, progress=False)
     net.predict(X)
     net.loss(X, Y)
+    # A mini-batch larger than the work buffer, computed in parts (train_part_flat).
+    rows = net._chunk_rows() + 1
+    net.fit(np.resize(X, (rows, 2)), np.resize(Y, (rows, 2)), epochs=1, batch_size=rows, progress=False)

@@ -34,8 +34,8 @@ from numbanet.kernels import training as _train
 #: (on the Numba versions :data:`numbanet._numba.TESTED_NUMBA`; others load as Numba always does).
 FAST_LOAD = _numba.FAST_LOAD
 
-#: The kernels Python calls: training, prediction, cost and gradient.
-ENTRY_POINTS = ("train_slice_flat", "predict_flat", "cost_and_gradient_flat")
+#: The kernels Python calls: training (and a mini-batch in parts), prediction, cost and gradient.
+ENTRY_POINTS = ("train_slice_flat", "train_part_flat", "predict_flat", "cost_and_gradient_flat")
 
 #: dtypes the kernels are compiled for.
 DTYPES = ("float64", "float32")

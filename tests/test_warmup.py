@@ -248,3 +248,39 @@ def test_another_process_holding_a_dtypes_lock_delays_that_dtype_only_and_only_u
         child.communicate("\n", timeout=60)
     with warmup.compile_lock(dtype="float64", timeout=0) as free:
         assert free is True
+
+
+# ------------------------------------------- a mini-batch in parts: its kernel only where a fit needs it
+
+CHILD_PARTS = textwrap.dedent(
+    """
+    import numpy as np, numbanet
+    from numbanet.kernels import training
+    X = np.array([[0, 0], [0, 1], [1, 0], [1, 1]], float)
+    Y = np.array([[0], [1], [1], [0]], float)
+    net = numbanet.Network([2, 4, 1], seed=0)
+    net.fit(X, Y, epochs=2, batch_size=2, progress=False)
+    whole = len(training.train_part_flat.signatures)
+    real, seen = training.train_slice, []
+
+    def spy(*args):  # the part kernel's signatures as each slice of training starts (not the compile's)
+        if args[-1][training.POS_BUDGET] > 0:
+            seen.append(len(training.train_part_flat.signatures))
+        return real(*args)
+
+    training.train_slice = spy
+    rows = net._chunk_rows() + 1
+    history = net.fit(np.resize(X, (rows, 2)), np.resize(Y, (rows, 1)), epochs=1, batch_size=rows, progress=False)
+    print(whole, seen[0], len(seen), len(history.loss))
+    """
+)
+
+
+@pytest.mark.slow  # a child Python
+@pytest.mark.requires_jit
+def test_the_part_kernel_is_compiled_only_for_a_fit_in_parts_and_before_its_training():
+    out = subprocess.run([sys.executable, "-c", CHILD_PARTS], capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr
+    # Whole batches leave it alone; a batch one row larger than a chunk has it ready (compiled or loaded in
+    # the compile step, not in the training time) before its first slice, and takes two slices: two parts.
+    assert out.stdout.split() == ["0", "1", "2", "1"]

@@ -29,6 +29,7 @@ continues exactly where this one stopped.  Python sees the loop between
 slices (signals, progress, callbacks) and never inside one.
 """
 
+import numba
 import numpy as np
 
 from numbanet._jit import jit, jit_inline
@@ -86,6 +87,7 @@ from numbanet.kernels.updates import H_MOMENTUM, H_WEIGHT_DECAY, SGD, clip_by_gl
 OK = 0
 DIVERGED = 1
 BAD_INPUT = 2  # a gathered row of X holds NaN or ±inf (handled as DIVERGED, but not the optimizer's doing)
+PART = 3  # the slice stopped at a mini-batch larger than the work buffer: train_part_flat computes its next part
 
 
 @jit
@@ -495,12 +497,14 @@ def train_slice_flat(theta, spec, X, Y, sw, ws, state, backup, run, order, rng, 
     may be smaller): gather the rows, :func:`batch_step`, add the L2 gradient,
     clip by global norm (``run[RUN_CLIP] > 0``), and one optimizer step.  A
     step is a mini-batch, or a part of one that the work buffer cannot hold
-    at once (:func:`batch_part`; the optimizer steps after its last part).  The
-    call returns after ``pos[POS_BUDGET]`` steps, at the end of the run,
-    or -- with ``pos[POS_STOP_AT_EPOCH_END]`` -- at the end of the current
-    epoch, whichever comes first; calling it again with the same arrays
-    continues exactly, so a run split into slices computes bit for bit what
-    one call would.
+    at once: at such a batch the call returns with status ``PART``, and
+    :func:`train_part_flat` computes the next part (:func:`train_slice` makes
+    both calls; the optimizer steps after the last part).  The call returns
+    after ``pos[POS_BUDGET]`` steps, at the end of the run, or -- with
+    ``pos[POS_STOP_AT_EPOCH_END]`` -- at the end of the current epoch,
+    whichever comes first; calling it again with the same arrays continues
+    exactly, so a run split into slices computes bit for bit what one call
+    would.
 
     Parameters
     ----------
@@ -560,25 +564,53 @@ def train_slice_flat(theta, spec, X, Y, sw, ws, state, backup, run, order, rng, 
         start = b * batch_size
         m = min(batch_size, n - start)
         if m > cap:
-            c, wsum, bad_row, whole = batch_part(theta, spec, X, Y, sw, ws, backup, run, order, rng, pos)
-            if not whole:
-                done += 1
-                continue
-            sgd_lr = -1.0
-        else:
-            wsum, bad_row = _gather(X, Y, sw, order, start, m, As[0], Yb, rw, -1.0)
-            sgd_lr = lrs[e] if fused and m >= min_fold_rows else -1.0
-            c = np.nan  # a bad row of X ends the slice below, as a divergence does
-            if bad_row < 0:
-                c = batch_step(spec, Ws, bs, dWs, dbs, views, m, dropout, rng, wsum > 0, sgd_lr)
-                if l2 != 0.0:
-                    c += l2_penalty(theta, spec, l2)
+            pos[POS_STATUS] = PART  # Python goes on with train_part_flat, which only such fits compile
+            break
+        wsum, bad_row = _gather(X, Y, sw, order, start, m, As[0], Yb, rw, -1.0)
+        sgd_lr = lrs[e] if fused and m >= min_fold_rows else -1.0
+        c = np.nan  # a bad row of X ends the slice below, as a divergence does
+        if bad_row < 0:
+            c = batch_step(spec, Ws, bs, dWs, dbs, views, m, dropout, rng, wsum > 0, sgd_lr)
+            if l2 != 0.0:
+                c += l2_penalty(theta, spec, l2)
         go_on = finish_batch(theta, spec, grad, state, backup, run, pos, n, c, wsum, sgd_lr, bad_row)
         if pos[POS_STATUS] == OK:
             done += 1
         if not go_on:
             break
     pos[POS_DONE] = done
+
+
+@jit
+def train_part_flat(theta, spec, X, Y, sw, ws, state, backup, run, order, rng, pos):
+    """Compute the next part of the mini-batch :func:`train_slice_flat` stopped at (status ``PART``): one step.
+
+    After the batch's last part, its optimizer step and position, as
+    :func:`train_slice_flat` does after a whole batch; ``pos[POS_DONE]`` counts
+    the part.  A kernel of its own, so that only fits whose mini-batches
+    outgrow the work buffer compile it.  Same arguments as
+    :func:`train_slice_flat`.
+    """
+    grad = work_views(ws, spec)[2]
+    pos[POS_STATUS] = OK
+    c, wsum, bad_row, whole = batch_part(theta, spec, X, Y, sw, ws, backup, run, order, rng, pos)
+    if whole:
+        finish_batch(theta, spec, grad, state, backup, run, pos, order.size, c, wsum, -1.0, bad_row)
+    if pos[POS_STATUS] == OK:
+        pos[POS_DONE] += 1
+
+
+def compile_part(args):
+    """Compile (or load from the cache) :func:`train_part_flat` for the arguments ``args``, without running it."""
+    if hasattr(train_part_flat, "compile"):  # NUMBA_DISABLE_JIT=1: plain Python, nothing to compile
+        train_part_flat.compile(tuple(numba.typeof(a) for a in args))
+
+
+def train_slice(theta, spec, X, Y, sw, ws, state, backup, run, order, rng, pos):
+    """:func:`train_slice_flat`, then the next part of the mini-batch it stopped at, if any (Python, not jitted)."""
+    train_slice_flat(theta, spec, X, Y, sw, ws, state, backup, run, order, rng, pos)
+    if pos[POS_STATUS] == PART:
+        train_part_flat(theta, spec, X, Y, sw, ws, state, backup, run, order, rng, pos)
 
 
 @jit
