@@ -454,8 +454,15 @@ def _start_epoch(theta, state, backup, run, order, n_all, rng, pos):
         if order.size == n_all:
             for i in range(order.size):
                 order[i] = i
-        else:
-            order.sort()
+        else:  # distinct rows of range(n_all): ascending by marking them, without compiling a sort
+            kept = np.zeros(n_all, np.bool_)
+            for i in range(order.size):
+                kept[order[i]] = True
+            j = 0
+            for r in range(n_all):
+                if kept[r]:
+                    order[j] = r
+                    j += 1
         rng_shuffle(order, rng)
 
 
