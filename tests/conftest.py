@@ -1,4 +1,4 @@
-"""Shared test configuration: Hypothesis profiles and small fixtures.
+"""Shared test configuration: Hypothesis profiles, small fixtures, and a compile per worker under ``-n 2``.
 
 Profiles (chosen by the HYPOTHESIS_PROFILE environment variable):
 
@@ -28,6 +28,25 @@ settings.register_profile(
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "dev"))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _one_dtype_per_worker():
+    """Under pytest-xdist (``-n 2``), compile float64's kernels in the first worker and float32's in the second.
+
+    Both workers would otherwise start with float64 tests, and one would wait on
+    the compile lock while the other compiles. Each then loads the other's
+    kernels from Numba's cache. No test depends on it: kernels compile on
+    first use, and the tests of compiling itself run in fresh processes.
+    """
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    if worker in ("gw0", "gw1"):
+        import numba
+
+        import numbanet
+
+        if not numba.config.DISABLE_JIT:  # .ci/coverage: nothing to compile
+            numbanet.compile(dtypes=[("float64", "float32")[int(worker[2:])]], progress=False)
 
 
 @pytest.fixture

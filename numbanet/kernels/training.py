@@ -19,7 +19,7 @@ loop allocates nothing.
 One batch step -- forward, cost, backward -- is :func:`batch_step`, a kernel
 of its own called by both :func:`cost_and_gradient_flat` and
 :func:`train_slice_flat`, so the backward pass is compiled once; one forward
-path, :func:`forward_batch`, serves prediction too.
+path, :func:`forward_batch`, also a kernel of its own, serves prediction too.
 
 Training runs in time slices: :func:`train_slice_flat` runs at most a given
 number of mini-batches -- across epoch ends, or stopping at the next one --
@@ -154,7 +154,7 @@ def work_views(ws, spec):
     return cap, (As, Zs, Ds, Ms, Yb, rw), grad
 
 
-@jit_inline
+@jit
 def forward_batch(Ws, bs, acts, custom, fns, As, Zs, m, dropout, Ms, rng, keep_logits):
     """Forward pass of the first ``m`` rows, whose input is already in ``As[0]``.
 
@@ -384,7 +384,8 @@ def predict_flat(theta, spec, X, ws, out):
     for start in range(0, n, cap):
         m = min(cap, n - start)
         copy_rows(X, start, m, As[0], 0)
-        forward_batch(Ws, bs, acts, custom, fns, As, Zs, m, 0.0, Ms, no_rng, False)
+        # np.bool_(False) is typed bool, not a literal: so this is the forward pass compiled for the batch step.
+        forward_batch(Ws, bs, acts, custom, fns, As, Zs, m, 0.0, Ms, no_rng, np.bool_(False))
         copy_rows(As[L], 0, m, out, start)
 
 
@@ -454,8 +455,15 @@ def _start_epoch(theta, state, backup, run, order, n_all, rng, pos):
         if order.size == n_all:
             for i in range(order.size):
                 order[i] = i
-        else:
-            order.sort()
+        else:  # distinct rows of range(n_all): ascending by marking them, without compiling a sort
+            kept = np.zeros(n_all, np.bool_)
+            for i in range(order.size):
+                kept[order[i]] = True
+            j = 0
+            for r in range(n_all):
+                if kept[r]:
+                    order[j] = r
+                    j += 1
         rng_shuffle(order, rng)
 
 
