@@ -6,11 +6,13 @@
 overrides them is checked as it behaves.  Work is in float64: a float32
 network is checked through a float64 copy of itself.
 
-ReLU kinks: a central difference across a point where some ReLU (or leaky
+Kinks: a central difference across a point where some ReLU (or leaky
 ReLU) pre-activation changes sign measures an average of two slopes, not the
 derivative; across the origin of an ELU, whose second derivative jumps there,
-it is only first-order accurate.  For every parameter the check runs the forward pass at both
-perturbed points and, when any ReLU-like unit's sign pattern differs between
+it is only first-order accurate, and so is one across a Huber residual
+``|a - y| = δ``, where the loss turns from quadratic to linear.  For every parameter the check runs the
+forward pass at both perturbed points and, when any ReLU-like unit's sign
+pattern (or, for the Huber loss, any output's side of δ) differs between
 them, marks the entry as straddling a kink and leaves it out of the
 comparison.  Such entries are counted and named in the report, never silently
 compared.  When every probed entry straddles a kink, nothing was compared and
@@ -23,6 +25,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from numbanet.kernels.activations import BUILTINS as _BUILTINS
+from numbanet.kernels.losses import HUBER_DELTA as _HUBER_DELTA
 
 #: Built-in activations that change formula at z = 0 (relu, leaky_relu, elu).
 _KINKED = tuple(name for name, b in _BUILTINS.items() if b.kink)
@@ -51,7 +54,7 @@ class GradcheckResult:
     passed : bool
         At least one entry was compared, and every compared entry satisfies
         ``|a - n| <= atol + rtol * max(|a|, |n|)``.  False when nothing was
-        compared (every probed entry straddled a ReLU kink).
+        compared (every probed entry straddled a kink).
     max_rel_error, mean_rel_error : float
         Over compared entries, of ``|a - n| / max(|a|, |n|)`` (0 where both
         are below ``atol``); NaN when nothing was compared.
@@ -60,7 +63,7 @@ class GradcheckResult:
     n_checked : int
         Entries compared.
     n_kink : int
-        Entries left out because their finite difference straddles a ReLU kink.
+        Entries left out because their finite difference straddles a kink.
     failures : list of Entry
         Compared entries outside the tolerance.
     worst : list of Entry
@@ -93,9 +96,13 @@ class GradcheckResult:
         )
 
 
-def _relu_signs(net, X):
-    Z, _ = net.forward(X)
-    return [z > 0 for z, act in zip(Z, net.activation_names) if act in _KINKED]
+def _kink_sides(net, X, Y):
+    """Which side of its kink every ReLU-like pre-activation and, for the Huber loss, every residual is on."""
+    Z, A = net.forward(X)
+    sides = [z > 0 for z, act in zip(Z, net.activation_names) if act in _KINKED]
+    if net.loss_name == "huber":
+        sides.append(np.abs(A[-1] - np.asarray(Y, dtype=A[-1].dtype)) > _HUBER_DELTA)
+    return sides
 
 
 def gradcheck(net, X, Y, sample_weight=None, eps=1e-5, rtol=1e-5, atol=1e-8, max_entries=None, seed=0, n_worst=5):
@@ -128,7 +135,7 @@ def gradcheck(net, X, Y, sample_weight=None, eps=1e-5, rtol=1e-5, atol=1e-8, max
     -------
     GradcheckResult
         ``passed`` is False when no entry could be compared (all probed
-        entries straddle a ReLU kink); the report says so.
+        entries straddle a kink); the report says so.
 
     Raises
     ------
@@ -145,7 +152,7 @@ def gradcheck(net, X, Y, sample_weight=None, eps=1e-5, rtol=1e-5, atol=1e-8, max
     work = net if net.dtype == np.float64 else net.astype(np.float64)
     kw = {} if sample_weight is None else {"sample_weight": sample_weight}
     dW, db = work.gradients(X, Y, **kw)
-    kinked = any(act in _KINKED for act in work.activation_names)
+    kinked = work.loss_name == "huber" or any(act in _KINKED for act in work.activation_names)
 
     targets = []
     for l, (W, b) in enumerate(zip(work.weights, work.biases)):
@@ -163,10 +170,10 @@ def gradcheck(net, X, Y, sample_weight=None, eps=1e-5, rtol=1e-5, atol=1e-8, max
         try:
             arr[idx] = original + eps
             plus = work.loss(X, Y, **kw)
-            signs_plus = _relu_signs(work, X) if kinked else None
+            signs_plus = _kink_sides(work, X, Y) if kinked else None
             arr[idx] = original - eps
             minus = work.loss(X, Y, **kw)
-            signs_minus = _relu_signs(work, X) if kinked else None
+            signs_minus = _kink_sides(work, X, Y) if kinked else None
         finally:
             arr[idx] = original
         numeric = (plus - minus) / (2 * eps)
@@ -206,9 +213,17 @@ def _fmt(e):
     return f"{where} {e.analytic:>+15.8e} {e.numeric:>+15.8e} {e.rel_error:>10.2e}"
 
 
+def _kink_words(net):
+    """How the report names the kinks ``net`` has, and what straddling one means."""
+    if net.loss_name == "huber":
+        return "a kink", "a ReLU-like pre-activation changes sign, or a Huber residual crosses ±δ, within ±eps"
+    return "a ReLU kink", "a pre-activation changes sign within ±eps"
+
+
 def _report(r, net, n_targets):
+    kink, straddling = _kink_words(net)
     if r.n_checked == 0:
-        verdict = f"FAILED (nothing compared: all {n_targets} probed entries straddle a ReLU kink)"
+        verdict = f"FAILED (nothing compared: all {n_targets} probed entries straddle {kink})"
     elif r.passed:
         verdict = "PASSED"
     else:
@@ -231,9 +246,8 @@ def _report(r, net, n_targets):
     ]
     if r.n_kink:
         lines.append(
-            f"{r.n_kink} entries were not compared: their finite difference straddles a ReLU kink "
-            f"(a pre-activation changes sign within ±eps), e.g. "
-            + ", ".join(f"layer {e.layer} {e.param}{e.index}" for e in r.kinks[:3])
+            f"{r.n_kink} entries were not compared: their finite difference straddles {kink} "
+            f"({straddling}), e.g. " + ", ".join(f"layer {e.layer} {e.param}{e.index}" for e in r.kinks[:3])
         )
     header = f"  {'layer':>5}  {'param':>5}  {'index':<10} {'analytic':>15} {'numeric':>15} {'rel.error':>10}"
     if r.failures:

@@ -188,7 +188,7 @@ def test_float64_network_left_bit_identical():
     assert net.params.tobytes() == before
 
 
-# --- ReLU kinks ----------------------------------------------------------------------
+# --- kinks: ReLU-like units and the Huber loss ----------------------------------------
 
 
 def kink_net(act, offset):
@@ -228,6 +228,34 @@ def test_no_kink_flagged_away_from_zero():
     Z, _ = net.forward(X)
     assert min(np.abs(z).min() for z in Z) > 1e-3
     r = numbanet.gradcheck(net, X, Y)
+    assert r.passed and r.n_kink == 0 and r.n_checked == net.n_params
+
+
+@pytest.mark.parametrize(
+    "targets, weights",
+    [([1.0, -2.0], None), ([1.0, -2.0, 1.0], [0.0, 1.0, 1.0])],  # the second as Hypothesis found it
+)
+def test_a_huber_residual_on_its_kink_is_flagged_not_failed(targets, weights):
+    # The output is the bias, 0: the residual -1 sits where Huber turns from quadratic to linear, and the
+    # gradient is 0, so the central difference's error of eps / 8 there is all there is.
+    net = numbanet.Network([1, 1], ["identity"], "huber", seed=0)
+    net.weights[0][...] = 0.0
+    net.biases[0][...] = 0.0
+    X, Y = np.zeros((len(targets), 1)), np.array(targets)[:, None]
+    r = numbanet.gradcheck(net, X, Y, sample_weight=weights)
+    assert r.passed, r.report
+    assert [(e.layer, e.param, e.index) for e in r.kinks] == [(1, "b", (0,))]
+    assert "Huber residual" in r.report
+    # Compared, the bias's one-sided curvature would have failed it.
+    b = r.kinks[0]
+    assert abs(b.analytic - b.numeric) > 1e-8 + 1e-5 * max(abs(b.analytic), abs(b.numeric))
+
+
+def test_no_huber_kink_flagged_away_from_it():
+    net = numbanet.Network([1, 1], ["identity"], "huber", seed=0)
+    net.weights[0][...] = 0.0
+    net.biases[0][...] = 0.25
+    r = numbanet.gradcheck(net, np.zeros((3, 1)), np.array([[1.0], [-2.0], [0.5]]))
     assert r.passed and r.n_kink == 0 and r.n_checked == net.n_params
 
 

@@ -153,21 +153,25 @@ _builtin(
 )
 
 
+#: Huber's δ: the loss is quadratic for residuals ``|a - y| <= HUBER_DELTA`` and linear beyond (a kink of c'').
+HUBER_DELTA = 1.0
+
+
 @jit_inline
 def huber(a, y, tiny):
-    r""":math:`\tfrac12 d^2` for :math:`|d| \le 1`, else :math:`|d| - \tfrac12`, with d = a - y (δ = 1)."""
+    r""":math:`\tfrac12 d^2` for :math:`|d| \le \delta`, else :math:`\delta(|d| - \tfrac12\delta)`, with d = a - y."""
     d = abs(a - y)
-    return 0.5 * d * d if d <= 1.0 else d - 0.5
+    return 0.5 * d * d if d <= HUBER_DELTA else HUBER_DELTA * (d - 0.5 * HUBER_DELTA)
 
 
 @jit_inline
 def huber_slope(a, y, tiny):
-    """``d`` for ``|d| <= 1``, else ``sign(d)``."""
+    """``d`` for ``|d| <= δ``, else ``δ sign(d)``."""
     d = a - y
-    if d > 1.0:
-        return 1.0
-    if d < -1.0:
-        return -1.0
+    if d > HUBER_DELTA:
+        return HUBER_DELTA
+    if d < -HUBER_DELTA:
+        return -HUBER_DELTA
     return d
 
 
