@@ -101,7 +101,8 @@ def _kink_sides(net, X, Y):
     Z, A = net.forward(X)
     sides = [z > 0 for z, act in zip(Z, net.activation_names) if act in _KINKED]
     if net.loss_name == "huber":
-        sides.append(np.abs(A[-1] - np.asarray(Y, dtype=A[-1].dtype)) > _HUBER_DELTA)
+        out = A[-1]
+        sides.append(np.abs(out - np.asarray(Y, dtype=out.dtype).reshape(out.shape)) > _HUBER_DELTA)
     return sides
 
 

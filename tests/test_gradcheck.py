@@ -249,6 +249,9 @@ def test_a_huber_residual_on_its_kink_is_flagged_not_failed(targets, weights):
     # Compared, the bias's one-sided curvature would have failed it.
     b = r.kinks[0]
     assert abs(b.analytic - b.numeric) > 1e-8 + 1e-5 * max(abs(b.analytic), abs(b.numeric))
+    # The targets as a vector (one output) are read as the column they stand for.
+    flat = numbanet.gradcheck(net, X, Y.ravel(), sample_weight=weights)
+    assert flat.passed and [(e.layer, e.param, e.index) for e in flat.kinks] == [(1, "b", (0,))]
 
 
 def test_no_huber_kink_flagged_away_from_it():
