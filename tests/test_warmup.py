@@ -30,34 +30,48 @@ def test_compile_refuses_an_unsupported_dtype():
         numbanet.compile(dtypes=["float16"])
 
 
-def test_the_compile_lock_is_reentrant_within_a_process():
+@pytest.fixture
+def lock_folder(tmp_path, monkeypatch):
+    """Give the test a lock folder of its own, for this process and the children it passes it to.
+
+    The locks are machine-wide: in the shared cache folder, the other test worker
+    (pytest -n 2) or its child Pythons may hold one at any moment, legitimately.
+    """
+    monkeypatch.setattr(warmup, "cache_dir", lambda: str(tmp_path))
+    return str(tmp_path)
+
+
+#: Makes a child Python's compile lock live in the folder given as its first argument, as ``lock_folder``.
+IN_FOLDER = "import sys\nfrom numbanet import warmup\nwarmup.cache_dir = lambda: sys.argv[1]\n"
+
+
+def test_the_compile_lock_is_reentrant_within_a_process(lock_folder):
     with warmup.compile_lock() as outer:
         with warmup.compile_lock() as inner:
             assert inner is True
     assert outer in (True, False)  # False only where the cache folder cannot hold a lock file
 
 
-CHILD = textwrap.dedent(
+CHILD = IN_FOLDER + textwrap.dedent(
     """
-    from numbanet import warmup
     with warmup.compile_lock(timeout=0) as locked:
         print("locked" if locked else "busy")
     """
 )
 
 
-def _child_lock():
-    out = subprocess.run([sys.executable, "-c", CHILD], capture_output=True, text=True, check=True)
+def _child_lock(folder):
+    out = subprocess.run([sys.executable, "-c", CHILD, folder], capture_output=True, text=True, check=True)
     return out.stdout.strip()
 
 
 @pytest.mark.slow  # child Pythons
-def test_another_process_waits_for_the_compile_lock():
+def test_another_process_waits_for_the_compile_lock(lock_folder):
     with warmup.compile_lock() as held:
         if not held:
             pytest.skip("no file lock here (no fcntl or a read-only cache folder)")
-        assert _child_lock() == "busy"  # timeout=0: gives up at once while this process holds it
-    assert _child_lock() == "locked"
+        assert _child_lock(lock_folder) == "busy"  # timeout=0: gives up at once while this process holds it
+    assert _child_lock(lock_folder) == "locked"
 
 
 def _xor():
@@ -175,7 +189,7 @@ def test_a_fit_with_validation_data_compiles_the_validation_kernels_before_train
 # ------------------------------------------- the lock guards compiling only, and never for long
 
 
-def test_cached_kernels_load_without_the_compile_lock(monkeypatch):
+def test_cached_kernels_load_without_the_compile_lock(monkeypatch, lock_folder):
     # Before, fit took the machine-wide lock for kernels in the cache too: a process whose float64 kernels
     # were cached waited 51.5 s while another compiled float32 ones.
     X, Y = _xor()
@@ -195,7 +209,7 @@ def test_cached_kernels_load_without_the_compile_lock(monkeypatch):
     assert taken == ["float32"]  # a compile takes its own dtype's lock
 
 
-def test_a_held_lock_is_waited_for_a_bounded_time_reported_apart(monkeypatch):
+def test_a_held_lock_is_waited_for_a_bounded_time_reported_apart(monkeypatch, lock_folder):
     import threading
 
     X, Y = _xor()
@@ -221,11 +235,9 @@ def test_a_held_lock_is_waited_for_a_bounded_time_reported_apart(monkeypatch):
     assert history.compile_wait_seconds >= 0.3 and len(history.loss) == 2  # gave up waiting, then trained
 
 
-CHILD_HOLDS = textwrap.dedent(
+CHILD_HOLDS = IN_FOLDER + textwrap.dedent(
     """
-    import sys, time
-    from numbanet import warmup
-    with warmup.compile_lock(dtype=sys.argv[1], timeout=0) as locked:
+    with warmup.compile_lock(dtype=sys.argv[2], timeout=0) as locked:
         print("locked" if locked else "busy", flush=True)
         sys.stdin.readline()
     """
@@ -233,9 +245,12 @@ CHILD_HOLDS = textwrap.dedent(
 
 
 @pytest.mark.slow  # a child Python
-def test_another_process_holding_a_dtypes_lock_delays_that_dtype_only_and_only_up_to_the_bound():
+def test_another_process_holding_a_dtypes_lock_delays_that_dtype_only_and_only_up_to_the_bound(lock_folder):
     child = subprocess.Popen(
-        [sys.executable, "-c", CHILD_HOLDS, "float64"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+        [sys.executable, "-c", CHILD_HOLDS, lock_folder, "float64"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
     )
     try:
         if child.stdout.readline().strip() != "locked":
